@@ -1,0 +1,120 @@
+"""The policy model (SPEC §2–§3) as frozen values the engine reads.
+
+`flows.core.policies.load_policies` builds a `PolicySet` from YAML; everything here is plain
+data so the engine stays free of parsing concerns.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Final, Protocol
+
+METRICS: Final = (
+    "assignment",
+    "first_response",
+    "next_response",
+    "resolution",
+    "follow_up",
+    "qualification",
+    "handoff",
+    "contact_attempts",
+    "cadence",
+    "service_window",
+)
+
+LEAD_STATUSES: Final = ("new", "qualified", "disqualified", "nurture")
+
+
+class BusinessTime(Protocol):
+    """Counted time: wall clock (24/7) or a calendar's open hours. Instants are epoch ms UTC."""
+
+    def add(self, start: int, counted: int) -> int:
+        """Return the first instant at which `counted` ms have been counted since `start`."""
+        ...
+
+    def counted(self, start: int, end: int) -> int:
+        """Return the ms counted between `start` and `end` (0 when `end <= start`)."""
+        ...
+
+    def is_open(self, at: int) -> bool:
+        """Return whether time counts at instant `at`."""
+        ...
+
+    def next_opening(self, at: int) -> int | None:
+        """Return the first instant >= `at` at which time counts (None if never again)."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """One metric's target within a policy.
+
+    Attributes:
+        metric: one of `METRICS`.
+        within: target in counted ms (None for `follow_up`, whose deadline is `due_at`,
+            and for `cadence`, whose target depends on `lead_status`).
+        warn_at: warning at this fraction of the target (used when `warn_before` is None).
+        warn_before: warning this many counted ms ahead of the deadline.
+        pause_when: conversation statuses during which the clock does not count.
+        to_role: `handoff` only: the role whose assignment fulfils the clock.
+        min_attempts: `contact_attempts` only: attempts needed.
+        gap: `contact_attempts` only: attempts closer than this merge into one (ms).
+        cadence: `cadence` only: longest silence allowed (ms) per `lead_status`.
+    """
+
+    metric: str
+    within: int | None = None
+    warn_at: float = 0.8
+    warn_before: int | None = None
+    pause_when: frozenset[str] = frozenset()
+    to_role: str = "ae"
+    min_attempts: int = 1
+    gap: int = 600_000
+    cadence: Mapping[str, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Escalation:
+    """An action taken when a clock of `metric` emits `on` (`warning` or `breached`)."""
+
+    on: str
+    metric: str
+    notify: str | None = None
+    reassign: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Policy:
+    """The first policy whose `when` matches a conversation's attributes applies to it.
+
+    `when` maps an attribute name to the accepted values (any of them matches). A list-valued
+    attribute (`tags`) matches when any of its values is accepted.
+    """
+
+    id: str
+    when: Mapping[str, frozenset[str]]
+    targets: Mapping[str, Target]
+    calendar: BusinessTime | None = None
+    calendar_id: str | None = None
+    bot_replies_count: bool = False
+    escalations: tuple[Escalation, ...] = ()
+    overload_at: int = 20
+
+
+@dataclass(frozen=True, slots=True)
+class Team:
+    """A team: its agents in round-robin order and its supervisor."""
+
+    id: str
+    agents: tuple[str, ...]
+    supervisor: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PolicySet:
+    """Everything loaded from a policy file."""
+
+    policies: tuple[Policy, ...]
+    teams: Mapping[str, Team] = field(default_factory=dict)
+    calendars: Mapping[str, BusinessTime] = field(default_factory=dict)
