@@ -1,0 +1,144 @@
+"""One SLA clock: counted time, pauses, warning and deadline instants.
+
+A clock measures one metric once. It counts time on its business-time calendar from
+`count_from` (the start, or for `service_window` the latest customer message), excluding paused
+stretches, and knows the instants at which the counted time reaches the warning offset and the
+target. It emits nothing itself: `flows.core.conversation` decides what happens and when.
+"""
+
+from __future__ import annotations
+
+from flows.core.calendar import WALL_CLOCK
+from flows.core.model import BusinessTime, Target
+
+
+class Clock:
+    """Mutable state of one clock; instants and durations are epoch / counted milliseconds."""
+
+    __slots__ = (
+        "attempts",
+        "breached",
+        "cal",
+        "count_from",
+        "counted",
+        "cycle",
+        "deadline",
+        "done",
+        "fixed_deadline",
+        "last_attempt",
+        "metric",
+        "policy_id",
+        "segments",
+        "seq",
+        "started_at",
+        "stopped_at",
+        "target",
+        "tgt",
+        "warn",
+        "warned",
+    )
+
+    def __init__(self, metric: str, cycle: int, seq: int, started_at: int) -> None:
+        self.metric = metric
+        self.cycle = cycle
+        self.seq = seq
+        self.started_at = started_at
+        # Start of the running stretch; None while paused.
+        self.count_from: int | None = started_at
+        # Counted ms in the closed stretches before `count_from`, and those stretches
+        # (only allocated once the clock has been paused).
+        self.counted = 0
+        self.segments: list[tuple[int, int]] | None = None
+        self.tgt: Target | None = None
+        self.target: int | None = None
+        self.fixed_deadline: int | None = None
+        self.cal: BusinessTime = WALL_CLOCK
+        self.policy_id: str | None = None
+        self.deadline: int | None = None
+        self.warn: int | None = None
+        self.warned = False
+        self.breached = False
+        self.done = False
+        self.stopped_at: int | None = None
+        self.attempts = 0
+        self.last_attempt: int | None = None
+
+    @property
+    def measured(self) -> bool:
+        """Whether the clock has a target (a clock without one is tracked but never reported)."""
+        return self.target is not None
+
+    @property
+    def paused(self) -> bool:
+        """Whether the clock is paused (not counting time)."""
+        return self.count_from is None
+
+    def instant_of(self, offset: int) -> int | None:
+        """Return the instant at which `offset` counted ms are reached (None: not while paused)."""
+        cal = self.cal
+        if self.segments:
+            for start, end in self.segments:
+                length = cal.counted(start, end)
+                if offset <= length:
+                    return cal.add(start, offset)
+                offset -= length
+        if self.count_from is None:
+            return None
+        return cal.add(self.count_from, offset)
+
+    def elapsed(self, at: int) -> int:
+        """Return the counted ms from the start to `at` (wall ms for `service_window`)."""
+        if self.metric == "service_window" or self.fixed_deadline is not None:
+            return max(0, at - self.started_at)
+        total = self.counted
+        if self.count_from is not None and at > self.count_from:
+            total += self.cal.counted(self.count_from, at)
+        return total
+
+    def recompute(self) -> None:
+        """Recompute the warning and deadline instants from the start and the target."""
+        tgt = self.tgt
+        target = self.target
+        if tgt is None or target is None:
+            self.deadline = self.warn = None
+            return
+        if self.fixed_deadline is not None:
+            self.deadline = self.fixed_deadline
+            if tgt.warn_before is not None:
+                self.warn = self.fixed_deadline - tgt.warn_before
+            else:
+                self.warn = self.started_at + round(target * tgt.warn_at)
+            return
+        self.deadline = self.instant_of(target)
+        if tgt.warn_before is not None:
+            warn_offset = max(0, target - tgt.warn_before)
+        else:
+            warn_offset = round(target * tgt.warn_at)
+        self.warn = self.instant_of(warn_offset)
+
+    def pause(self, at: int) -> None:
+        """Stop counting at `at`."""
+        start = self.count_from
+        if start is None:
+            return
+        if self.segments is None:
+            self.segments = []
+        self.segments.append((start, at))
+        self.counted += self.cal.counted(start, at)
+        self.count_from = None
+
+    def resume(self, at: int) -> None:
+        """Count again from `at`."""
+        if self.count_from is None:
+            self.count_from = at
+
+    def next_instant(self) -> int | None:
+        """Return the next instant at which the clock warns or breaches, if any."""
+        if self.done:
+            return None
+        nxt = None
+        if not self.warned and self.warn is not None and not self.breached:
+            nxt = self.warn
+        if not self.breached and self.deadline is not None and (nxt is None or self.deadline < nxt):
+            nxt = self.deadline
+        return nxt

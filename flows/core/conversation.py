@@ -1,0 +1,751 @@
+"""The per-conversation clock machine (SPEC §4).
+
+A `Conversation` applies its events in event-time order and fires its clocks' warnings and
+deadlines when told that time has passed them. It appends records to the `Context`'s output
+list. It never reads the wall clock, and it depends on other conversations only through the
+`Context`'s agent load counts (for the `overloaded` cause and reassignment).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Final
+
+from flows.core.calendar import WALL_CLOCK
+from flows.core.clock import Clock
+from flows.core.events import (
+    ActivityEvent,
+    AssignmentEvent,
+    AttrValue,
+    ConversationEvent,
+    Event,
+    MessageEvent,
+)
+from flows.core.model import Policy, PolicySet, Target
+from flows.core.records import ActionRecord, SlaRecord
+
+IDLE: Final = 0
+OPEN: Final = 1
+RESOLVED: Final = 2
+
+CONTACT_LEAD_STATUSES: Final = frozenset({"qualified", "disqualified", "nurture"})
+#: Clocks that outlive cycles: `resolved` does not end them, and their `seq` counts per
+#: conversation, not per cycle.
+CONVERSATION_SCOPED: Final = frozenset({"cadence", "service_window"})
+AFTER_HOURS_GRACE_MS: Final = 2 * 3600 * 1000
+
+
+def select_policy(policies: tuple[Policy, ...], attrs: Mapping[str, AttrValue]) -> Policy | None:
+    """Return the first policy whose every `when` key matches the attributes."""
+    for policy in policies:
+        for key, accepted in policy.when.items():
+            value = attrs.get(key)
+            if value is None:
+                if key == "handled_by":
+                    value = "human"
+                elif key == "status":
+                    value = "open"
+                else:
+                    break
+            if isinstance(value, tuple):
+                if accepted.isdisjoint(value):
+                    break
+            elif value not in accepted:
+                break
+        else:
+            return policy
+    return None
+
+
+class Context:
+    """What conversations share within one engine: policies, agent loads and the output list."""
+
+    __slots__ = ("loads", "out", "policies", "rr", "team_of_agent", "tracked")
+
+    def __init__(self, policies: PolicySet) -> None:
+        self.policies = policies
+        self.tracked: frozenset[str] = frozenset(
+            metric for policy in policies.policies for metric in policy.targets
+        )
+        self.loads: dict[str, int] = {}
+        self.rr: dict[str, int] = {}
+        self.out: list[SlaRecord | ActionRecord] = []
+        team_of: dict[str, str] = {}
+        for team in policies.teams.values():
+            for agent in team.agents:
+                team_of.setdefault(agent, team.id)
+        self.team_of_agent = team_of
+
+
+class Conversation:
+    """All SLA state of one conversation."""
+
+    __slots__ = (
+        "agent",
+        "agent_out",
+        "assign_team",
+        "attrs",
+        "ca_started",
+        "channel",
+        "clocks",
+        "conv_seqs",
+        "cycle",
+        "first_inbound",
+        "id",
+        "last_t",
+        "log",
+        "phase",
+        "policy",
+        "replied",
+        "res_clock",
+        "role",
+        "seen",
+        "seqs",
+        "unanswered",
+    )
+
+    def __init__(self, conversation_id: str, ctx: Context) -> None:
+        self.id = conversation_id
+        self.attrs: dict[str, AttrValue] = {}
+        self.policy: Policy | None = select_policy(ctx.policies.policies, self.attrs)
+        self.agent: str | None = None
+        self.assign_team: str | None = None
+        self.role: str | None = None
+        self.channel: str | None = None
+        self.cycle = 0
+        self.phase = IDLE
+        self.clocks: list[Clock] = []
+        self.res_clock: Clock | None = None
+        self.seqs: dict[str, int] = {}
+        self.conv_seqs: dict[str, int] = {}
+        self.first_inbound = False
+        self.replied = False
+        self.agent_out = False
+        self.ca_started = False
+        self.unanswered: int | None = None
+        self.last_t = -(2**62)
+        self.seen: set[str] = set()
+        self.log: list[tuple[int, int, Event]] = []
+
+    # ------------------------------------------------------------------ records
+
+    def _team_id(self, ctx: Context) -> str | None:
+        team = self.attrs.get("team_id")
+        if isinstance(team, str):
+            return team
+        if self.assign_team is not None:
+            return self.assign_team
+        if self.agent is not None:
+            return ctx.team_of_agent.get(self.agent)
+        return None
+
+    def _record(
+        self, ctx: Context, clock: Clock, status: str, at: int, cause: str | None = None
+    ) -> None:
+        attrs = self.attrs
+        priority = attrs.get("priority")
+        segment = attrs.get("segment")
+        lead_source = attrs.get("lead_source")
+        ctx.out.append(
+            SlaRecord(
+                conversation_id=self.id,
+                cycle=clock.cycle,
+                metric=clock.metric,
+                seq=clock.seq,
+                status=status,
+                at=at,
+                policy_id=clock.policy_id,
+                target=clock.target,
+                started_at=clock.started_at,
+                warn_at=clock.warn,
+                deadline_at=clock.deadline,
+                stopped_at=clock.stopped_at,
+                elapsed=clock.elapsed(at),
+                breached=clock.breached,
+                agent_id=self.agent,
+                team_id=self._team_id(ctx),
+                priority=priority if isinstance(priority, str) else None,
+                segment=segment if isinstance(segment, str) else None,
+                lead_source=lead_source if isinstance(lead_source, str) else None,
+                channel=self.channel,
+                attempts=clock.attempts if clock.metric == "contact_attempts" else None,
+                cause=cause,
+            )
+        )
+
+    # ------------------------------------------------------------------ clock lifecycle
+
+    def _target_value(self, metric: str, tgt: Target, clock: Clock | None) -> int | None:
+        if metric == "cadence":
+            status = self.attrs.get("lead_status")
+            return tgt.cadence.get(status) if isinstance(status, str) else None
+        if metric == "follow_up":
+            if clock is None or clock.fixed_deadline is None:
+                return None
+            return max(0, clock.fixed_deadline - clock.started_at)
+        return tgt.within
+
+    def _bind(self, clock: Clock) -> None:
+        """Attach the current policy's target (or none) to a clock and compute its instants."""
+        policy = self.policy
+        tgt = policy.targets.get(clock.metric) if policy is not None else None
+        clock.tgt = tgt
+        clock.policy_id = policy.id if policy is not None else None
+        clock.target = self._target_value(clock.metric, tgt, clock) if tgt is not None else None
+        if clock.target is None:
+            clock.tgt = None
+        if clock.metric in ("service_window", "follow_up") or policy is None:
+            clock.cal = WALL_CLOCK
+        else:
+            clock.cal = policy.calendar or WALL_CLOCK
+        clock.recompute()
+
+    def _should_pause(self, clock: Clock) -> bool:
+        tgt = clock.tgt
+        if tgt is None or not tgt.pause_when:
+            return False
+        status = self.attrs.get("status") or "open"
+        return status in tgt.pause_when
+
+    def _start(
+        self,
+        ctx: Context,
+        metric: str,
+        at: int,
+        *,
+        fixed_deadline: int | None = None,
+    ) -> Clock | None:
+        if metric not in ctx.tracked:
+            return None
+        if metric in CONVERSATION_SCOPED:
+            seq = self.conv_seqs.get(metric, 0) + 1
+            self.conv_seqs[metric] = seq
+        else:
+            seq = self.seqs.get(metric, 0) + 1
+            self.seqs[metric] = seq
+        clock = Clock(metric, max(self.cycle, 1), seq, at)
+        clock.fixed_deadline = fixed_deadline
+        self._bind(clock)
+        self.clocks.append(clock)
+        if clock.measured:
+            self._record(ctx, clock, "started", at)
+            if self._should_pause(clock):
+                clock.pause(at)
+                clock.recompute()
+                self._record(ctx, clock, "paused", at)
+            self._catch_up(ctx, clock, at)
+        return clock
+
+    def _catch_up(self, ctx: Context, clock: Clock, at: int) -> None:
+        """Breach (or warn) at once a clock whose recomputed instants are already past."""
+        if clock.deadline is not None and clock.deadline < at and not clock.breached:
+            self._breach(ctx, clock, at)
+        elif (
+            clock.warn is not None
+            and clock.warn < at
+            and not clock.warned
+            and not clock.breached
+        ):
+            self._warn(ctx, clock, at)
+
+    def _finish(self, ctx: Context, clock: Clock, at: int) -> None:
+        """Fulfil a clock: `met` before its breach, `stopped` after it."""
+        clock.done = True
+        clock.stopped_at = at
+        if clock.measured:
+            self._record(ctx, clock, "stopped" if clock.breached else "met", at)
+        self._drop(clock)
+
+    def _cancel(self, ctx: Context, clock: Clock, at: int) -> None:
+        """End a clock without an outcome; a breached clock stays breached (no record)."""
+        clock.done = True
+        if clock.measured and not clock.breached:
+            clock.stopped_at = at
+            self._record(ctx, clock, "cancelled", at)
+        self._drop(clock)
+
+    def _drop(self, clock: Clock) -> None:
+        try:
+            self.clocks.remove(clock)
+        except ValueError:
+            pass
+
+    def _running(self, metric: str) -> Clock | None:
+        for clock in self.clocks:
+            if clock.metric == metric:
+                return clock
+        return None
+
+    def _cause(self, ctx: Context, clock: Clock, at: int) -> str:
+        if self.agent is None:
+            return "unassigned"
+        if self.attrs.get("handled_by") == "bot":
+            return "bot_handled"
+        cal = clock.cal
+        if cal is not WALL_CLOCK and not cal.is_open(clock.started_at):
+            opening = cal.next_opening(clock.started_at)
+            if opening is not None and at <= opening + AFTER_HOURS_GRACE_MS:
+                return "after_hours"
+        overload_at = self.policy.overload_at if self.policy is not None else 20
+        if ctx.loads.get(self.agent, 0) >= overload_at:
+            return "overloaded"
+        return "agent"
+
+    def _warn(self, ctx: Context, clock: Clock, at: int) -> None:
+        clock.warned = True
+        self._record(ctx, clock, "warning", at)
+        self._escalate(ctx, clock, "warning", at)
+
+    def _breach(self, ctx: Context, clock: Clock, at: int) -> None:
+        clock.breached = True
+        clock.warned = True
+        cause = self._cause(ctx, clock, at)
+        if clock.metric == "service_window":
+            # WhatsApp's window is over once it closes: the next customer message opens a new one.
+            clock.done = True
+            clock.stopped_at = None
+            self._drop(clock)
+        self._record(ctx, clock, "breached", at, cause)
+        self._escalate(ctx, clock, "breached", at)
+
+    def _escalate(self, ctx: Context, clock: Clock, trigger: str, at: int) -> None:
+        policy = self.policy
+        if policy is None or not policy.escalations or clock.policy_id != policy.id:
+            return
+        for esc in policy.escalations:
+            if esc.on != trigger or esc.metric != clock.metric:
+                continue
+            if esc.notify is not None:
+                who = esc.notify
+                if who == "supervisor":
+                    team = ctx.policies.teams.get(self._team_id(ctx) or "")
+                    if team is not None and team.supervisor is not None:
+                        who = team.supervisor
+                ctx.out.append(
+                    ActionRecord(
+                        action="notify",
+                        trigger=trigger,
+                        conversation_id=self.id,
+                        cycle=clock.cycle,
+                        metric=clock.metric,
+                        seq=clock.seq,
+                        at=at,
+                        policy_id=clock.policy_id,
+                        from_agent=self.agent,
+                        to_agent=None,
+                        notify=who,
+                        reason=f"{clock.metric} {trigger}: notify {esc.notify}",
+                    )
+                )
+            if esc.reassign:
+                to_agent, why = self._pick_agent(ctx)
+                ctx.out.append(
+                    ActionRecord(
+                        action="reassign",
+                        trigger=trigger,
+                        conversation_id=self.id,
+                        cycle=clock.cycle,
+                        metric=clock.metric,
+                        seq=clock.seq,
+                        at=at,
+                        policy_id=clock.policy_id,
+                        from_agent=self.agent,
+                        to_agent=to_agent,
+                        notify=None,
+                        reason=f"{clock.metric} {trigger}: {why}",
+                    )
+                )
+
+    def _pick_agent(self, ctx: Context) -> tuple[str | None, str]:
+        team_id = self._team_id(ctx)
+        team = ctx.policies.teams.get(team_id) if team_id is not None else None
+        if team is None:
+            return None, "reassign: no team known for this conversation"
+        agents = team.agents
+        n = len(agents)
+        last = ctx.rr.get(team.id, -1)
+        best: str | None = None
+        best_i = -1
+        best_load = 0
+        for k in range(1, n + 1):
+            i = (last + k) % n
+            agent = agents[i]
+            if agent == self.agent:
+                continue
+            load = ctx.loads.get(agent, 0)
+            if best is None or load < best_load:
+                best, best_i, best_load = agent, i, load
+        if best is None:
+            return None, f"reassign: team {team.id} has no other agent"
+        ctx.rr[team.id] = best_i
+        return best, f"reassign to {best} ({best_load} open conversations) in team {team.id}"
+
+    # ------------------------------------------------------------------ time
+
+    def next_due(self) -> int | None:
+        """Return the earliest pending warning or deadline instant of the measured clocks."""
+        nxt = None
+        for clock in self.clocks:
+            inst = clock.next_instant()
+            if inst is not None and (nxt is None or inst < nxt):
+                nxt = inst
+        return nxt
+
+    def fire_until(self, ctx: Context, limit: int, *, inclusive: bool = True) -> None:
+        """Emit every warning and breach due up to `limit`, in time order."""
+        while True:
+            due = self.next_due()
+            if due is None or due > limit or (due == limit and not inclusive):
+                return
+            if due > self.last_t:
+                self.last_t = due
+            for clock in list(self.clocks):
+                if clock.done:
+                    continue
+                if not clock.warned and not clock.breached and clock.warn == due:
+                    if clock.deadline == due:
+                        clock.warned = True
+                    else:
+                        self._warn(ctx, clock, due)
+                if not clock.breached and clock.deadline == due:
+                    self._breach(ctx, clock, due)
+
+    # ------------------------------------------------------------------ events
+
+    def apply(self, ctx: Context, event: Event) -> None:
+        """Apply one event at its own instant (timers before it must have fired already)."""
+        at = event.occurred_at
+        if at > self.last_t:
+            self.last_t = at
+        if isinstance(event, MessageEvent):
+            if event.direction == "inbound":
+                self._inbound(ctx, event, at)
+            else:
+                self._outbound(ctx, event, at)
+        elif isinstance(event, AssignmentEvent):
+            self._assignment(ctx, event, at)
+        elif isinstance(event, ConversationEvent):
+            self._conversation(ctx, event, at)
+        else:
+            self._activity(ctx, event, at)
+
+    def _load(self, ctx: Context, delta: int) -> None:
+        if self.agent is not None and self.phase == OPEN:
+            ctx.loads[self.agent] = ctx.loads.get(self.agent, 0) + delta
+
+    def _open_cycle(self, ctx: Context, at: int) -> None:
+        self.cycle += 1
+        self.phase = OPEN
+        self.seqs = {}
+        self.first_inbound = False
+        self.replied = False
+        self.agent_out = False
+        self.ca_started = False
+        self.unanswered = None
+        self.res_clock = None
+        self._load(ctx, +1)
+        if self.agent is None:
+            self._start(ctx, "assignment", at)
+
+    def _set_status(self, ctx: Context, status: str, at: int) -> None:
+        old = self.attrs.get("status") or "open"
+        if status == old:
+            return
+        self.attrs["status"] = status
+        self._reselect(ctx, at)
+        self._apply_pauses(ctx, at)
+
+    def _apply_pauses(self, ctx: Context, at: int) -> None:
+        for clock in list(self.clocks):
+            if not clock.measured or clock.done:
+                continue
+            should = self._should_pause(clock)
+            if should and not clock.paused:
+                clock.pause(at)
+                clock.recompute()
+                self._record(ctx, clock, "paused", at)
+            elif not should and clock.paused:
+                clock.resume(at)
+                clock.recompute()
+                self._record(ctx, clock, "resumed", at)
+                self._catch_up(ctx, clock, at)
+
+    def _is_reply(self, event: MessageEvent) -> bool:
+        if event.kind == "note":
+            return False
+        if event.author == "agent":
+            return True
+        return event.author == "bot" and self.policy is not None and self.policy.bot_replies_count
+
+    def _bot_handled(self) -> bool:
+        return self.attrs.get("handled_by") == "bot"
+
+    def _inbound(self, ctx: Context, event: MessageEvent, at: int) -> None:
+        self.channel = event.channel
+        if self.phase != OPEN:
+            self._open_cycle(ctx, at)
+        if self.attrs.get("status") == "pending":
+            self._set_status(ctx, "open", at)
+        if self.unanswered is None:
+            self.unanswered = at
+        if not self.first_inbound:
+            self.first_inbound = True
+            self.res_clock = self._start(ctx, "resolution", at)
+            if not self._bot_handled():
+                self._start(ctx, "first_response", at)
+        elif (
+            self.replied
+            and not self._bot_handled()
+            and self._running("next_response") is None
+            and self._running("first_response") is None
+        ):
+            self._start(ctx, "next_response", at)
+        window = self._running("service_window")
+        if window is None:
+            self._start(ctx, "service_window", at)
+        elif window.measured:
+            window.count_from = at
+            window.recompute()
+            window.warned = window.warn is not None and window.warn < at
+            self._record(ctx, window, "retargeted", at)
+        else:
+            window.count_from = at
+        attempts = self._running("contact_attempts")
+        if attempts is not None and attempts.attempts > 0:
+            self._finish(ctx, attempts, at)
+
+    def _outbound(self, ctx: Context, event: MessageEvent, at: int) -> None:
+        self.channel = event.channel
+        if event.kind == "note":
+            return
+        if self._is_reply(event):
+            first = self._running("first_response")
+            if first is not None:
+                self._finish(ctx, first, at)
+            nxt = self._running("next_response")
+            if nxt is not None:
+                self._finish(ctx, nxt, at)
+            for clock in [c for c in self.clocks if c.metric == "follow_up"]:
+                self._finish(ctx, clock, at)
+            if event.kind != "template":
+                window = self._running("service_window")
+                if window is not None:
+                    self._finish(ctx, window, at)
+            if self.phase == OPEN:
+                self.replied = True
+            self.unanswered = None
+        if event.author == "agent":
+            if not self.agent_out and self.phase == OPEN:
+                self.agent_out = True
+                status = self.attrs.get("lead_status")
+                if self.attrs.get("lead_source") is not None and status in (None, "new"):
+                    self._start(ctx, "qualification", at)
+            self._attempt(ctx, at, connected=False)
+            self._agent_activity(ctx, at)
+
+    def _attempt(self, ctx: Context, at: int, *, connected: bool) -> None:
+        clock = self._running("contact_attempts")
+        if clock is None:
+            return
+        gap = clock.tgt.gap if clock.tgt is not None else 600_000
+        if clock.last_attempt is None or at - clock.last_attempt >= gap:
+            clock.attempts += 1
+            clock.last_attempt = at
+        minimum = clock.tgt.min_attempts if clock.tgt is not None else 1
+        if connected or (clock.measured and clock.attempts >= minimum):
+            self._finish(ctx, clock, at)
+
+    def _agent_activity(self, ctx: Context, at: int) -> None:
+        cadence = self._running("cadence")
+        if cadence is not None:
+            self._finish(ctx, cadence, at)
+        if self._cadence_listed():
+            self._start(ctx, "cadence", at)
+
+    def _cadence_listed(self) -> bool:
+        policy = self.policy
+        if policy is None:
+            return False
+        tgt = policy.targets.get("cadence")
+        status = self.attrs.get("lead_status")
+        return tgt is not None and isinstance(status, str) and status in tgt.cadence
+
+    def _activity(self, ctx: Context, event: ActivityEvent, at: int) -> None:
+        self._attempt(ctx, at, connected=event.outcome == "connected")
+        self._agent_activity(ctx, at)
+
+    def _assignment(self, ctx: Context, event: AssignmentEvent, at: int) -> None:
+        if event.action == "assigned":
+            self._load(ctx, -1)
+            self.agent = event.agent_id
+            self.assign_team = event.team_id
+            self.role = event.role
+            self._load(ctx, +1)
+            clock = self._running("assignment")
+            if clock is not None:
+                self._finish(ctx, clock, at)
+            handoff = self._running("handoff")
+            if handoff is not None:
+                to_role = handoff.tgt.to_role if handoff.tgt is not None else "ae"
+                if event.role == to_role:
+                    self._finish(ctx, handoff, at)
+            if (
+                self.phase == OPEN
+                and not self.ca_started
+                and self.attrs.get("lead_source") is not None
+            ):
+                self.ca_started = True
+                self._start(ctx, "contact_attempts", at)
+        else:
+            if self.agent is None:
+                return
+            self._load(ctx, -1)
+            self.agent = None
+            self.assign_team = None
+            self.role = None
+            if self.phase == OPEN and self._running("assignment") is None:
+                self._start(ctx, "assignment", at)
+
+    def _conversation(self, ctx: Context, event: ConversationEvent, at: int) -> None:
+        action = event.action
+        if action in ("opened", "updated"):
+            if action == "opened" and self.phase != OPEN:
+                self._open_cycle(ctx, at)
+            self._update(ctx, event, at)
+        elif action == "resolved":
+            self._resolve(ctx, event, at)
+        elif action == "reopened":
+            self._reopen(ctx, at)
+        elif action == "follow_up_promised" and event.due_at is not None:
+            self._start(ctx, "follow_up", at, fixed_deadline=event.due_at)
+
+    def _update(self, ctx: Context, event: ConversationEvent, at: int) -> None:
+        attrs = self.attrs
+        old_status = attrs.get("lead_status")
+        old_handled = attrs.get("handled_by") or "human"
+        for key, value in event.attrs:
+            if value is None:
+                attrs.pop(key, None)
+            else:
+                attrs[key] = value
+        new_status = attrs.get("lead_status")
+        new_handled = attrs.get("handled_by") or "human"
+        lead_changed = new_status != old_status
+
+        # Stops first, so a clock fulfilled by this change is not retargeted by it.
+        if lead_changed:
+            if new_status in CONTACT_LEAD_STATUSES:
+                clock = self._running("qualification")
+                if clock is not None:
+                    self._finish(ctx, clock, at)
+            if old_status in (None, "new") and new_status not in (None, "new"):
+                clock = self._running("contact_attempts")
+                if clock is not None:
+                    self._finish(ctx, clock, at)
+            if new_status != "qualified":
+                clock = self._running("handoff")
+                if clock is not None:
+                    self._cancel(ctx, clock, at)
+
+        old_policy = self.policy
+        self._reselect(ctx, at)
+        self._apply_pauses(ctx, at)
+
+        if lead_changed:
+            cadence = self._running("cadence")
+            if cadence is not None and not self._cadence_listed():
+                self._cancel(ctx, cadence, at)
+            elif cadence is None and self._cadence_listed():
+                self._start(ctx, "cadence", at)
+            if new_status == "qualified":
+                self._start(ctx, "handoff", at)
+        elif (
+            self.policy is not old_policy
+            and self._running("cadence") is None
+            and self._cadence_listed()
+        ):
+            self._start(ctx, "cadence", at)
+
+        if old_handled == "bot" and new_handled == "human" and self.unanswered is not None:
+            if self.phase == OPEN:
+                if not self.replied:
+                    if self._running("first_response") is None:
+                        self._start(ctx, "first_response", at)
+                elif self._running("next_response") is None:
+                    self._start(ctx, "next_response", at)
+
+    def _reselect(self, ctx: Context, at: int) -> None:
+        """Choose the policy again and retarget running clocks whose target changed."""
+        self.policy = select_policy(ctx.policies.policies, self.attrs)
+        for clock in list(self.clocks):
+            if clock.done or clock.breached:
+                continue
+            old = (clock.policy_id, clock.target, clock.cal)
+            was_measured = clock.measured
+            self._bind(clock)
+            if (clock.policy_id, clock.target, clock.cal) == old:
+                continue
+            if not clock.measured:
+                if was_measured:
+                    clock.done = True
+                    clock.stopped_at = at
+                    self._record(ctx, clock, "cancelled", at)
+                    self._drop(clock)
+                continue
+            if clock.warn is not None and clock.warn >= at:
+                clock.warned = False
+            if not was_measured:
+                self._record(ctx, clock, "started", at)
+                if self._should_pause(clock) and not clock.paused:
+                    clock.pause(at)
+                    clock.recompute()
+                    self._record(ctx, clock, "paused", at)
+            else:
+                self._record(ctx, clock, "retargeted", at)
+            self._catch_up(ctx, clock, at)
+
+    def _resolve(self, ctx: Context, event: ConversationEvent, at: int) -> None:
+        if self.phase != OPEN:
+            return
+        res = self._running("resolution")
+        for clock in list(self.clocks):
+            if clock is res:
+                self._finish(ctx, clock, at)
+            elif clock.metric == "service_window":
+                continue
+            elif clock.metric == "cadence":
+                if event.outcome in ("won", "lost"):
+                    self._cancel(ctx, clock, at)
+            else:
+                self._cancel(ctx, clock, at)
+        self._load(ctx, -1)
+        self.phase = RESOLVED
+        if self.attrs.get("status") == "pending":
+            self.attrs["status"] = "open"
+            self._reselect(ctx, at)
+        self.unanswered = None
+
+    def _reopen(self, ctx: Context, at: int) -> None:
+        if self.phase != RESOLVED:
+            return
+        self.phase = OPEN
+        self._load(ctx, +1)
+        self.replied = True
+        res = self.res_clock
+        if res is not None and res.done and res.stopped_at is not None:
+            # The time spent resolved does not count: close the stretch at the resolve.
+            if not res.paused:
+                res.pause(res.stopped_at)
+            res.done = False
+            res.stopped_at = None
+            self.clocks.append(res)
+            res.resume(at)
+            if res.breached:
+                res.recompute()
+            else:
+                self._bind(res)
+            if res.measured:
+                self._record(ctx, res, "resumed", at)
+                self._catch_up(ctx, res, at)
+        if self.agent is None:
+            self._start(ctx, "assignment", at)
