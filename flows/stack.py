@@ -1,0 +1,928 @@
+"""The local real stack: Apache Kafka and QuestDB run from Maven Central jars on loopback.
+
+No Docker is needed: `mvn` fetches the jars once into a cache folder and `java` runs them. Both
+servers listen on 127.0.0.1 only, on free ports chosen at start-up, and write their logs and data
+under one state folder. The folder's `state.json` records the processes and ports, so that a
+second `up` reuses a running stack and `down` can stop it from another process.
+
+Example:
+    >>> stack = Stack(Path("/tmp/my-stack"))  # doctest: +SKIP
+    >>> endpoints = stack.up()  # doctest: +SKIP
+    >>> endpoints.bootstrap_servers  # doctest: +SKIP
+    '127.0.0.1:41873'
+    >>> stack.down()  # doctest: +SKIP
+    True
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import fcntl
+import http.client
+import json
+import logging
+import os
+import re
+import secrets
+import shutil
+import signal
+import socket
+import string
+import subprocess
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from flows.exceptions import StackError
+
+KAFKA_VERSION = "4.4.0"
+QUESTDB_VERSION = "9.3.4"
+LOG4J_VERSION = "2.25.2"
+MIN_JAVA_VERSION = 17
+DEPENDENCY_PLUGIN = "org.apache.maven.plugins:maven-dependency-plugin:3.8.1:copy-dependencies"
+HOST = "127.0.0.1"
+QUESTDB_USER = "admin"
+QUESTDB_PASSWORD = "quest"  # noqa: S105 - QuestDB's documented default, loopback only
+QUESTDB_DATABASE = "qdb"
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+INFRA_DIR = REPO_ROOT / "infra"
+
+KAFKA_JAVA_OPTS = ("-Xms256m", "-Xmx512m", "-XX:+UseG1GC", "-Djava.awt.headless=true")
+# From QuestDB's own launch script for Java 17; -XX:+AlwaysPreTouch is left out on purpose
+# because it commits the whole heap at once.
+QUESTDB_JAVA_OPTS = (
+    "-Xms64m",
+    "-Xmx512m",
+    "-XX:+UseParallelGC",
+    "-ea",
+    "--add-exports",
+    "java.base/jdk.internal.math=io.questdb",
+)
+QUESTDB_RAM_LIMIT_BYTES = 2 * 1024**3
+
+STATE_FORMAT = 1
+_JARS_MARKER = ".complete"
+_DOWNLOADED_JAR = re.compile(r"Downloaded from \S+ \S+/([^/\s]+\.jar) \(([^)]*?)(?: at|\))")
+
+Progress = Callable[[str], None]
+
+_log = logging.getLogger(__name__)
+
+
+def _silent(_message: str) -> None:
+    """Drop a progress message."""
+
+
+def default_cache_dir() -> Path:
+    """Return the folder for downloaded jars: `$SLAWATCH_CACHE_DIR` or `<repo>/.cache/slawatch`."""
+    env = os.environ.get("SLAWATCH_CACHE_DIR")
+    return Path(env).expanduser().resolve() if env else REPO_ROOT / ".cache" / "slawatch"
+
+
+def default_stack_dir(cache_dir: Path | None = None) -> Path:
+    """Return the stack's state folder: `$SLAWATCH_STACK_DIR` or `<cache>/stack`."""
+    env = os.environ.get("SLAWATCH_STACK_DIR")
+    if env:
+        return Path(env).expanduser().resolve()
+    return (cache_dir or default_cache_dir()) / "stack"
+
+
+@dataclass(frozen=True, slots=True)
+class Jars:
+    """The fetched jars: Kafka's runtime classpath folder and the QuestDB jar."""
+
+    root: Path
+
+    @property
+    def kafka_dir(self) -> Path:
+        """Folder holding Kafka's runtime jars and its log4j binding."""
+        return self.root / "kafka"
+
+    @property
+    def kafka_classpath(self) -> str:
+        """Java classpath wildcard for every jar in `kafka_dir`."""
+        return f"{self.kafka_dir}/*"
+
+    @property
+    def questdb_jar(self) -> Path:
+        """The QuestDB server jar (a Java module with its native libraries inside)."""
+        return self.root / "questdb" / f"questdb-{QUESTDB_VERSION}.jar"
+
+    @property
+    def complete(self) -> bool:
+        """Whether a previous fetch finished writing this folder."""
+        return (self.root / _JARS_MARKER).is_file()
+
+
+def jars_in(cache_dir: Path) -> Jars:
+    """Return where the jars of the pinned versions live (or will live) under `cache_dir`."""
+    return Jars(cache_dir / "jars" / f"kafka-{KAFKA_VERSION}_questdb-{QUESTDB_VERSION}")
+
+
+@dataclass(frozen=True, slots=True)
+class Endpoints:
+    """Where a running stack answers; every address is on loopback."""
+
+    kafka_port: int
+    kafka_controller_port: int
+    questdb_http_port: int
+    questdb_pg_port: int
+    questdb_ilp_tcp_port: int
+    questdb_min_http_port: int
+    host: str = HOST
+
+    @property
+    def bootstrap_servers(self) -> str:
+        """Kafka `bootstrap.servers` value, `host:port`."""
+        return f"{self.host}:{self.kafka_port}"
+
+    @property
+    def questdb_http(self) -> str:
+        """QuestDB's HTTP address, `host:port` (web console, `/exec`, ILP over HTTP)."""
+        return f"{self.host}:{self.questdb_http_port}"
+
+    @property
+    def questdb_ilp_conf(self) -> str:
+        """Configuration string for `questdb.Sender.from_conf` (ILP over HTTP)."""
+        return f"http::addr={self.questdb_http};"
+
+    @property
+    def questdb_pg_conninfo(self) -> str:
+        """Return the libpq connection string of QuestDB's PostgreSQL wire port."""
+        return (
+            f"host={self.host} port={self.questdb_pg_port} user={QUESTDB_USER} "
+            f"password={QUESTDB_PASSWORD} dbname={QUESTDB_DATABASE} sslmode=disable"
+        )
+
+    def ports(self) -> tuple[int, ...]:
+        """Return every port the stack listens on."""
+        return (
+            self.kafka_port,
+            self.kafka_controller_port,
+            self.questdb_http_port,
+            self.questdb_pg_port,
+            self.questdb_ilp_tcp_port,
+            self.questdb_min_http_port,
+        )
+
+    @classmethod
+    def allocate(cls) -> Endpoints:
+        """Pick six distinct free loopback ports."""
+        kafka, controller, http, pg, ilp_tcp, min_http = _free_ports(6)
+        return cls(kafka, controller, http, pg, ilp_tcp, min_http)
+
+
+@dataclass(frozen=True, slots=True)
+class _State:
+    """What `state.json` holds about one stack."""
+
+    endpoints: Endpoints
+    cluster_id: str
+    kafka_pid: int | None
+    questdb_pid: int | None
+    started_at: str | None
+
+    def to_json(self) -> str:
+        payload = {"format": STATE_FORMAT, **asdict(self)}
+        return json.dumps(payload, indent=2) + "\n"
+
+    @classmethod
+    def from_json(cls, text: str) -> _State:
+        raw = json.loads(text)
+        if raw.get("format") != STATE_FORMAT:
+            message = f"unknown state format {raw.get('format')!r}"
+            raise ValueError(message)
+        return cls(
+            endpoints=Endpoints(**raw["endpoints"]),
+            cluster_id=raw["cluster_id"],
+            kafka_pid=raw["kafka_pid"],
+            questdb_pid=raw["questdb_pid"],
+            started_at=raw["started_at"],
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class StackStatus:
+    """A snapshot of one stack: whether it runs and where it answers.
+
+    `running` is true only when both processes are alive and both answer a query.
+    """
+
+    directory: Path
+    running: bool
+    kafka_running: bool
+    questdb_running: bool
+    endpoints: Endpoints | None
+    kafka_pid: int | None
+    questdb_pid: int | None
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the JSON shape printed by `slawatch stack status --json`."""
+        kafka: dict[str, Any] | None = None
+        questdb: dict[str, Any] | None = None
+        ep = self.endpoints
+        if ep is not None:
+            kafka = {
+                "bootstrap_servers": ep.bootstrap_servers,
+                "port": ep.kafka_port,
+                "controller_port": ep.kafka_controller_port,
+                "pid": self.kafka_pid,
+                "running": self.kafka_running,
+                "log": str(self.directory / "logs" / "kafka.log"),
+            }
+            questdb = {
+                "http": ep.questdb_http,
+                "http_port": ep.questdb_http_port,
+                "pg_port": ep.questdb_pg_port,
+                "ilp_tcp_port": ep.questdb_ilp_tcp_port,
+                "min_http_port": ep.questdb_min_http_port,
+                "ilp_conf": ep.questdb_ilp_conf,
+                "pg_conninfo": ep.questdb_pg_conninfo,
+                "pid": self.questdb_pid,
+                "running": self.questdb_running,
+                "log": str(self.directory / "logs" / "questdb.log"),
+            }
+        return {
+            "running": self.running,
+            "dir": str(self.directory),
+            "kafka": kafka,
+            "questdb": questdb,
+        }
+
+    def describe(self) -> str:
+        """Return a few human-readable lines saying where things are."""
+        state = "running" if self.running else "not running"
+        lines = [f"Stack in {self.directory}: {state}"]
+        ep = self.endpoints
+        if ep is not None and (self.kafka_running or self.questdb_running):
+            logs = self.directory / "logs"
+            lines += [
+                f"  Kafka {KAFKA_VERSION:<8} bootstrap.servers={ep.bootstrap_servers}"
+                f"  (pid {self.kafka_pid}, log {logs / 'kafka.log'})",
+                f"  QuestDB {QUESTDB_VERSION:<6} console http://{ep.questdb_http}"
+                f"  pg {ep.host}:{ep.questdb_pg_port} ({QUESTDB_USER}/{QUESTDB_PASSWORD},"
+                f" db {QUESTDB_DATABASE})  ilp-tcp {ep.host}:{ep.questdb_ilp_tcp_port}"
+                f"  (pid {self.questdb_pid}, log {logs / 'questdb.log'})",
+            ]
+        return "\n".join(lines)
+
+
+@dataclass
+class Stack:
+    """One local Kafka + QuestDB stack, identified by its state folder.
+
+    Args:
+        directory: State folder (config, data, logs, `state.json`). Defaults to
+            `default_stack_dir(cache_dir)`.
+        cache_dir: Where jars are fetched to; shared by every stack. Defaults to
+            `default_cache_dir()`.
+        progress: Called with one line of text for each step worth showing a person.
+        start_timeout: Seconds to wait for both servers to answer.
+        stop_timeout: Seconds to wait after SIGTERM before sending SIGKILL.
+    """
+
+    directory: Path | None = None
+    cache_dir: Path | None = None
+    progress: Progress = _silent
+    start_timeout: float = 180.0
+    stop_timeout: float = 30.0
+    _children: dict[int, subprocess.Popen[bytes]] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
+
+    def __post_init__(self) -> None:
+        self.cache_dir = (self.cache_dir or default_cache_dir()).resolve()
+        self.directory = (self.directory or default_stack_dir(self.cache_dir)).resolve()
+
+    @property
+    def dir(self) -> Path:
+        """The state folder, resolved."""
+        assert self.directory is not None  # set in __post_init__
+        return self.directory
+
+    @property
+    def cache(self) -> Path:
+        """The jar cache folder, resolved."""
+        assert self.cache_dir is not None  # set in __post_init__
+        return self.cache_dir
+
+    @property
+    def state_file(self) -> Path:
+        """The JSON file recording this stack's processes and ports."""
+        return self.dir / "state.json"
+
+    # -- public API -------------------------------------------------------------------------
+
+    def fetch(self) -> Jars:
+        """Fetch the Kafka and QuestDB jars into the cache unless they are already there.
+
+        Returns:
+            The fetched jars.
+
+        Raises:
+            StackError: `mvn` is missing or the download failed.
+        """
+        return fetch_jars(self.cache, self.progress)
+
+    def up(self) -> Endpoints:
+        """Start the stack, or reuse it if it already runs; return once both servers answer.
+
+        Returns:
+            Where the stack answers.
+
+        Raises:
+            StackError: `java` or `mvn` is missing, or a server did not come up in time.
+        """
+        self.dir.mkdir(parents=True, exist_ok=True)
+        with self._locked():
+            state = self._read_state()
+            if state is not None and self._both_alive(state):
+                if _kafka_answers(state.endpoints, 10.0) and _questdb_answers(
+                    state.endpoints, 10.0
+                ):
+                    self.progress(f"Reusing the stack already running in {self.dir}.")
+                    return state.endpoints
+                self.progress("The running stack does not answer; restarting it.")
+            if state is not None:
+                self._terminate(state)
+            return self._start(state)
+
+    def down(self) -> bool:
+        """Stop both servers (SIGTERM, then SIGKILL after `stop_timeout`); keep data and logs.
+
+        Returns:
+            True if a process was stopped, False if nothing was running.
+        """
+        if not self.state_file.exists():
+            return False
+        with self._locked():
+            state = self._read_state()
+            if state is None:
+                return False
+            stopped = self._terminate(state)
+            self._write_state(
+                _State(state.endpoints, state.cluster_id, None, None, state.started_at)
+            )
+            return stopped
+
+    def status(self, *, probe: bool = True) -> StackStatus:
+        """Return whether the stack runs and where it answers.
+
+        Args:
+            probe: Also check that both servers answer a query (a second or two at most).
+        """
+        state = self._read_state()
+        if state is None:
+            return StackStatus(self.dir, False, False, False, None, None, None)
+        kafka_alive = self._alive(state.kafka_pid, self._kafka_marker())
+        questdb_alive = self._alive(state.questdb_pid, self._questdb_marker())
+        kafka_ok = kafka_alive and (not probe or _kafka_answers(state.endpoints, 3.0))
+        questdb_ok = questdb_alive and (not probe or _questdb_answers(state.endpoints, 3.0))
+        return StackStatus(
+            directory=self.dir,
+            running=kafka_ok and questdb_ok,
+            kafka_running=kafka_alive,
+            questdb_running=questdb_alive,
+            endpoints=state.endpoints,
+            kafka_pid=state.kafka_pid if kafka_alive else None,
+            questdb_pid=state.questdb_pid if questdb_alive else None,
+        )
+
+    # -- starting ---------------------------------------------------------------------------
+
+    def _start(self, previous: _State | None) -> Endpoints:
+        java = require_java()
+        jars = self.fetch()
+        started = time.monotonic()
+        endpoints, cluster_id = self._choose_endpoints(previous)
+        logs = self.dir / "logs"
+        logs.mkdir(parents=True, exist_ok=True)
+        self.progress(
+            f"Starting Kafka {KAFKA_VERSION} and QuestDB {QUESTDB_VERSION} on {HOST} in {self.dir}"
+        )
+
+        questdb_pid = self._spawn("questdb", self._questdb_argv(java, jars, endpoints))
+        state = _State(endpoints, cluster_id, None, questdb_pid, _utc_now())
+        self._write_state(state)
+        try:
+            self._format_kafka(java, jars, endpoints, cluster_id)
+            kafka_pid = self._spawn("kafka", self._kafka_argv(java, jars))
+            state = _State(endpoints, cluster_id, kafka_pid, questdb_pid, state.started_at)
+            self._write_state(state)
+            self._wait_ready(state, started)
+        except BaseException:
+            self._terminate(state)
+            self._write_state(_State(endpoints, cluster_id, None, None, state.started_at))
+            raise
+        self.progress(f"Stack up in {time.monotonic() - started:.1f} s.")
+        return endpoints
+
+    def _choose_endpoints(self, previous: _State | None) -> tuple[Endpoints, str]:
+        # Kafka records the controller's address in its formatted metadata log, so the data
+        # folder can only be kept when the previous ports can be taken again.
+        if previous is not None and all(_port_free(p) for p in previous.endpoints.ports()):
+            return previous.endpoints, previous.cluster_id
+        shutil.rmtree(self.dir / "kafka" / "data", ignore_errors=True)
+        return Endpoints.allocate(), _new_cluster_id()
+
+    def _spawn(self, name: str, argv: list[str]) -> int:
+        log = self.dir / "logs" / f"{name}.log"
+        with log.open("ab") as out:
+            out.write(f"\n==== {_utc_now()} {' '.join(argv)}\n".encode())
+            out.flush()
+            # A new session keeps the servers out of the terminal's Ctrl-C and lets them
+            # outlive the `slawatch stack up` process that started them.
+            proc = subprocess.Popen(
+                argv,
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                cwd=self.dir,
+                start_new_session=True,
+            )
+        self._children[proc.pid] = proc
+        return proc.pid
+
+    def _kafka_config(self) -> Path:
+        return self.dir / "kafka" / "server.properties"
+
+    def _questdb_root(self) -> Path:
+        return self.dir / "questdb"
+
+    def _kafka_marker(self) -> str:
+        return str(self._kafka_config())
+
+    def _questdb_marker(self) -> str:
+        return str(self._questdb_root())
+
+    def _kafka_argv(self, java: str, jars: Jars) -> list[str]:
+        return [
+            java,
+            *KAFKA_JAVA_OPTS,
+            f"-Dlog4j2.configurationFile={INFRA_DIR / 'kafka' / 'log4j2.xml'}",
+            "-cp",
+            jars.kafka_classpath,
+            "kafka.Kafka",
+            str(self._kafka_config()),
+        ]
+
+    def _format_kafka(self, java: str, jars: Jars, endpoints: Endpoints, cluster_id: str) -> None:
+        data = self.dir / "kafka" / "data"
+        data.mkdir(parents=True, exist_ok=True)
+        config = render_kafka_config(endpoints, data)
+        self._kafka_config().write_text(config, encoding="utf-8")
+        argv = [
+            java,
+            "-Xmx256m",
+            f"-Dlog4j2.configurationFile={INFRA_DIR / 'kafka' / 'log4j2.xml'}",
+            "-cp",
+            jars.kafka_classpath,
+            "kafka.tools.StorageTool",
+            "format",
+            "--standalone",
+            "-t",
+            cluster_id,
+            "-c",
+            str(self._kafka_config()),
+            "--ignore-formatted",
+        ]
+        log = self.dir / "logs" / "kafka.log"
+        with log.open("ab") as out:
+            try:
+                done = subprocess.run(
+                    argv,
+                    stdin=subprocess.DEVNULL,
+                    stdout=out,
+                    stderr=subprocess.STDOUT,
+                    timeout=120,
+                    check=False,
+                )
+            except subprocess.TimeoutExpired as exc:
+                message = f"Formatting Kafka's storage took over 120 s; see {log}"
+                raise StackError(message) from exc
+        if done.returncode != 0:
+            message = f"Formatting Kafka's storage failed; see {log}\n{_tail(log)}"
+            raise StackError(message)
+
+    def _questdb_argv(self, java: str, jars: Jars, endpoints: Endpoints) -> list[str]:
+        root = self._questdb_root()
+        (root / "conf").mkdir(parents=True, exist_ok=True)
+        (root / "conf" / "server.conf").write_text(
+            render_questdb_config(endpoints), encoding="utf-8"
+        )
+        return [
+            java,
+            *QUESTDB_JAVA_OPTS,
+            "-p",
+            str(jars.questdb_jar),
+            "-m",
+            "io.questdb/io.questdb.ServerMain",
+            "-d",
+            str(root),
+        ]
+
+    def _wait_ready(self, state: _State, started: float) -> None:
+        deadline = started + self.start_timeout
+        pending = {"Kafka", "QuestDB"}
+        while pending:
+            for name in sorted(pending):
+                pid = state.kafka_pid if name == "Kafka" else state.questdb_pid
+                marker = self._kafka_marker() if name == "Kafka" else self._questdb_marker()
+                log = self.dir / "logs" / f"{name.lower()}.log"
+                if not self._alive(pid, marker):
+                    message = f"{name} exited during start-up; see {log}\n{_tail(log)}"
+                    raise StackError(message)
+                answers = _kafka_answers if name == "Kafka" else _questdb_answers
+                if answers(state.endpoints, 2.0):
+                    pending.discard(name)
+                    self.progress(f"  {name} answers ({time.monotonic() - started:.1f} s)")
+            if pending and time.monotonic() > deadline:
+                names = " and ".join(sorted(pending))
+                logs = self.dir / "logs"
+                message = (
+                    f"{names} did not answer within {self.start_timeout:.0f} s; see the logs "
+                    f"in {logs}"
+                )
+                raise StackError(message)
+            if pending:
+                time.sleep(0.25)
+
+    # -- stopping ---------------------------------------------------------------------------
+
+    def _terminate(self, state: _State) -> bool:
+        targets = [
+            pid
+            for pid, marker in (
+                (state.kafka_pid, self._kafka_marker()),
+                (state.questdb_pid, self._questdb_marker()),
+            )
+            if pid is not None and self._alive(pid, marker)
+        ]
+        if not targets:
+            return False
+        markers = {
+            state.kafka_pid: self._kafka_marker(),
+            state.questdb_pid: self._questdb_marker(),
+        }
+        for pid in targets:
+            _signal(pid, signal.SIGTERM)
+        deadline = time.monotonic() + self.stop_timeout
+        while time.monotonic() < deadline and any(
+            self._alive(pid, markers[pid]) for pid in targets
+        ):
+            time.sleep(0.1)
+        for pid in targets:
+            if self._alive(pid, markers[pid]):
+                self.progress(
+                    f"Process {pid} ignored SIGTERM for {self.stop_timeout:.0f} s: killing it."
+                )
+                _signal(pid, signal.SIGKILL)
+        deadline = time.monotonic() + 10.0
+        while time.monotonic() < deadline and any(
+            self._alive(pid, markers[pid]) for pid in targets
+        ):
+            time.sleep(0.1)
+        for pid in targets:
+            self._children.pop(pid, None)
+        return True
+
+    def _alive(self, pid: int | None, marker: str) -> bool:
+        """Whether `pid` is a live (not zombie) process of this stack.
+
+        The marker (a path inside this stack's folder, found on the command line) guards
+        against a recycled pid that now belongs to an unrelated process.
+        """
+        if pid is None:
+            return False
+        child = self._children.get(pid)
+        if child is not None:
+            return child.poll() is None
+        proc = Path("/proc") / str(pid)
+        if Path("/proc/self").exists():
+            try:
+                cmdline = (proc / "cmdline").read_bytes()
+                stat = (proc / "stat").read_text(encoding="utf-8", errors="replace")
+            except OSError:
+                return False
+            zombie = stat.rpartition(")")[2].split()[:1] == ["Z"]
+            return not zombie and marker.encode() in cmdline
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            return True
+        return True
+
+    def _both_alive(self, state: _State) -> bool:
+        return self._alive(state.kafka_pid, self._kafka_marker()) and self._alive(
+            state.questdb_pid, self._questdb_marker()
+        )
+
+    # -- state ------------------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[None]:
+        """Hold an exclusive lock on the state folder (two `up`s at once start one stack)."""
+        with (self.dir / ".lock").open("a") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
+    def _read_state(self) -> _State | None:
+        try:
+            return _State.from_json(self.state_file.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            return None
+        except (ValueError, KeyError, TypeError) as exc:
+            _log.warning("ignoring unreadable %s: %s", self.state_file, exc)
+            return None
+
+    def _write_state(self, state: _State) -> None:
+        tmp = self.state_file.with_suffix(".json.tmp")
+        tmp.write_text(state.to_json(), encoding="utf-8")
+        os.replace(tmp, self.state_file)
+
+
+# -- configuration ----------------------------------------------------------------------------
+
+
+def _render(template: Path, **values: object) -> str:
+    if not template.is_file():
+        message = f"The stack's template {template} is missing: run slawatch from a checkout."
+        raise StackError(message)
+    return string.Template(template.read_text(encoding="utf-8")).substitute(values)
+
+
+def render_kafka_config(endpoints: Endpoints, data_dir: Path) -> str:
+    """Return Kafka's `server.properties` for one loopback node with `data_dir` as `log.dirs`."""
+    return _render(
+        INFRA_DIR / "kafka" / "server.properties.template",
+        kafka_version=KAFKA_VERSION,
+        port=endpoints.kafka_port,
+        controller_port=endpoints.kafka_controller_port,
+        log_dirs=data_dir.resolve(),
+    )
+
+
+def render_questdb_config(endpoints: Endpoints) -> str:
+    """Return QuestDB's `server.conf` with every listener on loopback and telemetry off."""
+    return _render(
+        INFRA_DIR / "questdb" / "server.conf.template",
+        questdb_version=QUESTDB_VERSION,
+        http_port=endpoints.questdb_http_port,
+        min_http_port=endpoints.questdb_min_http_port,
+        pg_port=endpoints.questdb_pg_port,
+        ilp_tcp_port=endpoints.questdb_ilp_tcp_port,
+        ram_limit_bytes=QUESTDB_RAM_LIMIT_BYTES,
+    )
+
+
+# -- tools ------------------------------------------------------------------------------------
+
+
+def require_java() -> str:
+    """Return the path of a `java` of version 17 or newer.
+
+    Raises:
+        StackError: No such `java` is on PATH.
+    """
+    java = shutil.which("java")
+    install = (
+        f"install a Java {MIN_JAVA_VERSION}+ runtime (e.g. `apt-get install "
+        f"openjdk-{MIN_JAVA_VERSION}-jre-headless` or `brew install openjdk@{MIN_JAVA_VERSION}`)"
+        " and put `java` on PATH"
+    )
+    if java is None:
+        message = f"The local stack needs Java {MIN_JAVA_VERSION} or newer: {install}."
+        raise StackError(message)
+    try:
+        probe = subprocess.run(
+            [java, "-version"], capture_output=True, text=True, timeout=60, check=False
+        )
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        message = f"`{java} -version` failed ({exc}): {install}."
+        raise StackError(message) from exc
+    found = re.search(r'version "(\d+)(?:\.(\d+))?', probe.stderr + probe.stdout)
+    if found is None:
+        message = f"Cannot tell the version of {java}: {install}."
+        raise StackError(message)
+    major = int(found.group(1))
+    if major == 1 and found.group(2):  # "1.8.0_x" style
+        major = int(found.group(2))
+    if major < MIN_JAVA_VERSION:
+        message = (
+            f"The local stack needs Java {MIN_JAVA_VERSION} or newer, found {major}: {install}."
+        )
+        raise StackError(message)
+    return java
+
+
+def require_maven() -> str:
+    """Return the path of `mvn`.
+
+    Raises:
+        StackError: `mvn` is not on PATH.
+    """
+    mvn = shutil.which("mvn")
+    if mvn is None:
+        message = (
+            "Fetching the Kafka and QuestDB jars needs Maven once: install it (e.g. "
+            "`apt-get install maven` or `brew install maven`) and put `mvn` on PATH."
+        )
+        raise StackError(message)
+    return mvn
+
+
+def fetch_jars(cache_dir: Path, progress: Progress = _silent) -> Jars:
+    """Copy the pinned Kafka, log4j and QuestDB jars from Maven Central into `cache_dir`.
+
+    Does nothing when they are already there. Maven's own repository is kept under
+    `cache_dir/m2` so the project never writes to `~/.m2`.
+
+    Args:
+        cache_dir: The cache folder.
+        progress: Called with each line worth showing (one per downloaded jar).
+
+    Returns:
+        The fetched jars.
+
+    Raises:
+        StackError: `mvn` is missing or it failed.
+    """
+    jars = jars_in(cache_dir)
+    if jars.complete:
+        return jars
+    mvn = require_maven()
+    pom = INFRA_DIR / "pom.xml"
+    if not pom.is_file():
+        message = f"{pom} is missing: run slawatch from a checkout."
+        raise StackError(message)
+    jars.root.parent.mkdir(parents=True, exist_ok=True)
+    staging = jars.root.parent / f".staging-{os.getpid()}-{secrets.token_hex(4)}"
+    log = cache_dir / "mvn.log"
+    progress(
+        f"Fetching Apache Kafka {KAFKA_VERSION} and QuestDB {QUESTDB_VERSION} jars from Maven "
+        f"Central into {jars.root} (first use only, about 75 MB)..."
+    )
+    started = time.monotonic()
+    argv = [
+        mvn,
+        "-B",
+        "-Dstyle.color=never",
+        "-f",
+        str(pom),
+        f"-Dmaven.repo.local={cache_dir / 'm2'}",
+        DEPENDENCY_PLUGIN,
+        "-DincludeScope=runtime",
+        f"-DoutputDirectory={staging / 'kafka'}",
+    ]
+    count = 0
+    try:
+        with log.open("w", encoding="utf-8") as out:
+            out.write(" ".join(argv) + "\n")
+            proc = subprocess.Popen(
+                argv,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                text=True,
+                cwd=cache_dir,
+            )
+            assert proc.stdout is not None  # stdout=PIPE
+            for line in proc.stdout:
+                out.write(line)
+                downloaded = _DOWNLOADED_JAR.search(line)
+                if downloaded:
+                    count += 1
+                    progress(f"  [{count:>3}] {downloaded.group(1)} ({downloaded.group(2)})")
+            returncode = proc.wait()
+        if returncode != 0:
+            message = (
+                f"Maven could not fetch the stack's jars (exit {returncode}); see {log}\n"
+                f"{_tail(log)}"
+            )
+            raise StackError(message)
+        questdb_dir = staging / "questdb"
+        questdb_dir.mkdir()
+        (staging / "kafka" / jars.questdb_jar.name).rename(questdb_dir / jars.questdb_jar.name)
+        (staging / _JARS_MARKER).write_text(f"{_utc_now()}\n", encoding="utf-8")
+        if jars.complete:  # another process finished first
+            shutil.rmtree(staging)
+        else:
+            shutil.rmtree(jars.root, ignore_errors=True)
+            os.replace(staging, jars.root)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    size = sum(p.stat().st_size for p in jars.root.rglob("*.jar"))
+    progress(
+        f"Fetched {sum(1 for _ in jars.root.rglob('*.jar'))} jars ({size / 1e6:.0f} MB) in "
+        f"{time.monotonic() - started:.1f} s."
+    )
+    return jars
+
+
+# -- probes and helpers -----------------------------------------------------------------------
+
+
+def _kafka_answers(endpoints: Endpoints, timeout: float) -> bool:
+    """Whether the broker answers a metadata request."""
+    if not _tcp_open(endpoints.host, endpoints.kafka_port, timeout):
+        return False
+    from confluent_kafka.admin import AdminClient  # noqa: PLC0415 - only needed here
+
+    quiet = logging.getLogger("flows.stack.librdkafka")
+    quiet.addHandler(logging.NullHandler())
+    quiet.propagate = False
+    config: dict[str, Any] = {"bootstrap.servers": endpoints.bootstrap_servers, "logger": quiet}
+    admin = AdminClient(config)
+    try:
+        admin.list_topics(timeout=timeout)
+    except Exception:  # noqa: BLE001 - any failure means "not ready yet"
+        return False
+    return True
+
+
+def _questdb_answers(endpoints: Endpoints, timeout: float) -> bool:
+    """Whether QuestDB answers `select 1` over HTTP `/exec`."""
+    conn = http.client.HTTPConnection(endpoints.host, endpoints.questdb_http_port, timeout=timeout)
+    try:
+        conn.request("GET", "/exec?query=select%201")
+        response = conn.getresponse()
+        body = response.read()
+    except OSError:
+        return False
+    finally:
+        conn.close()
+    if response.status != 200:
+        return False
+    try:
+        return bool(json.loads(body).get("dataset") == [[1]])
+    except ValueError:
+        return False
+
+
+def _tcp_open(host: str, port: int, timeout: float) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=min(timeout, 1.0)):
+            return True
+    except OSError:
+        return False
+
+
+def _free_ports(count: int) -> list[int]:
+    """Return `count` distinct loopback ports that were free a moment ago."""
+    sockets: list[socket.socket] = []
+    try:
+        for _ in range(count):
+            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            sock.bind((HOST, 0))
+            sockets.append(sock)
+        return [sock.getsockname()[1] for sock in sockets]
+    finally:
+        for sock in sockets:
+            sock.close()
+
+
+def _port_free(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        # The servers bind with SO_REUSEADDR, so a port in TIME_WAIT is free for them too.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((HOST, port))
+        except OSError:
+            return False
+        return True
+
+
+def _new_cluster_id() -> str:
+    """Return a Kafka cluster id: 22 URL-safe base64 characters of 16 random bytes."""
+    while True:
+        cluster_id = base64.urlsafe_b64encode(secrets.token_bytes(16)).decode().rstrip("=")
+        # A leading "-" would be read as an option by StorageTool's argument parser.
+        if not cluster_id.startswith("-"):
+            return cluster_id
+
+
+def _signal(pid: int, sig: signal.Signals) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, sig)
+
+
+def _tail(path: Path, lines: int = 20) -> str:
+    try:
+        text = path.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return ""
+    return "\n".join(text.splitlines()[-lines:])
+
+
+def _utc_now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
