@@ -63,13 +63,17 @@ class Context:
     __slots__ = ("loads", "out", "policies", "rr", "team_of_agent", "tracked")
 
     def __init__(self, policies: PolicySet) -> None:
+        self.loads: dict[str, int] = {}
+        self.rr: dict[str, int] = {}
+        self.out: list[SlaRecord | ActionRecord] = []
+        self.bind(policies)
+
+    def bind(self, policies: PolicySet) -> None:
+        """Use `policies` from now on (at start-up, or when a snapshot is restored)."""
         self.policies = policies
         self.tracked: frozenset[str] = frozenset(
             metric for policy in policies.policies for metric in policy.targets
         )
-        self.loads: dict[str, int] = {}
-        self.rr: dict[str, int] = {}
-        self.out: list[SlaRecord | ActionRecord] = []
         team_of: dict[str, str] = {}
         for team in policies.teams.values():
             for agent in team.agents:
