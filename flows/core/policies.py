@@ -1,0 +1,642 @@
+"""Policy files (SPEC §2–§3): YAML in, a validated `PolicySet` out, and policy selection.
+
+The file is composed into YAML nodes (not constructed into Python objects) so that every error can
+name the line of the offending node, and so that YAML 1.1 surprises never reach the model: the
+escalation key `on` stays the string `on` rather than `True`, and an unquoted `2026-12-25` stays the
+string `2026-12-25` rather than a `date`. Scalars are read as the text written in the file; only
+`bot_replies_count`, `reassign`, `overload_at`, `min` and `warn_at` are typed (bool, int, number).
+
+Every problem raises `PolicyError` naming the file, the 1-based line and the reason. Merge keys
+(`<<: *anchor`) are supported; a key written twice in one mapping is an error.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Final, NoReturn
+
+import yaml
+from yaml.constructor import ConstructorError, SafeConstructor
+from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+
+from flows.core.calendar import Calendar
+from flows.core.durations import MINUTE, format_duration, parse_duration
+from flows.core.events import ATTRIBUTE_KEYS, AttrValue
+from flows.core.model import (
+    LEAD_STATUSES,
+    METRICS,
+    BusinessTime,
+    Escalation,
+    Policy,
+    PolicySet,
+    Target,
+    Team,
+)
+from flows.exceptions import CalendarError, DurationError, PolicyError
+
+__all__ = ["WHEN_KEYS", "load_policies", "parse_policies", "select_policy"]
+
+#: Attributes a policy's `when` may test: the conversation attributes plus the message channel.
+WHEN_KEYS: Final = (*ATTRIBUTE_KEYS, "channel")
+
+#: Values an unset attribute is taken to have when a policy tests it (SPEC §1 defaults).
+_ATTRIBUTE_DEFAULTS: Final[Mapping[str, str]] = {"handled_by": "human", "status": "open"}
+
+#: Attributes whose values SPEC §1 fixes; any other value in a `when` could never match.
+_CLOSED_VALUES: Final[Mapping[str, tuple[str, ...]]] = {
+    "priority": ("P1", "P2", "P3", "P4"),
+    "lead_status": LEAD_STATUSES,
+    "handled_by": ("bot", "human"),
+    "status": ("open", "pending"),
+}
+
+_TOP_KEYS: Final = ("calendars", "policies", "teams")
+_CALENDAR_KEYS: Final = ("timezone", "weekly", "holidays", "overrides")
+_TEAM_KEYS: Final = ("agents", "supervisor")
+_POLICY_KEYS: Final = (
+    "id",
+    "when",
+    "calendar",
+    "bot_replies_count",
+    "overload_at",
+    "targets",
+    "escalations",
+)
+_ESCALATION_KEYS: Final = ("on", "metric", "notify", "reassign")
+_ESCALATION_TRIGGERS: Final = ("warning", "breached")
+_PAUSE_STATUSES: Final = ("open", "pending")
+
+_COMMON_TARGET_KEYS: Final = ("within", "warn_at", "warn_before", "pause_when")
+_WARN_KEYS: Final = ("warn_at", "warn_before")
+_TARGET_KEYS: Final[Mapping[str, tuple[str, ...]]] = {
+    "assignment": _COMMON_TARGET_KEYS,
+    "first_response": _COMMON_TARGET_KEYS,
+    "next_response": _COMMON_TARGET_KEYS,
+    "resolution": _COMMON_TARGET_KEYS,
+    # The deadline is the promised `due_at`, so there is nothing to put in `within`.
+    "follow_up": ("warn_at", "warn_before", "pause_when"),
+    "qualification": _COMMON_TARGET_KEYS,
+    "handoff": (*_COMMON_TARGET_KEYS, "to_role"),
+    "contact_attempts": (*_COMMON_TARGET_KEYS, "min", "gap"),
+    "cadence": (*LEAD_STATUSES, *_WARN_KEYS),
+    # WhatsApp's window is wall-clock time (SPEC §4), so statuses cannot pause it.
+    "service_window": ("within", *_WARN_KEYS),
+}
+_NO_WITHIN: Final = ("follow_up", "cadence")
+
+_DEFAULT_WARN_AT: Final = 0.8
+_DEFAULT_GAP: Final = 10 * MINUTE
+_DEFAULT_TO_ROLE: Final = "ae"
+_DEFAULT_OVERLOAD_AT: Final = 20
+
+_NULL_TAG: Final = "tag:yaml.org,2002:null"
+_BOOL_TAG: Final = "tag:yaml.org,2002:bool"
+_INT_TAG: Final = "tag:yaml.org,2002:int"
+_FLOAT_TAG: Final = "tag:yaml.org,2002:float"
+_MERGE_TAG: Final = "tag:yaml.org,2002:merge"
+
+_Entries = dict[str, tuple[ScalarNode, Node]]
+
+
+def load_policies(path: str | Path) -> PolicySet:
+    """Read and validate a policy file.
+
+    Args:
+        path: the YAML file (UTF-8).
+
+    Returns:
+        The validated policies, teams and calendars.
+
+    Raises:
+        PolicyError: the file cannot be read, is not valid YAML, or breaks a rule of SPEC §2–§3;
+            the error names the file, the line and the reason.
+    """
+    name = str(path)
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as err:
+        msg = f"cannot read the policy file: {err.strerror or err}"
+        raise PolicyError(msg, path=name) from err
+    except UnicodeDecodeError as err:
+        msg = f"the policy file is not UTF-8 text: {err.reason} at byte {err.start}"
+        raise PolicyError(msg, path=name) from err
+    return parse_policies(text, path=name)
+
+
+def parse_policies(text: str, path: str = "<string>") -> PolicySet:
+    """Validate policy YAML given as text.
+
+    Args:
+        text: the YAML document: top-level `calendars`, `policies` and `teams`.
+        path: the name used in error messages.
+
+    Returns:
+        The validated policies (in file order: the first whose `when` matches applies), teams
+        and calendars.
+
+    Raises:
+        PolicyError: the text is not valid YAML or breaks a rule of SPEC §2–§3.
+    """
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.MarkedYAMLError as err:
+        mark = err.problem_mark or err.context_mark
+        msg = f"invalid YAML: {err.problem or err.context or err}"
+        raise PolicyError(msg, path=path, line=None if mark is None else mark.line + 1) from err
+    except yaml.YAMLError as err:
+        msg = f"invalid YAML: {err}"
+        raise PolicyError(msg, path=path) from err
+    if root is None:
+        msg = "the policy file is empty: expected a top-level 'policies' list"
+        raise PolicyError(msg, path=path, line=1)
+    return _Reader(path).policy_set(root)
+
+
+def select_policy(policies: Sequence[Policy], attrs: Mapping[str, AttrValue]) -> Policy | None:
+    """Return the first policy whose `when` matches the attributes, or None if none does.
+
+    Every key of a policy's `when` must match: the attribute's value is one of the accepted
+    values; for a tuple value (`tags`) any element accepted is enough. A missing or None attribute
+    matches nothing, except `handled_by` (taken as `human`) and `status` (taken as `open`). A
+    policy with an empty `when` matches every conversation.
+
+    Args:
+        policies: candidate policies in priority order (as loaded).
+        attrs: the conversation's attributes, plus `channel` when known.
+
+    Returns:
+        The policy that applies, or None.
+    """
+    for policy in policies:
+        if all(_matches(attrs, key, accepted) for key, accepted in policy.when.items()):
+            return policy
+    return None
+
+
+def _matches(attrs: Mapping[str, AttrValue], key: str, accepted: frozenset[str]) -> bool:
+    value = attrs.get(key)
+    if value is None:
+        value = _ATTRIBUTE_DEFAULTS.get(key)
+        if value is None:
+            return False
+    if isinstance(value, tuple):
+        return any(item in accepted for item in value)
+    return value in accepted
+
+
+def _line(node: Node) -> int:
+    return int(node.start_mark.line) + 1
+
+
+def _listed(names: Sequence[str]) -> str:
+    return ", ".join(names)
+
+
+class _Reader:
+    """Walks the composed YAML nodes of one file, building model values or failing with a line."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self._constructor = SafeConstructor()
+
+    def fail(self, node: Node, reason: str) -> NoReturn:
+        raise PolicyError(reason, path=self.path, line=_line(node))
+
+    # -- the document ------------------------------------------------------------------------
+
+    def policy_set(self, root: Node) -> PolicySet:
+        entries = self.mapping(root, "the policy file")
+        self.only_keys(entries, _TOP_KEYS, "top level")
+        calendars: dict[str, Calendar] = {}
+        if "calendars" in entries:
+            calendars = self.calendars(entries["calendars"][1])
+        teams: dict[str, Team] = {}
+        if "teams" in entries:
+            teams = self.teams(entries["teams"][1])
+        if "policies" not in entries:
+            self.fail(root, "missing top-level 'policies': the list of policies to apply")
+        policies = self.policies(entries["policies"][1], calendars)
+        business: dict[str, BusinessTime] = dict(calendars)
+        return PolicySet(policies=policies, teams=teams, calendars=business)
+
+    # -- calendars ---------------------------------------------------------------------------
+
+    def calendars(self, node: Node) -> dict[str, Calendar]:
+        result: dict[str, Calendar] = {}
+        for cal_id, (key, value) in self.mapping(node, "'calendars'").items():
+            result[cal_id] = self.calendar(cal_id, key, value)
+        return result
+
+    def calendar(self, cal_id: str, key: ScalarNode, node: Node) -> Calendar:
+        where = f"calendar {cal_id!r}"
+        entries = self.mapping(node, where)
+        self.only_keys(entries, _CALENDAR_KEYS, where)
+        for required in ("timezone", "weekly"):
+            if required not in entries:
+                self.fail(key, f"{where}: missing {required!r}")
+        timezone = self.text(entries["timezone"][1], f"{where}, timezone")
+        weekly = {
+            day: self.texts(value, f"{where}, weekly.{day}", allow_empty=True)
+            for day, (_, value) in self.mapping(entries["weekly"][1], f"{where}, weekly").items()
+        }
+        holidays: tuple[str, ...] = ()
+        if "holidays" in entries:
+            holidays = self.texts(entries["holidays"][1], f"{where}, holidays", allow_empty=True)
+        overrides: dict[str, tuple[str, ...]] = {}
+        if "overrides" in entries:
+            overrides = {
+                day: self.texts(value, f"{where}, overrides.{day}", allow_empty=True)
+                for day, (_, value) in self.mapping(
+                    entries["overrides"][1], f"{where}, overrides"
+                ).items()
+            }
+        try:
+            return Calendar(timezone, weekly, holidays=holidays, overrides=overrides)
+        except CalendarError as err:
+            self.fail(key, f"{where} is invalid: {err}")
+
+    # -- teams -------------------------------------------------------------------------------
+
+    def teams(self, node: Node) -> dict[str, Team]:
+        result: dict[str, Team] = {}
+        for team_id, (key, value) in self.mapping(node, "'teams'").items():
+            where = f"team {team_id!r}"
+            entries = self.mapping(value, where)
+            self.only_keys(entries, _TEAM_KEYS, where)
+            if "agents" not in entries:
+                self.fail(key, f"{where}: missing 'agents' (a non-empty list of agent ids)")
+            agents_node = entries["agents"][1]
+            if not isinstance(agents_node, SequenceNode):
+                self.fail(agents_node, f"{where}: 'agents' must be a list of agent ids")
+            agents = self.texts(agents_node, f"{where}, agents", allow_empty=False)
+            seen: set[str] = set()
+            for agent, agent_node in zip(agents, agents_node.value, strict=True):
+                if agent in seen:
+                    self.fail(agent_node, f"{where}: agent {agent!r} is listed twice")
+                seen.add(agent)
+            supervisor = None
+            if "supervisor" in entries:
+                supervisor = self.text(entries["supervisor"][1], f"{where}, supervisor")
+            result[team_id] = Team(id=team_id, agents=agents, supervisor=supervisor)
+        return result
+
+    # -- policies ----------------------------------------------------------------------------
+
+    def policies(self, node: Node, calendars: Mapping[str, Calendar]) -> tuple[Policy, ...]:
+        if not isinstance(node, SequenceNode):
+            self.fail(node, "'policies' must be a list of policies (first match wins)")
+        if not node.value:
+            self.fail(node, "'policies' is empty: at least one policy is needed")
+        result: list[Policy] = []
+        lines: dict[str, int] = {}
+        for index, item in enumerate(node.value):
+            policy, id_node = self.policy(item, index, calendars)
+            if policy.id in lines:
+                self.fail(
+                    id_node,
+                    f"duplicate policy id {policy.id!r} (first defined at line {lines[policy.id]})",
+                )
+            for earlier in result:
+                if _shadows(earlier, policy):
+                    self.fail(
+                        item,
+                        f"policy {policy.id!r} can never apply: every conversation it matches "
+                        f"is matched first by policy {earlier.id!r} (line {lines[earlier.id]})",
+                    )
+            lines[policy.id] = _line(item)
+            result.append(policy)
+        return tuple(result)
+
+    def policy(
+        self, node: Node, index: int, calendars: Mapping[str, Calendar]
+    ) -> tuple[Policy, Node]:
+        entries = self.mapping(node, f"policy #{index + 1}")
+        if "id" not in entries:
+            self.fail(node, f"policy #{index + 1}: missing 'id'")
+        id_node = entries["id"][1]
+        policy_id = self.text(id_node, f"policy #{index + 1}, id")
+        where = f"policy {policy_id!r}"
+        self.only_keys(entries, _POLICY_KEYS, where)
+
+        when: dict[str, frozenset[str]] = {}
+        if "when" in entries:
+            when = self.when(entries["when"][1], where)
+
+        calendar: Calendar | None = None
+        calendar_id: str | None = None
+        if "calendar" in entries and entries["calendar"][1].tag != _NULL_TAG:
+            cal_node = entries["calendar"][1]
+            calendar_id = self.text(cal_node, f"{where}, calendar")
+            if calendar_id not in calendars:
+                known = _listed(sorted(calendars)) or "none"
+                self.fail(
+                    cal_node,
+                    f"{where}: unknown calendar {calendar_id!r} (defined calendars: {known})",
+                )
+            calendar = calendars[calendar_id]
+
+        bot_replies_count = False
+        if "bot_replies_count" in entries:
+            bot_replies_count = self.boolean(
+                entries["bot_replies_count"][1], f"{where}, bot_replies_count"
+            )
+        overload_at = _DEFAULT_OVERLOAD_AT
+        if "overload_at" in entries:
+            overload_at = self.integer(entries["overload_at"][1], f"{where}, overload_at", 1)
+
+        targets: dict[str, Target] = {}
+        if "targets" in entries and entries["targets"][1].tag != _NULL_TAG:
+            for metric, (key, value) in self.mapping(
+                entries["targets"][1], f"{where}, targets"
+            ).items():
+                if metric not in _TARGET_KEYS:
+                    self.fail(
+                        key,
+                        f"{where}: unknown metric {metric!r} under 'targets' "
+                        f"(known metrics: {_listed(METRICS)})",
+                    )
+                targets[metric] = self.target(metric, key, value, f"{where}, target {metric}")
+
+        escalations: tuple[Escalation, ...] = ()
+        if "escalations" in entries:
+            escalations = self.escalations(entries["escalations"][1], targets, where)
+
+        policy = Policy(
+            id=policy_id,
+            when=when,
+            targets=targets,
+            calendar=calendar,
+            calendar_id=calendar_id,
+            bot_replies_count=bot_replies_count,
+            escalations=escalations,
+            overload_at=overload_at,
+        )
+        return policy, id_node
+
+    def when(self, node: Node, where: str) -> dict[str, frozenset[str]]:
+        result: dict[str, frozenset[str]] = {}
+        for key, (key_node, value) in self.mapping(node, f"{where}, when").items():
+            if key not in WHEN_KEYS:
+                self.fail(
+                    key_node,
+                    f"{where}: unknown attribute {key!r} in 'when' "
+                    f"(known attributes: {_listed(WHEN_KEYS)})",
+                )
+            accepted = self.texts(value, f"{where}, when.{key}", allow_empty=False)
+            allowed = _CLOSED_VALUES.get(key)
+            if allowed is not None:
+                for item, item_node in zip(accepted, self.items(value), strict=True):
+                    if item not in allowed:
+                        self.fail(
+                            item_node,
+                            f"{where}: {key} {item!r} in 'when' can never match "
+                            f"(known values: {_listed(allowed)})",
+                        )
+            result[key] = frozenset(accepted)
+        return result
+
+    # -- targets -----------------------------------------------------------------------------
+
+    def target(self, metric: str, key: ScalarNode, node: Node, where: str) -> Target:
+        entries: _Entries = {} if node.tag == _NULL_TAG else self.mapping(node, where)
+        allowed = _TARGET_KEYS[metric]
+        for name, (name_node, _) in entries.items():
+            if name not in allowed:
+                hint = ""
+                if name == "within" and metric == "follow_up":
+                    hint = ": its deadline is the promised due_at"
+                elif metric == "cadence":
+                    hint = " (cadence lists a duration per lead_status)"
+                self.fail(
+                    name_node,
+                    f"{where}: unknown key {name!r}{hint}; allowed: {_listed(allowed)}",
+                )
+
+        within: int | None = None
+        if metric not in _NO_WITHIN:
+            if "within" not in entries:
+                self.fail(key, f"{where}: missing 'within' (the target duration)")
+            within = self.duration(entries["within"][1], f"{where}, within")
+
+        cadence: dict[str, int] = {}
+        if metric == "cadence":
+            for status in LEAD_STATUSES:
+                if status in entries:
+                    cadence[status] = self.duration(entries[status][1], f"{where}, {status}")
+            if not cadence:
+                self.fail(
+                    key,
+                    f"{where}: lists no lead status; give the longest silence allowed for "
+                    f"one or more of: {_listed(LEAD_STATUSES)}",
+                )
+
+        warn_at = _DEFAULT_WARN_AT
+        warn_before: int | None = None
+        if "warn_at" in entries and "warn_before" in entries:
+            later = max(entries["warn_at"][0], entries["warn_before"][0], key=_line)
+            self.fail(later, f"{where}: give either 'warn_at' or 'warn_before', not both")
+        if "warn_at" in entries:
+            warn_at = self.fraction(entries["warn_at"][1], f"{where}, warn_at")
+        if "warn_before" in entries:
+            wb_node = entries["warn_before"][1]
+            warn_before = self.duration(wb_node, f"{where}, warn_before")
+            limits: dict[str, int | None] = {"within": within}
+            if metric == "cadence":
+                limits = {f"the {status} silence": ms for status, ms in cadence.items()}
+            for name, limit in limits.items():
+                if limit is not None and warn_before >= limit:
+                    self.fail(
+                        wb_node,
+                        f"{where}: warn_before {wb_node.value} must be shorter than "
+                        f"{name} ({format_duration(limit)})",
+                    )
+
+        pause_when: frozenset[str] = frozenset()
+        if "pause_when" in entries:
+            pw_node = entries["pause_when"][1]
+            statuses = self.texts(pw_node, f"{where}, pause_when", allow_empty=True)
+            for status, status_node in zip(statuses, self.items(pw_node), strict=True):
+                if status not in _PAUSE_STATUSES:
+                    self.fail(
+                        status_node,
+                        f"{where}: pause_when {status!r} is not a conversation status "
+                        f"(known statuses: {_listed(_PAUSE_STATUSES)})",
+                    )
+            pause_when = frozenset(statuses)
+
+        to_role = _DEFAULT_TO_ROLE
+        if "to_role" in entries:
+            to_role = self.text(entries["to_role"][1], f"{where}, to_role")
+
+        min_attempts = 1
+        gap = _DEFAULT_GAP
+        if metric == "contact_attempts":
+            if "min" not in entries:
+                self.fail(key, f"{where}: missing 'min' (the number of attempts required)")
+            min_attempts = self.integer(entries["min"][1], f"{where}, min", 1)
+            if "gap" in entries:
+                gap = self.duration(entries["gap"][1], f"{where}, gap")
+            if within is not None and (min_attempts - 1) * gap > within:
+                culprit = entries["gap"][1] if "gap" in entries else entries["min"][1]
+                self.fail(
+                    culprit,
+                    f"{where}: {min_attempts} attempts at least {format_duration(gap)} apart "
+                    f"cannot fit within {format_duration(within)}",
+                )
+
+        return Target(
+            metric=metric,
+            within=within,
+            warn_at=warn_at,
+            warn_before=warn_before,
+            pause_when=pause_when,
+            to_role=to_role,
+            min_attempts=min_attempts,
+            gap=gap,
+            cadence=cadence,
+        )
+
+    def escalations(
+        self, node: Node, targets: Mapping[str, Target], where: str
+    ) -> tuple[Escalation, ...]:
+        if not isinstance(node, SequenceNode):
+            self.fail(node, f"{where}: 'escalations' must be a list")
+        result: list[Escalation] = []
+        for index, item in enumerate(node.value):
+            here = f"{where}, escalation #{index + 1}"
+            entries = self.mapping(item, here)
+            self.only_keys(entries, _ESCALATION_KEYS, here)
+            for required in ("on", "metric"):
+                if required not in entries:
+                    self.fail(item, f"{here}: missing {required!r}")
+            on_node = entries["on"][1]
+            on = self.text(on_node, f"{here}, on")
+            if on not in _ESCALATION_TRIGGERS:
+                self.fail(
+                    on_node,
+                    f"{here}: 'on' is {on!r}; expected one of: {_listed(_ESCALATION_TRIGGERS)}",
+                )
+            metric_node = entries["metric"][1]
+            metric = self.text(metric_node, f"{here}, metric")
+            if metric not in METRICS:
+                self.fail(
+                    metric_node,
+                    f"{here}: unknown metric {metric!r} (known metrics: {_listed(METRICS)})",
+                )
+            if metric not in targets:
+                self.fail(
+                    metric_node,
+                    f"{here}: metric {metric!r} has no target in this policy, so it never "
+                    "warns or breaches",
+                )
+            notify = None
+            if "notify" in entries:
+                notify = self.text(entries["notify"][1], f"{here}, notify")
+            reassign = False
+            if "reassign" in entries:
+                reassign = self.boolean(entries["reassign"][1], f"{here}, reassign")
+            if notify is None and not reassign:
+                self.fail(item, f"{here}: does nothing; give 'notify' or 'reassign: true'")
+            result.append(Escalation(on=on, metric=metric, notify=notify, reassign=reassign))
+        return tuple(result)
+
+    # -- node readers ------------------------------------------------------------------------
+
+    def mapping(self, node: Node, where: str) -> _Entries:
+        """Return the mapping's entries by key text, in file order, merge keys applied."""
+        if not isinstance(node, MappingNode):
+            self.fail(node, f"{where} must be a mapping of 'key: value' entries")
+        own: dict[str, int] = {}
+        for key_node, _ in node.value:
+            if key_node.tag == _MERGE_TAG:
+                continue
+            key = self.key(key_node, where)
+            if key in own:
+                self.fail(key_node, f"{where}: key {key!r} is repeated (first at line {own[key]})")
+            own[key] = _line(key_node)
+        try:
+            self._constructor.flatten_mapping(node)
+        except ConstructorError as err:
+            mark = err.problem_mark or node.start_mark
+            msg = f"{where}: invalid merge key: {err.problem}"
+            raise PolicyError(msg, path=self.path, line=mark.line + 1) from err
+        entries: _Entries = {}
+        for key_node, value_node in node.value:
+            # Later entries win: flatten_mapping puts merged entries before the explicit ones.
+            entries[self.key(key_node, where)] = (key_node, value_node)
+        return entries
+
+    def key(self, node: Node, where: str) -> str:
+        if not isinstance(node, ScalarNode) or node.tag == _NULL_TAG or not node.value:
+            self.fail(node, f"{where}: keys must be plain names")
+        return str(node.value)
+
+    def only_keys(self, entries: _Entries, allowed: Sequence[str], where: str) -> None:
+        for key, (key_node, _) in entries.items():
+            if key not in allowed:
+                self.fail(key_node, f"{where}: unknown key {key!r}; allowed: {_listed(allowed)}")
+
+    def text(self, node: Node, where: str) -> str:
+        if not isinstance(node, ScalarNode) or node.tag == _NULL_TAG:
+            self.fail(node, f"{where} must be a single value, not {_shown(node)}")
+        value = str(node.value).strip()
+        if not value:
+            self.fail(node, f"{where} must not be empty")
+        return value
+
+    def items(self, node: Node) -> list[Node]:
+        return list(node.value) if isinstance(node, SequenceNode) else [node]
+
+    def texts(self, node: Node, where: str, *, allow_empty: bool) -> tuple[str, ...]:
+        """Read a value or a list of values (a single value is a list of one)."""
+        if isinstance(node, SequenceNode) and not node.value and not allow_empty:
+            self.fail(node, f"{where}: the list is empty; give at least one value")
+        return tuple(self.text(item, where) for item in self.items(node))
+
+    def duration(self, node: Node, where: str) -> int:
+        if not isinstance(node, ScalarNode) or node.tag == _NULL_TAG:
+            self.fail(node, f"{where} must be a duration such as 45s, 5m, 4h, 2d or 1h30m")
+        try:
+            return parse_duration(str(node.value))
+        except DurationError as err:
+            self.fail(node, f"{where}: {err}")
+
+    def boolean(self, node: Node, where: str) -> bool:
+        if not isinstance(node, ScalarNode) or node.tag != _BOOL_TAG:
+            self.fail(node, f"{where} must be true or false, not {_shown(node)}")
+        return bool(self._constructor.construct_yaml_bool(node))
+
+    def integer(self, node: Node, where: str, minimum: int) -> int:
+        if not isinstance(node, ScalarNode) or node.tag != _INT_TAG:
+            self.fail(node, f"{where} must be a whole number, not {_shown(node)}")
+        value = int(self._constructor.construct_yaml_int(node))
+        if value < minimum:
+            self.fail(node, f"{where} must be at least {minimum}, not {value}")
+        return value
+
+    def fraction(self, node: Node, where: str) -> float:
+        if not isinstance(node, ScalarNode) or node.tag not in (_INT_TAG, _FLOAT_TAG):
+            self.fail(node, f"{where} must be a number between 0 and 1, not {_shown(node)}")
+        if node.tag == _INT_TAG:
+            value = float(self._constructor.construct_yaml_int(node))
+        else:
+            value = float(self._constructor.construct_yaml_float(node))
+        if not 0.0 < value < 1.0:
+            self.fail(node, f"{where} is {node.value}; it must lie strictly between 0 and 1")
+        return value
+
+
+def _shown(node: Node) -> str:
+    if node.tag == _NULL_TAG:
+        return "empty"
+    if isinstance(node, ScalarNode):
+        return repr(node.value)
+    return "a list" if isinstance(node, SequenceNode) else "a mapping"
+
+
+def _shadows(earlier: Policy, later: Policy) -> bool:
+    """Whether every conversation `later` matches is already matched by `earlier`."""
+    return all(
+        key in later.when and later.when[key] <= accepted for key, accepted in earlier.when.items()
+    )
