@@ -1,0 +1,74 @@
+# slawatch developer tasks. `make help` lists every target.
+SHELL := bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3.11
+VENV ?= .venv
+BIN := $(VENV)/bin
+SLAWATCH := $(BIN)/slawatch
+INSTALLED := $(VENV)/.installed
+
+.PHONY: help install test test-unit test-integration lint format typecheck check \
+	fetch stack-up stack-down stack-status demo bench clean
+
+help: ## List the targets
+	@echo "Usage: make TARGET"
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_-]+:.*## / {printf "  %-17s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+install: ## Create .venv with Python 3.11 and install slawatch (editable) with the dev tools
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade "pip>=25.1"
+	$(BIN)/python -m pip install --quiet -e . --group dev
+	@touch $(INSTALLED)
+
+$(INSTALLED): pyproject.toml
+	$(MAKE) install
+
+test: $(INSTALLED) ## Run the whole test suite (starts a private Kafka + QuestDB for the session)
+	$(BIN)/pytest
+
+test-unit: $(INSTALLED) ## Run the tests that need no services
+	$(BIN)/pytest -m "not integration"
+
+test-integration: $(INSTALLED) ## Run only the tests against the real Kafka and QuestDB
+	$(BIN)/pytest -m integration
+
+lint: $(INSTALLED) ## Check style: ruff check and ruff format --check
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: $(INSTALLED) ## Fix what ruff can fix and reformat
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+typecheck: $(INSTALLED) ## Type-check the package with mypy --strict
+	$(BIN)/mypy
+
+check: lint typecheck test ## lint, typecheck and test: what a change must pass
+
+fetch: $(INSTALLED) ## Fetch the Kafka and QuestDB jars from Maven Central (done by stack-up when needed)
+	$(SLAWATCH) stack fetch
+
+stack-up: $(INSTALLED) ## Start the local Kafka + QuestDB (reuses a running one)
+	$(SLAWATCH) stack up
+
+stack-down: $(INSTALLED) ## Stop the local Kafka + QuestDB
+	$(SLAWATCH) stack down
+
+stack-status: $(INSTALLED) ## Say whether the local stack runs and where
+	$(SLAWATCH) stack status
+
+demo: $(INSTALLED) ## The main job: start the stack and show where everything is
+	$(SLAWATCH) stack up
+	@echo
+	@echo "Kafka and QuestDB are up. Open QuestDB's console at the http:// address above;"
+	@echo "stop everything with: make stack-down"
+
+bench: $(INSTALLED) ## Run every benchmark script in bench/
+	@shopt -s nullglob; scripts=(bench/*.py); \
+	if [ $${#scripts[@]} -eq 0 ]; then echo "No benchmarks in bench/ yet."; fi; \
+	for script in "$${scripts[@]}"; do echo "== $$script"; $(BIN)/python "$$script" || exit 1; done
+
+clean: ## Remove Python and tool caches (keeps .venv and the jar cache)
+	rm -rf .pytest_cache .mypy_cache .ruff_cache .hypothesis
+	find . -name __pycache__ -type d -not -path "./$(VENV)/*" -prune -exec rm -rf {} +
