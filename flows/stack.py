@@ -72,6 +72,10 @@ _DOWNLOADED_JAR = re.compile(r"Downloaded from \S+ \S+/([^/\s]+\.jar) \(([^)]*?)
 Progress = Callable[[str], None]
 
 _log = logging.getLogger(__name__)
+# librdkafka reports every refused connection while a broker starts; probes expect those.
+_librdkafka_log = logging.getLogger(f"{__name__}.librdkafka")
+_librdkafka_log.addHandler(logging.NullHandler())
+_librdkafka_log.propagate = False
 
 
 def _silent(_message: str) -> None:
@@ -261,13 +265,15 @@ class StackStatus:
         ep = self.endpoints
         if ep is not None and (self.kafka_running or self.questdb_running):
             logs = self.directory / "logs"
+            kafka_pid = f"pid {self.kafka_pid}" if self.kafka_running else "NOT RUNNING"
+            questdb_pid = f"pid {self.questdb_pid}" if self.questdb_running else "NOT RUNNING"
             lines += [
                 f"  Kafka {KAFKA_VERSION:<8} bootstrap.servers={ep.bootstrap_servers}"
-                f"  (pid {self.kafka_pid}, log {logs / 'kafka.log'})",
+                f"  ({kafka_pid}, log {logs / 'kafka.log'})",
                 f"  QuestDB {QUESTDB_VERSION:<6} console http://{ep.questdb_http}"
                 f"  pg {ep.host}:{ep.questdb_pg_port} ({QUESTDB_USER}/{QUESTDB_PASSWORD},"
                 f" db {QUESTDB_DATABASE})  ilp-tcp {ep.host}:{ep.questdb_ilp_tcp_port}"
-                f"  (pid {self.questdb_pid}, log {logs / 'questdb.log'})",
+                f"  ({questdb_pid}, log {logs / 'questdb.log'})",
             ]
         return "\n".join(lines)
 
@@ -476,6 +482,9 @@ class Stack:
         data.mkdir(parents=True, exist_ok=True)
         config = render_kafka_config(endpoints, data)
         self._kafka_config().write_text(config, encoding="utf-8")
+        if (data / "meta.properties").is_file():
+            # Formatted by an earlier `up` with these ports: skip a JVM start (a few seconds).
+            return
         argv = [
             java,
             "-Xmx256m",
@@ -838,10 +847,10 @@ def _kafka_answers(endpoints: Endpoints, timeout: float) -> bool:
         return False
     from confluent_kafka.admin import AdminClient  # noqa: PLC0415 - only needed here
 
-    quiet = logging.getLogger("flows.stack.librdkafka")
-    quiet.addHandler(logging.NullHandler())
-    quiet.propagate = False
-    config: dict[str, Any] = {"bootstrap.servers": endpoints.bootstrap_servers, "logger": quiet}
+    config: dict[str, Any] = {
+        "bootstrap.servers": endpoints.bootstrap_servers,
+        "logger": _librdkafka_log,
+    }
     admin = AdminClient(config)
     try:
         admin.list_topics(timeout=timeout)
