@@ -29,3 +29,7 @@ class DurationError(SlawatchError):
 
 class StackError(SlawatchError):
     """The local Kafka / QuestDB stack cannot be fetched, started or reached."""
+
+
+class ConnectorError(SlawatchError):
+    """Kafka or QuestDB refused or lost data the monitor had to read or write."""

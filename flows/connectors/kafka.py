@@ -1,0 +1,360 @@
+"""Kafka for the live monitor: a fetch-at-a-time Bytewax source and a batching record sink.
+
+Bytewax's cost is per item, not per event, so the source hands the flow ONE item per Kafka fetch
+(`Fetch`: up to `max_messages` raw values of one partition) instead of one item per message; the
+flow decodes and groups them in plain Python. Each Kafka topic-partition is one Bytewax source
+partition; its snapshot is the next offset to read, so a restart with recovery resumes exactly
+where the last snapshot was taken (no consumer group, nothing committed to Kafka).
+
+A fetch also reports the partition's progress for event time (`flows.watermark`): whether the
+reader has caught up with the end of the log, its wall clock, its position and its backlog. An
+idle partition sends an empty `Fetch` (a *tick*) every `idle_tick_ms`, so that event time keeps
+following the wall clock on a quiet stream.
+
+Errors that the consumer reports for a message (`message.error()`) are not dropped: they travel
+in the fetch and become dead letters with the reason. Client-wide errors (a broker that is down)
+are logged; the consumer reconnects by itself.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any, Final
+
+import orjson
+from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
+from bytewax.outputs import DynamicSink, StatelessSinkPartition
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient
+
+from flows.core.records import ActionRecord, DeadLetter, Record, SlaRecord, to_json_dict
+from flows.exceptions import ConnectorError
+
+__all__ = [
+    "Fetch",
+    "KafkaFetchSource",
+    "KafkaRecordSink",
+    "Message",
+    "OutputTopics",
+    "partition_name",
+    "wall_ms",
+]
+
+_log = logging.getLogger(__name__)
+
+#: How long a reader waits after an empty poll before polling its partition again (ms).
+POLL_BACKOFF_MS: Final = 10
+#: How long one `flush` waits before it logs that Kafka is slow and waits again (s).
+FLUSH_WARN_S: Final = 5.0
+
+Message = tuple[bytes | None, int, str | None]
+"""One message of a fetch: its raw value, its offset, and the Kafka error if it carries one."""
+
+
+def wall_ms() -> int:
+    """Return the wall clock in epoch milliseconds (UTC)."""
+    return time.time_ns() // 1_000_000
+
+
+def partition_name(topic: str, partition: int) -> str:
+    """Return the name of a topic-partition in the flow: `topic/partition`."""
+    return f"{topic}/{partition}"
+
+
+@dataclass(frozen=True, slots=True)
+class Fetch:
+    """One item of the input stream: what one poll of one Kafka partition returned.
+
+    An empty `messages` list with `caught_up` set is a *tick*: nothing new, and the partition
+    vouches that event time may follow the wall clock.
+    """
+
+    partition: str
+    """The topic-partition, `topic/partition`."""
+    messages: list[Message]
+    """The fetched messages in offset order (raw value, offset, error or None)."""
+    caught_up: bool
+    """Whether the reader had reached the end of the partition after this fetch."""
+    wall: int
+    """The reader's wall clock when it polled (epoch ms)."""
+    position: int
+    """The next offset to read after this fetch (negative: a logical start offset)."""
+    backlog: int = 0
+    """Messages left in the partition after this fetch, as far as the reader knows."""
+    broadcast: bool = True
+    """Whether every shard must hear of this fetch's progress, not only those it has events for."""
+
+
+class _FetchPartition(StatefulSourcePartition[Fetch, int]):
+    """Reads one Kafka topic-partition, one `Fetch` per poll."""
+
+    def __init__(
+        self,
+        config: dict[str, Any],
+        topic: str,
+        partition: int,
+        start: int,
+        *,
+        max_messages: int,
+        idle_tick_ms: int,
+        clock: Callable[[], int],
+    ) -> None:
+        self._consumer = Consumer(config)
+        self._tp = TopicPartition(topic, partition)
+        self._consumer.assign([TopicPartition(topic, partition, start)])
+        self._name = partition_name(topic, partition)
+        self._offset = start
+        self._max = max_messages
+        self._idle_tick = idle_tick_ms
+        self._clock = clock
+        self._last_sent = -(2**62)
+        self._last_broadcast = -(2**62)
+        self._awake: datetime | None = None
+
+    def next_batch(self) -> list[Fetch]:
+        """Poll the partition without blocking; return one fetch, a tick, or nothing."""
+        polled = self._consumer.consume(self._max, 0)
+        now = self._clock()
+        messages: list[Message] = []
+        for msg in polled:
+            err = msg.error()
+            if err is None:
+                # A message without an error always has an offset.
+                offset: int = msg.offset()  # type: ignore[assignment]
+                messages.append((msg.value(), offset, None))
+                self._offset = offset + 1
+            elif err.code() != KafkaError._PARTITION_EOF:
+                if err.fatal():
+                    reason = f"fatal Kafka error on {self._name}: {err.str()}"
+                    raise ConnectorError(reason)
+                bad_offset = msg.offset()
+                where = -1 if bad_offset is None else bad_offset
+                messages.append((msg.value(), where, f"{err.name()}: {err.str()}"))
+        if messages:
+            self._awake = None
+        else:
+            self._awake = datetime.now(UTC) + timedelta(milliseconds=POLL_BACKOFF_MS)
+            if now - self._last_sent < self._idle_tick:
+                return []
+        low, high = self._consumer.get_watermark_offsets(self._tp, cached=True)
+        if high < 0:
+            caught_up, backlog = False, 0
+        elif self._offset >= 0:
+            caught_up, backlog = self._offset >= high, max(0, high - self._offset)
+        else:
+            caught_up, backlog = low >= high, max(0, high - low)
+        if not messages and not caught_up:
+            return []
+        broadcast = not messages or not caught_up or now - self._last_broadcast >= self._idle_tick
+        self._last_sent = now
+        if broadcast:
+            self._last_broadcast = now
+        return [Fetch(self._name, messages, caught_up, now, self._offset, backlog, broadcast)]
+
+    def next_awake(self) -> datetime | None:
+        """Back off briefly after an empty poll, instead of spinning on an idle partition."""
+        return self._awake
+
+    def snapshot(self) -> int:
+        """Return the next offset to read (or the logical start offset before any message)."""
+        return self._offset
+
+    def close(self) -> None:
+        """Close the consumer (only called when the flow ends on its own)."""
+        self._consumer.close()
+
+
+class KafkaFetchSource(FixedPartitionedSource[Fetch, int]):
+    """Every partition of `topics`, read from the beginning or from the recovered offset.
+
+    Args:
+        config: librdkafka properties; must hold `bootstrap.servers`.
+        topics: the input topics.
+        max_messages: most messages per fetch (one flow item).
+        idle_tick_ms: how often an idle, caught-up partition sends a tick.
+        clock: the wall clock in epoch ms (injected by tests).
+    """
+
+    def __init__(
+        self,
+        config: dict[str, Any],
+        topics: Iterable[str],
+        *,
+        max_messages: int = 5000,
+        idle_tick_ms: int = 200,
+        clock: Callable[[], int] = wall_ms,
+    ) -> None:
+        self._config = dict(config)
+        self._topics = list(topics)
+        self._max = max_messages
+        self._idle_tick = idle_tick_ms
+        self._clock = clock
+
+    def list_parts(self) -> list[str]:
+        """Return every topic-partition of the input topics, `topic/partition`.
+
+        Raises:
+            ConnectorError: a topic does not exist or its metadata cannot be read.
+        """
+        admin = AdminClient(self._config)
+        parts: list[str] = []
+        for topic in self._topics:
+            metadata = admin.list_topics(topic, timeout=30).topics.get(topic)
+            if metadata is None or metadata.error is not None:
+                detail = "not found" if metadata is None else str(metadata.error)
+                reason = f"cannot read the partitions of input topic {topic!r}: {detail}"
+                raise ConnectorError(reason)
+            parts.extend(partition_name(topic, p) for p in sorted(metadata.partitions))
+        return parts
+
+    def build_part(self, step_id: str, for_part: str, resume_state: int | None) -> _FetchPartition:
+        """Open a consumer on one topic-partition, at the recovered offset if there is one."""
+        topic, _, index = for_part.rpartition("/")
+        if topic not in self._topics:
+            reason = (
+                f"the recovery store holds offsets of topic {topic!r}, which is not an input "
+                f"topic ({', '.join(self._topics)}); use a fresh recovery store"
+            )
+            raise ConnectorError(reason)
+        config = {
+            "group.id": "slawatch-unused",
+            "enable.auto.commit": False,
+            "enable.auto.offset.store": False,
+            "enable.partition.eof": False,
+            "auto.offset.reset": "earliest",
+            "error_cb": _log_client_error,
+            **self._config,
+        }
+        return _FetchPartition(
+            config,
+            topic,
+            int(index),
+            OFFSET_BEGINNING if resume_state is None else resume_state,
+            max_messages=self._max,
+            idle_tick_ms=self._idle_tick,
+            clock=self._clock,
+        )
+
+
+def _log_client_error(err: KafkaError) -> None:
+    if err.fatal():
+        _log.error("Kafka client error (fatal): %s", err.str())
+    else:
+        _log.warning("Kafka client error (retrying): %s", err.str())
+
+
+# -- sink -------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class OutputTopics:
+    """Where each kind of record goes."""
+
+    events: str = "sla.events"
+    actions: str = "sla.actions"
+    deadletter: str = "sla.deadletter"
+
+
+class _RecordPartition(StatelessSinkPartition[list[Record]]):
+    def __init__(self, producer: Producer, topics: OutputTopics, clock: Callable[[], int]) -> None:
+        self._producer = producer
+        self._topics = topics
+        self._clock = clock
+        self._failed: list[str] = []
+
+    def _delivered(self, err: KafkaError | None, _msg: object) -> None:
+        if err is not None:
+            self._failed.append(err.str())
+
+    def write_batch(self, items: list[list[Record]]) -> None:
+        """Produce every record of every item, then wait until Kafka has acknowledged them all.
+
+        Raises:
+            ConnectorError: Kafka refused a record (the flow stops; a restart with recovery
+                sends the records after the last snapshot again).
+        """
+        producer = self._producer
+        topics = self._topics
+        emitted_at = self._clock()
+        dumps = orjson.dumps
+        on_delivery = self._delivered
+        for batch in items:
+            for rec in batch:
+                if isinstance(rec, SlaRecord):
+                    topic, key = topics.events, rec.conversation_id
+                elif isinstance(rec, ActionRecord):
+                    topic, key = topics.actions, rec.conversation_id
+                else:
+                    topic, key = topics.deadletter, rec.source
+                value = dumps(to_json_dict(rec, emitted_at))
+                while True:
+                    try:
+                        producer.produce(topic, value, key, on_delivery=on_delivery)
+                        break
+                    except BufferError:
+                        producer.poll(0.05)
+            producer.poll(0)
+        self._flush()
+
+    def _flush(self) -> None:
+        started = time.monotonic()
+        while self._producer.flush(FLUSH_WARN_S) > 0:
+            _log.warning(
+                "Kafka has not acknowledged %d output records after %.0f s; still waiting",
+                len(self._producer),
+                time.monotonic() - started,
+            )
+        if self._failed:
+            failed, self._failed = self._failed, []
+            reason = f"Kafka refused {len(failed)} output records, e.g.: {failed[0]}"
+            raise ConnectorError(reason)
+
+    def close(self) -> None:
+        """Deliver what is still queued."""
+        self._flush()
+
+
+class KafkaRecordSink(DynamicSink[list[Record]]):
+    """Writes lists of records as JSON (SPEC §6) to their topics, one producer per worker.
+
+    SLA and action records are keyed by `conversation_id`, dead letters by their `source`.
+    Each `write_batch` ends with a flush, so a snapshot never runs ahead of what Kafka holds.
+
+    Args:
+        config: librdkafka properties; must hold `bootstrap.servers`.
+        topics: the output topics.
+        clock: the wall clock in epoch ms, for `emitted_at`.
+    """
+
+    def __init__(
+        self,
+        config: dict[str, Any],
+        topics: OutputTopics,
+        *,
+        clock: Callable[[], int] = wall_ms,
+    ) -> None:
+        self._config = {
+            "queue.buffering.max.messages": 1_000_000,
+            "linger.ms": 5,
+            "compression.type": "lz4",
+            "enable.idempotence": True,
+            "error_cb": _log_client_error,
+            **config,
+        }
+        self._topics = topics
+        self._clock = clock
+
+    def build(self, step_id: str, worker_index: int, worker_count: int) -> _RecordPartition:
+        """Open this worker's producer."""
+        return _RecordPartition(Producer(self._config), self._topics, self._clock)
+
+
+def dead_letter_for_error(partition: str, offset: int, error: str, raw: bytes | None) -> DeadLetter:
+    """Return the dead letter of a message that Kafka delivered with an error."""
+    text = "" if raw is None else raw.decode("utf-8", errors="replace")
+    where = f"{partition}/{offset}" if offset >= 0 else f"{partition}/?"
+    return DeadLetter(reason=f"Kafka error: {error}", raw=text, source=where)
