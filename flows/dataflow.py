@@ -15,7 +15,8 @@ Shape (step ids; each item's shape in brackets)::
     all_records         [list[Record]]            records and dead letters merged
     kafka_output        -> sla.events / sla.actions / sla.deadletter
     questdb_output      -> QuestDB tables (when configured)
-    heartbeat           -> one log line (and QuestDB row) per worker per heartbeat interval
+    heartbeat_input     [(shard, ShardStatus) | list[Record]]
+    heartbeat           -> one log line and QuestDB row per worker per heartbeat interval
 
 Bytewax's cost is per item, not per event: a fetch of up to 5,000 raw values is decoded and
 grouped by shard in one `flat_map`, and each shard gets one item per fetch. Conversations map to
@@ -54,6 +55,8 @@ from flows.connectors.kafka import (
     dead_letter_for_error,
     wall_ms,
 )
+from flows.connectors.questdb import Heartbeat, QuestDBWriter
+from flows.connectors.questdb_sink import QuestDBSink
 from flows.core.conversation import OPEN
 from flows.core.decode import decode_event
 from flows.core.engine import Engine
@@ -342,83 +345,113 @@ class ShardLogic(StatefulBatchLogic[ShardBatch, ShardOutput, ShardState]):
 # -- heartbeat --------------------------------------------------------------------------------
 
 
-@dataclass(slots=True)
-class Heartbeat:
-    """One worker's vital signs: its shards' slowest watermark, the input backlog and counts."""
-
-    worker: int
-    at: int
-    watermark: int | None
-    lag_ms: int | None
-    """How far the watermark is behind the wall clock (includes the allowed lateness)."""
-    backlog: int
-    shards: int
-    events: int
-    records: int
-
-    def to_json(self) -> dict[str, Any]:
-        """Return the heartbeat as a JSON object (instants as RFC 3339)."""
-        return {
-            "type": "heartbeat",
-            "worker": self.worker,
-            "at": format_instant(self.at),
-            "watermark": None if self.watermark is None else format_instant(self.watermark),
-            "lag_ms": self.lag_ms,
-            "backlog": self.backlog,
-            "shards": self.shards,
-            "events": self.events,
-            "records": self.records,
-        }
-
-
 HeartbeatWriter = Callable[[Heartbeat], None]
+"""Stores or shows one heartbeat."""
+HeartbeatWriterFactory = Callable[[int], HeartbeatWriter]
+"""Builds the heartbeat writer of one worker, given the worker's index."""
+HeartbeatItem = tuple[str, ShardStatus] | list[Record]
+"""What the heartbeat step takes: shard statuses, and the record lists it counts."""
 
 
-def log_heartbeat(beat: Heartbeat) -> None:
-    """Write a heartbeat as one JSON line to the `slawatch.heartbeat` logger."""
-    _log.info("%s", orjson.dumps(beat.to_json()).decode())
+def heartbeat_json(beat: Heartbeat) -> dict[str, Any]:
+    """Return a heartbeat as a JSON object (instants as RFC 3339)."""
+    return {
+        "type": "heartbeat",
+        "worker": beat.worker,
+        "at": format_instant(beat.at),
+        "watermark": None if beat.watermark is None else format_instant(beat.watermark),
+        "lag_ms": beat.lag_ms,
+        "events_in": beat.events_in,
+        "records_out": beat.records_out,
+        "dead_letters": beat.dead_letters,
+    }
+
+
+def log_heartbeats(worker: int) -> HeartbeatWriter:
+    """Return a writer that logs each heartbeat as one JSON line (`slawatch.heartbeat`)."""
+    del worker
+
+    def write(beat: Heartbeat) -> None:
+        _log.info("%s", orjson.dumps(heartbeat_json(beat)).decode())
+
+    return write
+
+
+def questdb_heartbeats(conf: str, prefix: str) -> HeartbeatWriterFactory:
+    """Return a factory of writers that store heartbeats in `<prefix>heartbeat`."""
+
+    def build(worker: int) -> HeartbeatWriter:
+        del worker
+        writer = QuestDBWriter(conf, prefix=prefix)
+
+        def write(beat: Heartbeat) -> None:
+            writer.write_heartbeat(beat)
+
+        return write
+
+    return build
 
 
 @dataclass
-class _HeartbeatPartition(StatelessSinkPartition[tuple[str, ShardStatus]]):
+class _HeartbeatPartition(StatelessSinkPartition[HeartbeatItem]):
     worker: int
     interval_ms: int
     writers: list[HeartbeatWriter]
     clock: Callable[[], int]
     latest: dict[str, ShardStatus] = field(default_factory=dict)
+    records: int = 0
+    dead_letters: int = 0
     last: int = _NEVER
 
-    def write_batch(self, items: list[tuple[str, ShardStatus]]) -> None:
-        for shard, status in items:
-            self.latest[shard] = status
+    def write_batch(self, items: list[HeartbeatItem]) -> None:
+        for item in items:
+            if isinstance(item, tuple):
+                self.latest[item[0]] = item[1]
+            elif item and isinstance(item[0], DeadLetter):
+                # Lists are homogeneous: the decode step's dead letters, or a shard's records.
+                self.dead_letters += len(item)
+            else:
+                self.records += len(item)
         now = self.clock()
         if now - self.last < self.interval_ms or not self.latest:
             return
         self.last = now
         statuses = self.latest.values()
         marks = [s.watermark for s in statuses]
-        low = None if any(m is None for m in marks) else min(m for m in marks if m is not None)
+        low = None if None in marks else min(m for m in marks if m is not None)
         beat = Heartbeat(
-            worker=self.worker,
+            worker=str(self.worker),
             at=now,
             watermark=low,
             lag_ms=None if low is None else now - low,
-            backlog=max(s.backlog for s in statuses),
-            shards=len(self.latest),
-            events=sum(s.events for s in statuses),
-            records=sum(s.records for s in statuses),
+            events_in=sum(s.events for s in statuses),
+            records_out=self.records,
+            dead_letters=self.dead_letters,
         )
         for write in self.writers:
-            write(beat)
+            try:
+                write(beat)
+            except Exception:  # a heartbeat must never stop the monitor
+                _log.exception("could not write the heartbeat of worker %d", self.worker)
 
 
-class HeartbeatSink(DynamicSink[tuple[str, ShardStatus]]):
-    """Turns shard statuses into one heartbeat per worker every `interval_ms`."""
+class HeartbeatSink(DynamicSink[HeartbeatItem]):
+    """One heartbeat per worker every `interval_ms`: slowest watermark, lag and counts.
+
+    The watermark is the lowest of the worker's shards (None until each has one); `lag_ms` is
+    how far it is behind the wall clock (so at least the allowed lateness); `events_in`,
+    `records_out` and `dead_letters` count since the process started.
+
+    Args:
+        interval_ms: how often each worker reports.
+        writers: factories of the places a heartbeat goes, called once per worker.
+        clock: the wall clock in epoch ms.
+    """
 
     def __init__(
         self,
         interval_ms: int,
-        writers: Iterable[HeartbeatWriter] = (log_heartbeat,),
+        writers: Iterable[HeartbeatWriterFactory] = (log_heartbeats,),
         *,
         clock: Callable[[], int] = wall_ms,
     ) -> None:
@@ -428,7 +461,8 @@ class HeartbeatSink(DynamicSink[tuple[str, ShardStatus]]):
 
     def build(self, step_id: str, worker_index: int, worker_count: int) -> _HeartbeatPartition:
         """Start this worker's heartbeat."""
-        return _HeartbeatPartition(worker_index, self._interval, self._writers, self._clock)
+        writers = [factory(worker_index) for factory in self._writers]
+        return _HeartbeatPartition(worker_index, self._interval, writers, self._clock)
 
 
 # -- wiring -----------------------------------------------------------------------------------
@@ -493,11 +527,20 @@ def build_monitor(
     return MonitorStreams(merged, statuses)
 
 
+def questdb_conf(settings: Settings) -> str | None:
+    """Return the QuestDB client configuration of `settings`, or None if QuestDB is disabled."""
+    if settings.questdb_conf is not None:
+        return settings.questdb_conf.get_secret_value()
+    if not settings.questdb_http:
+        return None
+    return f"http::addr={settings.questdb_http};"
+
+
 def get_flow(
     settings: Settings | None = None,
     *,
-    questdb_sink: Sink[list[Record]] | None = None,
-    heartbeat_writers: Iterable[HeartbeatWriter] | None = None,
+    questdb_sink: Sink[Any] | None = None,
+    heartbeat_writers: Iterable[HeartbeatWriterFactory] | None = None,
 ) -> Dataflow:
     """Build the live monitor's dataflow from `settings` (default: `Settings()`).
 
@@ -506,9 +549,10 @@ def get_flow(
 
     Args:
         settings: the configuration; None reads it from the environment and `.env`.
-        questdb_sink: the QuestDB sink; None builds it from the settings (none if
-            `questdb_http` is empty).
-        heartbeat_writers: where heartbeats go; None logs them and writes them to QuestDB.
+        questdb_sink: the QuestDB sink; None builds `QuestDBSink` from the settings (none when
+            QuestDB is disabled).
+        heartbeat_writers: where heartbeats go; None logs them, and stores them in QuestDB
+            unless it is disabled.
     """
     settings = settings if settings is not None else Settings()
     policies = load_policies(settings.policies)
@@ -520,28 +564,23 @@ def get_flow(
         idle_tick_ms=settings.idle_tick_ms,
     )
     config = MonitorConfig.from_settings(settings, source.list_parts())
-    writers: list[HeartbeatWriter] = (
-        [log_heartbeat] if heartbeat_writers is None else list(heartbeat_writers)
-    )
-    if questdb_sink is None and settings.questdb_http:
-        questdb_sink = _questdb_sink(settings, writers if heartbeat_writers is None else None)
+    conf = questdb_conf(settings)
+    if questdb_sink is None and conf is not None:
+        questdb_sink = QuestDBSink(conf, prefix=settings.table_prefix)
+    if heartbeat_writers is None:
+        heartbeat_writers = [log_heartbeats]
+        if conf is not None:
+            heartbeat_writers.append(questdb_heartbeats(conf, settings.table_prefix))
 
     flow = Dataflow(settings.flow_name)
-    # [Fetch]
+    # [Fetch]: one item per Kafka fetch of one partition, or an idle tick
     fetches = op.input("kafka_input", flow, source)
     streams = build_monitor(fetches, policies, config)
     topics = OutputTopics(settings.events_topic, settings.actions_topic, settings.deadletter_topic)
     op.output("kafka_output", streams.records, KafkaRecordSink(kafka, topics))
     if questdb_sink is not None:
         op.output("questdb_output", streams.records, questdb_sink)
-    op.output("heartbeat", streams.statuses, HeartbeatSink(config.heartbeat_interval_ms, writers))
+    # [(shard, ShardStatus) | list[Record]]
+    vitals: Stream[HeartbeatItem] = op.merge("heartbeat_input", streams.statuses, streams.records)
+    op.output("heartbeat", vitals, HeartbeatSink(config.heartbeat_interval_ms, heartbeat_writers))
     return flow
-
-
-def _questdb_sink(
-    settings: Settings, heartbeat_writers: list[HeartbeatWriter] | None
-) -> Sink[list[Record]] | None:
-    """Build the QuestDB sink of `flows.connectors.questdb`, and hook its heartbeat writer."""
-    del heartbeat_writers
-    del settings
-    return None

@@ -163,8 +163,15 @@ class Settings(BaseSettings):
         default="127.0.0.1:9000",
         description="QuestDB HTTP address `host:port` (ILP over HTTP); empty disables QuestDB.",
     )
+    questdb_conf: SecretStr | None = Field(
+        default=None,
+        description=(
+            "Full `questdb` client configuration (e.g. `https::addr=...;token=...;`) when QuestDB "
+            "needs authentication or TLS; overrides `questdb_http`."
+        ),
+    )
     questdb_pg_port: int = Field(
-        default=8812, description="QuestDB PostgreSQL wire port (table creation, reads)."
+        default=8812, description="QuestDB PostgreSQL wire port (for readers and `--from-stack`)."
     )
     questdb_user: str = Field(default="admin", description="QuestDB user.")
     questdb_password: SecretStr = Field(default=SecretStr("quest"), description="QuestDB password.")

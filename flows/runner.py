@@ -1,0 +1,152 @@
+"""Running the live monitor: recovery store, topics, stack addresses, and Bytewax's `cli_main`.
+
+`slawatch run` is a thin wrapper over `run_monitor`; it is the same as::
+
+    python -m bytewax.recovery DIR N            # once, if DIR holds no store yet
+    python -m bytewax.run "flows.dataflow:get_flow()" -r DIR -s SECS -b SECS [-w N | -i I -a ...]
+
+with the settings taken from `SLAWATCH_*` variables, `.env` and the command's options.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from bytewax.recovery import RecoveryConfig, init_db_dir
+from bytewax.run import cli_main
+from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
+
+from flows.dataflow import get_flow
+from flows.exceptions import ConnectorError, SlawatchError
+from flows.settings import Settings
+from flows.stack import Stack
+
+__all__ = ["Cluster", "ensure_recovery_store", "ensure_topics", "run_monitor", "stack_overrides"]
+
+_log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Cluster:
+    """How the monitor is spread over threads and processes (Bytewax's `-w`, `-i`, `-a`)."""
+
+    workers_per_process: int = 1
+    process_id: int | None = None
+    addresses: tuple[str, ...] = ()
+
+    def check(self) -> None:
+        """Refuse inconsistent options before anything starts.
+
+        Raises:
+            SlawatchError: a process id without addresses, or the other way round, or an id
+                outside the address list.
+        """
+        if self.workers_per_process < 1:
+            msg = f"workers per process must be at least 1, not {self.workers_per_process}"
+            raise SlawatchError(msg)
+        if (self.process_id is None) != (not self.addresses):
+            msg = "a cluster needs both --process-id and --addresses (one per process)"
+            raise SlawatchError(msg)
+        if self.process_id is not None and not 0 <= self.process_id < len(self.addresses):
+            msg = (
+                f"--process-id {self.process_id} is not an index of the {len(self.addresses)} "
+                "--addresses"
+            )
+            raise SlawatchError(msg)
+
+
+def stack_overrides(directory: Path | None = None) -> dict[str, Any]:
+    """Return the Kafka and QuestDB addresses of a running `slawatch stack` as settings.
+
+    Raises:
+        SlawatchError: the stack does not run.
+    """
+    status = Stack(directory=directory).status()
+    if not status.running or status.endpoints is None:
+        msg = f"the stack in {status.directory} is not running; start it with `slawatch stack up`"
+        raise SlawatchError(msg)
+    ep = status.endpoints
+    return {
+        "bootstrap_servers": ep.bootstrap_servers,
+        "questdb_http": ep.questdb_http,
+        "questdb_pg_port": ep.questdb_pg_port,
+    }
+
+
+def ensure_recovery_store(directory: Path, partitions: int) -> bool:
+    """Create a Bytewax recovery store in `directory` unless one is there already.
+
+    Returns:
+        True if a new store was created.
+    """
+    if any(directory.glob("part-*.sqlite3")):
+        return False
+    directory.mkdir(parents=True, exist_ok=True)
+    init_db_dir(directory, partitions)  # type: ignore[no-untyped-call]
+    return True
+
+
+def ensure_topics(settings: Settings, partitions: int) -> list[str]:
+    """Create the input and output topics that do not exist yet; return the names created.
+
+    Raises:
+        ConnectorError: Kafka refused to create a topic.
+    """
+    admin = AdminClient(settings.kafka_common())
+    existing = set(admin.list_topics(timeout=30).topics)
+    wanted = [
+        *settings.input_topics,
+        settings.events_topic,
+        settings.actions_topic,
+        settings.deadletter_topic,
+    ]
+    missing = [name for name in dict.fromkeys(wanted) if name not in existing]
+    if not missing:
+        return []
+    futures = admin.create_topics(
+        [NewTopic(name, num_partitions=partitions, replication_factor=-1) for name in missing],
+        operation_timeout=30,
+    )
+    for name, future in futures.items():
+        try:
+            future.result(timeout=60)
+        except Exception as exc:
+            if "TOPIC_ALREADY_EXISTS" not in str(exc):
+                msg = f"cannot create topic {name!r}: {exc}"
+                raise ConnectorError(msg) from exc
+    return missing
+
+
+def run_monitor(settings: Settings, cluster: Cluster | None = None) -> None:
+    """Run the live monitor in this process until it is stopped (blocks).
+
+    Creates the recovery store if `settings.recovery_dir` is set and holds none, builds the
+    dataflow (which reads the policy file and the input partitions) and hands it to Bytewax.
+    """
+    cluster = cluster or Cluster()
+    cluster.check()
+    recovery: RecoveryConfig | None = None
+    if settings.recovery_dir is not None:
+        if ensure_recovery_store(settings.recovery_dir, settings.recovery_partitions):
+            _log.info(
+                "created a recovery store of %d partitions in %s",
+                settings.recovery_partitions,
+                settings.recovery_dir,
+            )
+        recovery = RecoveryConfig(  # type: ignore[no-untyped-call]
+            settings.recovery_dir, settings.backup_interval
+        )
+    flow = get_flow(settings)
+    addresses: Sequence[str] | None = list(cluster.addresses) or None
+    cli_main(  # type: ignore[no-untyped-call]
+        flow,
+        workers_per_process=cluster.workers_per_process,
+        process_id=cluster.process_id,
+        addresses=addresses,
+        epoch_interval=settings.snapshot_interval,
+        recovery_config=recovery,
+    )

@@ -1,0 +1,220 @@
+"""Helpers for live-monitor tests: `slawatch run` as a child process, topic readers, producers."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+import orjson
+from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
+
+from flows.stack import Endpoints
+
+REPO = Path(__file__).resolve().parents[2]
+Json = dict[str, Any]
+
+
+def now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+class Monitor:
+    """`slawatch run` in a child process, configured through `SLAWATCH_*` variables."""
+
+    def __init__(self, workdir: Path, env: dict[str, str], args: Iterable[str] = ()) -> None:
+        self.workdir = workdir
+        self.env = env
+        self.args = list(args)
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.log = workdir / f"monitor-{uuid.uuid4().hex[:8]}.log"
+
+    def start(self) -> Monitor:
+        full = {**os.environ, **self.env, "PYTHONUNBUFFERED": "1"}
+        with self.log.open("ab") as out:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "flows.cli", "run", *self.args],
+                cwd=REPO,
+                env=full,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
+        return self
+
+    def heartbeats(self) -> list[Json]:
+        beats = []
+        for line in self.log.read_text(errors="replace").splitlines():
+            if "slawatch.heartbeat:" in line:
+                beats.append(orjson.loads(line.split("slawatch.heartbeat: ", 1)[1]))
+        return beats
+
+    def wait_heartbeat(self, until: Callable[[Json], bool] = bool, timeout: float = 60) -> Json:
+        """Wait for a heartbeat line that satisfies `until` (the monitor is up and reading)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            self.check_alive()
+            for beat in reversed(self.heartbeats()):
+                if until(beat):
+                    return beat
+            time.sleep(0.1)
+        msg = f"no matching heartbeat in {timeout} s:\n{self.tail()}"
+        raise AssertionError(msg)
+
+    def check_alive(self) -> None:
+        assert self.proc is not None
+        code = self.proc.poll()
+        if code is not None:
+            msg = f"monitor exited with {code}:\n{self.tail()}"
+            raise AssertionError(msg)
+
+    def tail(self, lines: int = 40) -> str:
+        return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
+
+    def kill(self) -> None:
+        """Kill the monitor at once (SIGKILL): no flush, no snapshot."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait(timeout=30)
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)
+            try:
+                self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+
+def monitor_env(stack: Endpoints, **settings: object) -> dict[str, str]:
+    """Return `SLAWATCH_*` variables for a monitor on the test stack."""
+    env = {
+        "SLAWATCH_BOOTSTRAP_SERVERS": stack.bootstrap_servers,
+        "SLAWATCH_QUESTDB_HTTP": "",
+        "SLAWATCH_HEARTBEAT_INTERVAL": "500ms",
+        "SLAWATCH_SHARDS": "8",
+        "SLAWATCH_LATENESS": "1s",
+    }
+    for key, value in settings.items():
+        env[f"SLAWATCH_{key.upper()}"] = str(value)
+    return env
+
+
+class TopicReader:
+    """Reads every partition of a topic from the beginning, accumulating JSON records."""
+
+    def __init__(self, bootstrap: str, topic: str) -> None:
+        self.consumer = Consumer(
+            {
+                "bootstrap.servers": bootstrap,
+                "group.id": f"t-{uuid.uuid4()}",
+                "enable.auto.commit": False,
+            }
+        )
+        meta = self.consumer.list_topics(topic, timeout=30).topics[topic]
+        self.consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in meta.partitions])
+        self.records: list[Json] = []
+        self.received: list[int] = []
+
+    def poll(self, seconds: float = 0.2) -> None:
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            for msg in self.consumer.consume(10_000, 0.05):
+                if msg.error() is None:
+                    self.records.append(orjson.loads(msg.value()))
+                    self.received.append(now_ms())
+
+    def wait_for(
+        self,
+        pred: Callable[[list[Json]], bool],
+        timeout: float = 60,
+        check: Callable[[], None] | None = None,
+    ) -> list[Json]:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            self.poll()
+            if pred(self.records):
+                return self.records
+            if check is not None:
+                check()
+        msg = f"condition not met in {timeout} s; {len(self.records)} records"
+        raise AssertionError(msg)
+
+    def close(self) -> None:
+        self.consumer.close()
+
+
+def produce(
+    bootstrap: str,
+    topic: str,
+    values: Iterable[bytes],
+    *,
+    key_of: Callable[[bytes], bytes | None] | None = None,
+    partition: int | None = None,
+    config: dict[str, Any] | None = None,
+) -> int:
+    producer = Producer(
+        {
+            "bootstrap.servers": bootstrap,
+            "queue.buffering.max.messages": 1_000_000,
+            "linger.ms": 20,
+            **(config or {}),
+        }
+    )
+    count = 0
+    for value in values:
+        kwargs: dict[str, Any] = {}
+        if partition is not None:
+            kwargs["partition"] = partition
+        if key_of is not None:
+            kwargs["key"] = key_of(value)
+        while True:
+            try:
+                producer.produce(topic, value, **kwargs)
+                break
+            except BufferError:
+                producer.poll(0.1)
+        producer.poll(0)
+        count += 1
+    remaining = producer.flush(60)
+    assert remaining == 0, f"{remaining} messages not delivered"
+    return count
+
+
+def conversation_key(value: bytes) -> bytes:
+    return str(orjson.loads(value)["conversation_id"]).encode()
+
+
+def event(kind: str, conv: str, at: int, **fields: Any) -> bytes:
+    return orjson.dumps(
+        {
+            "event_id": f"{conv}-{uuid.uuid4().hex[:10]}",
+            "type": kind,
+            "conversation_id": conv,
+            "occurred_at": at,
+            **fields,
+        }
+    )
+
+
+def inbound(conv: str, at: int) -> bytes:
+    return event("message", conv, at, direction="inbound", author="customer")
+
+
+def reply(conv: str, at: int, agent: str = "a1") -> bytes:
+    return event("message", conv, at, direction="outbound", author="agent", agent_id=agent)
+
+
+def sla(records: list[Json], conv: str, status: str | None = None) -> list[Json]:
+    return [
+        r
+        for r in records
+        if r.get("type") == "sla"
+        and r["conversation_id"] == conv
+        and (status is None or r["status"] == status)
+    ]
