@@ -1,0 +1,103 @@
+"""A Bytewax sink that stores records in QuestDB through `QuestDBWriter`.
+
+Each worker builds its own writer (one `questdb.Sender`) and creates the tables at start-up if
+QuestDB answers (otherwise before its first flush). Items are whole batches: a list of records
+(as one `stateful_batch` activation emits them) or a `Heartbeat`. Every `write_batch` call of
+Bytewax becomes one `QuestDBWriter.write_batch`, so one HTTP request.
+
+Example:
+    >>> sink = QuestDBSink("http::addr=127.0.0.1:9000;", prefix="sla_")
+    >>> op.output("questdb_out", record_batches, sink)  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from bytewax.outputs import DynamicSink, StatelessSinkPartition
+
+from flows.connectors.questdb import Heartbeat, QuestDBWriter
+from flows.core.records import Record
+from flows.exceptions import ConnectorError
+
+__all__ = ["QuestDBItem", "QuestDBSink", "wall_clock_ms"]
+
+_log = logging.getLogger(__name__)
+
+QuestDBItem = Sequence[Record] | Heartbeat
+"""What the sink takes: a batch of records, or a worker heartbeat."""
+
+
+def wall_clock_ms() -> int:
+    """Return the wall-clock time in epoch milliseconds (the records' `emitted_at`)."""
+    return time.time_ns() // 1_000_000
+
+
+class _QuestDBPartition(StatelessSinkPartition[QuestDBItem]):
+    """One worker's writer."""
+
+    def __init__(self, writer: QuestDBWriter, now_ms: Callable[[], int]) -> None:
+        self.writer = writer
+        self._now_ms = now_ms
+
+    def write_batch(self, items: list[QuestDBItem]) -> None:
+        """Write the records of every item as one batch, and any heartbeats."""
+        records: list[Record] = []
+        beats: list[Heartbeat] = []
+        for item in items:
+            if isinstance(item, Heartbeat):
+                beats.append(item)
+            else:
+                records.extend(item)
+        if records:
+            self.writer.write_batch(records, self._now_ms())
+        for beat in beats:
+            self.writer.write_heartbeat(beat)
+        self.writer.maybe_flush()
+
+    def close(self) -> None:
+        """Flush what is pending (retrying for a few seconds) and close the writer."""
+        self.writer.close()
+
+
+class QuestDBSink(DynamicSink[QuestDBItem]):
+    """Stores slawatch records in QuestDB; every worker writes through its own connection.
+
+    Args:
+        conf: `questdb` client configuration for ILP over HTTP, e.g. `http::addr=host:9000;`.
+        now_ms: Wall clock stamped as `emitted_at` on each batch (tests replace it).
+        **writer_options: Passed to `QuestDBWriter` (`prefix`, `ttl_days`,
+            `max_buffered_rows`, ...).
+    """
+
+    def __init__(
+        self,
+        conf: str,
+        *,
+        now_ms: Callable[[], int] = wall_clock_ms,
+        **writer_options: Any,
+    ) -> None:
+        self.conf = conf
+        self.now_ms = now_ms
+        self.writer_options = writer_options
+
+    def build(
+        self, step_id: str, worker_index: int, worker_count: int
+    ) -> StatelessSinkPartition[QuestDBItem]:
+        """Build the writer of one worker and create the tables if QuestDB answers."""
+        writer = QuestDBWriter(self.conf, **self.writer_options)
+        try:
+            writer.ensure_tables()
+        except ConnectorError as exc:
+            _log.warning(
+                "%s (worker %d of %d): QuestDB tables not created yet, will retry before the "
+                "first write: %s",
+                step_id,
+                worker_index,
+                worker_count,
+                exc,
+            )
+        return _QuestDBPartition(writer, self.now_ms)

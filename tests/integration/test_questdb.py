@@ -1,0 +1,279 @@
+"""QuestDBWriter and QuestDBSink against the session's real QuestDB: values, idempotence, clocks."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from bytewax import operators as op
+from bytewax.dataflow import Dataflow
+from bytewax.testing import TestingSource, run_main
+
+from flows.connectors.questdb import Heartbeat, QuestDBWriter, TableNames
+from flows.connectors.questdb_sink import QuestDBSink
+from flows.core.records import ActionRecord, DeadLetter, SlaRecord
+from flows.stack import Endpoints
+from tests.conftest import QuestDB
+from tests.questdbkit import DAY, MINUTE, drop_tables, new_prefix, now_ms, sla, to_ms
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
+
+T0 = now_ms() - 3 * DAY
+
+
+@pytest.fixture
+def prefix(questdb: QuestDB) -> Iterator[str]:
+    """A table prefix of this test only; its tables are dropped afterwards."""
+    name = new_prefix()
+    yield name
+    drop_tables(questdb, name)
+
+
+@pytest.fixture
+def writer(stack: Endpoints, prefix: str) -> Iterator[QuestDBWriter]:
+    """A writer on the session's QuestDB whose tables exist."""
+    w = QuestDBWriter(stack.questdb_ilp_conf, prefix=prefix)
+    w.ensure_tables()
+    yield w
+    w.close()
+
+
+def settle(questdb: QuestDB, prefix: str) -> None:
+    """Wait until QuestDB has applied everything written to the prefix's tables."""
+    for table in TableNames(prefix).all():
+        questdb.wait_for_wal(table)
+
+
+def clock_row(questdb: QuestDB, prefix: str, conv: str) -> list[tuple[Any, ...]]:
+    return questdb.query(
+        "SELECT started_at, status, open, breached, cause, elapsed_s, updated_at "
+        f"FROM {prefix}clocks WHERE conversation_id = %s ORDER BY started_at",
+        (conv,),
+    )
+
+
+def test_records_read_back_with_the_values_written(
+    writer: QuestDBWriter, questdb: QuestDB, prefix: str
+) -> None:
+    """Every field of SLA, action, dead-letter and heartbeat rows comes back as written."""
+    record = SlaRecord(
+        conversation_id="conv-'quoted' 1",
+        cycle=3,
+        metric="contact_attempts",
+        seq=2,
+        status="breached",
+        at=T0 + 90_750,
+        policy_id="leads",
+        target=90_500,
+        started_at=T0,
+        warn_at=T0 + 60_000,
+        deadline_at=T0 + 90_500,
+        stopped_at=None,
+        elapsed=90_750,
+        breached=True,
+        agent_id="a-7",
+        team_id="sales",
+        priority="P1",
+        segment="vip",
+        lead_source="pricing",
+        channel="whatsapp",
+        late=True,
+        attempts=2,
+        cause="after_hours",
+    )
+    action = ActionRecord(
+        "reassign", "breached", "conv-2", 1, "first_response", 1, T0 + 5, "p", "a-1", "a-2",
+        None, "first response breached",
+    )  # fmt: skip
+    dead = DeadLetter("occurred_at: not an instant", '{"a": "b;c"}\nzażółć', "wa.events/3/1041")
+    emitted = T0 + 100_000
+    writer.write_batch([record, action, dead], emitted_at_ms=emitted)
+    writer.write_heartbeat(
+        Heartbeat("w-0", at=T0 + 200, watermark=T0 - 5000, lag_ms=5200, events_in=10,
+                  records_out=7, dead_letters=1)
+    )  # fmt: skip
+    assert writer.stats.rows_pending == 0
+    settle(questdb, prefix)
+
+    (row,) = questdb.query(
+        "SELECT at, conversation_id, cycle, metric, seq, status, policy_id, target_s, started_at,"
+        " warn_at, deadline_at, stopped_at, elapsed_s, breached, agent_id, team_id, priority,"
+        f" segment, lead_source, channel, late, attempts, cause, emitted_at FROM {prefix}events"
+    )
+    assert [to_ms(v) if i in (0, 8, 9, 10, 11, 23) else v for i, v in enumerate(row)] == [
+        T0 + 90_750, "conv-'quoted' 1", 3, "contact_attempts", 2, "breached", "leads", 90.5, T0,
+        T0 + 60_000, T0 + 90_500, None, 90.75, True, "a-7", "sales", "P1", "vip", "pricing",
+        "whatsapp", True, 2, "after_hours", emitted,
+    ]  # fmt: skip
+
+    (clock,) = questdb.query(
+        "SELECT started_at, conversation_id, cycle, metric, seq, status, open, breached, cause,"
+        " deadline_at, elapsed_s, target_s, agent_id, attempts, policy_id, updated_at"
+        f" FROM {prefix}clocks"
+    )
+    assert [to_ms(v) if i in (0, 9, 15) else v for i, v in enumerate(clock)] == [
+        T0, "conv-'quoted' 1", 3, "contact_attempts", 2, "breached", True, True, "after_hours",
+        T0 + 90_500, 90.75, 90.5, "a-7", 2, "leads", T0 + 90_750,
+    ]  # fmt: skip
+
+    (act,) = questdb.query(
+        "SELECT at, action, trigger, conversation_id, cycle, metric, seq, policy_id, from_agent,"
+        f" to_agent, notify, reason, emitted_at FROM {prefix}actions"
+    )
+    assert [to_ms(v) if i in (0, 12) else v for i, v in enumerate(act)] == [
+        T0 + 5, "reassign", "breached", "conv-2", 1, "first_response", 1, "p", "a-1", "a-2",
+        None, "first response breached", emitted,
+    ]  # fmt: skip
+
+    (letter,) = questdb.query(f"SELECT emitted_at, source, reason, raw FROM {prefix}deadletters")
+    assert (to_ms(letter[0]), *letter[1:]) == (emitted, dead.source, dead.reason, dead.raw)
+
+    (beat,) = questdb.query(
+        "SELECT at, worker, watermark, lag_ms, events_in, records_out, dead_letters"
+        f" FROM {prefix}heartbeat"
+    )
+    assert (to_ms(beat[0]), beat[1], to_ms(beat[2]), *beat[3:]) == (
+        T0 + 200, "w-0", T0 - 5000, 5200, 10, 7, 1,
+    )  # fmt: skip
+
+
+def test_writing_the_same_batch_twice_leaves_one_row_per_record(
+    stack: Endpoints, writer: QuestDBWriter, questdb: QuestDB, prefix: str
+) -> None:
+    """A retry or a replay (even by a fresh writer) never doubles a row in any table."""
+    batch: list[Any] = []
+    for i in range(40):
+        start = T0 + i * MINUTE
+        batch += [
+            sla("started", conv=f"c-{i}", started_at=start),
+            sla("warning", conv=f"c-{i}", started_at=start, at=start + 4 * MINUTE),
+        ]
+        if i % 2:
+            batch.append(sla("met", conv=f"c-{i}", started_at=start, at=start + 4 * MINUTE + 1))
+    batch += [
+        ActionRecord("notify", "warning", "c-1", 1, "first_response", 1, T0, None, None, None,
+                     "supervisor", "warning"),
+        DeadLetter("bad", "{", "wa.events/0/1"),
+    ]  # fmt: skip
+    writer.write_batch(batch, emitted_at_ms=T0 + DAY)
+    writer.write_batch(batch, emitted_at_ms=T0 + DAY)
+    replayer = QuestDBWriter(stack.questdb_ilp_conf, prefix=prefix)
+    replayer.write_batch(batch, emitted_at_ms=T0 + DAY)
+    replayer.close()
+    settle(questdb, prefix)
+
+    sla_count = sum(isinstance(r, SlaRecord) for r in batch)
+    assert questdb.query(f"SELECT count() FROM {prefix}events") == [(sla_count,)]
+    assert questdb.query(f"SELECT count() FROM {prefix}clocks") == [(40,)]
+    assert questdb.query(f"SELECT status, count() FROM {prefix}clocks ORDER BY status") == [
+        ("met", 20),
+        ("warning", 20),
+    ]
+    assert questdb.query(f"SELECT count() FROM {prefix}actions") == [(1,)]
+    assert questdb.query(f"SELECT count() FROM {prefix}deadletters") == [(1,)]
+
+
+def test_late_correction_replaces_the_clock_row_with_the_true_outcome(
+    writer: QuestDBWriter, questdb: QuestDB, prefix: str
+) -> None:
+    """A breach later shown to be a reply in time ends as one met clock, events keep history."""
+    deadline = T0 + 5 * MINUTE
+    writer.write_batch(
+        [
+            sla("started", started_at=T0),
+            sla("breached", started_at=T0, at=deadline, cause="agent"),
+            sla("stopped", started_at=T0, at=deadline + MINUTE),
+        ],
+        emitted_at_ms=T0 + DAY,
+    )
+    rows = questdb.wait_for_rows(
+        f"SELECT status, open, breached, cause FROM {prefix}clocks", count=1
+    )
+    assert rows == [("stopped", False, True, "agent")]  # cause kept after the stop
+
+    writer.write_batch(
+        [sla("met", started_at=T0, at=T0 + 2 * MINUTE, late=True)], emitted_at_ms=T0 + DAY
+    )
+    questdb.wait_for_rows(
+        f"SELECT status FROM {prefix}clocks", until=lambda rows: rows == [("met",)]
+    )
+    settle(questdb, prefix)
+    (row,) = clock_row(questdb, prefix, "c-1")
+    assert row[1:6] == ("met", False, False, None, 120.0)
+    assert (to_ms(row[0]), to_ms(row[6])) == (T0, T0 + 2 * MINUTE)
+    statuses = questdb.query(f"SELECT status, late FROM {prefix}events ORDER BY at")
+    assert statuses == [("started", False), ("met", True), ("breached", False), ("stopped", False)]
+
+
+def test_breach_cause_survives_a_writer_restart(
+    stack: Endpoints, writer: QuestDBWriter, questdb: QuestDB, prefix: str
+) -> None:
+    """A fresh writer reads the stored cause back when a breached clock stops after a restart."""
+    writer.write_batch(
+        [sla("breached", started_at=T0, at=T0 + 5 * MINUTE, cause="overloaded")],
+        emitted_at_ms=T0 + DAY,
+    )
+    questdb.wait_for_rows(f"SELECT cause FROM {prefix}clocks", count=1)
+    settle(questdb, prefix)
+
+    restarted = QuestDBWriter(stack.questdb_ilp_conf, prefix=prefix)
+    restarted.ensure_tables()
+    restarted.write_batch(
+        [sla("stopped", started_at=T0, at=T0 + 9 * MINUTE)], emitted_at_ms=T0 + DAY
+    )
+    restarted.close()
+    rows = questdb.wait_for_rows(
+        f"SELECT status, breached, cause FROM {prefix}clocks",
+        until=lambda rows: [r[0] for r in rows] == ["stopped"],
+    )
+    assert rows == [("stopped", True, "overloaded")]
+
+
+def test_a_late_event_that_moves_the_start_leaves_one_counted_clock(
+    stack: Endpoints, writer: QuestDBWriter, questdb: QuestDB, prefix: str
+) -> None:
+    """The row at the old start is cancelled, even when a fresh writer gets the correction."""
+    writer.write_batch(
+        [sla("breached", started_at=T0, at=T0 + 5 * MINUTE, cause="agent")],
+        emitted_at_ms=T0 + DAY,
+    )
+    questdb.wait_for_rows(f"SELECT status FROM {prefix}clocks", count=1)
+    settle(questdb, prefix)
+    restarted = QuestDBWriter(stack.questdb_ilp_conf, prefix=prefix)
+    restarted.ensure_tables()
+    earlier = T0 - 2 * MINUTE
+    restarted.write_batch(
+        [sla("met", started_at=earlier, at=T0 + MINUTE, late=True)], emitted_at_ms=T0 + DAY
+    )
+    restarted.close()
+    questdb.wait_for_rows(f"SELECT status FROM {prefix}clocks", count=2)
+    settle(questdb, prefix)
+    rows = questdb.query(
+        f"SELECT started_at, status, open, breached FROM {prefix}clocks ORDER BY started_at"
+    )
+    assert [(to_ms(r[0]), *r[1:]) for r in rows] == [
+        (earlier, "met", False, False),
+        (T0, "cancelled", False, False),
+    ]
+
+
+def test_bytewax_sink_writes_record_batches_and_heartbeats(
+    stack: Endpoints, questdb: QuestDB, prefix: str
+) -> None:
+    """A flow whose items are lists of records stores them all once it completes."""
+    items: list[Any] = [
+        [sla("started", conv="s-1", started_at=T0), sla("started", conv="s-2", started_at=T0)],
+        [sla("met", conv="s-1", started_at=T0, at=T0 + MINUTE)],
+        Heartbeat("0", at=T0 + MINUTE, watermark=T0, lag_ms=0),
+    ]
+    flow = Dataflow("questdb_sink_test")
+    batches = op.input("inp", flow, TestingSource(items))  # list[SlaRecord] | Heartbeat
+    op.output("questdb_out", batches, QuestDBSink(stack.questdb_ilp_conf, prefix=prefix))
+    run_main(flow)
+    settle(questdb, prefix)
+    assert questdb.query(f"SELECT count() FROM {prefix}events") == [(3,)]
+    assert questdb.query(
+        f"SELECT conversation_id, status FROM {prefix}clocks ORDER BY conversation_id"
+    ) == [("s-1", "met"), ("s-2", "started")]
+    assert questdb.query(f"SELECT worker FROM {prefix}heartbeat") == [("0",)]

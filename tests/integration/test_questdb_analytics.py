@@ -1,0 +1,291 @@
+"""Every SQL query in docs/ANALYTICS.md, run as written on records seeded through the writer."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from flows.connectors.questdb import Heartbeat, QuestDBWriter, TableNames
+from flows.core.records import Record
+from flows.stack import Endpoints
+from tests.conftest import QuestDB
+from tests.questdbkit import DAY, EPOCH, HOUR, MINUTE, drop_tables, new_prefix, now_ms, sla
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
+
+DOC = Path(__file__).resolve().parents[2] / "docs" / "ANALYTICS.md"
+_BLOCK = re.compile(r"```sql\n(.*?)```", re.DOTALL)
+_NAME = re.compile(r"--\s*query:\s*(\w+)")
+_TABLE = re.compile(r"\bsla_(events|clocks|actions|deadletters|heartbeat)\b")
+# Seconds pass between seeding and querying on a busy machine.
+SLACK_S = 60
+
+
+def doc_queries() -> dict[str, str]:
+    """Return the doc's SQL blocks by the name in their `-- query:` first line."""
+    queries: dict[str, str] = {}
+    for block in _BLOCK.findall(DOC.read_text(encoding="utf-8")):
+        match = _NAME.match(block)
+        assert match is not None, f"a sql block in {DOC.name} has no '-- query: name' line"
+        assert match.group(1) not in queries, f"query name {match.group(1)} is used twice"
+        queries[match.group(1)] = block
+    return queries
+
+
+Run = Callable[[str, list[Record], list[Heartbeat]], list[tuple[Any, ...]]]
+
+
+@pytest.fixture
+def run_doc_query(stack: Endpoints, questdb: QuestDB) -> Iterator[Run]:
+    """Seed fresh tables with records and heartbeats, then run one doc query on them."""
+    prefixes: list[str] = []
+
+    def run(name: str, records: list[Record], beats: list[Heartbeat]) -> list[tuple[Any, ...]]:
+        prefix = new_prefix()
+        prefixes.append(prefix)
+        writer = QuestDBWriter(stack.questdb_ilp_conf, prefix=prefix)
+        writer.ensure_tables()
+        writer.write_batch(records, emitted_at_ms=now_ms())
+        for beat in beats:
+            writer.write_heartbeat(beat)
+        writer.close()
+        assert writer.stats.rows_pending == 0
+        for table in TableNames(prefix).all():
+            questdb.wait_for_wal(table)
+        sql = _TABLE.sub(lambda m: prefix + m.group(1), doc_queries()[name])
+        return questdb.query(sql)
+
+    yield run
+    for prefix in prefixes:
+        drop_tables(questdb, prefix)
+
+
+def utc(ms: int) -> datetime:
+    """The naive UTC datetime that PG wire returns for the instant `ms`."""
+    return (EPOCH + timedelta(milliseconds=ms)).replace(tzinfo=None)
+
+
+def floor_week(ms: int) -> int:
+    day = ms - ms % DAY
+    weekday = (EPOCH + timedelta(milliseconds=day)).weekday()  # Monday = 0
+    return day - weekday * DAY
+
+
+def near(actual: float, expected: float, slack: float = SLACK_S) -> bool:
+    return abs(actual - expected) <= slack
+
+
+def test_every_query_in_the_doc_is_tested() -> None:
+    """Adding a query to docs/ANALYTICS.md without a test here fails."""
+    tested = {
+        name.removeprefix("test_")
+        for name in globals()
+        if name.startswith("test_") and name != "test_every_query_in_the_doc_is_tested"
+    }
+    assert set(doc_queries()) == tested
+
+
+def test_compliance_per_agent_week(run_doc_query: Run) -> None:
+    """Compliance counts each clock once by its final outcome, per week, agent and metric."""
+    w1 = floor_week(now_ms() - 14 * DAY) + DAY  # a Tuesday two weeks ago
+    w2 = w1 + 7 * DAY
+    fr = "first_response"
+    records: list[Record] = [
+        # a-1, week 1, first_response: 2 met, 2 breached; cancelled and running ones not counted.
+        sla("met", conv="c1", started_at=w1, at=w1 + MINUTE),
+        sla("met", conv="c2", started_at=w1, at=w1 + 2 * MINUTE),
+        sla("breached", conv="c3", started_at=w1, at=w1 + 5 * MINUTE, cause="agent"),
+        sla("stopped", conv="c3", started_at=w1, at=w1 + 9 * MINUTE),
+        sla("cancelled", conv="c4", started_at=w1, at=w1 + MINUTE),
+        sla("started", conv="c5", started_at=w1),
+        sla("breached", conv="c6", started_at=w1, at=w1 + 5 * MINUTE, cause="overloaded"),
+        # a-1, week 1, resolution: 1 met.
+        sla("met", conv="c1", metric="resolution", started_at=w1, at=w1 + HOUR, target=2 * HOUR),
+        # a-2, week 1: a breach corrected to met by a late event; a breach whose clock vanished.
+        sla("breached", conv="c7", started_at=w1, at=w1 + 5 * MINUTE, agent="a-2", cause="agent"),
+        sla("met", conv="c7", started_at=w1, at=w1 + 3 * MINUTE, agent="a-2", late=True),
+        sla("breached", conv="c8", started_at=w1, at=w1 + 5 * MINUTE, agent="a-2", cause="agent"),
+        sla("cancelled", conv="c8", started_at=w1, at=w1 + 6 * MINUTE, agent="a-2",
+            breached=True, late=True),
+        # a-1, week 2: 1 met, 1 breached.
+        sla("met", conv="c9", started_at=w2, at=w2 + MINUTE),
+        sla("breached", conv="c10", started_at=w2, at=w2 + 5 * MINUTE, cause="agent"),
+        # nobody assigned: not an agent's figure.
+        sla("breached", conv="c11", metric="assignment", started_at=w2, at=w2 + 5 * MINUTE,
+            agent=None, cause="unassigned"),
+    ]  # fmt: skip
+    rows = run_doc_query("compliance_per_agent_week", records, [])
+    week1, week2 = utc(floor_week(w1)), utc(floor_week(w2))
+    assert rows == [
+        (week1, "a-1", fr, 2, 2, 50.0),
+        (week1, "a-1", "resolution", 1, 0, 100.0),
+        (week1, "a-2", fr, 1, 0, 100.0),
+        (week2, "a-1", fr, 1, 1, 50.0),
+    ]
+
+
+def test_breaches_by_cause_last_month(run_doc_query: Run) -> None:
+    """Breaches whose deadline fell in the previous calendar month, per agent and cause."""
+    today = datetime.now(UTC)
+    this_month = today.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    last_month = (this_month - timedelta(days=1)).replace(day=1)
+    start = (last_month - EPOCH) // timedelta(milliseconds=1)
+    end = (this_month - EPOCH) // timedelta(milliseconds=1)
+    target = 5 * MINUTE
+
+    def breach(conv: str, deadline: int, cause: str, agent: str | None = "a-1") -> list[Record]:
+        began = deadline - target
+        return [sla("breached", conv=conv, started_at=began, at=deadline, cause=cause, agent=agent)]
+
+    records: list[Record] = [
+        *breach("b1", start, "agent"),  # the first instant of last month counts
+        *breach("b2", start + 2 * DAY, "agent"),
+        sla("stopped", conv="b2", started_at=start + 2 * DAY - target, at=start + 2 * DAY + HOUR),
+        *breach("b3", start + 3 * DAY, "overloaded"),
+        *breach("b4", start + 4 * DAY, "after_hours", agent="a-2"),
+        *breach("b5", start + 5 * DAY, "unassigned", agent=None),
+        *breach("b6", end, "agent"),  # this month's first instant: not last month
+        *breach("b7", start - DAY, "agent"),  # two months ago
+        *breach("b8", start + 6 * DAY, "agent"),
+        sla("cancelled", conv="b8", started_at=start + 6 * DAY - target, at=start + 6 * DAY + 1,
+            breached=True, late=True),  # corrected away
+        sla("met", conv="b9", started_at=start + DAY, at=start + DAY + MINUTE),
+    ]  # fmt: skip
+    rows = run_doc_query("breaches_by_cause_last_month", records, [])
+    assert sorted(rows, key=repr) == sorted(
+        [("a-1", "agent", 2), ("a-1", "overloaded", 1), ("a-2", "after_hours", 1),
+         (None, "unassigned", 1)],
+        key=repr,
+    )  # fmt: skip
+    named = [row for row in rows if row[0] is not None]
+    assert named == [("a-1", "agent", 2), ("a-1", "overloaded", 1), ("a-2", "after_hours", 1)]
+
+
+def test_p90_first_response_per_team_day(run_doc_query: Run) -> None:
+    """p90 of counted response times of answered first responses, per team and day."""
+    d1 = now_ms() - 3 * DAY
+    d1 -= d1 % DAY
+    d2 = d1 + DAY
+    records: list[Record] = []
+    for i, seconds in enumerate(range(10, 101, 10)):  # t-1, day 1: 10 s ... 100 s
+        begin = d1 + HOUR + i * MINUTE
+        records.append(sla("met", conv=f"x{i}", started_at=begin, at=begin + seconds * 1000))
+    for i, seconds in enumerate((30, 60, 120, 240, 480)):  # t-2, day 1; 480 s answered late
+        begin = d1 + 2 * HOUR + i * MINUTE
+        status = "met" if seconds <= 300 else "stopped"
+        records.append(
+            sla(status, conv=f"y{i}", started_at=begin, at=begin + seconds * 1000, team="t-2")
+        )
+    records += [
+        sla("met", conv="z1", started_at=d2 + HOUR, at=d2 + HOUR + 45_000),  # t-1, day 2
+        # Not answered first responses, and another metric: left out.
+        sla("started", conv="z2", started_at=d2 + HOUR),
+        sla("breached", conv="z3", started_at=d2 + HOUR, at=d2 + HOUR + 5 * MINUTE, cause="agent"),
+        sla("cancelled", conv="z4", started_at=d2 + HOUR, at=d2 + HOUR + MINUTE),
+        sla("met", conv="z1", metric="next_response", started_at=d2 + HOUR, at=d2 + 2 * HOUR),
+    ]
+    rows = run_doc_query("p90_first_response_per_team_day", records, [])
+    assert [row[:3] for row in rows] == [
+        (utc(d1), "t-1", 10),
+        (utc(d1), "t-2", 5),
+        (utc(d2), "t-1", 1),
+    ]
+    for (*_, p90), expected in zip(rows, (90.0, 480.0, 45.0), strict=True):
+        assert abs(p90 - expected) <= expected * 0.002
+
+
+def test_open_clocks(run_doc_query: Run) -> None:
+    """Running clocks, most urgent first, without breached clocks of resolved cycles."""
+    now = now_ms()
+    fr, nr = "first_response", "next_response"
+    records: list[Record] = [
+        sla("started", conv="o1", started_at=now - 2 * MINUTE),  # 3 min left
+        sla("paused", conv="o2", metric="resolution", started_at=now - 50 * MINUTE,
+            at=now - 5 * MINUTE, target=HOUR),  # 10 min left
+        sla("breached", conv="o3", metric=nr, started_at=now - 10 * MINUTE,
+            at=now - 5 * MINUTE, cause="agent"),  # 5 min overdue
+        # o4: breached, then the cycle was resolved: over, though the engine said no more.
+        sla("breached", conv="o4", metric=nr, started_at=now - 30 * MINUTE,
+            at=now - 25 * MINUTE, cause="agent"),
+        sla("met", conv="o4", metric="resolution", started_at=now - 40 * MINUTE,
+            at=now - 20 * MINUTE, target=HOUR),
+        # o5: a breached cadence clock outlives the resolved cycle.
+        sla("breached", conv="o5", metric="cadence", started_at=now - 2 * HOUR,
+            at=now - HOUR, target=HOUR, cause="agent"),
+        sla("met", conv="o5", metric="resolution", started_at=now - 3 * HOUR,
+            at=now - 90 * MINUTE, target=4 * HOUR),
+        # A breached service window is over; met clocks are over.
+        sla("breached", conv="o6", metric="service_window", started_at=now - 2 * DAY,
+            at=now - DAY, target=DAY, cause="agent"),
+        sla("met", conv="o7", started_at=now - 3 * MINUTE, at=now - MINUTE),
+        # o8: cycle 1 breached and resolved; cycle 2 running with 4 min left.
+        sla("breached", conv="o8", started_at=now - 2 * HOUR, at=now - 2 * HOUR + 5 * MINUTE,
+            cause="agent"),
+        sla("stopped", conv="o8", metric="resolution", started_at=now - 2 * HOUR,
+            at=now - HOUR, target=30 * MINUTE),
+        sla("started", conv="o8", cycle=2, started_at=now - MINUTE),
+    ]  # fmt: skip
+    rows = run_doc_query("open_clocks", records, [])
+    got = [(r[0], r[1], r[2], r[4], r[5]) for r in rows]
+    assert got == [
+        ("o5", 1, "cadence", "breached", True),
+        ("o3", 1, nr, "breached", True),
+        ("o1", 1, fr, "started", False),
+        ("o8", 2, fr, "started", False),
+        ("o2", 1, "resolution", "paused", False),
+    ]
+    for row, left in zip(rows, (-3600, -300, 180, 240, 600), strict=True):
+        assert near(row[-1], left), (row, left)
+
+
+def test_unassigned_waiting(run_doc_query: Run) -> None:
+    """Conversations whose assignment clock runs, longest waiting first."""
+    now = now_ms()
+    a = "assignment"
+    records: list[Record] = [
+        sla("started", conv="u1", metric=a, started_at=now - 10 * MINUTE, target=30 * MINUTE),
+        sla("breached", conv="u2", metric=a, started_at=now - HOUR, at=now - 55 * MINUTE,
+            cause="unassigned", agent=None),
+        sla("met", conv="u3", metric=a, started_at=now - HOUR, at=now - 58 * MINUTE),
+        sla("breached", conv="u4", metric=a, started_at=now - 3 * HOUR,
+            at=now - 3 * HOUR + 5 * MINUTE, cause="unassigned", agent=None),
+        sla("met", conv="u4", metric="resolution", started_at=now - 3 * HOUR,
+            at=now - 2 * HOUR, target=2 * HOUR, agent=None),
+        sla("cancelled", conv="u5", metric=a, started_at=now - HOUR, at=now - 30 * MINUTE),
+    ]  # fmt: skip
+    rows = run_doc_query("unassigned_waiting", records, [])
+    assert [(r[0], r[7]) for r in rows] == [("u2", True), ("u1", False)]
+    assert near(rows[0][5], 3600)
+    assert near(rows[1][5], 600)
+
+
+def test_heartbeat_per_worker(run_doc_query: Run) -> None:
+    """Each worker's latest heartbeat with its age, stalest first."""
+    now = now_ms()
+    beats = [
+        Heartbeat("0", at=now - 20_000, watermark=now - 25_000, lag_ms=5000, events_in=10),
+        Heartbeat("0", at=now - 5_000, watermark=now - 10_500, lag_ms=5500, events_in=20,
+                  records_out=8, dead_letters=1),
+        Heartbeat("1", at=now - 120_000, watermark=now - 125_000, lag_ms=5000, events_in=3),
+    ]  # fmt: skip
+    rows = run_doc_query("heartbeat_per_worker", [], beats)
+    assert [(r[0], r[3], r[5], r[6], r[7]) for r in rows] == [
+        ("1", 5000, 3, 0, 0),
+        ("0", 5500, 20, 8, 1),
+    ]
+    assert near(rows[0][2], 120)
+    assert near(rows[1][2], 5)
+    assert rows[1][1] == utc(now - 5_000)
+
+
+def test_heartbeat_age(run_doc_query: Run) -> None:
+    """Seconds since any worker last reported, as one number for an alert."""
+    now = now_ms()
+    beats = [Heartbeat("0", at=now - 40_000), Heartbeat("1", at=now - 15_000)]
+    ((age,),) = run_doc_query("heartbeat_age", [], beats)
+    assert near(age, 15, slack=SLACK_S / 2)
