@@ -559,7 +559,8 @@ class QuestDBWriter:
         max_buffered_rows: Most rows kept in memory while QuestDB cannot be reached; beyond
             it the oldest are dropped (logged as an error and counted in `stats`). At a few
             hundred bytes per row, the default holds a few hundred MB.
-        chunk_rows: Rows per HTTP request when buffered rows are sent again.
+        chunk_rows: Most records per HTTP request: bigger batches are split, and batches
+            kept while QuestDB is down are merged up to this size.
         flush_interval_s: `maybe_flush` sends buffered rows at most this often.
         retry_backoff_s: First and largest wait, in seconds, between two attempts after a
             failure (doubling in between).
@@ -652,43 +653,24 @@ class QuestDBWriter:
         self._tables_ready = True
 
     def write_batch(self, records: Sequence[Record], emitted_at_ms: int) -> None:
-        """Add a batch of records and try to send everything pending in one request.
+        """Add a batch of records and try to send everything pending.
 
         Every SLA record becomes a row of `<prefix>events` and updates its clock's row in
         `<prefix>clocks`; action records and dead letters go to their tables. If QuestDB
         cannot be reached, the rows are kept and sent again later (see the class docstring);
-        this method never raises for that.
+        this method never raises for that. A batch goes out in one HTTP request, or one per
+        `chunk_rows` records when it is bigger.
 
         Args:
             records: The records, in the order they were emitted (a clock's last one wins).
             emitted_at_ms: Wall-clock instant of emission, epoch ms UTC (`emitted_at`).
         """
-        if not records:
-            return
-        chunk = self._open_chunk()
-        buffer = chunk.buffer
-        tables = self.tables
-        emitted = TimestampMicros(emitted_at_ms * 1000)
-        sla: list[SlaRecord] = []
-        rows = 0
-        for record in records:
-            if isinstance(record, SlaRecord):
-                sla.append(record)
-                _event_row(buffer, tables.events, record, emitted)
-            elif isinstance(record, ActionRecord):
-                _action_row(buffer, tables.actions, record, emitted)
-            else:
-                _deadletter_row(buffer, tables.deadletters, record, emitted_at_ms)
-            rows += 1
-        chunk.rows += rows
-        if sla:
-            self._look_up_clocks(sla)
-            before = len(chunk.clocks)
-            self.clocks.collect(sla, chunk.clocks)
-            rows += len(chunk.clocks) - before
-        self._pending_rows += rows
-        self._enforce_bound()
-        self._flush(self._monotonic(), force=False)
+        step = self.chunk_rows
+        for start in range(0, len(records), step):
+            self._add(records[start : start + step], emitted_at_ms)
+            self._enforce_bound()
+        if records:
+            self._flush(self._monotonic(), force=False)
 
     def write_heartbeat(self, heartbeat: Heartbeat) -> None:
         """Add a worker heartbeat and try to send everything pending.
@@ -773,6 +755,30 @@ class QuestDBWriter:
         chunk = _Chunk(self._sender)
         chunks.append(chunk)
         return chunk
+
+    def _add(self, records: Sequence[Record], emitted_at_ms: int) -> None:
+        """Add the rows of up to `chunk_rows` records to the open chunk."""
+        chunk = self._open_chunk()
+        buffer = chunk.buffer
+        tables = self.tables
+        emitted = TimestampMicros(emitted_at_ms * 1000)
+        sla: list[SlaRecord] = []
+        for record in records:
+            if isinstance(record, SlaRecord):
+                sla.append(record)
+                _event_row(buffer, tables.events, record, emitted)
+            elif isinstance(record, ActionRecord):
+                _action_row(buffer, tables.actions, record, emitted)
+            else:
+                _deadletter_row(buffer, tables.deadletters, record, emitted_at_ms)
+        rows = len(records)
+        chunk.rows += rows
+        if sla:
+            self._look_up_clocks(sla)
+            before = len(chunk.clocks)
+            self.clocks.collect(sla, chunk.clocks)
+            rows += len(chunk.clocks) - before
+        self._pending_rows += rows
 
     def _seal(self, chunk: _Chunk) -> None:
         if chunk.sealed:

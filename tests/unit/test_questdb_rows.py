@@ -364,3 +364,17 @@ def test_sink_partition_writes_all_items_as_one_batch_and_closes_the_writer() ->
     assert fake.beats == [beat]
     part.close()
     assert fake.closed
+
+
+def test_a_batch_bigger_than_a_chunk_is_split_so_the_bound_still_holds() -> None:
+    """One huge batch is cut into chunks, so overflow can drop its oldest part."""
+    writer = QuestDBWriter(
+        f"http::addr=127.0.0.1:{closed_port()};",
+        max_buffered_rows=10,
+        chunk_rows=3,
+        retry_backoff_s=(60.0, 60.0),
+    )
+    writer.write_batch([sla(conv=f"c-{i}") for i in range(20)], emitted_at_ms=T0)
+    stats = writer.stats
+    assert 0 < stats.rows_pending <= 10
+    assert stats.rows_dropped == 40 - stats.rows_pending
