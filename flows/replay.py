@@ -18,7 +18,7 @@ from flows.core.decode import decode_event
 from flows.core.engine import Engine
 from flows.core.events import Rejected
 from flows.core.model import PolicySet
-from flows.core.records import DeadLetter, Record, SlaRecord, to_json_dict
+from flows.core.records import ActionRecord, DeadLetter, Record, SlaRecord, to_json_dict
 from flows.core.timefmt import format_instant
 
 
@@ -80,7 +80,9 @@ def replay_records(
         yield from _count(engine.process([], final), summary)
 
 
-def _count(records: list[Record], summary: ReplaySummary) -> list[Record]:
+def _count(
+    records: list[SlaRecord | ActionRecord], summary: ReplaySummary
+) -> list[SlaRecord | ActionRecord]:
     for rec in records:
         if isinstance(rec, SlaRecord):
             summary.records += 1

@@ -56,11 +56,20 @@ def unassign(t: float, conv: str = "c1") -> AssignmentEvent:
 
 
 def conv_event(
-    t: float, action: str, conv: str = "c1", outcome: str | None = None,
-    due: float | None = None, **attrs: AttrValue,
+    t: float,
+    action: str,
+    conv: str = "c1",
+    outcome: str | None = None,
+    due: float | None = None,
+    **attrs: AttrValue,
 ) -> ConversationEvent:
     return ConversationEvent(
-        _eid(), conv, ms(t), action, tuple(sorted(attrs.items())), outcome,
+        _eid(),
+        conv,
+        ms(t),
+        action,
+        tuple(sorted(attrs.items())),
+        outcome,
         None if due is None else ms(due),
     )
 
@@ -95,7 +104,9 @@ def run(
 
 
 def sla(records: Sequence[SlaRecord | ActionRecord], metric: str | None = None) -> list[SlaRecord]:
-    return [r for r in records if isinstance(r, SlaRecord) and (metric is None or r.metric == metric)]
+    return [
+        r for r in records if isinstance(r, SlaRecord) and (metric is None or r.metric == metric)
+    ]
 
 
 def statuses(records: Sequence[SlaRecord | ActionRecord], metric: str) -> list[str]:
@@ -106,7 +117,9 @@ def actions(records: Sequence[SlaRecord | ActionRecord]) -> list[ActionRecord]:
     return [r for r in records if isinstance(r, ActionRecord)]
 
 
-def final_outcomes(records: Sequence[SlaRecord | ActionRecord]) -> dict[tuple[str, int, str, int], str]:
+def final_outcomes(
+    records: Sequence[SlaRecord | ActionRecord],
+) -> dict[tuple[str, int, str, int], str]:
     """Each clock's last status, ignoring intermediate ones."""
     out: dict[tuple[str, int, str, int], str] = {}
     for r in sla(records):

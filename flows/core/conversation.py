@@ -8,7 +8,6 @@ list. It never reads the wall clock, and it depends on other conversations only 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Final
 
 from flows.core.calendar import WALL_CLOCK
@@ -22,6 +21,7 @@ from flows.core.events import (
     MessageEvent,
 )
 from flows.core.model import Policy, PolicySet, Target
+from flows.core.policies import select_policy
 from flows.core.records import ActionRecord, SlaRecord
 
 IDLE: Final = 0
@@ -33,28 +33,6 @@ CONTACT_LEAD_STATUSES: Final = frozenset({"qualified", "disqualified", "nurture"
 #: conversation, not per cycle.
 CONVERSATION_SCOPED: Final = frozenset({"cadence", "service_window"})
 AFTER_HOURS_GRACE_MS: Final = 2 * 3600 * 1000
-
-
-def select_policy(policies: tuple[Policy, ...], attrs: Mapping[str, AttrValue]) -> Policy | None:
-    """Return the first policy whose every `when` key matches the attributes."""
-    for policy in policies:
-        for key, accepted in policy.when.items():
-            value = attrs.get(key)
-            if value is None:
-                if key == "handled_by":
-                    value = "human"
-                elif key == "status":
-                    value = "open"
-                else:
-                    break
-            if isinstance(value, tuple):
-                if accepted.isdisjoint(value):
-                    break
-            elif value not in accepted:
-                break
-        else:
-            return policy
-    return None
 
 
 class Context:
@@ -244,12 +222,7 @@ class Conversation:
         """Breach (or warn) at once a clock whose recomputed instants are already past."""
         if clock.deadline is not None and clock.deadline < at and not clock.breached:
             self._breach(ctx, clock, at)
-        elif (
-            clock.warn is not None
-            and clock.warn < at
-            and not clock.warned
-            and not clock.breached
-        ):
+        elif clock.warn is not None and clock.warn < at and not clock.warned and not clock.breached:
             self._warn(ctx, clock, at)
 
     def _finish(self, ctx: Context, clock: Clock, at: int) -> None:
@@ -401,8 +374,7 @@ class Conversation:
             due = self.next_due()
             if due is None or due > limit or (due == limit and not inclusive):
                 return
-            if due > self.last_t:
-                self.last_t = due
+            self.last_t = max(self.last_t, due)
             for clock in list(self.clocks):
                 if clock.done:
                     continue
@@ -419,8 +391,7 @@ class Conversation:
     def apply(self, ctx: Context, event: Event) -> None:
         """Apply one event at its own instant (timers before it must have fired already)."""
         at = event.occurred_at
-        if at > self.last_t:
-            self.last_t = at
+        self.last_t = max(self.last_t, at)
         if isinstance(event, MessageEvent):
             if event.direction == "inbound":
                 self._inbound(ctx, event, at)

@@ -50,9 +50,9 @@ class Engine:
             heapq.heappush(pending, (event.occurred_at, arrivals, event))
         self._arrivals = arrivals
         ctx = self.ctx
-        ctx.out = out = []
+        out: list[SlaRecord | ActionRecord] = []
+        ctx.out = out
         timers = self._timers
-        convs = self.conversations
         while True:
             if pending and pending[0][0] <= watermark:
                 if timers and timers[0][0] < pending[0][0]:
@@ -65,9 +65,7 @@ class Engine:
                 self._fire(heapq.heappop(timers))
                 continue
             break
-        if watermark > self.processed_until:
-            self.processed_until = watermark
-        del convs
+        self.processed_until = max(self.processed_until, watermark)
         return out
 
     def next_due(self) -> int | None:

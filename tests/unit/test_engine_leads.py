@@ -149,7 +149,11 @@ def test_connected_activity_is_contact_made() -> None:
 def test_lead_status_leaving_new_is_contact_made() -> None:
     """`lead_status` leaving `new` ends contact_attempts as met."""
     recs = run(
-        [*lead(), conv_event(5, "updated", lead_status="new"), conv_event(50, "updated", lead_status="nurture")],
+        [
+            *lead(),
+            conv_event(5, "updated", lead_status="new"),
+            conv_event(50, "updated", lead_status="nurture"),
+        ],
         LEADS,
     )
     assert statuses(recs, "contact_attempts") == ["started", "met"]
@@ -177,7 +181,11 @@ def test_cadence_restarts_after_each_activity_and_survives_resolution() -> None:
     )
     cad = sla(recs, "cadence")
     assert [(r.seq, r.status) for r in cad] == [
-        (1, "started"), (1, "met"), (2, "started"), (2, "warning"), (2, "breached"),
+        (1, "started"),
+        (1, "met"),
+        (2, "started"),
+        (2, "warning"),
+        (2, "breached"),
     ]
     assert cad[-1].at == ms(3 * D)
 
@@ -186,7 +194,11 @@ def test_cadence_restarts_after_each_activity_and_survives_resolution() -> None:
 def test_cadence_cancelled_by_won_or_lost(outcome: str) -> None:
     """A cycle resolved as won or lost cancels the cadence clock."""
     recs = run(
-        [*lead(), conv_event(10, "updated", lead_status="qualified"), conv_event(20, "resolved", outcome=outcome)],
+        [
+            *lead(),
+            conv_event(10, "updated", lead_status="qualified"),
+            conv_event(20, "resolved", outcome=outcome),
+        ],
         LEADS,
     )
     assert statuses(recs, "cadence") == ["started", "cancelled"]
@@ -195,7 +207,11 @@ def test_cadence_cancelled_by_won_or_lost(outcome: str) -> None:
 def test_cadence_cancelled_by_unlisted_status() -> None:
     """Moving to a status the cadence target does not list cancels the clock."""
     recs = run(
-        [*lead(), conv_event(10, "updated", lead_status="qualified"), conv_event(20, "updated", lead_status="disqualified")],
+        [
+            *lead(),
+            conv_event(10, "updated", lead_status="qualified"),
+            conv_event(20, "updated", lead_status="disqualified"),
+        ],
         LEADS,
     )
     assert statuses(recs, "cadence") == ["started", "cancelled"]
@@ -204,7 +220,11 @@ def test_cadence_cancelled_by_unlisted_status() -> None:
 def test_cadence_retargeted_from_qualified_to_nurture() -> None:
     """A change between listed statuses retargets the silence from its start."""
     recs = run(
-        [*lead(), conv_event(10, "updated", lead_status="qualified"), conv_event(D, "updated", lead_status="nurture")],
+        [
+            *lead(),
+            conv_event(10, "updated", lead_status="qualified"),
+            conv_event(D, "updated", lead_status="nurture"),
+        ],
         LEADS,
     )
     cad = sla(recs, "cadence")
@@ -232,7 +252,10 @@ def test_resolution_does_not_cancel_window_and_breach_ends_it() -> None:
     recs = run([inbound(0), conv_event(60, "resolved"), inbound(30 * H)], LEADS, until=31 * H)
     sw = sla(recs, "service_window")
     assert [(r.seq, r.status) for r in sw] == [
-        (1, "started"), (1, "warning"), (1, "breached"), (2, "started"),
+        (1, "started"),
+        (1, "warning"),
+        (1, "breached"),
+        (2, "started"),
     ]
 
 
@@ -281,10 +304,15 @@ policies:
 """
     )
     events = [
-        inbound(0, conv="x"), assign(1, "a1", conv="x"),
-        inbound(0, conv="y"), assign(1, "a1", conv="y"),
-        inbound(0, conv="z"), assign(1, "a2", conv="z"),
+        inbound(0, conv="x"),
+        assign(1, "a1", conv="x"),
+        inbound(0, conv="y"),
+        assign(1, "a1", conv="y"),
+        inbound(0, conv="z"),
+        assign(1, "a2", conv="z"),
     ]
     recs = run(events, pset, until=400)
-    causes = {r.conversation_id: r.cause for r in sla(recs, "first_response") if r.status == "breached"}
+    causes = {
+        r.conversation_id: r.cause for r in sla(recs, "first_response") if r.status == "breached"
+    }
     assert causes == {"x": "overloaded", "y": "overloaded", "z": "agent"}

@@ -104,7 +104,10 @@ def test_each_wait_gets_its_own_seq() -> None:
     """Every unanswered stretch after a reply is a new next_response clock."""
     recs = run([inbound(0), reply(10), inbound(20), reply(30), inbound(40), reply(50)], BASIC)
     assert [(r.seq, r.status) for r in sla(recs, "next_response")] == [
-        (1, "started"), (1, "met"), (2, "started"), (2, "met"),
+        (1, "started"),
+        (1, "met"),
+        (2, "started"),
+        (2, "met"),
     ]
 
 
@@ -125,7 +128,12 @@ def test_new_inbound_after_resolved_starts_a_new_cycle() -> None:
     """A customer message after `resolved` opens cycle 2 with its own first_response."""
     recs = run([inbound(0), reply(5), conv_event(60, "resolved"), inbound(100), reply(110)], BASIC)
     fr = sla(recs, "first_response")
-    assert [(r.cycle, r.status) for r in fr] == [(1, "started"), (1, "met"), (2, "started"), (2, "met")]
+    assert [(r.cycle, r.status) for r in fr] == [
+        (1, "started"),
+        (1, "met"),
+        (2, "started"),
+        (2, "met"),
+    ]
 
 
 def test_pending_pauses_resolution_and_customer_message_resumes() -> None:
@@ -185,7 +193,11 @@ def test_unassigned_restarts_assignment_clock() -> None:
     recs = run([inbound(0), assign(5), unassign(50)], BASIC, until=200)
     asg = sla(recs, "assignment")
     assert [(r.seq, r.status) for r in asg] == [
-        (1, "started"), (1, "met"), (2, "started"), (2, "warning"), (2, "breached"),
+        (1, "started"),
+        (1, "met"),
+        (2, "started"),
+        (2, "warning"),
+        (2, "breached"),
     ]
 
 
@@ -281,8 +293,10 @@ teams:
 """
     )
     events = [
-        inbound(0, conv="busy"), assign(1, "a2", conv="busy"),
-        inbound(0, conv="c1"), assign(2, "a1", conv="c1"),
+        inbound(0, conv="busy"),
+        assign(1, "a2", conv="busy"),
+        inbound(0, conv="c1"),
+        assign(2, "a1", conv="c1"),
     ]
     acts = actions(run(events, pset, until=400))
     c1 = [a for a in acts if a.conversation_id == "c1"]

@@ -28,7 +28,12 @@ policies:
 
 def test_restored_engine_continues_with_identical_records() -> None:
     """Snapshot mid-stream, restore, continue: the records equal an uninterrupted run."""
-    first = [inbound(0), assign(5), inbound(0, conv="c2"), conv_event(60, "updated", status="pending")]
+    first = [
+        inbound(0),
+        assign(5),
+        inbound(0, conv="c2"),
+        conv_event(60, "updated", status="pending"),
+    ]
     rest = [reply(3 * 3600), conv_event(4 * 3600, "resolved", conv="c2")]
     straight = Engine(PSET)
     out_a = straight.process(first, ms(100)) + straight.process(rest, ms(30 * 3600))
