@@ -260,6 +260,8 @@ def create_table_statements(
 # -- clocks ----------------------------------------------------------------------------------
 
 ClockId = tuple[str, int, str, int]
+EventKey = tuple[int, str, int, str, int, str]
+"""A row of `<prefix>events`: `(at, conversation_id, cycle, metric, seq, status)`."""
 ClockKey = tuple[int, str, int, str, int]
 """A row of `<prefix>clocks`: `(started_at, conversation_id, cycle, metric, seq)`."""
 
@@ -526,23 +528,25 @@ def _seconds(ms: int | None) -> float | None:
 class _Chunk:
     """Rows waiting to be sent in one HTTP request.
 
-    Clock rows are kept as records until the chunk is sealed, so that a clock written twice
-    before the request goes out is sent once, with its latest state: the order QuestDB applies
-    duplicate keys within one request is not something to rely on.
+    SLA rows are kept as records, keyed like their tables' dedup keys, until the chunk is
+    sealed: a row written twice before the request goes out (a correction of a record in the
+    same chunk, a clock's next status) is sent once, as its latest version. The order in which
+    QuestDB applies duplicate keys within one request is not something to rely on.
     """
 
-    __slots__ = ("buffer", "clocks", "rows", "sealed")
+    __slots__ = ("buffer", "clocks", "events", "rows", "sealed")
 
     def __init__(self, sender: Sender) -> None:
         self.buffer = sender.new_buffer()
+        self.events: dict[EventKey, tuple[SlaRecord, TimestampMicros]] = {}
         self.clocks: dict[ClockKey, SlaRecord] = {}
         self.rows = 0
         self.sealed = False
 
     @property
     def size(self) -> int:
-        """Rows in the chunk, clock rows included."""
-        return self.rows + len(self.clocks)
+        """Rows in the chunk, SLA rows included."""
+        return self.rows + len(self.events) + len(self.clocks)
 
 
 class QuestDBWriter:
@@ -759,35 +763,38 @@ class QuestDBWriter:
     def _add(self, records: Sequence[Record], emitted_at_ms: int) -> None:
         """Add the rows of up to `chunk_rows` records to the open chunk."""
         chunk = self._open_chunk()
+        before = chunk.size
         buffer = chunk.buffer
         tables = self.tables
         emitted = TimestampMicros(emitted_at_ms * 1000)
+        events = chunk.events
         sla: list[SlaRecord] = []
-        for record in records:
-            if isinstance(record, SlaRecord):
-                sla.append(record)
-                _event_row(buffer, tables.events, record, emitted)
-            elif isinstance(record, ActionRecord):
-                _action_row(buffer, tables.actions, record, emitted)
+        for r in records:
+            if isinstance(r, SlaRecord):
+                sla.append(r)
+                events[(r.at, r.conversation_id, r.cycle, r.metric, r.seq, r.status)] = (r, emitted)
+            elif isinstance(r, ActionRecord):
+                _action_row(buffer, tables.actions, r, emitted)
+                chunk.rows += 1
             else:
-                _deadletter_row(buffer, tables.deadletters, record, emitted_at_ms)
-        rows = len(records)
-        chunk.rows += rows
+                _deadletter_row(buffer, tables.deadletters, r, emitted_at_ms)
+                chunk.rows += 1
         if sla:
             self._look_up_clocks(sla)
-            before = len(chunk.clocks)
             self.clocks.collect(sla, chunk.clocks)
-            rows += len(chunk.clocks) - before
-        self._pending_rows += rows
+        self._pending_rows += chunk.size - before
 
     def _seal(self, chunk: _Chunk) -> None:
         if chunk.sealed:
             return
-        table = self.tables.clocks
         buffer = chunk.buffer
+        events, clocks = self.tables.events, self.tables.clocks
+        for record, emitted in chunk.events.values():
+            _event_row(buffer, events, record, emitted)
         for record in chunk.clocks.values():
-            _clock_row(buffer, table, record)
-        chunk.rows += len(chunk.clocks)
+            _clock_row(buffer, clocks, record)
+        chunk.rows += len(chunk.events) + len(chunk.clocks)
+        chunk.events = {}
         chunk.clocks = {}
         chunk.sealed = True
 

@@ -206,6 +206,23 @@ def test_late_correction_replaces_the_clock_row_with_the_true_outcome(
     assert statuses == [("started", False), ("met", True), ("breached", False), ("stopped", False)]
 
 
+def test_a_correction_sent_in_the_same_request_as_the_original_wins(
+    writer: QuestDBWriter, questdb: QuestDB, prefix: str
+) -> None:
+    """Batches merged while QuestDB was away still store the later of two same-key records."""
+    deadline = T0 + 5 * MINUTE
+    original = sla("breached", started_at=T0, at=deadline, cause="agent")
+    corrected = sla("breached", started_at=T0, at=deadline, cause="overloaded", late=True)
+    writer.write_batch([original, corrected], emitted_at_ms=T0 + DAY)
+    settle(questdb, prefix)
+    assert questdb.query(f"SELECT status, cause, late FROM {prefix}events") == [
+        ("breached", "overloaded", True)
+    ]
+    assert questdb.query(f"SELECT status, cause FROM {prefix}clocks") == [
+        ("breached", "overloaded")
+    ]
+
+
 def test_breach_cause_survives_a_writer_restart(
     stack: Endpoints, writer: QuestDBWriter, questdb: QuestDB, prefix: str
 ) -> None:
