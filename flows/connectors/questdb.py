@@ -13,10 +13,11 @@ identity: a retry or a replay never doubles a row, and a record with the same id
 correction, a clock's next status) replaces the stored one.
 
 Writes are batched: `write_batch` turns a batch of records into ILP rows and flushes them in one
-HTTP request. When QuestDB cannot be reached, the rows stay in a bounded in-memory buffer and are
-sent again, oldest first, by the next write or `maybe_flush` after a back-off; nothing is lost
-unless the buffer overflows (then the oldest rows go, with an error in the log). The module
-imports nothing from Bytewax; `flows.connectors.questdb_sink` adapts the writer to a sink.
+HTTP request (one per `chunk_rows` records for bigger batches). When QuestDB cannot be reached,
+the rows stay in a bounded in-memory buffer and are sent again, oldest first, by the next write
+or `maybe_flush` after a back-off; nothing is lost unless the buffer overflows (then the oldest
+rows go, with an error in the log). The module imports nothing from Bytewax;
+`flows.connectors.questdb_sink` adapts the writer to a sink.
 
 Example:
     >>> writer = QuestDBWriter("http::addr=127.0.0.1:9000;")  # doctest: +SKIP
