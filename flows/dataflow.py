@@ -275,6 +275,7 @@ class ShardLogic(StatefulBatchLogic[ShardBatch, ShardOutput, ShardState]):
             self.engine = load_engine(data, policies)
             self.clock.restore(clock_state)
         loads.adopt(self.engine, restored=resume is not None)
+        self._dumped: bytes | None = None if resume is None else resume[0]
         self.events = 0
         self.records = 0
         self.last_status = _NEVER
@@ -308,6 +309,8 @@ class ShardLogic(StatefulBatchLogic[ShardBatch, ShardOutput, ShardState]):
         now = self.now()
         mark = self.clock.watermark(now)
         records: list[Record] = list(self.engine.process(events, _NEVER if mark is None else mark))
+        if events or records:
+            self._dumped = None
         self.events += len(events)
         self.records += len(records)
         status = None
@@ -329,9 +332,17 @@ class ShardLogic(StatefulBatchLogic[ShardBatch, ShardOutput, ShardState]):
         return datetime.fromtimestamp(when / 1000, tz=UTC)
 
     def snapshot(self) -> ShardState:
-        """Return the engine (without the worker's shared loads) and the clock's progress."""
+        """Return the engine (without the worker's shared loads) and the clock's progress.
+
+        Bytewax asks every epoch for every shard it activated, and idle ticks activate them
+        all; the engine is dumped again only if an event or a record changed it since the last
+        dump (a tick that fired nothing moves only `processed_until`, which the first
+        activation after a restart moves again).
+        """
         if not self.config.snapshots:
             return (b"", self.clock.state())
+        if self._dumped is not None:
+            return (self._dumped, self.clock.state())
         ctx = self.engine.ctx
         loads, rr, out = ctx.loads, ctx.rr, ctx.out
         ctx.loads, ctx.rr, ctx.out = {}, {}, []
@@ -339,6 +350,7 @@ class ShardLogic(StatefulBatchLogic[ShardBatch, ShardOutput, ShardState]):
             data = dump_engine(self.engine)
         finally:
             ctx.loads, ctx.rr, ctx.out = loads, rr, out
+        self._dumped = data
         return (data, self.clock.state())
 
 

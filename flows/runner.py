@@ -11,6 +11,7 @@ with the settings taken from `SLAWATCH_*` variables, `.env` and the command's op
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -77,17 +78,41 @@ def stack_overrides(directory: Path | None = None) -> dict[str, Any]:
     }
 
 
-def ensure_recovery_store(directory: Path, partitions: int) -> bool:
-    """Create a Bytewax recovery store in `directory` unless one is there already.
+def ensure_recovery_store(
+    directory: Path, partitions: int, *, create: bool = True, wait_s: float = 60.0
+) -> bool:
+    """Make sure `directory` holds a Bytewax recovery store (some `part-*.sqlite3` files).
+
+    Args:
+        directory: the store's folder.
+        partitions: how many partitions a new store gets.
+        create: create the store if the folder holds none; if False, wait up to `wait_s` for
+            another process to create it (a cluster sharing one folder: process 0 creates it).
+        wait_s: how long to wait when `create` is False.
 
     Returns:
-        True if a new store was created.
+        True if a new store was created here.
+
+    Raises:
+        SlawatchError: `create` is False and no store appeared in time.
     """
     if any(directory.glob("part-*.sqlite3")):
         return False
-    directory.mkdir(parents=True, exist_ok=True)
-    init_db_dir(directory, partitions)  # type: ignore[no-untyped-call]
-    return True
+    if create:
+        directory.mkdir(parents=True, exist_ok=True)
+        init_db_dir(directory, partitions)  # type: ignore[no-untyped-call]
+        return True
+    deadline = time.monotonic() + wait_s
+    while time.monotonic() < deadline:
+        time.sleep(0.5)
+        if any(directory.glob("part-*.sqlite3")):
+            return False
+    msg = (
+        f"no recovery store in {directory} after {wait_s:.0f} s: process 0 creates it in a "
+        "shared folder; with one folder per process, create the store once with "
+        "`python -m bytewax.recovery DIR N` and give each process some of its partitions"
+    )
+    raise SlawatchError(msg)
 
 
 def ensure_topics(settings: Settings, partitions: int) -> list[str]:
@@ -131,7 +156,9 @@ def run_monitor(settings: Settings, cluster: Cluster | None = None) -> None:
     cluster.check()
     recovery: RecoveryConfig | None = None
     if settings.recovery_dir is not None:
-        if ensure_recovery_store(settings.recovery_dir, settings.recovery_partitions):
+        first = cluster.process_id in (None, 0)
+        store = settings.recovery_dir
+        if ensure_recovery_store(store, settings.recovery_partitions, create=first):
             _log.info(
                 "created a recovery store of %d partitions in %s",
                 settings.recovery_partitions,

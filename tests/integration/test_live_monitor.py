@@ -230,7 +230,11 @@ def test_workers_and_processes_give_the_same_records(
         started = [monitors(env, "-w", "2")]
     else:
         addresses = f"127.0.0.1:{_free_port()};127.0.0.1:{_free_port()}"
-        started = [monitors(env, "-i", str(i), "-a", addresses) for i in range(2)]
+        # With a recovery store that both processes share (process 0 creates it).
+        store = str(tmp_path / "shared-recovery")
+        started = [
+            monitors(env, "-i", str(i), "-a", addresses, "-r", store, "-s", "2") for i in range(2)
+        ]
     out = t.reader(t.events)
     actions = t.reader(t.actions)
 
