@@ -1,0 +1,421 @@
+"""The one decoder of input events (SPEC §1): bytes in, an event or a rejection out.
+
+`decode_event` turns one Kafka message value or one JSONL line into a `MessageEvent`,
+`AssignmentEvent`, `ConversationEvent` or `ActivityEvent`, or into a `Rejected` whose reason names
+the offending field; the caller makes the rejection a dead letter (SPEC §6). It never raises on
+bad input. It is on the hot path: one `orjson.loads`, then direct dictionary lookups.
+
+The JSON Schemas in `schemas/` describe the same contract for producers; the unit tests check
+that schema and decoder agree. What the decoder accepts, in short:
+
+* every event: `event_id`, `type`, `conversation_id` (non-empty strings) and `occurred_at`
+  (RFC 3339 with an offset, or integer epoch milliseconds; see `flows.core.timefmt`);
+* ids (`event_id`, `conversation_id`, `agent_id`, `team_id`, `message_id`) are non-empty
+  strings; other strings may be empty;
+* an optional field that is `null` counts as absent, except conversation attributes, where
+  `null` clears the attribute;
+* unknown fields are ignored, and so are fields that do not belong to the event's `type` or
+  `action` (e.g. `priority` on a `resolved` event); message content is never kept.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Final, NoReturn
+
+import orjson
+
+from flows.core.events import (
+    ATTRIBUTE_KEYS,
+    ActivityEvent,
+    AssignmentEvent,
+    AttrValue,
+    ConversationEvent,
+    Event,
+    MessageEvent,
+    Rejected,
+)
+from flows.core.timefmt import MAX_INSTANT, MIN_INSTANT, format_instant, parse_instant
+
+#: Largest input accepted, in bytes (1 MiB); real events are a few hundred bytes.
+MAX_EVENT_BYTES: Final = 1_048_576
+#: How far past `now` an `occurred_at` may lie before the event is refused (5 minutes).
+MAX_FUTURE_MS: Final = 300_000
+
+#: Values of `type`.
+EVENT_TYPES: Final = ("message", "assignment", "conversation", "activity")
+#: Values of a message's `direction`.
+DIRECTIONS: Final = ("inbound", "outbound")
+#: Values of a message's `author`.
+AUTHORS: Final = ("customer", "agent", "bot", "system")
+#: Values of an assignment's `action`.
+ASSIGNMENT_ACTIONS: Final = ("assigned", "unassigned")
+#: Values of a conversation event's `action`.
+CONVERSATION_ACTIONS: Final = ("opened", "updated", "resolved", "reopened", "follow_up_promised")
+#: Conversation actions that set attributes (`ATTRIBUTE_KEYS`).
+ATTRIBUTE_ACTIONS: Final = ("opened", "updated")
+#: Attributes restricted to a fixed set of values.
+ATTRIBUTE_ENUMS: Final = {
+    "priority": ("P1", "P2", "P3", "P4"),
+    "lead_status": ("new", "qualified", "disqualified", "nurture"),
+    "handled_by": ("bot", "human"),
+    "status": ("open", "pending"),
+}
+#: Attributes that are ids, hence non-empty.
+_ID_ATTRIBUTES: Final = frozenset({"team_id"})
+_SORTED_ATTRIBUTE_KEYS: Final = tuple(sorted(ATTRIBUTE_KEYS))
+
+_MAX_SHOWN: Final = 40
+
+
+class _Invalid(Exception):
+    """Raised inside the decoder with the rejection reason; turned into `Rejected`."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+def decode_event(
+    raw: bytes,
+    *,
+    now: int | None = None,
+    max_future_ms: int = MAX_FUTURE_MS,
+    max_bytes: int = MAX_EVENT_BYTES,
+) -> Event | Rejected:
+    """Decode one input event.
+
+    Args:
+        raw: the event as UTF-8 JSON bytes (one Kafka message value or one JSONL line).
+        now: the wall clock in epoch ms; when given, an event whose `occurred_at` lies more than
+            `max_future_ms` after it is rejected (a producer with a wrong clock would otherwise
+            fire breaches early). None skips the check (replays of old files).
+        max_future_ms: how far in the future `occurred_at` may be, in ms.
+        max_bytes: inputs longer than this are rejected before parsing.
+
+    Returns:
+        The event, or `Rejected` with a reason that names the field at fault, one of:
+        `event is N bytes, over the M-byte limit`; `event is not valid UTF-8: ...`;
+        `event is not valid JSON: ...`; `event must be a JSON object, not ...`;
+        `missing field 'F'`; `missing field 'F' (required when K is 'V')`;
+        `field 'F' must be a string, not ...`; `field 'F' must not be empty`;
+        `field 'F' must be one of 'A', 'B', not 'X'`;
+        `field 'tags' must be a list of strings, not ...`; `field 'F': <instant error>`;
+        `field 'occurred_at' is N s in the future (limit M s)`.
+    """
+    size = len(raw)
+    if size > max_bytes:
+        return Rejected(f"event is {size} bytes, over the {max_bytes}-byte limit")
+    try:
+        obj = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        return Rejected(_syntax_reason(raw, exc))
+    if type(obj) is not dict:
+        return Rejected(f"event must be a JSON object, not {_json_type(obj)}")
+    try:
+        event = _decode_object(obj)
+    except _Invalid as exc:
+        return Rejected(exc.reason)
+    if now is not None and event.occurred_at - now > max_future_ms:
+        ahead = _seconds(event.occurred_at - now)
+        limit = _seconds(max_future_ms)
+        return Rejected(f"field 'occurred_at' is {ahead} s in the future (limit {limit} s)")
+    return event
+
+
+# Events are built with positional arguments: a frozen dataclass's __init__ takes twice as long
+# with keywords. The round-trip tests catch a field given out of order.
+
+
+def _decode_object(obj: dict[str, Any]) -> Event:
+    # Every event has these four: check them inline, and call the readers only to explain.
+    event_id = obj.get("event_id")
+    if type(event_id) is not str or not event_id:
+        event_id = _required_nonempty(obj, "event_id")
+    kind = obj.get("type")
+    if kind not in EVENT_TYPES or type(kind) is not str:
+        kind = _required_enum(obj, "type", EVENT_TYPES)
+    conversation_id = obj.get("conversation_id")
+    if type(conversation_id) is not str or not conversation_id:
+        conversation_id = _required_nonempty(obj, "conversation_id")
+    occurred_at = obj.get("occurred_at")
+    if type(occurred_at) is not int or not MIN_INSTANT <= occurred_at <= MAX_INSTANT:
+        occurred_at = _required_instant(obj, "occurred_at")
+    if kind == "message":
+        return _message(obj, event_id, conversation_id, occurred_at)
+    if kind == "conversation":
+        return _conversation(obj, event_id, conversation_id, occurred_at)
+    if kind == "assignment":
+        return _assignment(obj, event_id, conversation_id, occurred_at)
+    return _activity(obj, event_id, conversation_id, occurred_at)
+
+
+def _message(obj: dict[str, Any], event_id: str, conversation_id: str, at: int) -> MessageEvent:
+    direction = _required_enum(obj, "direction", DIRECTIONS)
+    author = _required_enum(obj, "author", AUTHORS)
+    agent_id = _optional_nonempty(obj, "agent_id")
+    if agent_id is None and author == "agent":
+        _missing("agent_id", "author", "agent")
+    message_id = _optional_nonempty(obj, "message_id")
+    channel = _optional_string(obj, "channel")
+    kind = _optional_string(obj, "kind")
+    return MessageEvent(
+        event_id,
+        conversation_id,
+        at,
+        direction,
+        author,
+        agent_id,
+        message_id,
+        "whatsapp" if channel is None else channel,
+        "text" if kind is None else kind,
+    )
+
+
+def _assignment(
+    obj: dict[str, Any], event_id: str, conversation_id: str, at: int
+) -> AssignmentEvent:
+    action = _required_enum(obj, "action", ASSIGNMENT_ACTIONS)
+    agent_id = _optional_nonempty(obj, "agent_id")
+    if agent_id is None and action == "assigned":
+        _missing("agent_id", "action", "assigned")
+    return AssignmentEvent(
+        event_id,
+        conversation_id,
+        at,
+        action,
+        agent_id,
+        _optional_nonempty(obj, "team_id"),
+        _optional_string(obj, "role"),
+        _optional_string(obj, "by"),
+    )
+
+
+def _conversation(
+    obj: dict[str, Any], event_id: str, conversation_id: str, at: int
+) -> ConversationEvent:
+    action = _required_enum(obj, "action", CONVERSATION_ACTIONS)
+    if action in ATTRIBUTE_ACTIONS:
+        return ConversationEvent(event_id, conversation_id, at, action, _attributes(obj))
+    if action == "resolved":
+        outcome = _optional_string(obj, "outcome")
+        return ConversationEvent(event_id, conversation_id, at, action, (), outcome)
+    if action == "follow_up_promised":
+        if obj.get("due_at") is None:
+            _missing("due_at", "action", "follow_up_promised")
+        due_at = _required_instant(obj, "due_at")
+        return ConversationEvent(event_id, conversation_id, at, action, (), None, due_at)
+    return ConversationEvent(event_id, conversation_id, at, action)
+
+
+def _attributes(obj: dict[str, Any]) -> tuple[tuple[str, AttrValue], ...]:
+    attrs: list[tuple[str, AttrValue]] = []
+    for key in _SORTED_ATTRIBUTE_KEYS:
+        if key not in obj:
+            continue
+        value = obj[key]
+        if value is None:
+            attrs.append((key, None))
+        elif key == "tags":
+            attrs.append((key, _tags(value)))
+        elif type(value) is not str:
+            _wrong_type(key, "a string or null", value)
+        elif key in ATTRIBUTE_ENUMS:
+            allowed = ATTRIBUTE_ENUMS[key]
+            if value not in allowed:
+                _not_one_of(key, allowed, value)
+            attrs.append((key, value))
+        elif not value and key in _ID_ATTRIBUTES:
+            _empty(key)
+        else:
+            attrs.append((key, value))
+    return tuple(attrs)
+
+
+def _tags(value: object) -> tuple[str, ...]:
+    if type(value) is list and all(type(tag) is str for tag in value):
+        return tuple(value)
+    if type(value) is list:
+        bad = next(tag for tag in value if type(tag) is not str)
+        reason = f"field 'tags' must be a list of strings, not a list holding {_json_type(bad)}"
+        raise _Invalid(reason)
+    _wrong_type("tags", "a list of strings or null", value)
+
+
+def _activity(obj: dict[str, Any], event_id: str, conversation_id: str, at: int) -> ActivityEvent:
+    return ActivityEvent(
+        event_id,
+        conversation_id,
+        at,
+        _required_nonempty(obj, "kind"),
+        _required_nonempty(obj, "agent_id"),
+        _optional_string(obj, "outcome"),
+    )
+
+
+# Field readers: each returns the value or raises `_Invalid` naming the field.
+
+
+def _required_nonempty(obj: dict[str, Any], key: str) -> str:
+    value = obj.get(key)
+    if type(value) is str and value:
+        return value
+    if value is None and key not in obj:
+        _missing(key)
+    if value == "":
+        _empty(key)
+    _wrong_type(key, "a string", value)
+
+
+def _optional_nonempty(obj: dict[str, Any], key: str) -> str | None:
+    value = obj.get(key)
+    if value is None or (type(value) is str and value):
+        return value
+    if value == "":
+        _empty(key)
+    _wrong_type(key, "a string or null", value)
+
+
+def _optional_string(obj: dict[str, Any], key: str) -> str | None:
+    value = obj.get(key)
+    if value is None or type(value) is str:
+        return value
+    _wrong_type(key, "a string or null", value)
+
+
+def _required_enum(obj: dict[str, Any], key: str, allowed: tuple[str, ...]) -> str:
+    value = obj.get(key)
+    if type(value) is str and value in allowed:
+        return value
+    if value is None and key not in obj:
+        _missing(key)
+    if type(value) is not str:
+        _wrong_type(key, "a string", value)
+    _not_one_of(key, allowed, value)
+
+
+def _required_instant(obj: dict[str, Any], key: str) -> int:
+    if key not in obj:
+        _missing(key)
+    try:
+        return parse_instant(obj[key])
+    except ValueError as exc:
+        reason = f"field '{key}': {exc}"
+        raise _Invalid(reason) from None
+
+
+# Reasons.
+
+
+def _missing(key: str, when_key: str | None = None, when_value: str | None = None) -> NoReturn:
+    reason = f"missing field '{key}'"
+    if when_key is not None:
+        reason = f"{reason} (required when {when_key} is '{when_value}')"
+    raise _Invalid(reason)
+
+
+def _empty(key: str) -> NoReturn:
+    reason = f"field '{key}' must not be empty"
+    raise _Invalid(reason)
+
+
+def _wrong_type(key: str, expected: str, value: object) -> NoReturn:
+    reason = f"field '{key}' must be {expected}, not {_json_type(value)}"
+    raise _Invalid(reason)
+
+
+def _not_one_of(key: str, allowed: tuple[str, ...], value: str) -> NoReturn:
+    choices = ", ".join(f"'{choice}'" for choice in allowed)
+    reason = f"field '{key}' must be one of {choices}, not {_show(value)}"
+    raise _Invalid(reason)
+
+
+def _syntax_reason(raw: bytes, exc: orjson.JSONDecodeError) -> str:
+    # orjson reports bad UTF-8 and bad JSON alike; Python's codec tells them apart and says where.
+    try:
+        bytes(raw).decode("utf-8")
+    except UnicodeDecodeError as bad:
+        offending = bad.object[bad.start]
+        return f"event is not valid UTF-8: byte 0x{offending:02x} at offset {bad.start}"
+    except (AttributeError, TypeError):
+        pass  # `raw` is a str: always valid text
+    return f"event is not valid JSON: {exc}"
+
+
+def _json_type(value: object) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int):
+        return "an integer"
+    if isinstance(value, float):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "an array"
+    if isinstance(value, dict):
+        return "an object"
+    return type(value).__name__
+
+
+def _show(text: str) -> str:
+    if len(text) > _MAX_SHOWN:
+        text = text[: _MAX_SHOWN - 3] + "..."
+    return repr(text)
+
+
+def _seconds(ms: int) -> str:
+    return f"{ms / 1000:.3f}".rstrip("0").rstrip(".")
+
+
+def event_to_json(event: Event) -> dict[str, Any]:
+    """Return the canonical JSON object of an event: what `decode_event` reads back as `event`.
+
+    Instants are RFC 3339 UTC strings with milliseconds; optional fields that are None are left
+    out, except conversation attributes, where None is written as `null` (it clears the
+    attribute). Used by tests and simulators: `decode_event(orjson.dumps(event_to_json(e)))`
+    equals `e` for every event the decoder can produce.
+
+    Args:
+        event: the event.
+
+    Returns:
+        A dict ready for `orjson.dumps`, keys in a fixed order.
+    """
+    out: dict[str, Any] = {
+        "event_id": event.event_id,
+        "type": event.type,
+        "conversation_id": event.conversation_id,
+        "occurred_at": format_instant(event.occurred_at),
+    }
+    if isinstance(event, MessageEvent):
+        out["direction"] = event.direction
+        out["author"] = event.author
+        _put(out, "agent_id", event.agent_id)
+        _put(out, "message_id", event.message_id)
+        out["channel"] = event.channel
+        out["kind"] = event.kind
+    elif isinstance(event, AssignmentEvent):
+        out["action"] = event.action
+        _put(out, "agent_id", event.agent_id)
+        _put(out, "team_id", event.team_id)
+        _put(out, "role", event.role)
+        _put(out, "by", event.by)
+    elif isinstance(event, ConversationEvent):
+        out["action"] = event.action
+        for key, value in event.attrs:
+            out[key] = list(value) if isinstance(value, tuple) else value
+        _put(out, "outcome", event.outcome)
+        if event.due_at is not None:
+            out["due_at"] = format_instant(event.due_at)
+    else:
+        out["kind"] = event.kind
+        out["agent_id"] = event.agent_id
+        _put(out, "outcome", event.outcome)
+    return out
+
+
+def _put(out: dict[str, Any], key: str, value: str | None) -> None:
+    if value is not None:
+        out[key] = value
