@@ -409,9 +409,11 @@ class Conversation:
             ctx.loads[self.agent] = ctx.loads.get(self.agent, 0) + delta
 
     def _open_cycle(self, ctx: Context, at: int) -> None:
+        if self.cycle > 0:
+            # Clocks started before the first cycle opened (a promise, say) belong to cycle 1.
+            self.seqs = {}
         self.cycle += 1
         self.phase = OPEN
-        self.seqs = {}
         self.first_inbound = False
         self.replied = False
         self.agent_out = False

@@ -154,18 +154,32 @@ class Engine:
             for r in old_records
             if isinstance(r, ActionRecord)
         }
-        new_ids = set()
+        last_new: dict[tuple[str, int, str, int], SlaRecord] = {}
+        changed: dict[tuple[str, int, str, int], SlaRecord | None] = {}
         for rec in new_records:
             if isinstance(rec, SlaRecord):
-                new_ids.add(rec.identity())
+                ident = rec.identity()
+                last_new[ident] = rec
                 if rec not in old_set:
-                    out.append(replace(rec, late=True))
+                    fixed = replace(rec, late=True)
+                    out.append(fixed)
+                    changed[ident] = rec
+                elif ident in changed:
+                    changed[ident] = None
             elif (rec.action, rec.trigger, rec.cycle, rec.metric, rec.seq) not in old_actions:
                 out.append(rec)
         last_old: dict[tuple[str, int, str, int], SlaRecord] = {}
         for rec in old_records:
             if isinstance(rec, SlaRecord):
                 last_old[rec.identity()] = rec
+        # A clock's latest record must come last, so stores keeping the latest state per clock
+        # converge to it even when that record itself was emitted before.
+        for ident, rec in last_new.items():
+            if ident in changed:
+                if changed[ident] is None:
+                    out.append(replace(rec, late=True))
+            elif last_old.get(ident) != rec:
+                out.append(replace(rec, late=True))
         for ident, rec in last_old.items():
-            if ident not in new_ids and rec.status not in ("cancelled", "met", "stopped"):
+            if ident not in last_new and rec.status != "cancelled":
                 out.append(replace(rec, status="cancelled", at=late[0], late=True))
