@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import json
 import logging
+import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -15,7 +17,11 @@ from typing import Any
 import click
 from pydantic import ValidationError
 
+from flows.core.durations import parse_duration
+from flows.core.policies import load_policies
+from flows.core.timefmt import parse_instant
 from flows.exceptions import SlawatchError
+from flows.replay import ReplaySummary, replay_records, write_jsonl
 from flows.settings import ENV_PREFIX, Settings
 from flows.stack import Stack
 
@@ -216,3 +222,56 @@ def run(
 
 if __name__ == "__main__":
     main()
+
+
+# -- replay -----------------------------------------------------------------------------------
+
+
+@main.command()
+@click.argument("events", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option(
+    "--policies",
+    "policies_path",
+    required=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Policy file (YAML, SPEC §2-§3).",
+)
+@click.option("--until", default=None, help="Move the watermark to this instant at the end.")
+@click.option(
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Write records here (JSONL) instead of standard output.",
+)
+@click.option("--lateness", default="5s", show_default=True, help="Allowed lateness (a duration).")
+def replay(
+    events: Path, policies_path: Path, until: str | None, output: Path | None, lateness: str
+) -> None:
+    """Run the SLA engine over a JSONL file of events, with no services (SPEC §7)."""
+    pset = load_policies(policies_path)
+    try:
+        until_ms = None if until is None else parse_instant(until)
+    except ValueError as exc:
+        msg = f"--until: {exc}"
+        raise click.BadParameter(msg) from exc
+    summary = ReplaySummary()
+
+    def wall_ms() -> int:
+        return time.time_ns() // 1_000_000
+
+    with events.open("rb") as src:
+        records = replay_records(
+            src,
+            pset,
+            source=str(events),
+            until=until_ms,
+            lateness_ms=parse_duration(lateness),
+            summary=summary,
+        )
+        if output is None:
+            write_jsonl(records, sys.stdout.buffer, wall_ms)
+            sys.stdout.buffer.flush()
+        else:
+            with output.open("wb") as out:
+                write_jsonl(records, out, wall_ms)
+    click.echo(summary.line(), err=True)
