@@ -314,6 +314,10 @@ def test_kill_and_restart_loses_no_clock_and_stores_no_duplicate(
         f"FROM {table}) WHERE c > 1"
     )
     assert dupes == []
+    beats = questdb.wait_for_rows(
+        f"SELECT count() FROM {prefix}heartbeat", until=lambda rs: bool(rs) and rs[0][0] > 0
+    )
+    assert beats[0][0] > 0
 
 
 def test_monitor_survives_a_broker_restart(
