@@ -567,6 +567,11 @@ def get_flow(
             unless it is disabled.
     """
     settings = settings if settings is not None else Settings()
+    if not logging.getLogger().handlers:
+        # Run by `python -m bytewax.run`, which configures no logging: show the heartbeats.
+        logging.basicConfig(
+            level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+        )
     policies = load_policies(settings.policies)
     kafka = settings.kafka_common()
     source = KafkaFetchSource(

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from bytewax.errors import BytewaxRuntimeError
 from bytewax.recovery import RecoveryConfig, init_db_dir
 from bytewax.run import cli_main
 from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
@@ -169,11 +170,17 @@ def run_monitor(settings: Settings, cluster: Cluster | None = None) -> None:
         )
     flow = get_flow(settings)
     addresses: Sequence[str] | None = list(cluster.addresses) or None
-    cli_main(  # type: ignore[no-untyped-call]
-        flow,
-        workers_per_process=cluster.workers_per_process,
-        process_id=cluster.process_id,
-        addresses=addresses,
-        epoch_interval=settings.snapshot_interval,
-        recovery_config=recovery,
-    )
+    try:
+        cli_main(  # type: ignore[no-untyped-call]
+            flow,
+            workers_per_process=cluster.workers_per_process,
+            process_id=cluster.process_id,
+            addresses=addresses,
+            epoch_interval=settings.snapshot_interval,
+            recovery_config=recovery,
+        )
+    except BytewaxRuntimeError as exc:
+        # Ctrl-C or SIGTERM: Bytewax stops the workers and reports the signal as an error.
+        if "signal received" not in str(exc):
+            raise
+        _log.info("stopped by a signal")
