@@ -38,7 +38,16 @@ AFTER_HOURS_GRACE_MS: Final = 2 * 3600 * 1000
 class Context:
     """What conversations share within one engine: policies, agent loads and the output list."""
 
-    __slots__ = ("loads", "out", "policies", "rr", "team_of_agent", "tracked")
+    __slots__ = (
+        "_policy_cache",
+        "_when_keys",
+        "loads",
+        "out",
+        "policies",
+        "rr",
+        "team_of_agent",
+        "tracked",
+    )
 
     def __init__(self, policies: PolicySet) -> None:
         self.loads: dict[str, int] = {}
@@ -57,6 +66,21 @@ class Context:
             for agent in team.agents:
                 team_of.setdefault(agent, team.id)
         self.team_of_agent = team_of
+        self._when_keys = tuple(
+            sorted({key for policy in policies.policies for key in policy.when})
+        )
+        self._policy_cache: dict[tuple[AttrValue, ...], Policy | None] = {}
+
+    def policy_for(self, attrs: dict[str, AttrValue]) -> Policy | None:
+        """Return the policy for these attributes (memoised on the attributes policies read)."""
+        key = tuple([attrs.get(k) for k in self._when_keys])
+        try:
+            return self._policy_cache[key]
+        except KeyError:
+            policy = select_policy(self.policies.policies, attrs)
+            if len(self._policy_cache) < 65_536:
+                self._policy_cache[key] = policy
+            return policy
 
 
 class Conversation:
@@ -70,7 +94,6 @@ class Conversation:
         "ca_started",
         "channel",
         "clocks",
-        "conv_seqs",
         "cycle",
         "first_inbound",
         "id",
@@ -81,7 +104,6 @@ class Conversation:
         "replied",
         "res_clock",
         "role",
-        "seen",
         "seqs",
         "unanswered",
     )
@@ -89,7 +111,7 @@ class Conversation:
     def __init__(self, conversation_id: str, ctx: Context) -> None:
         self.id = conversation_id
         self.attrs: dict[str, AttrValue] = {}
-        self.policy: Policy | None = select_policy(ctx.policies.policies, self.attrs)
+        self.policy: Policy | None = ctx.policy_for(self.attrs)
         self.agent: str | None = None
         self.assign_team: str | None = None
         self.role: str | None = None
@@ -98,16 +120,17 @@ class Conversation:
         self.phase = IDLE
         self.clocks: list[Clock] = []
         self.res_clock: Clock | None = None
+        # Last seq per metric: per cycle, except for CONVERSATION_SCOPED metrics.
         self.seqs: dict[str, int] = {}
-        self.conv_seqs: dict[str, int] = {}
         self.first_inbound = False
         self.replied = False
         self.agent_out = False
         self.ca_started = False
         self.unanswered: int | None = None
         self.last_t = -(2**62)
-        self.seen: set[str] = set()
-        self.log: list[tuple[int, int, Event]] = []
+        # Events applied so far, in application order (time, then arrival): a late event
+        # rebuilds the conversation from it.
+        self.log: list[Event] = []
 
     # ------------------------------------------------------------------ records
 
@@ -128,30 +151,32 @@ class Conversation:
         priority = attrs.get("priority")
         segment = attrs.get("segment")
         lead_source = attrs.get("lead_source")
+        # Positional on purpose: this runs for every record, and keywords cost twice as much.
         ctx.out.append(
             SlaRecord(
-                conversation_id=self.id,
-                cycle=clock.cycle,
-                metric=clock.metric,
-                seq=clock.seq,
-                status=status,
-                at=at,
-                policy_id=clock.policy_id,
-                target=clock.target,
-                started_at=clock.started_at,
-                warn_at=clock.warn,
-                deadline_at=clock.deadline,
-                stopped_at=clock.stopped_at,
-                elapsed=clock.elapsed(at),
-                breached=clock.breached,
-                agent_id=self.agent,
-                team_id=self._team_id(ctx),
-                priority=priority if isinstance(priority, str) else None,
-                segment=segment if isinstance(segment, str) else None,
-                lead_source=lead_source if isinstance(lead_source, str) else None,
-                channel=self.channel,
-                attempts=clock.attempts if clock.metric == "contact_attempts" else None,
-                cause=cause,
+                self.id,
+                clock.cycle,
+                clock.metric,
+                clock.seq,
+                status,
+                at,
+                clock.policy_id,
+                clock.target,
+                clock.started_at,
+                clock.warn,
+                clock.deadline,
+                clock.stopped_at,
+                clock.elapsed(at),
+                clock.breached,
+                self.agent,
+                self._team_id(ctx),
+                priority if isinstance(priority, str) else None,
+                segment if isinstance(segment, str) else None,
+                lead_source if isinstance(lead_source, str) else None,
+                self.channel,
+                False,
+                clock.attempts if clock.metric == "contact_attempts" else None,
+                cause,
             )
         )
 
@@ -199,12 +224,8 @@ class Conversation:
     ) -> Clock | None:
         if metric not in ctx.tracked:
             return None
-        if metric in CONVERSATION_SCOPED:
-            seq = self.conv_seqs.get(metric, 0) + 1
-            self.conv_seqs[metric] = seq
-        else:
-            seq = self.seqs.get(metric, 0) + 1
-            self.seqs[metric] = seq
+        seq = self.seqs.get(metric, 0) + 1
+        self.seqs[metric] = seq
         clock = Clock(metric, max(self.cycle, 1), seq, at)
         clock.fixed_deadline = fixed_deadline
         self._bind(clock)
@@ -411,7 +432,7 @@ class Conversation:
     def _open_cycle(self, ctx: Context, at: int) -> None:
         if self.cycle > 0:
             # Clocks started before the first cycle opened (a promise, say) belong to cycle 1.
-            self.seqs = {}
+            self.seqs = {m: n for m, n in self.seqs.items() if m in CONVERSATION_SCOPED}
         self.cycle += 1
         self.phase = OPEN
         self.first_inbound = False
@@ -653,7 +674,7 @@ class Conversation:
 
     def _reselect(self, ctx: Context, at: int) -> None:
         """Choose the policy again and retarget running clocks whose target changed."""
-        self.policy = select_policy(ctx.policies.policies, self.attrs)
+        self.policy = ctx.policy_for(self.attrs)
         for clock in list(self.clocks):
             if clock.done or clock.breached:
                 continue

@@ -14,6 +14,7 @@ was emitted is emitted again with `late: true` (a clock that no longer exists is
 from __future__ import annotations
 
 import heapq
+from bisect import bisect_right
 from dataclasses import replace
 from typing import Final
 
@@ -25,10 +26,22 @@ from flows.core.records import ActionRecord, SlaRecord
 _NEVER: Final = 2**62
 
 
+def _time(event: Event) -> int:
+    return event.occurred_at
+
+
 class Engine:
     """Holds the conversations of one shard (or of a whole replay) and their timers."""
 
-    __slots__ = ("_arrivals", "_pending", "_timers", "conversations", "ctx", "processed_until")
+    __slots__ = (
+        "_arrivals",
+        "_pending",
+        "_timers",
+        "conversations",
+        "ctx",
+        "processed_until",
+        "seen",
+    )
 
     def __init__(self, policies: PolicySet) -> None:
         self.ctx = Context(policies)
@@ -37,6 +50,9 @@ class Engine:
         self._timers: list[tuple[int, str]] = []
         self._arrivals = 0
         self.processed_until = -_NEVER
+        # Event ids applied, for duplicate deliveries (one set per engine is far smaller than
+        # one per conversation).
+        self.seen: set[str] = set()
 
     def process(self, events: list[Event], watermark: int) -> list[SlaRecord | ActionRecord]:
         """Buffer `events`, then apply all events and timers up to `watermark`.
@@ -58,8 +74,8 @@ class Engine:
                 if timers and timers[0][0] < pending[0][0]:
                     self._fire(heapq.heappop(timers))
                     continue
-                at, seq, event = heapq.heappop(pending)
-                self._apply(at, seq, event)
+                at, _, event = heapq.heappop(pending)
+                self._apply(at, event)
                 continue
             if timers and timers[0][0] <= watermark:
                 self._fire(heapq.heappop(timers))
@@ -96,44 +112,47 @@ class Engine:
         conv.fire_until(self.ctx, at)
         self._schedule(conv)
 
-    def _apply(self, at: int, seq: int, event: Event) -> None:
+    def _apply(self, at: int, event: Event) -> None:
         convs = self.conversations
         cid = event.conversation_id
         conv = convs.get(cid)
         if conv is None:
             conv = convs[cid] = Conversation(cid, self.ctx)
-        if event.event_id in conv.seen:
+        seen = self.seen
+        if event.event_id in seen:
             return
-        conv.seen.add(event.event_id)
+        seen.add(event.event_id)
         if at < conv.last_t:
-            self._rebuild(conv, (at, seq, event))
+            self._rebuild(conv, event)
             return
         before = conv.next_due()
-        conv.log.append((at, seq, event))
+        conv.log.append(event)
         conv.apply(self.ctx, event)
         after = conv.next_due()
         if after is not None and after != before:
             heapq.heappush(self._timers, (after, cid))
 
-    def _replay(self, cid: str, log: list[tuple[int, int, Event]], until: int) -> Conversation:
+    def _replay(self, cid: str, log: list[Event], until: int) -> Conversation:
         ctx = self.ctx
         conv = Conversation(cid, ctx)
-        for at, _seq, event in log:
-            conv.fire_until(ctx, at, inclusive=False)
-            conv.seen.add(event.event_id)
-            conv.log.append((at, _seq, event))
+        for event in log:
+            conv.fire_until(ctx, event.occurred_at, inclusive=False)
+            conv.log.append(event)
             conv.apply(ctx, event)
         conv.fire_until(ctx, until)
         return conv
 
-    def _rebuild(self, old: Conversation, late: tuple[int, int, Event]) -> None:
+    def _rebuild(self, old: Conversation, late: Event) -> None:
         """Recompute a conversation with a late event and emit what changed, marked late."""
         ctx = self.ctx
         until = max(self.processed_until, old.last_t)
         out, loads, rr = ctx.out, ctx.loads, ctx.rr
         if old.agent is not None and old.phase == OPEN:
             loads[old.agent] = loads.get(old.agent, 0) - 1
-        new_log = sorted([*old.log, late], key=lambda entry: (entry[0], entry[1]))
+        # The log is in (time, arrival) order; the late event arrived last, so it goes after
+        # every logged event of its instant.
+        new_log = old.log[:]
+        new_log.insert(bisect_right(new_log, late.occurred_at, key=_time), late)
         try:
             ctx.loads, ctx.rr, ctx.out = dict(loads), dict(rr), []
             self._replay(old.id, old.log, until)
@@ -182,4 +201,4 @@ class Engine:
                 out.append(replace(rec, late=True))
         for ident, rec in last_old.items():
             if ident not in last_new and rec.status != "cancelled":
-                out.append(replace(rec, status="cancelled", at=late[0], late=True))
+                out.append(replace(rec, status="cancelled", at=late.occurred_at, late=True))
