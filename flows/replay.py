@@ -74,7 +74,10 @@ def replay_records(
         if max_seen is None or decoded.occurred_at > max_seen:
             max_seen = decoded.occurred_at
         yield from _count(engine.process([decoded], max_seen - lateness_ms), summary)
-    final = until if until is not None else max_seen
+    final = max_seen
+    if until is not None:
+        # An earlier --until never leaves events unapplied: nothing is silently dropped.
+        final = until if max_seen is None else max(until, max_seen)
     if final is not None:
         summary.until = final
         yield from _count(engine.process([], final), summary)

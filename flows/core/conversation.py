@@ -71,6 +71,10 @@ class Context:
         )
         self._policy_cache: dict[tuple[AttrValue, ...], Policy | None] = {}
 
+    def policy_reads(self, key: str) -> bool:
+        """Return whether any policy's `when` reads this attribute."""
+        return key in self._when_keys
+
     def policy_for(self, attrs: dict[str, AttrValue]) -> Policy | None:
         """Return the policy for these attributes (memoised on the attributes policies read)."""
         key = tuple([attrs.get(k) for k in self._when_keys])
@@ -97,6 +101,7 @@ class Conversation:
         "cycle",
         "first_inbound",
         "id",
+        "last_fired",
         "last_t",
         "log",
         "phase",
@@ -128,6 +133,9 @@ class Conversation:
         self.ca_started = False
         self.unanswered: int | None = None
         self.last_t = -(2**62)
+        # Last instant at which a warning or deadline fired: an event at or before it is late,
+        # since events of an instant apply before its timers.
+        self.last_fired = -(2**62)
         # Events applied so far, in application order (time, then arrival): a late event
         # rebuilds the conversation from it.
         self.log: list[Event] = []
@@ -209,7 +217,10 @@ class Conversation:
 
     def _should_pause(self, clock: Clock) -> bool:
         tgt = clock.tgt
-        if tgt is None or not tgt.pause_when:
+        # A promised due_at and WhatsApp's window are fixed instants: nothing pauses them.
+        if tgt is None or not tgt.pause_when or clock.fixed_deadline is not None:
+            return False
+        if clock.metric == "service_window":
             return False
         status = self.attrs.get("status") or "open"
         return status in tgt.pause_when
@@ -396,6 +407,7 @@ class Conversation:
             if due is None or due > limit or (due == limit and not inclusive):
                 return
             self.last_t = max(self.last_t, due)
+            self.last_fired = due
             for clock in list(self.clocks):
                 if clock.done:
                     continue
@@ -478,8 +490,17 @@ class Conversation:
     def _bot_handled(self) -> bool:
         return self.attrs.get("handled_by") == "bot"
 
+    def _set_channel(self, ctx: Context, channel: str, at: int) -> None:
+        if channel == self.channel:
+            return
+        self.channel = channel
+        self.attrs["channel"] = channel
+        if ctx.policy_reads("channel"):
+            self._reselect(ctx, at)
+            self._apply_pauses(ctx, at)
+
     def _inbound(self, ctx: Context, event: MessageEvent, at: int) -> None:
-        self.channel = event.channel
+        self._set_channel(ctx, event.channel, at)
         if self.phase != OPEN:
             self._open_cycle(ctx, at)
         if self.attrs.get("status") == "pending":
@@ -513,7 +534,7 @@ class Conversation:
             self._finish(ctx, attempts, at)
 
     def _outbound(self, ctx: Context, event: MessageEvent, at: int) -> None:
-        self.channel = event.channel
+        self._set_channel(ctx, event.channel, at)
         if event.kind == "note":
             return
         if self._is_reply(event):

@@ -122,7 +122,7 @@ class Engine:
         if event.event_id in seen:
             return
         seen.add(event.event_id)
-        if at < conv.last_t:
+        if at < conv.last_t or at <= conv.last_fired:
             self._rebuild(conv, event)
             return
         before = conv.next_due()
@@ -201,4 +201,15 @@ class Engine:
                 out.append(replace(rec, late=True))
         for ident, rec in last_old.items():
             if ident not in last_new and rec.status != "cancelled":
-                out.append(replace(rec, status="cancelled", at=late.occurred_at, late=True))
+                # The clock should never have existed: it leaves compliance as cancelled.
+                out.append(
+                    replace(
+                        rec,
+                        status="cancelled",
+                        at=max(late.occurred_at, rec.started_at),
+                        breached=False,
+                        cause=None,
+                        stopped_at=max(late.occurred_at, rec.started_at),
+                        late=True,
+                    )
+                )

@@ -319,3 +319,27 @@ def test_late_reply_corrects_a_false_breach() -> None:
     fr = [r for r in sla(recs, "first_response") if r.conversation_id == "c1"]
     assert [(r.status, r.late) for r in fr][-1] == ("met", True)
     assert any(r.status == "breached" and not r.late for r in fr)
+
+
+def test_late_reply_at_the_deadline_instant_is_met() -> None:
+    """A reply stamped exactly at the deadline, arriving after the breach fired, is met."""
+    recs = run([inbound(0), inbound(1000, conv="other"), reply(300)], BASIC)
+    fr = [r for r in sla(recs, "first_response") if r.conversation_id == "c1"]
+    assert (fr[-1].status, fr[-1].late, fr[-1].breached) == ("met", True, False)
+
+
+def test_channel_in_when_selects_policy() -> None:
+    """A policy's `when: {channel: ...}` matches the channel of the conversation's messages."""
+    pset = policies(
+        """
+policies:
+  - id: ig
+    when: {channel: instagram}
+    targets: {first_response: {within: 1m}}
+  - id: default
+    targets: {first_response: {within: 5m}}
+"""
+    )
+    recs = run([inbound(0, channel="instagram")], pset, until=100)
+    fr = sla(recs, "first_response")
+    assert fr[0].policy_id == "ig" and fr[-1].status == "breached" and fr[-1].at == ms(60)
