@@ -26,6 +26,7 @@ policies:
       resolution: {within: 1h}
     escalations:
       - {on: breached, metric: first_response, notify: supervisor}
+      - {on: breached, metric: first_response, reassign: true}
 teams:
   sales: {agents: [a1, a2], supervisor: s1}
 """
@@ -89,9 +90,12 @@ def test_replay_writes_valid_records_dead_letters_and_a_summary(tmp_path: Path) 
     ]
     assert ("first_response", "breached") in c2 and ("resolution", "breached") in c2
     # c2 has no assignee, so no team: the role is named instead of a person.
-    assert [(a["conversation_id"], a["notify"]) for a in records if a["type"] == "action"] == [
-        ("c2", "supervisor")
+    acts = [
+        (a["conversation_id"], a["action"], a["notify"], a["to_agent"])
+        for a in records
+        if a["type"] == "action"
     ]
+    assert acts == [("c2", "notify", "supervisor", None), ("c2", "reassign", None, None)]
     assert stderr.startswith("replayed 5 events (2 dead letters)")
 
 

@@ -278,11 +278,6 @@ INVALID_RECORDS = [
     ("action: unknown action", "action_record.schema.json", {**ACTION_NOTIFY, "action": "page"}),
     ("action: unknown trigger", "action_record.schema.json", {**ACTION_NOTIFY, "trigger": "met"}),
     ("action: notify nobody", "action_record.schema.json", {**ACTION_NOTIFY, "notify": None}),
-    (
-        "action: reassign to nobody",
-        "action_record.schema.json",
-        {**ACTION_REASSIGN, "to_agent": None},
-    ),
     ("action: no reason", "action_record.schema.json", _without(ACTION_NOTIFY, "reason")),
     ("dead letter: no raw", "dead_letter.schema.json", _without(DEAD_LETTER, "raw")),
     ("dead letter: empty reason", "dead_letter.schema.json", {**DEAD_LETTER, "reason": ""}),
