@@ -83,15 +83,15 @@ def replay_records(
         yield from _count(engine.process([], final), summary)
 
 
-def _count(
-    records: list[SlaRecord | ActionRecord], summary: ReplaySummary
-) -> list[SlaRecord | ActionRecord]:
+def _count(records: list[Record], summary: ReplaySummary) -> list[Record]:
     for rec in records:
         if isinstance(rec, SlaRecord):
             summary.records += 1
             summary.statuses[rec.status] += 1
-        else:
+        elif isinstance(rec, ActionRecord):
             summary.actions += 1
+        else:
+            summary.dead_letters += 1
     return records
 
 

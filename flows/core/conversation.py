@@ -22,7 +22,7 @@ from flows.core.events import (
 )
 from flows.core.model import Policy, PolicySet, Target
 from flows.core.policies import select_policy
-from flows.core.records import ActionRecord, SlaRecord
+from flows.core.records import ActionRecord, DeadLetter, SlaRecord
 
 IDLE: Final = 0
 OPEN: Final = 1
@@ -52,7 +52,7 @@ class Context:
     def __init__(self, policies: PolicySet) -> None:
         self.loads: dict[str, int] = {}
         self.rr: dict[str, int] = {}
-        self.out: list[SlaRecord | ActionRecord] = []
+        self.out: list[SlaRecord | ActionRecord | DeadLetter] = []
         self.bind(policies)
 
     def bind(self, policies: PolicySet) -> None:
@@ -101,6 +101,7 @@ class Conversation:
         "cycle",
         "first_inbound",
         "id",
+        "forgotten_until",
         "last_fired",
         "last_t",
         "log",
@@ -136,6 +137,8 @@ class Conversation:
         # Last instant at which a warning or deadline fired: an event at or before it is late,
         # since events of an instant apply before its timers.
         self.last_fired = -(2**62)
+        # The log holds no event before this instant (it was compacted away).
+        self.forgotten_until = -(2**62)
         # Events applied so far, in application order (time, then arrival): a late event
         # rebuilds the conversation from it.
         self.log: list[Event] = []

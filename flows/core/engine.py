@@ -18,12 +18,17 @@ from bisect import bisect_right
 from dataclasses import replace
 from typing import Final
 
+import orjson
+
 from flows.core.conversation import OPEN, Context, Conversation
+from flows.core.decode import event_to_json
 from flows.core.events import Event
 from flows.core.model import PolicySet
-from flows.core.records import ActionRecord, SlaRecord
+from flows.core.records import ActionRecord, DeadLetter, SlaRecord
+from flows.core.timefmt import format_instant
 
 _NEVER: Final = 2**62
+DEFAULT_HORIZON_MS: Final = 24 * 3600 * 1000
 
 
 def _time(event: Event) -> int:
@@ -35,26 +40,42 @@ class Engine:
 
     __slots__ = (
         "_arrivals",
+        "_compacted_at",
         "_pending",
         "_timers",
         "conversations",
         "ctx",
+        "horizon",
         "processed_until",
         "seen",
+        "seen_from",
     )
 
-    def __init__(self, policies: PolicySet) -> None:
+    def __init__(self, policies: PolicySet, *, horizon_ms: int = DEFAULT_HORIZON_MS) -> None:
+        """Create an empty engine.
+
+        Args:
+            policies: the loaded policy file.
+            horizon_ms: how far behind the watermark a late event can still correct outcomes.
+                Quiet conversations forget their event logs, and the engine the ids of events,
+                once they are older than this, so memory stays bounded on a long run.
+        """
         self.ctx = Context(policies)
         self.conversations: dict[str, Conversation] = {}
         self._pending: list[tuple[int, int, Event]] = []
         self._timers: list[tuple[int, str]] = []
         self._arrivals = 0
         self.processed_until = -_NEVER
-        # Event ids applied, for duplicate deliveries (one set per engine is far smaller than
-        # one per conversation).
-        self.seen: set[str] = set()
+        self.horizon = horizon_ms
+        self._compacted_at = -_NEVER
+        # Event id -> event time, for duplicate deliveries (one map per engine is far smaller
+        # than one set per conversation); ids older than `seen_from` have been forgotten.
+        self.seen: dict[str, int] = {}
+        self.seen_from = -_NEVER
 
-    def process(self, events: list[Event], watermark: int) -> list[SlaRecord | ActionRecord]:
+    def process(
+        self, events: list[Event], watermark: int
+    ) -> list[SlaRecord | ActionRecord | DeadLetter]:
         """Buffer `events`, then apply all events and timers up to `watermark`.
 
         Returns the records produced, in time order.
@@ -66,7 +87,7 @@ class Engine:
             heapq.heappush(pending, (event.occurred_at, arrivals, event))
         self._arrivals = arrivals
         ctx = self.ctx
-        out: list[SlaRecord | ActionRecord] = []
+        out: list[SlaRecord | ActionRecord | DeadLetter] = []
         ctx.out = out
         timers = self._timers
         while True:
@@ -82,6 +103,8 @@ class Engine:
                 continue
             break
         self.processed_until = max(self.processed_until, watermark)
+        if watermark - self._compacted_at >= self.horizon // 24:
+            self.compact(watermark - self.horizon)
         return out
 
     def next_due(self) -> int | None:
@@ -119,10 +142,16 @@ class Engine:
         if conv is None:
             conv = convs[cid] = Conversation(cid, self.ctx)
         seen = self.seen
-        if event.event_id in seen:
+        eid = event.event_id
+        if eid in seen:
             return
-        seen.add(event.event_id)
+        if at < self.seen_from and any(e.event_id == eid for e in conv.log):
+            return
+        seen[eid] = at
         if at < conv.last_t or at <= conv.last_fired:
+            if at <= conv.forgotten_until:
+                self.ctx.out.append(self._too_late(event))
+                return
             self._rebuild(conv, event)
             return
         before = conv.next_due()
@@ -131,6 +160,34 @@ class Engine:
         after = conv.next_due()
         if after is not None and after != before:
             heapq.heappush(self._timers, (after, cid))
+
+    def compact(self, cutoff: int) -> None:
+        """Forget what only late events older than `cutoff` would need.
+
+        Conversations with no running clock whose last activity is before `cutoff` drop their
+        event logs; event ids older than `cutoff` are dropped from the duplicate filter (an old
+        duplicate is then recognised in its conversation's log, if it still has one).
+        """
+        self._compacted_at = cutoff + self.horizon
+        for conv in self.conversations.values():
+            if conv.log and not conv.clocks and conv.last_t < cutoff:
+                conv.log = []
+                conv.forgotten_until = conv.last_t
+        if cutoff > self.seen_from:
+            self.seen = {eid: at for eid, at in self.seen.items() if at >= cutoff}
+            self.seen_from = cutoff
+
+    def _too_late(self, event: Event) -> DeadLetter:
+        return DeadLetter(
+            reason=(
+                f"event at {format_instant(event.occurred_at)} is too late to correct "
+                f"conversation {event.conversation_id!r}: its history before "
+                f"{format_instant(self.conversations[event.conversation_id].forgotten_until)} "
+                f"was forgotten ({self.horizon // 3_600_000} h correction horizon)"
+            ),
+            raw=orjson.dumps(event_to_json(event)).decode(),
+            source=f"engine:{event.conversation_id}",
+        )
 
     def _replay(self, cid: str, log: list[Event], until: int) -> Conversation:
         ctx = self.ctx
@@ -185,8 +242,9 @@ class Engine:
                     changed[ident] = rec
                 elif ident in changed:
                     changed[ident] = None
-            elif (rec.action, rec.trigger, rec.cycle, rec.metric, rec.seq) not in old_actions:
-                out.append(rec)
+            elif isinstance(rec, ActionRecord):
+                if (rec.action, rec.trigger, rec.cycle, rec.metric, rec.seq) not in old_actions:
+                    out.append(rec)
         last_old: dict[tuple[str, int, str, int], SlaRecord] = {}
         for rec in old_records:
             if isinstance(rec, SlaRecord):

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from flows.core.engine import Engine
+from flows.core.records import DeadLetter
 from tests.enginekit import (
     actions,
     assign,
@@ -343,3 +345,21 @@ policies:
     recs = run([inbound(0, channel="instagram")], pset, until=100)
     fr = sla(recs, "first_response")
     assert fr[0].policy_id == "ig" and fr[-1].status == "breached" and fr[-1].at == ms(60)
+
+
+def test_quiet_conversations_forget_history_and_too_late_events_are_dead_letters() -> None:
+    """Past the correction horizon a quiet conversation drops its log, and an event older than
+    that (even a redelivered one) is a dead letter naming the horizon, never re-applied."""
+    engine = Engine(BASIC, horizon_ms=3_600_000)
+    first = inbound(0)
+    engine.process([first, reply(10), conv_event(20, "resolved")], ms(20))
+    engine.process([inbound(0, conv="other")], ms(3 * 3600))
+    assert engine.conversations["c1"].log == []
+    for late in (first, reply(5)):
+        out = engine.process([late], ms(3 * 3600))
+        assert len(out) == 1 and isinstance(out[0], DeadLetter)
+        assert "too late" in out[0].reason and "1 h correction horizon" in out[0].reason
+    # Within the horizon, a duplicate is recognised and ignored.
+    recent = inbound(3 * 3600 - 10, conv="other")
+    engine.process([recent], ms(3 * 3600))
+    assert engine.process([recent], ms(3 * 3600)) == []
