@@ -89,9 +89,10 @@ def run(
     pset: PolicySet,
     until: float | None = None,
     lateness_ms: int = 0,
+    horizon_ms: int | None = None,
 ) -> list[SlaRecord | ActionRecord]:
     """Replay events like `slawatch replay`: watermark = largest time seen, then `until`."""
-    engine = Engine(pset)
+    engine = Engine(pset) if horizon_ms is None else Engine(pset, horizon_ms=horizon_ms)
     out: list[SlaRecord | ActionRecord] = []
     top: int | None = None
     for event in events:

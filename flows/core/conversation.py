@@ -109,6 +109,7 @@ class Conversation:
         "policy",
         "replied",
         "res_clock",
+        "scheduled",
         "role",
         "seqs",
         "unanswered",
@@ -139,6 +140,8 @@ class Conversation:
         self.last_fired = -(2**62)
         # The log holds no event before this instant (it was compacted away).
         self.forgotten_until = -(2**62)
+        # Instant of the engine's latest timer entry for this conversation.
+        self.scheduled: int | None = None
         # Events applied so far, in application order (time, then arrival): a late event
         # rebuilds the conversation from it.
         self.log: list[Event] = []

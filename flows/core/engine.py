@@ -39,7 +39,6 @@ class Engine:
     """Holds the conversations of one shard (or of a whole replay) and their timers."""
 
     __slots__ = (
-        "_arrivals",
         "_compacted_at",
         "_pending",
         "_timers",
@@ -62,9 +61,9 @@ class Engine:
         """
         self.ctx = Context(policies)
         self.conversations: dict[str, Conversation] = {}
-        self._pending: list[tuple[int, int, Event]] = []
+        # Events not yet applied (later than the watermark), sorted by time then arrival.
+        self._pending: list[Event] = []
         self._timers: list[tuple[int, str]] = []
-        self._arrivals = 0
         self.processed_until = -_NEVER
         self.horizon = horizon_ms
         self._compacted_at = -_NEVER
@@ -81,27 +80,28 @@ class Engine:
         Returns the records produced, in time order.
         """
         pending = self._pending
-        arrivals = self._arrivals
-        for event in events:
-            arrivals += 1
-            heapq.heappush(pending, (event.occurred_at, arrivals, event))
-        self._arrivals = arrivals
+        if events:
+            # Stable sort: among events of one instant, earlier arrivals stay first. Batches
+            # arrive nearly sorted, which timsort handles in close to linear time.
+            pending.extend(events)
+            pending.sort(key=_time)
+        n = bisect_right(pending, watermark, key=_time)
+        due = pending[:n]
+        del pending[:n]
         ctx = self.ctx
         out: list[SlaRecord | ActionRecord | DeadLetter] = []
         ctx.out = out
         timers = self._timers
-        while True:
-            if pending and pending[0][0] <= watermark:
-                if timers and timers[0][0] < pending[0][0]:
-                    self._fire(heapq.heappop(timers))
-                    continue
-                at, _, event = heapq.heappop(pending)
-                self._apply(at, event)
-                continue
-            if timers and timers[0][0] <= watermark:
-                self._fire(heapq.heappop(timers))
-                continue
-            break
+        apply = self._apply
+        fire = self._fire
+        pop = heapq.heappop
+        for event in due:
+            at = event.occurred_at
+            while timers and timers[0][0] < at:
+                fire(pop(timers))
+            apply(at, event)
+        while timers and timers[0][0] <= watermark:
+            fire(pop(timers))
         self.processed_until = max(self.processed_until, watermark)
         if watermark - self._compacted_at >= self.horizon // 24:
             self.compact(watermark - self.horizon)
@@ -109,7 +109,7 @@ class Engine:
 
     def next_due(self) -> int | None:
         """Return the earliest instant at which something is pending (event or timer)."""
-        best = self._pending[0][0] if self._pending else None
+        best = self._pending[0].occurred_at if self._pending else None
         timers = self._timers
         convs = self.conversations
         while timers:
@@ -124,7 +124,8 @@ class Engine:
 
     def _schedule(self, conv: Conversation) -> None:
         due = conv.next_due()
-        if due is not None:
+        if due is not None and due != conv.scheduled:
+            conv.scheduled = due
             heapq.heappush(self._timers, (due, conv.id))
 
     def _fire(self, entry: tuple[int, str]) -> None:
@@ -133,6 +134,7 @@ class Engine:
         if conv is None or conv.next_due() != at:
             return
         conv.fire_until(self.ctx, at)
+        conv.scheduled = None
         self._schedule(conv)
 
     def _apply(self, at: int, event: Event) -> None:
@@ -154,11 +156,11 @@ class Engine:
                 return
             self._rebuild(conv, event)
             return
-        before = conv.next_due()
         conv.log.append(event)
         conv.apply(self.ctx, event)
         after = conv.next_due()
-        if after is not None and after != before:
+        if after is not None and after != conv.scheduled:
+            conv.scheduled = after
             heapq.heappush(self._timers, (after, cid))
 
     def compact(self, cutoff: int) -> None:
