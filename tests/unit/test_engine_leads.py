@@ -316,3 +316,47 @@ policies:
         r.conversation_id: r.cause for r in sla(recs, "first_response") if r.status == "breached"
     }
     assert causes == {"x": "overloaded", "y": "overloaded", "z": "agent"}
+
+
+CAUSES = policies(
+    """
+calendars:
+  office:
+    timezone: Asia/Jakarta
+    weekly: {mon: ["08:00-22:00"], tue: ["08:00-22:00"]}
+policies:
+  - id: office
+    calendar: office
+    overload_at: 1
+    targets: {first_response: {within: 30m}}
+"""
+)
+NIGHT = 16 * H  # 23:00 in Jakarta on Monday: closed; opens 08:00 (01:00 UTC) on Tuesday.
+
+
+@pytest.mark.parametrize(
+    ("setup", "cause"),
+    [
+        # Every cause applies (no assignee wins over everything).
+        ([conv_event(NIGHT + 1, "updated", handled_by="bot")], "unassigned"),
+        # Assigned, bot-handled, night lead, overloaded agent: the bot comes first.
+        ([assign(NIGHT + 1), conv_event(NIGHT + 2, "updated", handled_by="bot")], "bot_handled"),
+        # Assigned night lead to an overloaded agent: after_hours comes before overloaded.
+        ([assign(NIGHT + 1)], "after_hours"),
+    ],
+)
+def test_breach_cause_is_the_first_that_applies(setup: list, cause: str) -> None:
+    """When several causes apply, the breach carries the first in SPEC order."""
+    events = [conv_event(NIGHT, "opened"), inbound(NIGHT), *setup]
+    recs = run(events, CAUSES, until=NIGHT + 12 * H)
+    breach = [r for r in sla(recs, "first_response") if r.status == "breached"]
+    assert [r.cause for r in breach] == [cause]
+
+
+def test_overloaded_comes_before_agent_for_a_daytime_lead() -> None:
+    """In open hours, an assignee at `overload_at` open chats gives `overloaded`, not `agent`."""
+    day = 2 * H  # 09:00 in Jakarta, open.
+    recs = run([conv_event(day, "opened"), inbound(day), assign(day + 1)], CAUSES, until=day + H)
+    assert [r.cause for r in sla(recs, "first_response") if r.status == "breached"] == [
+        "overloaded"
+    ]
