@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from flows.core.calendar import WALL_CLOCK
 from flows.core.model import BusinessTime, Target
+from flows.exceptions import CalendarError
 
 
 class Clock:
@@ -76,15 +77,20 @@ class Clock:
     def instant_of(self, offset: int) -> int | None:
         """Return the instant at which `offset` counted ms are reached (None: not while paused)."""
         cal = self.cal
-        if self.segments:
-            for start, end in self.segments:
-                length = cal.counted(start, end)
-                if offset <= length:
-                    return cal.add(start, offset)
-                offset -= length
-        if self.count_from is None:
+        try:
+            if self.segments:
+                for start, end in self.segments:
+                    length = cal.counted(start, end)
+                    if offset <= length:
+                        return cal.add(start, offset)
+                    offset -= length
+            if self.count_from is None:
+                return None
+            return cal.add(self.count_from, offset)
+        except CalendarError:
+            # A calendar that never opens again (only past overrides): no deadline, rather
+            # than an exception that would stop the monitor.
             return None
-        return cal.add(self.count_from, offset)
 
     def elapsed(self, at: int) -> int:
         """Return the counted ms from the start to `at` (wall ms for `service_window`)."""
