@@ -336,40 +336,40 @@ class Conversation:
                     team = ctx.policies.teams.get(self._team_id(ctx) or "")
                     if team is not None and team.supervisor is not None:
                         who = team.supervisor
-                ctx.out.append(
-                    ActionRecord(
-                        action="notify",
-                        trigger=trigger,
-                        conversation_id=self.id,
-                        cycle=clock.cycle,
-                        metric=clock.metric,
-                        seq=clock.seq,
-                        at=at,
-                        policy_id=clock.policy_id,
-                        from_agent=self.agent,
-                        to_agent=None,
-                        notify=who,
-                        reason=f"{clock.metric} {trigger}: notify {esc.notify}",
-                    )
-                )
+                why = f"notify {esc.notify}"
+                self._action(ctx, clock, "notify", trigger, at, notify=who, why=why)
             if esc.reassign:
                 to_agent, why = self._pick_agent(ctx)
-                ctx.out.append(
-                    ActionRecord(
-                        action="reassign",
-                        trigger=trigger,
-                        conversation_id=self.id,
-                        cycle=clock.cycle,
-                        metric=clock.metric,
-                        seq=clock.seq,
-                        at=at,
-                        policy_id=clock.policy_id,
-                        from_agent=self.agent,
-                        to_agent=to_agent,
-                        notify=None,
-                        reason=f"{clock.metric} {trigger}: {why}",
-                    )
-                )
+                self._action(ctx, clock, "reassign", trigger, at, to_agent=to_agent, why=why)
+
+    def _action(
+        self,
+        ctx: Context,
+        clock: Clock,
+        action: str,
+        trigger: str,
+        at: int,
+        *,
+        why: str,
+        to_agent: str | None = None,
+        notify: str | None = None,
+    ) -> None:
+        ctx.out.append(
+            ActionRecord(
+                action=action,
+                trigger=trigger,
+                conversation_id=self.id,
+                cycle=clock.cycle,
+                metric=clock.metric,
+                seq=clock.seq,
+                at=at,
+                policy_id=clock.policy_id,
+                from_agent=self.agent,
+                to_agent=to_agent,
+                notify=notify,
+                reason=f"{clock.metric} {trigger}: {why}",
+            )
+        )
 
     def _pick_agent(self, ctx: Context) -> tuple[str | None, str]:
         team_id = self._team_id(ctx)
