@@ -260,15 +260,24 @@ class OutputTopics:
 
 
 class _RecordPartition(StatelessSinkPartition[list[Record]]):
-    def __init__(self, producer: Producer, topics: OutputTopics, clock: Callable[[], int]) -> None:
-        self._producer = producer
+    def __init__(
+        self, config: dict[str, Any], topics: OutputTopics, clock: Callable[[], int]
+    ) -> None:
+        failed: list[str] = []
+
+        def delivered(err: KafkaError | None, _msg: object) -> None:
+            if err is not None:
+                failed.append(err.str())
+
+        # One producer-wide delivery callback, called for failures only: a callback passed to
+        # every `produce`, and a report for every success, cost ~0.7 us per record. (A closure,
+        # not a bound method, so that the producer does not hold its partition in a cycle.)
+        self._producer = Producer(
+            {**config, "delivery.report.only.error": True, "on_delivery": delivered}
+        )
+        self._failed = failed
         self._topics = topics
         self._clock = clock
-        self._failed: list[str] = []
-
-    def _delivered(self, err: KafkaError | None, _msg: object) -> None:
-        if err is not None:
-            self._failed.append(err.str())
 
     def write_batch(self, items: list[list[Record]]) -> None:
         """Produce every record of every item, then wait until Kafka has acknowledged them all.
@@ -281,7 +290,6 @@ class _RecordPartition(StatelessSinkPartition[list[Record]]):
         topics = self._topics
         emitted_at = self._clock()
         dumps = orjson.dumps
-        on_delivery = self._delivered
         for batch in items:
             for rec in batch:
                 if isinstance(rec, SlaRecord):
@@ -293,7 +301,7 @@ class _RecordPartition(StatelessSinkPartition[list[Record]]):
                 value = dumps(to_json_dict(rec, emitted_at))
                 while True:
                     try:
-                        producer.produce(topic, value, key, on_delivery=on_delivery)
+                        producer.produce(topic, value, key)
                         break
                     except BufferError:
                         producer.poll(0.05)
@@ -309,7 +317,9 @@ class _RecordPartition(StatelessSinkPartition[list[Record]]):
                 time.monotonic() - started,
             )
         if self._failed:
-            failed, self._failed = self._failed, []
+            # Emptied in place: the delivery callback holds this very list.
+            failed = self._failed.copy()
+            self._failed.clear()
             reason = f"Kafka refused {len(failed)} output records, e.g.: {failed[0]}"
             raise ConnectorError(reason)
 
@@ -350,7 +360,7 @@ class KafkaRecordSink(DynamicSink[list[Record]]):
 
     def build(self, step_id: str, worker_index: int, worker_count: int) -> _RecordPartition:
         """Open this worker's producer."""
-        return _RecordPartition(Producer(self._config), self._topics, self._clock)
+        return _RecordPartition(self._config, self._topics, self._clock)
 
 
 def dead_letter_for_error(partition: str, offset: int, error: str, raw: bytes | None) -> DeadLetter:
