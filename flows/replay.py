@@ -98,6 +98,10 @@ def _count(records: list[Record], summary: ReplaySummary) -> list[Record]:
 def write_jsonl(records: Iterable[Record], out: BinaryIO, clock: Callable[[], int]) -> None:
     """Write records as JSON lines, stamping each with `emitted_at` from `clock` (epoch ms)."""
     dumps = orjson.dumps
+    last_ms, last_text = -1, ""
     for rec in records:
-        out.write(dumps(to_json_dict(rec, clock())))
+        now = clock()
+        if now != last_ms:
+            last_ms, last_text = now, format_instant(now)
+        out.write(dumps(to_json_dict(rec, last_text)))
         out.write(b"\n")

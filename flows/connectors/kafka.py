@@ -32,6 +32,7 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Producer, To
 from confluent_kafka.admin import AdminClient
 
 from flows.core.records import ActionRecord, DeadLetter, Record, SlaRecord, to_json_dict
+from flows.core.timefmt import format_instant
 from flows.exceptions import ConnectorError
 
 __all__ = [
@@ -288,7 +289,7 @@ class _RecordPartition(StatelessSinkPartition[list[Record]]):
         """
         producer = self._producer
         topics = self._topics
-        emitted_at = self._clock()
+        emitted_at = format_instant(self._clock())
         dumps = orjson.dumps
         for batch in items:
             for rec in batch:

@@ -95,8 +95,12 @@ def _instant(ms: int | None) -> str | None:
     return None if ms is None else format_instant(ms)
 
 
-def to_json_dict(record: Record, emitted_at: int) -> dict[str, Any]:
-    """Return the public JSON object of a record (SPEC §6), stamped with `emitted_at`."""
+def to_json_dict(record: Record, emitted_at: int | str) -> dict[str, Any]:
+    """Return the public JSON object of a record (SPEC §6), stamped with `emitted_at`.
+
+    `emitted_at` is epoch ms, or the instant already formatted (a batch formats it once).
+    """
+    emitted = emitted_at if isinstance(emitted_at, str) else format_instant(emitted_at)
     if isinstance(record, SlaRecord):
         out: dict[str, Any] = {
             "type": "sla",
@@ -121,7 +125,7 @@ def to_json_dict(record: Record, emitted_at: int) -> dict[str, Any]:
             "lead_source": record.lead_source,
             "channel": record.channel,
             "late": record.late,
-            "emitted_at": format_instant(emitted_at),
+            "emitted_at": emitted,
         }
         if record.attempts is not None:
             out["attempts"] = record.attempts
@@ -143,12 +147,12 @@ def to_json_dict(record: Record, emitted_at: int) -> dict[str, Any]:
             "to_agent": record.to_agent,
             "notify": record.notify,
             "reason": record.reason,
-            "emitted_at": format_instant(emitted_at),
+            "emitted_at": emitted,
         }
     return {
         "type": "dead_letter",
         "reason": record.reason,
         "raw": record.raw,
         "source": record.source,
-        "emitted_at": format_instant(emitted_at),
+        "emitted_at": emitted,
     }
