@@ -98,10 +98,10 @@ def _count(records: list[Record], summary: ReplaySummary) -> list[Record]:
 def write_jsonl(records: Iterable[Record], out: BinaryIO, clock: Callable[[], int]) -> None:
     """Write records as JSON lines, stamping each with `emitted_at` from `clock` (epoch ms)."""
     dumps = orjson.dumps
+    newline = orjson.OPT_APPEND_NEWLINE
     last_ms, last_text = -1, ""
     for rec in records:
         now = clock()
         if now != last_ms:
             last_ms, last_text = now, format_instant(now)
-        out.write(dumps(to_json_dict(rec, last_text)))
-        out.write(b"\n")
+        out.write(dumps(to_json_dict(rec, last_text), option=newline))

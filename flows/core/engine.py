@@ -81,10 +81,18 @@ class Engine:
         """
         pending = self._pending
         if events:
-            # Stable sort: among events of one instant, earlier arrivals stay first. Batches
-            # arrive nearly sorted, which timsort handles in close to linear time.
+            last = pending[-1].occurred_at if pending else -_NEVER
+            in_order = True
+            for event in events:
+                at = event.occurred_at
+                if at < last:
+                    in_order = False
+                    break
+                last = at
             pending.extend(events)
-            pending.sort(key=_time)
+            if not in_order:
+                # Stable sort: among events of one instant, earlier arrivals stay first.
+                pending.sort(key=_time)
         n = bisect_right(pending, watermark, key=_time)
         due = pending[:n]
         del pending[:n]
