@@ -1,0 +1,109 @@
+"""CPU cost of QuestDBWriter's row building, without a server (µs per record, process time).
+
+Feeds a realistic mix of SLA records (3 per clock plus breaches, pauses, late corrections
+that move a clock's start, records with missing optional fields), some actions and dead letters,
+through `QuestDBWriter`'s batching and row building into ILP buffers that are never sent, and
+prints the cost per record and a hash of the rows built (it must not change when the code is
+only made faster). Run: `.venv/bin/python bench/questdb_rows.py [RECORDS] [REPEATS]`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import sys
+import time
+from typing import Any
+
+from flows.connectors.questdb import QuestDBWriter
+from flows.core.records import ActionRecord, DeadLetter, Record, SlaRecord
+
+BATCH = 200
+T0 = 1_795_000_000_000
+CONF = "http::addr=127.0.0.1:1;"
+METRICS = ("first_response", "next_response", "service_window")
+
+
+def sla(
+    i: int,
+    status: str,
+    at: int,
+    *,
+    started: int,
+    breached: bool = False,
+    cause: str | None = None,
+    late: bool = False,
+) -> SlaRecord:
+    """Record `i`'s clock; `i % 10` picks which optional fields are missing."""
+    kind = i % 10
+    return SlaRecord(f"c-{i % 5000}", i // 5000 + 1, METRICS[i % 3], 1 + i % 2, status, at,
+                     "default" if kind else None, 300_000 if kind != 3 else None, started,
+                     started + 240_000 if kind != 4 else None,
+                     started + 300_000 if kind != 3 else None,
+                     at if status in ("met", "stopped") else None, at - started, breached,
+                     f"a-{i % 200}" if i % 7 else None, f"t-{i % 8}", "P2" if kind else None,
+                     "vip" if kind == 5 else None, None, "whatsapp", late,
+                     2 if kind == 6 else None, cause)  # fmt: skip
+
+
+def records(count: int) -> list[Record]:
+    out: list[Record] = []
+    i = 0
+    while len(out) < count:
+        start = T0 + i * 50
+        kind = i % 10
+        out.append(sla(i, "started", start, started=start))
+        out.append(sla(i, "warning", start + 240_000, started=start))
+        if kind in (1, 2):
+            out.append(sla(i, "breached", start + 300_000, started=start, breached=True,
+                           cause="agent_idle"))  # fmt: skip
+            out.append(sla(i, "stopped", start + 400_000, started=start, breached=True))
+            out.append(ActionRecord("notify", "breached", f"c-{i % 5000}", 1, METRICS[i % 3], 1,
+                                    start + 300_000, "default", None, None, "team-lead",
+                                    "deadline passed"))  # fmt: skip
+        elif kind == 3:
+            out.append(sla(i, "paused", start + 250_000, started=start))
+            out.append(sla(i, "resumed", start + 260_000, started=start))
+            out.append(sla(i, "met", start + 270_000, started=start - 1000, late=True))
+        elif kind == 8:
+            out.append(DeadLetter("kafka:events/0@12", "bad json", '{"x":'))
+        else:
+            out.append(sla(i, "met", start + 250_000, started=start))
+        i += 1
+    return out[:count]
+
+
+def _nothing_stored(sql: str, timeout_s: float | None = None) -> dict[str, Any]:
+    return {"dataset": []}
+
+
+def run(data: list[Record]) -> tuple[float, str]:
+    writer = QuestDBWriter(CONF, chunk_rows=20_000, max_buffered_rows=10_000_000)
+    # As live: the tables exist, and QuestDB knows nothing of the clocks the writer looks up.
+    writer._tables_ready = True  # noqa: SLF001
+    writer._http.execute = _nothing_stored  # type: ignore[method-assign]  # noqa: SLF001
+    digest = hashlib.sha256()
+    began = time.process_time()
+    for n, start in enumerate(range(0, len(data), BATCH)):
+        writer._add(data[start : start + BATCH], T0 + n)  # noqa: SLF001
+        if n % 5 == 4:  # a flush every few batches: seal and start a new chunk
+            for chunk in writer._chunks:  # noqa: SLF001
+                writer._seal(chunk)  # noqa: SLF001
+    for chunk in writer._chunks:  # noqa: SLF001
+        writer._seal(chunk)  # noqa: SLF001
+    spent = time.process_time() - began
+    for chunk in writer._chunks:  # noqa: SLF001
+        digest.update(bytes(chunk.buffer))
+    writer._closed = True  # noqa: SLF001
+    return spent, digest.hexdigest()[:16]
+
+
+def main() -> None:
+    count = int(sys.argv[1]) if len(sys.argv) > 1 else 100_000
+    repeats = int(sys.argv[2]) if len(sys.argv) > 2 else 5
+    data = records(count)
+    best, digest = min(run(data) for _ in range(repeats))
+    print(f"{count} records: {best * 1e6 / count:.2f} µs/record (best of {repeats}), rows {digest}")
+
+
+if __name__ == "__main__":
+    main()
