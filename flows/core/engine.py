@@ -72,6 +72,23 @@ class Engine:
         self.seen: dict[str, int] = {}
         self.seen_from = -_NEVER
 
+    def __getstate__(self) -> dict[str, object]:
+        """Return the state to snapshot, without the duplicate filter.
+
+        The filter holds one id per event of the correction horizon and would dominate every
+        snapshot. After a restore, a redelivered event older than the snapshot is recognised in
+        its conversation's event log instead (`seen_from`).
+        """
+        state = {name: getattr(self, name) for name in self.__slots__}
+        state["seen"] = {}
+        state["seen_from"] = max(self.seen_from, self.processed_until + 1)
+        return state
+
+    def __setstate__(self, state: dict[str, object]) -> None:
+        """Restore a snapshot taken with `__getstate__`."""
+        for name, value in state.items():
+            object.__setattr__(self, name, value)
+
     def process(
         self, events: list[Event], watermark: int
     ) -> list[SlaRecord | ActionRecord | DeadLetter]:

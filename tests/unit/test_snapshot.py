@@ -48,3 +48,15 @@ def test_restored_engine_continues_with_identical_records() -> None:
     assert restored.ctx.policies is PSET
     clock = restored.conversations["c1"].clocks[0]
     assert clock.cal is PSET.calendars["office"]
+
+
+def test_redelivered_event_after_restore_is_still_ignored() -> None:
+    """A duplicate of an event from before the snapshot changes nothing after a restore."""
+    pset = policies("policies:\n  - id: p\n    targets: {follow_up: {warn_at: 0.5}}\n")
+    promise = conv_event(10, "follow_up_promised", due=3600)
+    engine = Engine(pset)
+    engine.process([inbound(0), promise, reply(60)], ms(120))
+    restored = load_engine(dump_engine(engine), pset)
+    assert restored.seen == {}
+    # A second promise would start a second follow_up clock: the redelivery must not.
+    assert restored.process([promise], ms(200)) == []
