@@ -28,7 +28,6 @@ class ReplaySummary:
 
     events: int = 0
     dead_letters: int = 0
-    duplicates_or_unapplied: int = 0
     records: int = 0
     actions: int = 0
     statuses: Counter[str] = field(default_factory=Counter)

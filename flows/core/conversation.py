@@ -28,7 +28,7 @@ IDLE: Final = 0
 OPEN: Final = 1
 RESOLVED: Final = 2
 
-CONTACT_LEAD_STATUSES: Final = frozenset({"qualified", "disqualified", "nurture"})
+QUALIFIED_OUTCOMES: Final = frozenset({"qualified", "disqualified", "nurture"})
 #: Clocks that outlive cycles: `resolved` does not end them, and their `seq` counts per
 #: conversation, not per cycle.
 CONVERSATION_SCOPED: Final = frozenset({"cadence", "service_window"})
@@ -110,7 +110,6 @@ class Conversation:
         "replied",
         "res_clock",
         "scheduled",
-        "role",
         "seqs",
         "unanswered",
     )
@@ -121,7 +120,6 @@ class Conversation:
         self.policy: Policy | None = ctx.policy_for(self.attrs)
         self.agent: str | None = None
         self.assign_team: str | None = None
-        self.role: str | None = None
         self.channel: str | None = None
         self.cycle = 0
         self.phase = IDLE
@@ -604,7 +602,6 @@ class Conversation:
             self._load(ctx, -1)
             self.agent = event.agent_id
             self.assign_team = event.team_id
-            self.role = event.role
             self._load(ctx, +1)
             clock = self._running("assignment")
             if clock is not None:
@@ -627,7 +624,6 @@ class Conversation:
             self._load(ctx, -1)
             self.agent = None
             self.assign_team = None
-            self.role = None
             if self.phase == OPEN and self._running("assignment") is None:
                 self._start(ctx, "assignment", at)
 
@@ -659,7 +655,7 @@ class Conversation:
 
         # Stops first, so a clock fulfilled by this change is not retargeted by it.
         if lead_changed:
-            if new_status in CONTACT_LEAD_STATUSES:
+            if new_status in QUALIFIED_OUTCOMES:
                 clock = self._running("qualification")
                 if clock is not None:
                     self._finish(ctx, clock, at)

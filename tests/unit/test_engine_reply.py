@@ -36,6 +36,18 @@ policies:
 )
 
 
+VIP = policies(
+    """
+policies:
+  - id: vip
+    when: {segment: vip}
+    targets: {first_response: {within: 1m}}
+  - id: default
+    targets: {first_response: {within: 5m}}
+"""
+)
+
+
 def test_reply_before_deadline_is_met_with_elapsed_seconds() -> None:
     """A first reply within the target gives started then met, with elapsed time counted."""
     recs = run([inbound(0), reply(120)], BASIC)
@@ -211,16 +223,7 @@ def test_assignee_carries_over_cycles() -> None:
 
 def test_policy_change_retargets_from_original_start() -> None:
     """A policy change recomputes the deadline from the clock's start."""
-    pset = policies(
-        """
-policies:
-  - id: vip
-    when: {segment: vip}
-    targets: {first_response: {within: 1m}}
-  - id: default
-    targets: {first_response: {within: 5m}}
-"""
-    )
+    pset = VIP
     recs = run([inbound(0), conv_event(30, "updated", segment="vip")], pset, until=100)
     fr = sla(recs, "first_response")
     assert [r.status for r in fr] == ["started", "retargeted", "warning", "breached"]
@@ -230,16 +233,7 @@ policies:
 
 def test_retarget_already_past_breaches_at_once() -> None:
     """A recomputed deadline already past breaches at the retarget instant."""
-    pset = policies(
-        """
-policies:
-  - id: vip
-    when: {segment: vip}
-    targets: {first_response: {within: 1m}}
-  - id: default
-    targets: {first_response: {within: 5m}}
-"""
-    )
+    pset = VIP
     recs = run([inbound(0), conv_event(120, "updated", segment="vip")], pset)
     fr = sla(recs, "first_response")
     assert [r.status for r in fr] == ["started", "retargeted", "breached"]
