@@ -20,7 +20,7 @@ from pydantic import ValidationError
 from flows.core.durations import parse_duration
 from flows.core.policies import load_policies
 from flows.core.timefmt import parse_instant
-from flows.exceptions import SlawatchError
+from flows.exceptions import DurationError, SlawatchError
 from flows.replay import ReplaySummary, replay_records, write_jsonl
 from flows.settings import ENV_PREFIX, Settings
 from flows.stack import Stack
@@ -240,11 +240,43 @@ def run(
     help="Write records here (JSONL) instead of standard output.",
 )
 @click.option("--lateness", default="5s", show_default=True, help="Allowed lateness (a duration).")
+@click.option(
+    "--horizon",
+    envvar="SLAWATCH_HORIZON",
+    default="24h",
+    show_default=True,
+    help="Correction horizon: later events become dead letters [env SLAWATCH_HORIZON].",
+)
+@click.option(
+    "--max-future",
+    envvar="SLAWATCH_MAX_FUTURE",
+    default="5m",
+    show_default=True,
+    help=(
+        "Events further ahead of the wall clock become dead letters; `off` accepts any instant "
+        "(files generated for the future) [env SLAWATCH_MAX_FUTURE]."
+    ),
+)
 def replay(
-    events: Path, policies_path: Path, until: str | None, output: Path | None, lateness: str
+    *,
+    events: Path,
+    policies_path: Path,
+    until: str | None,
+    output: Path | None,
+    lateness: str,
+    horizon: str,
+    max_future: str,
 ) -> None:
     """Run the SLA engine over a JSONL file of events, with no services (SPEC §7)."""
     pset = load_policies(policies_path)
+    durations = {}
+    for name, value in (("--lateness", lateness), ("--horizon", horizon)):
+        durations[name] = _duration_option(name, value)
+    future_ms = (
+        None
+        if max_future.strip().lower() == "off"
+        else _duration_option("--max-future", max_future)
+    )
     try:
         until_ms = None if until is None else parse_instant(until)
     except ValueError as exc:
@@ -261,7 +293,9 @@ def replay(
             pset,
             source=str(events),
             until=until_ms,
-            lateness_ms=parse_duration(lateness),
+            lateness_ms=durations["--lateness"],
+            horizon_ms=durations["--horizon"],
+            max_future_ms=future_ms,
             summary=summary,
         )
         if output is None:
@@ -271,6 +305,15 @@ def replay(
             with output.open("wb") as out:
                 write_jsonl(records, out, wall_ms)
     click.echo(summary.line(), err=True)
+
+
+def _duration_option(name: str, value: str) -> int:
+    """Parse a duration option, or fail with one line naming the option."""
+    try:
+        return parse_duration(value)
+    except DurationError as exc:
+        msg = f"{name}: {exc}"
+        raise click.BadParameter(msg) from exc
 
 
 # -- feed -------------------------------------------------------------------------------------

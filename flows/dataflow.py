@@ -59,7 +59,7 @@ from flows.connectors.questdb import Heartbeat, QuestDBWriter
 from flows.connectors.questdb_sink import QuestDBSink
 from flows.core.conversation import OPEN
 from flows.core.decode import decode_event
-from flows.core.engine import Engine
+from flows.core.engine import DEFAULT_HORIZON_MS, Engine
 from flows.core.events import Event, Rejected
 from flows.core.model import PolicySet
 from flows.core.policies import load_policies
@@ -104,6 +104,7 @@ class MonitorConfig:
     lateness_ms: int = 5_000
     max_report_age_ms: int = 2_000
     max_future_ms: int = 300_000
+    horizon_ms: int = DEFAULT_HORIZON_MS
     max_event_bytes: int = 1_048_576
     heartbeat_interval_ms: int = 5_000
     snapshots: bool = True
@@ -119,6 +120,7 @@ class MonitorConfig:
             lateness_ms=settings.lateness_ms,
             max_report_age_ms=max(1_000, 10 * settings.idle_tick_ms),
             max_future_ms=settings.max_future_ms,
+            horizon_ms=settings.horizon_ms,
             max_event_bytes=settings.max_event_bytes,
             heartbeat_interval_ms=settings.heartbeat_interval_ms,
             snapshots=settings.recovery_dir is not None,
@@ -269,10 +271,11 @@ class ShardLogic(StatefulBatchLogic[ShardBatch, ShardOutput, ShardState]):
             config.lateness_ms, config.partitions, max_report_age_ms=config.max_report_age_ms
         )
         if resume is None:
-            self.engine = Engine(policies)
+            self.engine = Engine(policies, horizon_ms=config.horizon_ms)
         else:
             data, clock_state = resume
             self.engine = load_engine(data, policies)
+            self.engine.horizon = config.horizon_ms
             self.clock.restore(clock_state)
         loads.adopt(self.engine, restored=resume is not None)
         self._dumped: bytes | None = None if resume is None else resume[0]

@@ -7,6 +7,7 @@ dead letters with `file:line` as their source. Output is deterministic apart fro
 
 from __future__ import annotations
 
+import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -14,8 +15,9 @@ from typing import BinaryIO
 
 import orjson
 
+from flows.core.decode import MAX_FUTURE_MS as DEFAULT_MAX_FUTURE_MS
 from flows.core.decode import decode_event
-from flows.core.engine import Engine
+from flows.core.engine import DEFAULT_HORIZON_MS, Engine
 from flows.core.events import Rejected
 from flows.core.model import PolicySet
 from flows.core.records import ActionRecord, DeadLetter, Record, SlaRecord, to_json_dict
@@ -50,17 +52,38 @@ def replay_records(
     source: str = "<stdin>",
     until: int | None = None,
     lateness_ms: int = 5_000,
+    horizon_ms: int = DEFAULT_HORIZON_MS,
+    max_future_ms: int | None = DEFAULT_MAX_FUTURE_MS,
+    now_ms: int | None = None,
     summary: ReplaySummary | None = None,
 ) -> Iterator[Record]:
-    """Yield every record of SPEC §6 produced by replaying `lines` (JSONL, one event each)."""
-    engine = Engine(policies)
+    """Yield every record of SPEC §6 produced by replaying `lines` (JSONL, one event each).
+
+    Args:
+        lines: the events, one JSON object per line; blank lines are skipped.
+        policies: the loaded policy file.
+        source: the file's name, for dead letters' `source` (`file:line`).
+        until: move the watermark here at the end (never before the last event).
+        lateness_ms: the watermark trails the largest event time seen by this much.
+        horizon_ms: the correction horizon (older late events become dead letters).
+        max_future_ms: an event more than this after `now_ms` is a dead letter, as in the live
+            monitor, so one mistyped year cannot move the watermark to it and fire every
+            deadline; None accepts any instant (files generated for the future).
+        now_ms: the wall clock for `max_future_ms`; None reads it once at the start.
+        summary: counts to fill in, for the one-line summary.
+    """
+    engine = Engine(policies, horizon_ms=horizon_ms)
+    if max_future_ms is not None and now_ms is None:
+        now_ms = time.time_ns() // 1_000_000
+    check_now = now_ms if max_future_ms is not None else None
+    max_future = max_future_ms if max_future_ms is not None else 0
     summary = summary if summary is not None else ReplaySummary()
     max_seen: int | None = None
     for lineno, raw in enumerate(lines, start=1):
         if not raw.strip():
             continue
         line = raw.rstrip(b"\r\n")
-        decoded = decode_event(line)
+        decoded = decode_event(line, now=check_now, max_future_ms=max_future)
         if isinstance(decoded, Rejected):
             summary.dead_letters += 1
             yield DeadLetter(

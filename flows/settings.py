@@ -150,6 +150,13 @@ class Settings(BaseSettings):
             "follows the wall clock on a quiet stream."
         ),
     )
+    horizon: Duration = Field(
+        default=timedelta(hours=24),
+        description=(
+            "Correction horizon: an event up to this far behind the watermark still corrects "
+            "outcomes; older ones become dead letters naming it."
+        ),
+    )
     max_future: Duration = Field(
         default=timedelta(minutes=5),
         description="Events whose `occurred_at` is further ahead of the wall clock are refused.",
@@ -238,6 +245,11 @@ class Settings(BaseSettings):
     def idle_tick_ms(self) -> int:
         """Idle tick interval in milliseconds (at least 1)."""
         return max(1, _ms(self.idle_tick))
+
+    @property
+    def horizon_ms(self) -> int:
+        """Correction horizon in milliseconds (at least 1)."""
+        return max(1, _ms(self.horizon))
 
     @property
     def max_future_ms(self) -> int:

@@ -55,7 +55,7 @@ def sla(
     at = started_at if at is None else at
     deadline = None if target is None else started_at + target
     if breached is None:
-        breached = status == "breached" or status == "stopped"
+        breached = status in ("breached", "stopped", "closed")
     fields: dict[str, Any] = {
         "conversation_id": conv,
         "cycle": cycle,
@@ -68,7 +68,7 @@ def sla(
         "started_at": started_at,
         "warn_at": None if target is None else started_at + target * 4 // 5,
         "deadline_at": deadline,
-        "stopped_at": at if status in ("met", "stopped") else None,
+        "stopped_at": at if status in ("met", "stopped", "closed", "cancelled") else None,
         "elapsed": at - started_at,
         "breached": breached,
         "agent_id": agent,

@@ -71,7 +71,7 @@ DEFAULT_TTL_DAYS: Final = 90
 #: Statuses after which a clock is still running (it can still stop, pause or breach).
 OPEN_STATUSES: Final = frozenset({"started", "warning", "retargeted", "resumed", "paused"})
 #: Statuses that end a clock for good.
-CLOSED_STATUSES: Final = frozenset({"met", "stopped", "cancelled"})
+CLOSED_STATUSES: Final = frozenset({"met", "stopped", "closed", "cancelled"})
 # A `service_window` that breached is over (SPEC §4): the next customer message opens a new one.
 _ENDS_AT_BREACH: Final = frozenset({"service_window"})
 
@@ -286,8 +286,8 @@ def clock_is_open(record: SlaRecord) -> bool:
 
     A clock runs while its latest status is `started`, `warning`, `retargeted`, `resumed` or
     `paused`, and after `breached` (a breached clock keeps running until it stops, SPEC §4),
-    except a `service_window`, which is over once breached. `met`, `stopped` and `cancelled`
-    end it.
+    except a `service_window`, which is over once breached. `met`, `stopped`, `closed` and
+    `cancelled` end it.
     """
     status = record.status
     if status in OPEN_STATUSES:

@@ -64,6 +64,15 @@ class Clock:
         self.attempts = 0
         self.last_attempt: int | None = None
 
+    def clone(self) -> Clock:
+        """Return an independent copy (the paused stretches are copied, policies shared)."""
+        twin = object.__new__(Clock)
+        for name in Clock.__slots__:
+            object.__setattr__(twin, name, getattr(self, name))
+        if self.segments is not None:
+            twin.segments = list(self.segments)
+        return twin
+
     @property
     def measured(self) -> bool:
         """Whether the clock has a target (a clock without one is tracked but never reported)."""
@@ -121,6 +130,16 @@ class Clock:
         else:
             warn_offset = round(target * tgt.warn_at)
         self.warn = self.instant_of(warn_offset)
+
+    def deadline_if_resumed(self, at: int) -> int | None:
+        """Return the deadline the clock would have if it resumed counting at `at`."""
+        if self.count_from is not None or self.target is None or self.fixed_deadline is not None:
+            return self.deadline
+        self.count_from = at
+        try:
+            return self.instant_of(self.target)
+        finally:
+            self.count_from = None
 
     def pause(self, at: int) -> None:
         """Stop counting at `at`."""

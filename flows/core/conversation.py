@@ -95,7 +95,9 @@ class Conversation:
         "agent_out",
         "assign_team",
         "attrs",
+        "base",
         "ca_started",
+        "cadence_off",
         "channel",
         "clocks",
         "cycle",
@@ -109,6 +111,7 @@ class Conversation:
         "policy",
         "replied",
         "res_clock",
+        "res_record",
         "scheduled",
         "seqs",
         "unanswered",
@@ -125,12 +128,18 @@ class Conversation:
         self.phase = IDLE
         self.clocks: list[Clock] = []
         self.res_clock: Clock | None = None
+        # The record that ended the resolved cycle's resolution clock: its final record unless
+        # a `reopened` resumes it (a rebuild from a base restores it when a late event undoes
+        # that reopen).
+        self.res_record: SlaRecord | None = None
         # Last seq per metric: per cycle, except for CONVERSATION_SCOPED metrics.
         self.seqs: dict[str, int] = {}
         self.first_inbound = False
         self.replied = False
         self.agent_out = False
         self.ca_started = False
+        # After a won/lost resolve no cadence runs until lead_status next changes (SPEC §4).
+        self.cadence_off = False
         self.unanswered: int | None = None
         self.last_t = -(2**62)
         # Last instant at which a warning or deadline fired: an event at or before it is late,
@@ -141,8 +150,36 @@ class Conversation:
         # Instant of the engine's latest timer entry for this conversation.
         self.scheduled: int | None = None
         # Events applied so far, in application order (time, then arrival): a late event
-        # rebuilds the conversation from it.
+        # rebuilds the conversation from `base` (None: a new conversation) replaying it.
         self.log: list[Event] = []
+        self.base: Conversation | None = None
+
+    def __setstate__(self, state: tuple[None, dict[str, object]]) -> None:
+        """Restore a pickled conversation; snapshots from before `base` existed have none."""
+        self.base = None
+        for name, value in state[1].items():
+            object.__setattr__(self, name, value)
+
+    def clone(self) -> Conversation:
+        """Return an independent copy of this state, without its log and base.
+
+        The copy shares only immutable objects (policies, targets, calendars, events), so
+        applying events to it leaves this conversation untouched. The engine keeps such a copy
+        as the `base` a late event's rebuild starts from once the log before it was forgotten.
+        """
+        twin = object.__new__(Conversation)
+        for name in _COPIED_AS_IS:
+            object.__setattr__(twin, name, getattr(self, name))
+        twin.attrs = dict(self.attrs)
+        twin.seqs = dict(self.seqs)
+        clocks = {id(clock): clock.clone() for clock in self.clocks}
+        twin.clocks = list(clocks.values())
+        res = self.res_clock
+        twin.res_clock = None if res is None else clocks.get(id(res)) or res.clone()
+        twin.log = []
+        twin.base = None
+        twin.scheduled = None
+        return twin
 
     # ------------------------------------------------------------------ records
 
@@ -163,6 +200,10 @@ class Conversation:
         priority = attrs.get("priority")
         segment = attrs.get("segment")
         lead_source = attrs.get("lead_source")
+        deadline = clock.deadline
+        if deadline is None and clock.done and clock.paused:
+            # An ending record always says when the clock was due (SPEC §4 edge rules).
+            deadline = clock.deadline_if_resumed(at)
         # Positional on purpose: this runs for every record, and keywords cost twice as much.
         ctx.out.append(
             SlaRecord(
@@ -176,7 +217,7 @@ class Conversation:
                 clock.target,
                 clock.started_at,
                 clock.warn,
-                clock.deadline,
+                deadline,
                 clock.stopped_at,
                 clock.elapsed(at),
                 clock.breached,
@@ -270,11 +311,15 @@ class Conversation:
         self._drop(clock)
 
     def _cancel(self, ctx: Context, clock: Clock, at: int) -> None:
-        """End a clock without an outcome; a breached clock stays breached (no record)."""
+        """End a clock unfulfilled (SPEC §4: `resolved` ends the cycle's other clocks).
+
+        A clock not yet breached is `cancelled` (left out of compliance); a breached one stays
+        breached and is `closed`, so no store shows it running any more.
+        """
         clock.done = True
-        if clock.measured and not clock.breached:
+        if clock.measured:
             clock.stopped_at = at
-            self._record(ctx, clock, "cancelled", at)
+            self._record(ctx, clock, "closed" if clock.breached else "cancelled", at)
         self._drop(clock)
 
     def _drop(self, clock: Clock) -> None:
@@ -295,6 +340,10 @@ class Conversation:
         if self.attrs.get("handled_by") == "bot":
             return "bot_handled"
         cal = clock.cal
+        if cal is WALL_CLOCK and self.policy is not None and self.policy.calendar is not None:
+            # `service_window` and `follow_up` count wall time, but "after hours" still means
+            # the policy's desk was closed (SPEC §4, breach cause).
+            cal = self.policy.calendar
         if cal is not WALL_CLOCK and not cal.is_open(clock.started_at):
             opening = cal.next_opening(clock.started_at)
             if opening is not None and at <= opening + AFTER_HOURS_GRACE_MS:
@@ -457,6 +506,7 @@ class Conversation:
         self.ca_started = False
         self.unanswered = None
         self.res_clock = None
+        self.res_record = None
         self._load(ctx, +1)
         if self.agent is None:
             self._start(ctx, "assignment", at)
@@ -586,8 +636,9 @@ class Conversation:
             self._start(ctx, "cadence", at)
 
     def _cadence_listed(self) -> bool:
+        """Whether a cadence clock should run now: a listed lead status, and not won/lost."""
         policy = self.policy
-        if policy is None:
+        if policy is None or self.cadence_off:
             return False
         tgt = policy.targets.get("cadence")
         status = self.attrs.get("lead_status")
@@ -652,6 +703,8 @@ class Conversation:
         new_status = attrs.get("lead_status")
         new_handled = attrs.get("handled_by") or "human"
         lead_changed = new_status != old_status
+        if lead_changed:
+            self.cadence_off = False
 
         # Stops first, so a clock fulfilled by this change is not retargeted by it.
         if lead_changed:
@@ -703,11 +756,15 @@ class Conversation:
                 continue
             old = (clock.policy_id, clock.target, clock.cal)
             was_measured = clock.measured
+            before = (clock.tgt, clock.deadline, clock.warn)
             self._bind(clock)
             if (clock.policy_id, clock.target, clock.cal) == old:
                 continue
             if not clock.measured:
                 if was_measured:
+                    # Its target is gone: it ends as it stood, with the deadline it had.
+                    clock.policy_id, clock.target, clock.cal = old
+                    clock.tgt, clock.deadline, clock.warn = before
                     clock.done = True
                     clock.stopped_at = at
                     self._record(ctx, clock, "cancelled", at)
@@ -732,6 +789,10 @@ class Conversation:
         for clock in list(self.clocks):
             if clock is res:
                 self._finish(ctx, clock, at)
+                if clock.measured:
+                    record = ctx.out[-1]
+                    assert isinstance(record, SlaRecord)
+                    self.res_record = record
             elif clock.metric == "service_window":
                 continue
             elif clock.metric == "cadence":
@@ -739,6 +800,8 @@ class Conversation:
                     self._cancel(ctx, clock, at)
             else:
                 self._cancel(ctx, clock, at)
+        if event.outcome in ("won", "lost"):
+            self.cadence_off = True
         self._load(ctx, -1)
         self.phase = RESOLVED
         if self.attrs.get("status") == "pending":
@@ -753,6 +816,7 @@ class Conversation:
         self._load(ctx, +1)
         self.replied = True
         res = self.res_clock
+        self.res_record = None
         if res is not None and res.done and res.stopped_at is not None:
             # The time spent resolved does not count: close the stretch at the resolve.
             if not res.paused:
@@ -770,3 +834,11 @@ class Conversation:
                 self._catch_up(ctx, res, at)
         if self.agent is None:
             self._start(ctx, "assignment", at)
+
+
+# Immutable or scalar state a clone shares with its original.
+_COPIED_AS_IS: Final = tuple(
+    name
+    for name in Conversation.__slots__
+    if name not in ("attrs", "seqs", "clocks", "res_clock", "log", "base", "scheduled")
+)

@@ -181,6 +181,10 @@ class Engine:
                 return
             self._rebuild(conv, event)
             return
+        if not conv.log and conv.forgotten_until > -_NEVER:
+            # The log was forgotten while the conversation was quiet (no clock running, so its
+            # state has not moved since): a later rebuild starts from this state.
+            conv.base = conv.clone()
         conv.log.append(event)
         conv.apply(self.ctx, event)
         after = conv.next_due()
@@ -216,9 +220,12 @@ class Engine:
             source=f"engine:{event.conversation_id}",
         )
 
-    def _replay(self, cid: str, log: list[Event], until: int) -> Conversation:
+    def _replay(
+        self, cid: str, base: Conversation | None, log: list[Event], until: int
+    ) -> Conversation:
         ctx = self.ctx
-        conv = Conversation(cid, ctx)
+        conv = Conversation(cid, ctx) if base is None else base.clone()
+        conv.base = base
         for event in log:
             conv.fire_until(ctx, event.occurred_at, inclusive=False)
             conv.log.append(event)
@@ -239,10 +246,10 @@ class Engine:
         new_log.insert(bisect_right(new_log, late.occurred_at, key=_time), late)
         try:
             ctx.loads, ctx.rr, ctx.out = dict(loads), dict(rr), []
-            self._replay(old.id, old.log, until)
+            self._replay(old.id, old.base, old.log, until)
             old_records = ctx.out
             ctx.loads, ctx.rr, ctx.out = dict(loads), dict(rr), []
-            conv = self._replay(old.id, new_log, until)
+            conv = self._replay(old.id, old.base, new_log, until)
             new_records = ctx.out
         finally:
             ctx.loads, ctx.rr, ctx.out = loads, rr, out
@@ -284,8 +291,15 @@ class Engine:
                     out.append(replace(rec, late=True))
             elif last_old.get(ident) != rec:
                 out.append(replace(rec, late=True))
+        kept = old.base.res_record if old.base is not None else None
         for ident, rec in last_old.items():
-            if ident not in last_new and rec.status != "cancelled":
+            if ident in last_new:
+                continue
+            if kept is not None and ident == kept.identity():
+                # A clock ended before the base (a resolved cycle's resolution, resumed by a
+                # reopen the late event undid) returns to the record that ended it.
+                out.append(replace(kept, late=True))
+            elif rec.status != "cancelled":
                 # The clock should never have existed: it leaves compliance as cancelled.
                 out.append(
                     replace(

@@ -200,7 +200,7 @@ def test_p90_first_response_per_team_day(run_doc_query: Run) -> None:
 
 
 def test_open_clocks(run_doc_query: Run) -> None:
-    """Running clocks, most urgent first, without breached clocks of resolved cycles."""
+    """Running clocks, most urgent first; breached clocks closed by a resolve are over."""
     now = now_ms()
     fr, nr = "first_response", "next_response"
     records: list[Record] = [
@@ -209,9 +209,11 @@ def test_open_clocks(run_doc_query: Run) -> None:
             at=now - 5 * MINUTE, target=HOUR),  # 10 min left
         sla("breached", conv="o3", metric=nr, started_at=now - 10 * MINUTE,
             at=now - 5 * MINUTE, cause="agent"),  # 5 min overdue
-        # o4: breached, then the cycle was resolved: over, though the engine said no more.
+        # o4: breached, then the cycle was resolved: closed, over.
         sla("breached", conv="o4", metric=nr, started_at=now - 30 * MINUTE,
             at=now - 25 * MINUTE, cause="agent"),
+        sla("closed", conv="o4", metric=nr, started_at=now - 30 * MINUTE,
+            at=now - 20 * MINUTE),
         sla("met", conv="o4", metric="resolution", started_at=now - 40 * MINUTE,
             at=now - 20 * MINUTE, target=HOUR),
         # o5: a breached cadence clock outlives the resolved cycle.
@@ -226,6 +228,7 @@ def test_open_clocks(run_doc_query: Run) -> None:
         # o8: cycle 1 breached and resolved; cycle 2 running with 4 min left.
         sla("breached", conv="o8", started_at=now - 2 * HOUR, at=now - 2 * HOUR + 5 * MINUTE,
             cause="agent"),
+        sla("closed", conv="o8", started_at=now - 2 * HOUR, at=now - HOUR),
         sla("stopped", conv="o8", metric="resolution", started_at=now - 2 * HOUR,
             at=now - HOUR, target=30 * MINUTE),
         sla("started", conv="o8", cycle=2, started_at=now - MINUTE),
@@ -254,6 +257,8 @@ def test_unassigned_waiting(run_doc_query: Run) -> None:
         sla("met", conv="u3", metric=a, started_at=now - HOUR, at=now - 58 * MINUTE),
         sla("breached", conv="u4", metric=a, started_at=now - 3 * HOUR,
             at=now - 3 * HOUR + 5 * MINUTE, cause="unassigned", agent=None),
+        sla("closed", conv="u4", metric=a, started_at=now - 3 * HOUR,
+            at=now - 2 * HOUR, agent=None),
         sla("met", conv="u4", metric="resolution", started_at=now - 3 * HOUR,
             at=now - 2 * HOUR, target=2 * HOUR, agent=None),
         sla("cancelled", conv="u5", metric=a, started_at=now - HOUR, at=now - 30 * MINUTE),

@@ -132,10 +132,15 @@ def test_resolved_cancels_running_reply_clock_and_meets_resolution() -> None:
     assert statuses(recs, "resolution") == ["started", "met"]
 
 
-def test_resolved_leaves_breached_clock_breached() -> None:
-    """A clock breached before the resolve stays breached (no cancel record)."""
+def test_resolved_closes_a_breached_clock_that_stays_breached() -> None:
+    """A clock breached before the resolve ends `closed` at the resolve, still breached."""
     recs = run([inbound(0), conv_event(400, "resolved")], BASIC)
-    assert statuses(recs, "first_response") == ["started", "warning", "breached"]
+    assert statuses(recs, "first_response") == ["started", "warning", "breached", "closed"]
+    closed = sla(recs, "first_response")[-1]
+    assert closed.breached
+    assert closed.stopped_at == ms(400)
+    assert closed.at == ms(400)
+    assert closed.deadline_at == sla(recs, "first_response")[-2].deadline_at
 
 
 def test_new_inbound_after_resolved_starts_a_new_cycle() -> None:

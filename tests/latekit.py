@@ -1,0 +1,300 @@
+"""Random conversations with late deliveries, for the late-correction convergence properties.
+
+`scenario` draws several conversations that share agents, with every event kind of SPEC §1
+(cycles, resolves, reopens, pending, bot hand-offs, priority and segment changes, follow-up
+promises, lead status changes, activities) and gaps from seconds to days, so quiet stretches
+longer than the correction horizon happen. `deliver_late` then delays a random subset of the
+events by up to the horizon. `final_states` is what a store keeping the latest record per clock
+converges to, field by field.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Sequence
+from typing import Any
+
+from hypothesis import strategies as st
+
+from flows.core.engine import Engine
+from flows.core.events import Event
+from flows.core.records import ActionRecord, SlaRecord
+from tests.enginekit import activity, assign, bot, conv_event, inbound, policies, reply, unassign
+
+HOUR = 3_600_000
+HORIZON_MS = 24 * HOUR
+
+PSET = policies(
+    """
+calendars:
+  office:
+    timezone: Asia/Jakarta
+    weekly:
+      mon: ["08:00-12:00", "13:00-22:00"]
+      tue: ["08:00-22:00"]
+      wed: ["08:00-22:00"]
+      thu: ["08:00-22:00"]
+      fri: ["08:00-17:00"]
+      sat: ["00:00-24:00"]
+      sun: []
+policies:
+  - id: p1
+    when: {priority: P1}
+    calendar: office
+    targets:
+      assignment: {within: 2m}
+      first_response: {within: 3m}
+      next_response: {within: 10m, warn_before: 2m}
+      resolution: {within: 8h, pause_when: [pending]}
+      follow_up: {warn_before: 5m}
+      service_window: {within: 24h, warn_before: 2h}
+  - id: hot
+    when: {lead_source: demo_request}
+    calendar: office
+    targets:
+      assignment: {within: 2m}
+      first_response: {within: 3m}
+      next_response: {within: 10m, warn_before: 2m}
+      resolution: {within: 8h, pause_when: [pending]}
+      follow_up: {warn_before: 5m}
+      qualification: {within: 4h}
+      handoff: {within: 4h, to_role: ae}
+      contact_attempts: {min: 3, within: 2h, gap: 10m}
+      cadence: {qualified: 1d, nurture: 3d}
+      service_window: {within: 24h, warn_before: 2h}
+    escalations:
+      - {on: warning, metric: first_response, notify: supervisor}
+      - {on: breached, metric: first_response, reassign: true}
+  - id: vip
+    when: {segment: vip}
+    targets:
+      first_response: {within: 1m}
+      next_response: {within: 5m}
+      resolution: {within: 4h, pause_when: [pending]}
+      service_window: {within: 24h}
+  - id: default
+    targets:
+      assignment: {within: 2m}
+      first_response: {within: 1h}
+      next_response: {within: 15m}
+      resolution: {within: 72h, pause_when: [pending]}
+      follow_up: {warn_at: 0.5}
+      service_window: {within: 24h, warn_before: 2h}
+teams:
+  sales: {agents: [a1, a2, a3], supervisor: s1}
+"""
+)
+
+KINDS = (
+    "inbound",
+    "inbound",
+    "reply",
+    "reply",
+    "template",
+    "note",
+    "bot",
+    "assign",
+    "assign_other",
+    "assign_ae",
+    "unassign",
+    "pending",
+    "open",
+    "vip",
+    "hot",
+    "p1",
+    "p3",
+    "new",
+    "qualified",
+    "nurture",
+    "disqualified",
+    "bot_on",
+    "bot_off",
+    "resolved",
+    "won",
+    "lost",
+    "reopened",
+    "promise",
+    "call",
+    "connected",
+)
+
+#: Gaps in seconds: seconds to days, including the policies' targets exactly (an event at a
+#: deadline or warning instant) and stretches longer than the correction horizon.
+GAPS = (1, 7, 60, 120, 180, 480, 600, 900, 3_600, 4 * 3600, 8 * 3600, 26 * 3600, 50 * 3600)
+
+
+def build(conv: str, steps: Sequence[tuple[str, int]], start_s: float) -> list[Event]:
+    """Turn (kind, gap seconds) steps into events of one conversation, times increasing."""
+    out: list[Event] = []
+    t = start_s
+    agents = ("a1", "a2", "a3")
+    for i, (kind, gap) in enumerate(steps):
+        t += gap
+        agent = agents[(len(conv) + i) % 3]
+        if kind == "inbound":
+            out.append(inbound(t, conv))
+        elif kind == "reply":
+            out.append(reply(t, conv, agent=agent))
+        elif kind == "template":
+            out.append(reply(t, conv, agent=agent, kind="template"))
+        elif kind == "note":
+            out.append(reply(t, conv, agent=agent, kind="note"))
+        elif kind == "bot":
+            out.append(bot(t, conv))
+        elif kind == "assign":
+            out.append(assign(t, "a1", conv))
+        elif kind == "assign_other":
+            out.append(assign(t, agent, conv, team="sales"))
+        elif kind == "assign_ae":
+            out.append(assign(t, "a2", conv, role="ae"))
+        elif kind == "unassign":
+            out.append(unassign(t, conv))
+        elif kind in ("pending", "open"):
+            out.append(conv_event(t, "updated", conv, status=kind))
+        elif kind == "vip":
+            out.append(conv_event(t, "updated", conv, segment="vip"))
+        elif kind == "hot":
+            out.append(conv_event(t, "updated", conv, lead_source="demo_request"))
+        elif kind in ("p1", "p3"):
+            out.append(conv_event(t, "updated", conv, priority=kind.upper()))
+        elif kind in ("new", "qualified", "nurture", "disqualified"):
+            out.append(conv_event(t, "updated", conv, lead_status=kind))
+        elif kind == "bot_on":
+            out.append(conv_event(t, "updated", conv, handled_by="bot"))
+        elif kind == "bot_off":
+            out.append(conv_event(t, "updated", conv, handled_by="human"))
+        elif kind == "resolved":
+            out.append(conv_event(t, "resolved", conv))
+        elif kind in ("won", "lost"):
+            out.append(conv_event(t, "resolved", conv, outcome=kind))
+        elif kind == "reopened":
+            out.append(conv_event(t, "reopened", conv))
+        elif kind == "promise":
+            out.append(conv_event(t, "follow_up_promised", conv, due=t + 1800))
+        elif kind == "call":
+            out.append(activity(t, conv, agent=agent))
+        else:
+            out.append(activity(t, conv, agent=agent, outcome="connected"))
+    return out
+
+
+step = st.tuples(st.sampled_from(KINDS), st.sampled_from(GAPS))
+conversation = st.lists(step, min_size=1, max_size=30)
+scenario = st.lists(conversation, min_size=1, max_size=4)
+
+
+def in_time_order(convs: Sequence[Sequence[tuple[str, int]]]) -> list[Event]:
+    """The scenario's events in time order; each conversation starts on its own instant."""
+    events: list[Event] = []
+    for i, steps in enumerate(convs):
+        events += build(f"c{i}", steps, i * 0.013)
+    events.sort(key=lambda e: e.occurred_at)
+    return events
+
+
+def deliver_late(
+    events: Sequence[Event], seed: int, *, share: float = 0.3, max_delay_ms: int = 20 * HOUR
+) -> list[Event]:
+    """A delivery order in which a random `share` of events comes up to `max_delay_ms` late.
+
+    An event delayed by d arrives just after the last on-time event of its time + d; delays
+    are drawn from seconds to `max_delay_ms` (all inside the correction horizon).
+    """
+    rng = random.Random(seed)
+    keyed: list[tuple[int, int, Event]] = []
+    for n, event in enumerate(events):
+        delay = 0
+        if rng.random() < share:
+            delay = rng.choice((1_000, 60_000, 600_000, HOUR, 4 * HOUR, max_delay_ms))
+            delay = rng.randint(1, delay)
+        keyed.append((event.occurred_at + delay, n, event))
+    keyed.sort(key=lambda k: (k[0], k[1]))
+    return [event for _, _, event in keyed]
+
+
+FIELDS = (
+    "status",
+    "at",
+    "policy_id",
+    "target",
+    "started_at",
+    "warn_at",
+    "deadline_at",
+    "stopped_at",
+    "elapsed",
+    "breached",
+    "agent_id",
+    "team_id",
+    "priority",
+    "segment",
+    "lead_source",
+    "attempts",
+    "cause",
+)
+
+
+def final_states(
+    records: Sequence[object],
+) -> dict[tuple[str, int, str, int], dict[str, Any]]:
+    """The latest record of every clock, as a store keyed on the clock converges to it."""
+    out: dict[tuple[str, int, str, int], dict[str, Any]] = {}
+    for r in records:
+        if isinstance(r, SlaRecord):
+            out[r.identity()] = {name: getattr(r, name) for name in FIELDS}
+    return out
+
+
+def differences(
+    in_order: dict[tuple[str, int, str, int], dict[str, Any]],
+    late: dict[tuple[str, int, str, int], dict[str, Any]],
+) -> list[str]:
+    """Every way the late run's final states differ from the in-order run's, readable."""
+    problems = []
+    for ident, want in in_order.items():
+        got = late.get(ident)
+        if got is None:
+            problems.append(f"{ident}: missing (in order: {want['status']})")
+            continue
+        for name in FIELDS:
+            if got[name] != want[name]:
+                problems.append(f"{ident}.{name}: {got[name]!r} != in-order {want[name]!r}")
+    for ident, got in late.items():
+        if ident not in in_order and got["status"] != "cancelled":
+            problems.append(f"{ident}: {got['status']} but the in-order run has no such clock")
+    return problems
+
+
+def without_actions(records: Sequence[object]) -> list[SlaRecord | ActionRecord]:
+    """Only SLA and action records (dead letters dropped), for comparisons."""
+    return [r for r in records if isinstance(r, SlaRecord | ActionRecord)]
+
+
+def run_in_batches(
+    events: Sequence[Event],
+    seed: int,
+    until_ms: int,
+    *,
+    lateness_ms: int = 5_000,
+) -> list[object]:
+    """Feed `events` to a fresh engine in random batches, as the live monitor's fetches do.
+
+    The watermark trails the largest event time seen by `lateness_ms`; some events are
+    delivered twice. At the end the watermark moves to `until_ms`.
+    """
+    rng = random.Random(seed)
+    engine = Engine(PSET, horizon_ms=HORIZON_MS)
+    out: list[object] = []
+    top = None
+    i = 0
+    while i < len(events):
+        n = rng.randint(1, 8)
+        batch = list(events[i : i + n])
+        i += n
+        if rng.random() < 0.1:
+            batch.append(rng.choice(batch))
+        for event in batch:
+            top = event.occurred_at if top is None else max(top, event.occurred_at)
+        assert top is not None
+        out += engine.process(batch, top - lateness_ms)
+    out += engine.process([], until_ms)
+    return out
