@@ -24,8 +24,7 @@ from tests.enginekit import activity, assign, bot, conv_event, inbound, policies
 HOUR = 3_600_000
 HORIZON_MS = 24 * HOUR
 
-PSET = policies(
-    """
+POLICY_TEXT = """
 calendars:
   office:
     timezone: Asia/Jakarta
@@ -83,7 +82,7 @@ policies:
 teams:
   sales: {agents: [a1, a2, a3], supervisor: s1}
 """
-)
+PSET = policies(POLICY_TEXT)
 
 KINDS = (
     "inbound",

@@ -360,3 +360,51 @@ def test_overloaded_comes_before_agent_for_a_daytime_lead() -> None:
     assert [r.cause for r in sla(recs, "first_response") if r.status == "breached"] == [
         "overloaded"
     ]
+
+
+def test_no_cadence_after_won_until_the_lead_status_changes() -> None:
+    """After a won resolve, agent activity starts no cadence; a move to nurture starts one."""
+    recs = run(
+        [
+            *lead(),
+            conv_event(10, "updated", lead_status="qualified"),
+            conv_event(20, "resolved", outcome="won"),
+            activity(30),
+            reply(40),
+            conv_event(50, "updated", lead_status="nurture"),
+        ],
+        LEADS,
+        until=60,
+    )
+    cad = sla(recs, "cadence")
+    assert [(r.seq, r.status) for r in cad] == [(1, "started"), (1, "cancelled"), (2, "started")]
+    assert cad[-1].started_at == ms(50)
+    assert cad[-1].target == 30 * D * 1000
+
+
+def test_cancelled_cadence_keeps_its_deadline() -> None:
+    """A cadence ended by an unlisted lead status still says when it was due."""
+    recs = run(
+        [*lead(), conv_event(10, "updated", lead_status="qualified"),
+         conv_event(20, "updated", lead_status="disqualified")],
+        LEADS,
+    )  # fmt: skip
+    cad = sla(recs, "cadence")
+    assert cad[-1].status == "cancelled"
+    assert cad[-1].deadline_at == ms(10 + 2 * D)
+    assert cad[-1].policy_id == "hot"
+
+
+def test_service_window_expiring_over_the_closed_weekend_is_after_hours() -> None:
+    """A window opened Friday night that closes on Saturday breaches with cause after_hours."""
+    # Friday 2026-11-27 20:00 UTC = Saturday 03:00 in Jakarta: the office is closed until Monday.
+    start = 4 * D + 20 * H
+    recs = run(
+        [conv_event(start, "opened", segment="office"), assign(start + 1), inbound(start + 2)],
+        LEADS,
+        until=start + 2 * D,
+    )
+    window = [r for r in sla(recs, "service_window") if r.status == "breached"]
+    assert len(window) == 1
+    # Jakarta opens Monday 08:00 = 01:00 UTC Monday; the window closed 24 h after, on Saturday.
+    assert window[0].cause == "after_hours"

@@ -108,3 +108,36 @@ def test_late_deliveries_in_fetch_batches_with_duplicates_converge(convs: list, 
     late = run_in_batches(delivered, seed, ms(UNTIL))
     assert not [r for r in late if isinstance(r, DeadLetter)]
     assert differences(final_states(in_order), final_states(late)) == []
+
+
+ENDING = frozenset({"met", "stopped", "closed", "cancelled", "breached"})
+# Clocks that start only while their cycle is open (a promise or a qualification after the
+# resolve starts `follow_up` / `handoff` clocks that still belong to the resolved cycle).
+CYCLE_ONLY = frozenset(
+    {"assignment", "first_response", "next_response", "qualification", "contact_attempts"}
+)
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(scenario, st.integers(0, 2**32))
+def test_every_clock_ends_with_a_record_that_says_how_and_when_it_was_due(
+    convs: list, seed: int
+) -> None:
+    """Ending records carry a deadline; a clock breached then resolved is `closed`, not open."""
+    events = deliver_late(in_time_order(convs), seed, share=0.05)
+    records = run(events, PSET, until=UNTIL, horizon_ms=HORIZON_MS)
+    for ident, state in final_states(records).items():
+        if state["status"] in ENDING:
+            assert state["deadline_at"] is not None, (ident, state)
+        if state["status"] == "closed":
+            assert state["breached"] and state["stopped_at"] is not None
+    finals = final_states(records)
+    resolved_cycles = {
+        (ident[0], ident[1])
+        for ident, state in finals.items()
+        if ident[2] == "resolution" and state["status"] in ("met", "stopped")
+    }
+    for ident, state in finals.items():
+        if (ident[0], ident[1]) in resolved_cycles and ident[2] in CYCLE_ONLY:
+            # A resolved cycle leaves none of its clocks running (met, closed or cancelled).
+            assert state["status"] in ENDING - {"breached"}, (ident, state)
