@@ -135,6 +135,7 @@ def test_table_prefix_that_is_not_a_plain_identifier_is_refused(prefix: str) -> 
         ("breached", "service_window", False),
         ("met", "first_response", False),
         ("stopped", "first_response", False),
+        ("closed", "next_response", False),
         ("cancelled", "first_response", False),
     ],
 )
@@ -163,6 +164,18 @@ def test_breach_cause_is_carried_to_the_records_after_the_breach() -> None:
     tracker.collect([sla("stopped", at=T0 + 400_000, breached=True)], rows)
     (row,) = rows.values()
     assert (row.status, row.breached, row.cause) == ("stopped", True, "overloaded")
+
+
+def test_a_breached_clock_closed_by_a_resolve_leaves_open_and_keeps_its_cause() -> None:
+    """The `closed` row of a breached clock is not open and still says why it breached."""
+    tracker = ClockTracker()
+    rows: dict[Any, SlaRecord] = {}
+    tracker.collect([sla("breached", at=T0 + 300_000, breached=True, cause="agent")], rows)
+    rows.clear()
+    tracker.collect([sla("closed", at=T0 + 900_000, breached=True)], rows)
+    (row,) = rows.values()
+    assert (row.status, row.breached, row.cause) == ("closed", True, "agent")
+    assert not clock_is_open(row)
 
 
 def test_cause_is_dropped_when_a_late_correction_undoes_the_breach() -> None:
