@@ -48,18 +48,17 @@ from questdb import Sender, TimestampMicros, TimestampNanos
 
 from flows.core.records import ActionRecord, DeadLetter, Record, SlaRecord
 from flows.core.timefmt import parse_instant
+from flows.core.vocabulary import clock_is_open
 from flows.exceptions import ConnectorError
 
 __all__ = [
-    "CLOSED_STATUSES",
     "DEFAULT_PREFIX",
-    "OPEN_STATUSES",
     "ClockTracker",
     "Heartbeat",
     "QuestDBWriter",
     "TableNames",
     "WriterStats",
-    "clock_is_open",
+    "record_is_open",
     "create_table_statements",
 ]
 
@@ -67,13 +66,6 @@ _log = logging.getLogger(__name__)
 
 DEFAULT_PREFIX: Final = "sla_"
 DEFAULT_TTL_DAYS: Final = 90
-
-#: Statuses after which a clock is still running (it can still stop, pause or breach).
-OPEN_STATUSES: Final = frozenset({"started", "warning", "retargeted", "resumed", "paused"})
-#: Statuses that end a clock for good.
-CLOSED_STATUSES: Final = frozenset({"met", "stopped", "closed", "cancelled"})
-# A `service_window` that breached is over (SPEC §4): the next customer message opens a new one.
-_ENDS_AT_BREACH: Final = frozenset({"service_window"})
 
 _PREFIX_RE: Final = re.compile(r"[A-Za-z_][A-Za-z0-9_]*|")
 # QuestDB answers rows it cannot store with HTTP 400 and this code; resending cannot help.
@@ -281,18 +273,9 @@ def _replace(record: SlaRecord, **changes: Any) -> SlaRecord:
     return SlaRecord(*values)
 
 
-def clock_is_open(record: SlaRecord) -> bool:
-    """Whether the clock is still running after `record`.
-
-    A clock runs while its latest status is `started`, `warning`, `retargeted`, `resumed` or
-    `paused`, and after `breached` (a breached clock keeps running until it stops, SPEC §4),
-    except a `service_window`, which is over once breached. `met`, `stopped`, `closed` and
-    `cancelled` end it.
-    """
-    status = record.status
-    if status in OPEN_STATUSES:
-        return True
-    return status == "breached" and record.metric not in _ENDS_AT_BREACH
+def record_is_open(record: SlaRecord) -> bool:
+    """Whether the clock is still running after `record` (the core's `clock_is_open`)."""
+    return clock_is_open(record.status, record.metric)
 
 
 class ClockTracker:
@@ -340,6 +323,18 @@ class ClockTracker:
         return (record.late or (record.breached and record.cause is None)) and (
             record.identity() not in self._known
         )
+
+    def unknown_needing_lookup(self, records: Iterable[SlaRecord]) -> set[ClockId]:
+        """Return the clocks of `records` for which `needs_lookup` holds, each once."""
+        known = self._known
+        wanted: set[ClockId] = set()
+        for r in records:
+            # Most records are neither late nor breached: test that before building the key.
+            if r.late or (r.breached and r.cause is None):
+                clock = (r.conversation_id, r.cycle, r.metric, r.seq)
+                if clock not in known:
+                    wanted.add(clock)
+        return wanted
 
     def collect(self, records: Iterable[SlaRecord], into: dict[ClockKey, SlaRecord]) -> None:
         """Fold records, in emission order, into the clock rows `into` (last state wins).
@@ -939,14 +934,7 @@ class QuestDBWriter:
         """
         if self._failing_since is not None or not self._tables_ready:
             return
-        known = self.clocks._known  # noqa: SLF001
-        wanted: set[ClockId] = set()
-        for r in records:
-            # `ClockTracker.needs_lookup`, inlined: most records are neither late nor breached.
-            if r.late or (r.breached and r.cause is None):
-                clock = (r.conversation_id, r.cycle, r.metric, r.seq)
-                if clock not in known:
-                    wanted.add(clock)
+        wanted = self.clocks.unknown_needing_lookup(records)
         if not wanted:
             return
         tracker = self.clocks
@@ -1055,9 +1043,7 @@ def _clock_rows(buffer: Any, table: str, clocks: Iterable[SlaRecord]) -> None:
                 "conversation_id": r.conversation_id,
                 "cycle": r.cycle,
                 "seq": r.seq,
-                # `clock_is_open`, inlined.
-                "open": status in OPEN_STATUSES
-                or (status == "breached" and metric not in _ENDS_AT_BREACH),
+                "open": clock_is_open(status, metric),
                 "breached": r.breached,
                 "warn_at": None if warn_at is None else micros(warn_at * 1000),
                 "deadline_at": None if deadline_at is None else micros(deadline_at * 1000),

@@ -23,15 +23,21 @@ from flows.core.events import (
 from flows.core.model import Policy, PolicySet, Target
 from flows.core.policies import select_policy
 from flows.core.records import ActionRecord, DeadLetter, SlaRecord
+from flows.core.vocabulary import (
+    CLOSING_OUTCOMES,
+    ENDS_AT_BREACH,
+    Cause,
+    LeadStatus,
+    Metric,
+    Status,
+)
 
 IDLE: Final = 0
 OPEN: Final = 1
 RESOLVED: Final = 2
 
-QUALIFIED_OUTCOMES: Final = frozenset({"qualified", "disqualified", "nurture"})
-#: Clocks that outlive cycles: `resolved` does not end them, and their `seq` counts per
-#: conversation, not per cycle.
-CONVERSATION_SCOPED: Final = frozenset({"cadence", "service_window"})
+QUALIFIED_OUTCOMES: Final = LeadStatus.QUALIFIED_OUTCOMES
+CONVERSATION_SCOPED: Final = Metric.CONVERSATION_SCOPED
 AFTER_HOURS_GRACE_MS: Final = 2 * 3600 * 1000
 
 
@@ -228,7 +234,7 @@ class Conversation:
                 lead_source if isinstance(lead_source, str) else None,
                 self.channel,
                 False,
-                clock.attempts if clock.metric == "contact_attempts" else None,
+                clock.attempts if clock.metric == Metric.CONTACT_ATTEMPTS else None,
                 cause,
             )
         )
@@ -236,10 +242,10 @@ class Conversation:
     # ------------------------------------------------------------------ clock lifecycle
 
     def _target_value(self, metric: str, tgt: Target, clock: Clock | None) -> int | None:
-        if metric == "cadence":
+        if metric == Metric.CADENCE:
             status = self.attrs.get("lead_status")
             return tgt.cadence.get(status) if isinstance(status, str) else None
-        if metric == "follow_up":
+        if metric == Metric.FOLLOW_UP:
             if clock is None or clock.fixed_deadline is None:
                 return None
             return max(0, clock.fixed_deadline - clock.started_at)
@@ -254,7 +260,7 @@ class Conversation:
         clock.target = self._target_value(clock.metric, tgt, clock) if tgt is not None else None
         if clock.target is None:
             clock.tgt = None
-        if clock.metric in ("service_window", "follow_up") or policy is None:
+        if clock.metric in Metric.WALL_CLOCK or policy is None:
             clock.cal = WALL_CLOCK
         else:
             clock.cal = policy.calendar or WALL_CLOCK
@@ -265,7 +271,7 @@ class Conversation:
         # A promised due_at and WhatsApp's window are fixed instants: nothing pauses them.
         if tgt is None or not tgt.pause_when or clock.fixed_deadline is not None:
             return False
-        if clock.metric == "service_window":
+        if clock.metric == Metric.SERVICE_WINDOW:
             return False
         status = self.attrs.get("status") or "open"
         return status in tgt.pause_when
@@ -287,11 +293,11 @@ class Conversation:
         self._bind(clock)
         self.clocks.append(clock)
         if clock.measured:
-            self._record(ctx, clock, "started", at)
+            self._record(ctx, clock, Status.STARTED, at)
             if self._should_pause(clock):
                 clock.pause(at)
                 clock.recompute()
-                self._record(ctx, clock, "paused", at)
+                self._record(ctx, clock, Status.PAUSED, at)
             self._catch_up(ctx, clock, at)
         return clock
 
@@ -307,7 +313,7 @@ class Conversation:
         clock.done = True
         clock.stopped_at = at
         if clock.measured:
-            self._record(ctx, clock, "stopped" if clock.breached else "met", at)
+            self._record(ctx, clock, Status.STOPPED if clock.breached else Status.MET, at)
         self._drop(clock)
 
     def _cancel(self, ctx: Context, clock: Clock, at: int) -> None:
@@ -319,7 +325,7 @@ class Conversation:
         clock.done = True
         if clock.measured:
             clock.stopped_at = at
-            self._record(ctx, clock, "closed" if clock.breached else "cancelled", at)
+            self._record(ctx, clock, Status.CLOSED if clock.breached else Status.CANCELLED, at)
         self._drop(clock)
 
     def _drop(self, clock: Clock) -> None:
@@ -336,9 +342,9 @@ class Conversation:
 
     def _cause(self, ctx: Context, clock: Clock, at: int) -> str:
         if self.agent is None:
-            return "unassigned"
+            return Cause.UNASSIGNED
         if self.attrs.get("handled_by") == "bot":
-            return "bot_handled"
+            return Cause.BOT_HANDLED
         cal = clock.cal
         if cal is WALL_CLOCK and self.policy is not None and self.policy.calendar is not None:
             # `service_window` and `follow_up` count wall time, but "after hours" still means
@@ -347,28 +353,28 @@ class Conversation:
         if cal is not WALL_CLOCK and not cal.is_open(clock.started_at):
             opening = cal.next_opening(clock.started_at)
             if opening is not None and at <= opening + AFTER_HOURS_GRACE_MS:
-                return "after_hours"
+                return Cause.AFTER_HOURS
         overload_at = self.policy.overload_at if self.policy is not None else 20
         if ctx.loads.get(self.agent, 0) >= overload_at:
-            return "overloaded"
-        return "agent"
+            return Cause.OVERLOADED
+        return Cause.AGENT
 
     def _warn(self, ctx: Context, clock: Clock, at: int) -> None:
         clock.warned = True
-        self._record(ctx, clock, "warning", at)
-        self._escalate(ctx, clock, "warning", at)
+        self._record(ctx, clock, Status.WARNING, at)
+        self._escalate(ctx, clock, Status.WARNING, at)
 
     def _breach(self, ctx: Context, clock: Clock, at: int) -> None:
         clock.breached = True
         clock.warned = True
         cause = self._cause(ctx, clock, at)
-        if clock.metric == "service_window":
+        if clock.metric in ENDS_AT_BREACH:
             # WhatsApp's window is over once it closes: the next customer message opens a new one.
             clock.done = True
             clock.stopped_at = None
             self._drop(clock)
-        self._record(ctx, clock, "breached", at, cause)
-        self._escalate(ctx, clock, "breached", at)
+        self._record(ctx, clock, Status.BREACHED, at, cause)
+        self._escalate(ctx, clock, Status.BREACHED, at)
 
     def _escalate(self, ctx: Context, clock: Clock, trigger: str, at: int) -> None:
         policy = self.policy
@@ -509,7 +515,7 @@ class Conversation:
         self.res_record = None
         self._load(ctx, +1)
         if self.agent is None:
-            self._start(ctx, "assignment", at)
+            self._start(ctx, Metric.ASSIGNMENT, at)
 
     def _set_status(self, ctx: Context, status: str, at: int) -> None:
         old = self.attrs.get("status") or "open"
@@ -527,11 +533,11 @@ class Conversation:
             if should and not clock.paused:
                 clock.pause(at)
                 clock.recompute()
-                self._record(ctx, clock, "paused", at)
+                self._record(ctx, clock, Status.PAUSED, at)
             elif not should and clock.paused:
                 clock.resume(at)
                 clock.recompute()
-                self._record(ctx, clock, "resumed", at)
+                self._record(ctx, clock, Status.RESUMED, at)
                 self._catch_up(ctx, clock, at)
 
     def _is_reply(self, event: MessageEvent) -> bool:
@@ -563,27 +569,27 @@ class Conversation:
             self.unanswered = at
         if not self.first_inbound:
             self.first_inbound = True
-            self.res_clock = self._start(ctx, "resolution", at)
+            self.res_clock = self._start(ctx, Metric.RESOLUTION, at)
             if not self._bot_handled():
-                self._start(ctx, "first_response", at)
+                self._start(ctx, Metric.FIRST_RESPONSE, at)
         elif (
             self.replied
             and not self._bot_handled()
-            and self._running("next_response") is None
-            and self._running("first_response") is None
+            and self._running(Metric.NEXT_RESPONSE) is None
+            and self._running(Metric.FIRST_RESPONSE) is None
         ):
-            self._start(ctx, "next_response", at)
-        window = self._running("service_window")
+            self._start(ctx, Metric.NEXT_RESPONSE, at)
+        window = self._running(Metric.SERVICE_WINDOW)
         if window is None:
-            self._start(ctx, "service_window", at)
+            self._start(ctx, Metric.SERVICE_WINDOW, at)
         elif window.measured:
             window.count_from = at
             window.recompute()
             window.warned = window.warn is not None and window.warn < at
-            self._record(ctx, window, "retargeted", at)
+            self._record(ctx, window, Status.RETARGETED, at)
         else:
             window.count_from = at
-        attempts = self._running("contact_attempts")
+        attempts = self._running(Metric.CONTACT_ATTEMPTS)
         if attempts is not None and attempts.attempts > 0:
             self._finish(ctx, attempts, at)
 
@@ -592,16 +598,16 @@ class Conversation:
         if event.kind == "note":
             return
         if self._is_reply(event):
-            first = self._running("first_response")
+            first = self._running(Metric.FIRST_RESPONSE)
             if first is not None:
                 self._finish(ctx, first, at)
-            nxt = self._running("next_response")
+            nxt = self._running(Metric.NEXT_RESPONSE)
             if nxt is not None:
                 self._finish(ctx, nxt, at)
-            for clock in [c for c in self.clocks if c.metric == "follow_up"]:
+            for clock in [c for c in self.clocks if c.metric == Metric.FOLLOW_UP]:
                 self._finish(ctx, clock, at)
             if event.kind != "template":
-                window = self._running("service_window")
+                window = self._running(Metric.SERVICE_WINDOW)
                 if window is not None:
                     self._finish(ctx, window, at)
             if self.phase == OPEN:
@@ -612,12 +618,12 @@ class Conversation:
                 self.agent_out = True
                 status = self.attrs.get("lead_status")
                 if self.attrs.get("lead_source") is not None and status in (None, "new"):
-                    self._start(ctx, "qualification", at)
+                    self._start(ctx, Metric.QUALIFICATION, at)
             self._attempt(ctx, at, connected=False)
             self._agent_activity(ctx, at)
 
     def _attempt(self, ctx: Context, at: int, *, connected: bool) -> None:
-        clock = self._running("contact_attempts")
+        clock = self._running(Metric.CONTACT_ATTEMPTS)
         if clock is None:
             return
         gap = clock.tgt.gap if clock.tgt is not None else 600_000
@@ -629,18 +635,18 @@ class Conversation:
             self._finish(ctx, clock, at)
 
     def _agent_activity(self, ctx: Context, at: int) -> None:
-        cadence = self._running("cadence")
+        cadence = self._running(Metric.CADENCE)
         if cadence is not None:
             self._finish(ctx, cadence, at)
         if self._cadence_listed():
-            self._start(ctx, "cadence", at)
+            self._start(ctx, Metric.CADENCE, at)
 
     def _cadence_listed(self) -> bool:
         """Whether a cadence clock should run now: a listed lead status, and not won/lost."""
         policy = self.policy
         if policy is None or self.cadence_off:
             return False
-        tgt = policy.targets.get("cadence")
+        tgt = policy.targets.get(Metric.CADENCE)
         status = self.attrs.get("lead_status")
         return tgt is not None and isinstance(status, str) and status in tgt.cadence
 
@@ -654,10 +660,10 @@ class Conversation:
             self.agent = event.agent_id
             self.assign_team = event.team_id
             self._load(ctx, +1)
-            clock = self._running("assignment")
+            clock = self._running(Metric.ASSIGNMENT)
             if clock is not None:
                 self._finish(ctx, clock, at)
-            handoff = self._running("handoff")
+            handoff = self._running(Metric.HANDOFF)
             if handoff is not None:
                 to_role = handoff.tgt.to_role if handoff.tgt is not None else "ae"
                 if event.role == to_role:
@@ -668,15 +674,15 @@ class Conversation:
                 and self.attrs.get("lead_source") is not None
             ):
                 self.ca_started = True
-                self._start(ctx, "contact_attempts", at)
+                self._start(ctx, Metric.CONTACT_ATTEMPTS, at)
         else:
             if self.agent is None:
                 return
             self._load(ctx, -1)
             self.agent = None
             self.assign_team = None
-            if self.phase == OPEN and self._running("assignment") is None:
-                self._start(ctx, "assignment", at)
+            if self.phase == OPEN and self._running(Metric.ASSIGNMENT) is None:
+                self._start(ctx, Metric.ASSIGNMENT, at)
 
     def _conversation(self, ctx: Context, event: ConversationEvent, at: int) -> None:
         action = event.action
@@ -689,7 +695,7 @@ class Conversation:
         elif action == "reopened":
             self._reopen(ctx, at)
         elif action == "follow_up_promised" and event.due_at is not None:
-            self._start(ctx, "follow_up", at, fixed_deadline=event.due_at)
+            self._start(ctx, Metric.FOLLOW_UP, at, fixed_deadline=event.due_at)
 
     def _update(self, ctx: Context, event: ConversationEvent, at: int) -> None:
         attrs = self.attrs
@@ -709,15 +715,15 @@ class Conversation:
         # Stops first, so a clock fulfilled by this change is not retargeted by it.
         if lead_changed:
             if new_status in QUALIFIED_OUTCOMES:
-                clock = self._running("qualification")
+                clock = self._running(Metric.QUALIFICATION)
                 if clock is not None:
                     self._finish(ctx, clock, at)
             if old_status in (None, "new") and new_status not in (None, "new"):
-                clock = self._running("contact_attempts")
+                clock = self._running(Metric.CONTACT_ATTEMPTS)
                 if clock is not None:
                     self._finish(ctx, clock, at)
             if new_status != "qualified":
-                clock = self._running("handoff")
+                clock = self._running(Metric.HANDOFF)
                 if clock is not None:
                     self._cancel(ctx, clock, at)
 
@@ -726,27 +732,27 @@ class Conversation:
         self._apply_pauses(ctx, at)
 
         if lead_changed:
-            cadence = self._running("cadence")
+            cadence = self._running(Metric.CADENCE)
             if cadence is not None and not self._cadence_listed():
                 self._cancel(ctx, cadence, at)
             elif cadence is None and self._cadence_listed():
-                self._start(ctx, "cadence", at)
+                self._start(ctx, Metric.CADENCE, at)
             if new_status == "qualified":
-                self._start(ctx, "handoff", at)
+                self._start(ctx, Metric.HANDOFF, at)
         elif (
             self.policy is not old_policy
-            and self._running("cadence") is None
+            and self._running(Metric.CADENCE) is None
             and self._cadence_listed()
         ):
-            self._start(ctx, "cadence", at)
+            self._start(ctx, Metric.CADENCE, at)
 
         if old_handled == "bot" and new_handled == "human" and self.unanswered is not None:
             if self.phase == OPEN:
                 if not self.replied:
-                    if self._running("first_response") is None:
-                        self._start(ctx, "first_response", at)
-                elif self._running("next_response") is None:
-                    self._start(ctx, "next_response", at)
+                    if self._running(Metric.FIRST_RESPONSE) is None:
+                        self._start(ctx, Metric.FIRST_RESPONSE, at)
+                elif self._running(Metric.NEXT_RESPONSE) is None:
+                    self._start(ctx, Metric.NEXT_RESPONSE, at)
 
     def _reselect(self, ctx: Context, at: int) -> None:
         """Choose the policy again and retarget running clocks whose target changed."""
@@ -767,25 +773,25 @@ class Conversation:
                     clock.tgt, clock.deadline, clock.warn = before
                     clock.done = True
                     clock.stopped_at = at
-                    self._record(ctx, clock, "cancelled", at)
+                    self._record(ctx, clock, Status.CANCELLED, at)
                     self._drop(clock)
                 continue
             if clock.warn is not None and clock.warn >= at:
                 clock.warned = False
             if not was_measured:
-                self._record(ctx, clock, "started", at)
+                self._record(ctx, clock, Status.STARTED, at)
                 if self._should_pause(clock) and not clock.paused:
                     clock.pause(at)
                     clock.recompute()
-                    self._record(ctx, clock, "paused", at)
+                    self._record(ctx, clock, Status.PAUSED, at)
             else:
-                self._record(ctx, clock, "retargeted", at)
+                self._record(ctx, clock, Status.RETARGETED, at)
             self._catch_up(ctx, clock, at)
 
     def _resolve(self, ctx: Context, event: ConversationEvent, at: int) -> None:
         if self.phase != OPEN:
             return
-        res = self._running("resolution")
+        res = self._running(Metric.RESOLUTION)
         for clock in list(self.clocks):
             if clock is res:
                 self._finish(ctx, clock, at)
@@ -793,14 +799,14 @@ class Conversation:
                     record = ctx.out[-1]
                     assert isinstance(record, SlaRecord)
                     self.res_record = record
-            elif clock.metric == "service_window":
+            elif clock.metric == Metric.SERVICE_WINDOW:
                 continue
-            elif clock.metric == "cadence":
-                if event.outcome in ("won", "lost"):
+            elif clock.metric == Metric.CADENCE:
+                if event.outcome in CLOSING_OUTCOMES:
                     self._cancel(ctx, clock, at)
             else:
                 self._cancel(ctx, clock, at)
-        if event.outcome in ("won", "lost"):
+        if event.outcome in CLOSING_OUTCOMES:
             self.cadence_off = True
         self._load(ctx, -1)
         self.phase = RESOLVED
@@ -830,10 +836,10 @@ class Conversation:
             else:
                 self._bind(res)
             if res.measured:
-                self._record(ctx, res, "resumed", at)
+                self._record(ctx, res, Status.RESUMED, at)
                 self._catch_up(ctx, res, at)
         if self.agent is None:
-            self._start(ctx, "assignment", at)
+            self._start(ctx, Metric.ASSIGNMENT, at)
 
 
 # Immutable or scalar state a clone shares with its original.

@@ -10,20 +10,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Final, Protocol
 
-METRICS: Final = (
-    "assignment",
-    "first_response",
-    "next_response",
-    "resolution",
-    "follow_up",
-    "qualification",
-    "handoff",
-    "contact_attempts",
-    "cadence",
-    "service_window",
-)
+from flows.core.vocabulary import LeadStatus, Metric
 
-LEAD_STATUSES: Final = ("new", "qualified", "disqualified", "nurture")
+#: The metrics a policy may target, in SPEC order.
+METRICS: Final = Metric.ALL
+#: Values of `lead_status`.
+LEAD_STATUSES: Final = LeadStatus.ALL
 
 
 class BusinessTime(Protocol):

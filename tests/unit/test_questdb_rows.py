@@ -15,9 +15,9 @@ from flows.connectors.questdb import (
     TableNames,
     _format_conf,
     _parse_conf,
-    clock_is_open,
     collapse_clocks,
     create_table_statements,
+    record_is_open,
 )
 from flows.connectors.questdb_sink import QuestDBSink
 from flows.core.records import ActionRecord, DeadLetter, SlaRecord
@@ -141,7 +141,7 @@ def test_table_prefix_that_is_not_a_plain_identifier_is_refused(prefix: str) -> 
 )
 def test_open_flag_follows_the_latest_status(status: str, metric: str, is_open: bool) -> None:
     """A clock is open while running or breached-but-not-stopped; a breached window is over."""
-    assert clock_is_open(sla(status, metric=metric, breached=status == "breached")) is is_open
+    assert record_is_open(sla(status, metric=metric, breached=status == "breached")) is is_open
 
 
 def test_only_the_last_record_of_each_clock_is_kept() -> None:
@@ -175,7 +175,7 @@ def test_a_breached_clock_closed_by_a_resolve_leaves_open_and_keeps_its_cause() 
     tracker.collect([sla("closed", at=T0 + 900_000, breached=True)], rows)
     (row,) = rows.values()
     assert (row.status, row.breached, row.cause) == ("closed", True, "agent")
-    assert not clock_is_open(row)
+    assert not record_is_open(row)
 
 
 def test_cause_is_dropped_when_a_late_correction_undoes_the_breach() -> None:
@@ -198,7 +198,7 @@ def test_a_clock_whose_start_moves_cancels_its_row_at_the_old_start() -> None:
     tracker.collect([moved], rows)
     assert rows[(T0 - 60_000, "c-1", 1, "first_response", 1)] == moved
     old = rows[(T0, "c-1", 1, "first_response", 1)]
-    assert (old.status, old.breached, old.cause, clock_is_open(old)) == (
+    assert (old.status, old.breached, old.cause, record_is_open(old)) == (
         "cancelled",
         False,
         None,

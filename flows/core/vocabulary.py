@@ -1,0 +1,155 @@
+"""The closed vocabularies of SPEC §1, §4 and §6, and what a clock's status says about it.
+
+Every name the engine, the decoder, the policy loader, the QuestDB writer, the reports and the
+dashboards share is spelled here once. The names are plain `str` constants grouped in
+namespaces (not `enum.StrEnum`): records carry them as they are, so the QuestDB client, orjson
+and the snapshots see ordinary strings, and reading one costs no more than a literal.
+
+The rules about statuses live here too: which statuses leave a clock running
+(`clock_is_open`), which end it, and which count as breached in compliance. Connectors, reports
+and dashboards ask these instead of keeping their own lists.
+"""
+
+from __future__ import annotations
+
+from typing import Final, Literal
+
+
+class Metric:
+    """SLA metrics (SPEC §4): one clock measures one metric in one cycle."""
+
+    ASSIGNMENT: Final = "assignment"
+    FIRST_RESPONSE: Final = "first_response"
+    NEXT_RESPONSE: Final = "next_response"
+    RESOLUTION: Final = "resolution"
+    FOLLOW_UP: Final = "follow_up"
+    QUALIFICATION: Final = "qualification"
+    HANDOFF: Final = "handoff"
+    CONTACT_ATTEMPTS: Final = "contact_attempts"
+    CADENCE: Final = "cadence"
+    SERVICE_WINDOW: Final = "service_window"
+
+    ALL: Final = (
+        ASSIGNMENT,
+        FIRST_RESPONSE,
+        NEXT_RESPONSE,
+        RESOLUTION,
+        FOLLOW_UP,
+        QUALIFICATION,
+        HANDOFF,
+        CONTACT_ATTEMPTS,
+        CADENCE,
+        SERVICE_WINDOW,
+    )
+    #: Clocks that outlive cycles: `resolved` does not end them (only won/lost ends a cadence),
+    #: and their `seq` counts per conversation, not per cycle.
+    CONVERSATION_SCOPED: Final = frozenset({CADENCE, SERVICE_WINDOW})
+    #: Clocks that count wall-clock time whatever the policy's calendar (SPEC §4).
+    WALL_CLOCK: Final = frozenset({SERVICE_WINDOW, FOLLOW_UP})
+
+
+class Status:
+    """Statuses of an SLA record (SPEC §6)."""
+
+    STARTED: Final = "started"
+    WARNING: Final = "warning"
+    BREACHED: Final = "breached"
+    MET: Final = "met"
+    STOPPED: Final = "stopped"
+    CLOSED: Final = "closed"
+    CANCELLED: Final = "cancelled"
+    PAUSED: Final = "paused"
+    RESUMED: Final = "resumed"
+    RETARGETED: Final = "retargeted"
+
+    ALL: Final = (
+        STARTED,
+        WARNING,
+        BREACHED,
+        MET,
+        STOPPED,
+        CLOSED,
+        CANCELLED,
+        PAUSED,
+        RESUMED,
+        RETARGETED,
+    )
+
+
+class Cause:
+    """Breach causes (SPEC §4), in the order the first that applies is chosen."""
+
+    UNASSIGNED: Final = "unassigned"
+    BOT_HANDLED: Final = "bot_handled"
+    AFTER_HOURS: Final = "after_hours"
+    OVERLOADED: Final = "overloaded"
+    AGENT: Final = "agent"
+
+    ALL: Final = (UNASSIGNED, BOT_HANDLED, AFTER_HOURS, OVERLOADED, AGENT)
+
+
+class LeadStatus:
+    """Values of the `lead_status` attribute (SPEC §1)."""
+
+    NEW: Final = "new"
+    QUALIFIED: Final = "qualified"
+    DISQUALIFIED: Final = "disqualified"
+    NURTURE: Final = "nurture"
+
+    ALL: Final = (NEW, QUALIFIED, DISQUALIFIED, NURTURE)
+    #: Statuses that end `qualification` (SPEC §4).
+    QUALIFIED_OUTCOMES: Final = frozenset({QUALIFIED, DISQUALIFIED, NURTURE})
+
+
+#: Resolve outcomes that end a lead's cadence for good (until `lead_status` changes again).
+CLOSING_OUTCOMES: Final = frozenset({"won", "lost"})
+
+MetricName = Literal[
+    "assignment",
+    "first_response",
+    "next_response",
+    "resolution",
+    "follow_up",
+    "qualification",
+    "handoff",
+    "contact_attempts",
+    "cadence",
+    "service_window",
+]
+StatusName = Literal[
+    "started",
+    "warning",
+    "breached",
+    "met",
+    "stopped",
+    "closed",
+    "cancelled",
+    "paused",
+    "resumed",
+    "retargeted",
+]
+
+#: Statuses after which a clock still runs (it can still stop, pause or breach).
+OPEN_STATUSES: Final = frozenset(
+    {Status.STARTED, Status.WARNING, Status.RETARGETED, Status.RESUMED, Status.PAUSED}
+)
+#: Statuses that end a clock for good; each such record carries a `deadline_at`.
+ENDING_STATUSES: Final = frozenset({Status.MET, Status.STOPPED, Status.CLOSED, Status.CANCELLED})
+#: Final outcomes counted as breached in compliance (SPEC §6): met / (met + these).
+BREACHED_OUTCOMES: Final = frozenset({Status.BREACHED, Status.STOPPED, Status.CLOSED})
+#: Metrics whose clock is over once breached: WhatsApp's window has closed, and the customer's
+#: next message opens a new one (SPEC §4). Every other clock keeps running after its breach.
+ENDS_AT_BREACH: Final = frozenset({Metric.SERVICE_WINDOW})
+
+
+def clock_is_open(status: str, metric: str) -> bool:
+    """Return whether a clock whose latest record has `status` is still running.
+
+    A clock runs while its latest status is `started`, `warning`, `retargeted`, `resumed` or
+    `paused`, and after `breached` (a breached clock keeps running until it stops, SPEC §4),
+    except a `service_window`, which is over once breached. `met`, `stopped`, `closed` and
+    `cancelled` end it.
+    """
+    if status in OPEN_STATUSES:
+        return True
+    return status == Status.BREACHED and metric not in ENDS_AT_BREACH
