@@ -57,7 +57,6 @@ from flows.connectors.kafka import (
 )
 from flows.connectors.questdb import Heartbeat, QuestDBWriter
 from flows.connectors.questdb_sink import QuestDBSink
-from flows.core.conversation import OPEN
 from flows.core.decode import decode_event
 from flows.core.engine import DEFAULT_HORIZON_MS, Engine
 from flows.core.events import Event, Rejected
@@ -234,16 +233,7 @@ class _AgentLoads(threading.local):
 
     def adopt(self, engine: Engine, *, restored: bool) -> None:
         """Make `engine` count agent loads in this worker's shared dictionaries."""
-        ctx = engine.ctx
-        if restored:
-            loads = self.loads
-            for conv in engine.conversations.values():
-                if conv.agent is not None and conv.phase == OPEN:
-                    loads[conv.agent] = loads.get(conv.agent, 0) + 1
-            for team, position in ctx.rr.items():
-                self.rr.setdefault(team, position)
-        ctx.loads = self.loads
-        ctx.rr = self.rr
+        engine.share_loads(self.loads, self.rr, count_own=restored)
 
 
 class ShardLogic(StatefulBatchLogic[ShardBatch, ShardOutput, ShardState]):
@@ -346,13 +336,7 @@ class ShardLogic(StatefulBatchLogic[ShardBatch, ShardOutput, ShardState]):
             return (b"", self.clock.state())
         if self._dumped is not None:
             return (self._dumped, self.clock.state())
-        ctx = self.engine.ctx
-        loads, rr, out = ctx.loads, ctx.rr, ctx.out
-        ctx.loads, ctx.rr, ctx.out = {}, {}, []
-        try:
-            data = dump_engine(self.engine)
-        finally:
-            ctx.loads, ctx.rr, ctx.out = loads, rr, out
+        data = dump_engine(self.engine)
         self._dumped = data
         return (data, self.clock.state())
 

@@ -61,6 +61,21 @@ class Context:
         self.out: list[SlaRecord | ActionRecord | DeadLetter] = []
         self.bind(policies)
 
+    def __getstate__(self) -> dict[str, object]:
+        """Return the state to snapshot, without the state shared with other engines.
+
+        Agent loads, round-robin positions and the output list belong to the worker (its shards
+        share them); a restored engine counts its own conversations into the worker's again.
+        """
+        state = {name: getattr(self, name) for name in self.__slots__}
+        state["loads"], state["rr"], state["out"] = {}, {}, []
+        return state
+
+    def __setstate__(self, state: dict[str, object]) -> None:
+        """Restore a snapshot taken with `__getstate__`."""
+        for name, value in state.items():
+            object.__setattr__(self, name, value)
+
     def bind(self, policies: PolicySet) -> None:
         """Use `policies` from now on (at start-up, or when a snapshot is restored)."""
         self.policies = policies

@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import heapq
 from bisect import bisect_right
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from typing import Final
 
@@ -88,6 +90,38 @@ class Engine:
         """Restore a snapshot taken with `__getstate__`."""
         for name, value in state.items():
             object.__setattr__(self, name, value)
+
+    def share_loads(self, loads: dict[str, int], rr: dict[str, int], *, count_own: bool) -> None:
+        """Count agent loads and round-robin positions in dictionaries shared with others.
+
+        The live monitor's shards on one worker share one pair, so an agent's open
+        conversations are counted across them (the `overloaded` cause, reassignment).
+
+        Args:
+            loads: open conversations per agent, shared.
+            rr: last round-robin position per team, shared.
+            count_own: add this engine's open assigned conversations to `loads` (an engine
+                restored from a snapshot, whose conversations nobody has counted yet).
+        """
+        if count_own:
+            for conv in self.conversations.values():
+                if conv.agent is not None and conv.phase == OPEN:
+                    loads[conv.agent] = loads.get(conv.agent, 0) + 1
+            for team, position in self.ctx.rr.items():
+                rr.setdefault(team, position)
+        self.ctx.loads = loads
+        self.ctx.rr = rr
+
+    @contextmanager
+    def _isolated(self) -> Iterator[list[SlaRecord | ActionRecord | DeadLetter]]:
+        """Run a replay on copies of the shared loads, collecting its records apart."""
+        ctx = self.ctx
+        loads, rr, out = ctx.loads, ctx.rr, ctx.out
+        ctx.loads, ctx.rr, ctx.out = dict(loads), dict(rr), []
+        try:
+            yield ctx.out
+        finally:
+            ctx.loads, ctx.rr, ctx.out = loads, rr, out
 
     def process(
         self, events: list[Event], watermark: int
@@ -235,24 +269,18 @@ class Engine:
 
     def _rebuild(self, old: Conversation, late: Event) -> None:
         """Recompute a conversation with a late event and emit what changed, marked late."""
-        ctx = self.ctx
         until = max(self.processed_until, old.last_t)
-        out, loads, rr = ctx.out, ctx.loads, ctx.rr
+        out, loads = self.ctx.out, self.ctx.loads
         if old.agent is not None and old.phase == OPEN:
             loads[old.agent] = loads.get(old.agent, 0) - 1
         # The log is in (time, arrival) order; the late event arrived last, so it goes after
         # every logged event of its instant.
         new_log = old.log[:]
         new_log.insert(bisect_right(new_log, late.occurred_at, key=_time), late)
-        try:
-            ctx.loads, ctx.rr, ctx.out = dict(loads), dict(rr), []
+        with self._isolated() as old_records:
             self._replay(old.id, old.base, old.log, until)
-            old_records = ctx.out
-            ctx.loads, ctx.rr, ctx.out = dict(loads), dict(rr), []
+        with self._isolated() as new_records:
             conv = self._replay(old.id, old.base, new_log, until)
-            new_records = ctx.out
-        finally:
-            ctx.loads, ctx.rr, ctx.out = loads, rr, out
         if conv.agent is not None and conv.phase == OPEN:
             loads[conv.agent] = loads.get(conv.agent, 0) + 1
         self.conversations[old.id] = conv
