@@ -334,3 +334,8 @@ def feed(
 
 if __name__ == "__main__":
     main()
+
+from flows.sim.cli import import_group, simulate  # noqa: E402
+
+main.add_command(simulate)
+main.add_command(import_group)
