@@ -32,7 +32,7 @@ DEFAULT_HOURLY = (
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", validate_default=True)
 
 
 def _duration_ms(value: object) -> int:
@@ -115,7 +115,7 @@ class LeadSource(_Model):
 class Response(_Model):
     """How fast agents answer: log-normal with this median and spread; some never answer."""
 
-    median: int = 300_000
+    median: int = 300
     sigma: float = Field(default=1.1, gt=0, le=3)
     never: float = Field(default=0.04, ge=0, le=1)
 
@@ -173,10 +173,10 @@ def _default_sources() -> tuple[LeadSource, ...]:
 
 def _default_responses() -> dict[str, Response]:
     return {
-        "hot": Response(median=120_000, sigma=1.2, never=0.03),
-        "warm": Response(median=480_000, sigma=1.2, never=0.04),
-        "cold": Response(median=1_800_000, sigma=1.3, never=0.06),
-        "service": Response(median=420_000, sigma=1.2, never=0.04),
+        "hot": Response(median=120, sigma=1.2, never=0.03),
+        "warm": Response(median=480, sigma=1.2, never=0.04),
+        "cold": Response(median=1800, sigma=1.3, never=0.06),
+        "service": Response(median=420, sigma=1.2, never=0.04),
     }
 
 
@@ -201,8 +201,8 @@ class Business(_Model):
     )
     vip_share: float = Field(default=0.03, ge=0, le=1)
     responses: dict[str, Response] = Field(default_factory=_default_responses)
-    assignment_median: int = 90_000
-    customer_reply_median: int = 600_000
+    assignment_median: int = 30
+    customer_reply_median: int = 600
     bot_share: float = Field(default=0.3, ge=0, le=1)
     follow_up_share: float = Field(default=0.15, ge=0, le=1)
     follow_up_kept: float = Field(default=0.7, ge=0, le=1)

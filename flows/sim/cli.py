@@ -33,7 +33,7 @@ def _instant(value: str | None, option: str) -> int | None:
     try:
         return parse_instant(value)
     except ValueError as exc:
-        msg = f"{option}: {exc}; give an RFC 3339 instant such as 2026-11-23T00:00:00+07:00"
+        msg = f"{option}: {exc}"
         raise SimulationError(msg) from exc
 
 
@@ -52,7 +52,7 @@ def _instant(value: str | None, option: str) -> int | None:
     "--days",
     type=click.FloatRange(min=0, min_open=True),
     default=None,
-    help="Simulated days to produce [JSONL default 7; live default: until Ctrl-C].",
+    help="Simulated days to produce [JSONL: default 7, ending now; live: until Ctrl-C].",
 )
 @click.option(
     "--speed",
@@ -107,25 +107,25 @@ def simulate(
     if live and output is not None:
         msg = "give either --output (JSONL) or --from-stack / --bootstrap-servers (Kafka), not both"
         raise SimulationError(msg)
+    first = _instant(start, "--start")
+    if from_stack:
+        from flows.sim.kafka_out import stack_bootstrap  # noqa: PLC0415
+
+        bootstrap_servers = stack_bootstrap(stack_dir)
     if seed is None:
         seed = random.SystemRandom().randrange(1_000_000)
         click.echo(f"Seed {seed} (pass --seed {seed} to repeat this run)", err=True)
     sim = Simulator(business, seed=seed)
     now = _now_ms()
-    first = _instant(start, "--start")
     if live:
         origin = now if first is None else first
         end = None if days is None else origin + round(days * DAY)
         timeline = Timeline(origin=origin, anchor=now, speed=speed)
-        if from_stack:
-            from flows.sim.kafka_out import stack_bootstrap  # noqa: PLC0415
-
-            bootstrap_servers = stack_bootstrap(stack_dir)
         assert bootstrap_servers is not None
         _send(sim, timeline, end, servers=bootstrap_servers, topic=topic.split(",", maxsplit=1)[0])
         return
     span = 7.0 if days is None else days
-    origin = default_start(now, span, business) if first is None else first
+    origin = default_start(now, span) if first is None else first
     timeline = Timeline(origin=origin, anchor=origin, speed=speed)
     stream = sim.events(origin, origin + round(span * DAY))
     with ExitStack() as stack:

@@ -341,23 +341,34 @@ def import_helpdesk(path: Path, out: BinaryIO, *, timezone: str = "Europe/Rome")
             continue
         if not case.started:
             case.started = True
-            add(at, event("conversation", "-opened", action="opened", priority=priority,
-                          team_id=team), "opened (first row of a case)")  # fmt: skip
+            add(
+                at,
+                event("conversation", "-opened", action="opened", priority=priority, team_id=team),
+                "opened (first row of a case)",
+            )
             if activity != "Insert ticket":
-                add(at, event("message", "-ticket", direction="inbound", author="customer"),
-                    "inbound customer message (the ticket, first row of a case)")  # fmt: skip
+                add(
+                    at,
+                    event("message", "-ticket", direction="inbound", author="customer"),
+                    "inbound customer message (the ticket, first row of a case)",
+                )
         elif case.resolved and activity in _WORK_RESUMES:
             case.resolved = False
-            add(at, event("conversation", "-reopened", action="reopened"),
-                "reopened (work on a resolved case)")  # fmt: skip
+            add(
+                at,
+                event("conversation", "-reopened", action="reopened"),
+                "reopened (work on a resolved case)",
+            )
         if activity == "Insert ticket":
             add(at, event("message", direction="inbound", author="customer"))
             case.resolved = False
         elif activity == "Assign seriousness":
             add(at, event("conversation", action="updated", priority=priority))
         elif activity == "Take in charge ticket":
-            add(at, event("assignment", action="assigned", agent_id=agent, team_id=team,
-                          by="manual"))  # fmt: skip
+            add(
+                at,
+                event("assignment", action="assigned", agent_id=agent, team_id=team, by="manual"),
+            )
         elif activity == "Wait":
             add(at, event("conversation", action="updated", status="pending"))
         elif activity in ("Resolve ticket", "Closed"):

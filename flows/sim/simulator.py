@@ -35,7 +35,7 @@ import math
 import random
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -257,6 +257,8 @@ class _Conversation:
         self.agent: Agent | None = None
         self.team: str | None = None
         self.response: Response = self.b.responses[arrival.tier]
+        self.open = True
+        self.last = arrival.at
 
     # -- emitting ---------------------------------------------------------------------------
 
@@ -268,6 +270,12 @@ class _Conversation:
             "occurred_at": at,
         }
         body.update({k: v for k, v in fields.items() if v is not None})
+        action = fields.get("action")
+        if action == "resolved":
+            self.open = False
+        elif action == "reopened" or fields.get("author") == "customer":
+            self.open = True
+        self.last = max(self.last, at)
         deliver = at
         if self.rng.random() < self.b.late_share:
             deliver += min(self.sim.lognormal(90 * SECOND, 1.0), 30 * MINUTE) + SECOND
@@ -313,9 +321,14 @@ class _Conversation:
         t = self.sim.shifts.next_on(agent, at) + self.sim.lognormal(self.b.assignment_median, 1.0)
         self.agent, self.team = agent, team
         self.emit(
-            t, "assignment", action="assigned", agent_id=agent.id, team_id=team,
-            role=agent.role, by=by,
-        )  # fmt: skip
+            t,
+            "assignment",
+            action="assigned",
+            agent_id=agent.id,
+            team_id=team,
+            role=agent.role,
+            by=by,
+        )
         return t
 
     def customer_delay(self) -> int:
@@ -324,6 +337,15 @@ class _Conversation:
     # -- the script -------------------------------------------------------------------------
 
     def run(self) -> list[SimEvent]:
+        """Return the conversation's events; one left open is closed after days of silence."""
+        self.script()
+        if self.open:
+            outcome = "lost" if self.arrival.source is not None else "no_reply"
+            idle = self.last + DAY + self.sim.lognormal(DAY, 0.5)
+            self.emit(idle, "conversation", action="resolved", outcome=outcome)
+        return self.out
+
+    def script(self) -> None:
         a, rng, b = self.arrival, self.rng, self.b
         lead = a.source is not None
         attrs: dict[str, Any] = {}
@@ -347,20 +369,21 @@ class _Conversation:
             if rng.random() < 0.6:
                 last = self.customer(greet + self.sim.lognormal(40 * SECOND, 0.8), burst=False)
             ready = self.emit(
-                last + self.sim.lognormal(90 * SECOND, 0.8), "conversation", action="updated",
+                last + self.sim.lognormal(90 * SECOND, 0.8),
+                "conversation",
+                action="updated",
                 handled_by="human",
-            )  # fmt: skip
+            )
         assigned = self.assign(ready, ("sdr",) if lead else ("cs",))
         if rng.random() < self.response.never:
             if rng.random() < 0.5:
                 self.customer(last + self.sim.lognormal(2 * HOUR, 0.8), burst=False)
-            return self.out
+            return
         t = self.agent_says(self.reply_time(max(assigned, last)))
         if lead:
             self.lead(t)
         else:
             self.service(t)
-        return self.out
 
     def exchange(self, t: int, rounds: int) -> int:
         """Customer and agent take turns `rounds` times, with a follow-up promise at times."""
@@ -401,18 +424,30 @@ class _Conversation:
             t = self.exchange(t, rng.randint(0, 2))
             t = self.activity(t + self.sim.lognormal(DAY, 0.8), "meeting", "connected")
             outcome = rng.choice(("won", "won", "lost", "booked"))
-            self.emit(t + self.sim.lognormal(2 * DAY, 1.0), "conversation", action="resolved",
-                      outcome=outcome)  # fmt: skip
+            self.emit(
+                t + self.sim.lognormal(2 * DAY, 1.0),
+                "conversation",
+                action="resolved",
+                outcome=outcome,
+            )
         elif roll < b.qualified_share + b.nurture_share:
             t = self.emit(t + MINUTE, "conversation", action="updated", lead_status="nurture")
-            self.emit(t + self.sim.lognormal(HOUR, 1.0), "conversation", action="resolved",
-                      outcome="answered")  # fmt: skip
+            self.emit(
+                t + self.sim.lognormal(HOUR, 1.0),
+                "conversation",
+                action="resolved",
+                outcome="answered",
+            )
             later = t + rng.randint(3, 20) * DAY
             self.activity(later, "email", None)
         else:
             t = self.emit(t + MINUTE, "conversation", action="updated", lead_status="disqualified")
-            self.emit(t + self.sim.lognormal(30 * MINUTE, 1.0), "conversation", action="resolved",
-                      outcome="lost")  # fmt: skip
+            self.emit(
+                t + self.sim.lognormal(30 * MINUTE, 1.0),
+                "conversation",
+                action="resolved",
+                outcome="lost",
+            )
 
     def activity(self, at: int, kind: str, outcome: str | None) -> int:
         assert self.agent is not None
@@ -448,25 +483,33 @@ class _Conversation:
                 t = self.agent_says(self.reply_time(last))
             else:
                 t += self.sim.lognormal(DAY, 0.5)
-        t = self.emit(t + self.sim.lognormal(20 * MINUTE, 1.0), "conversation", action="resolved",
-                      outcome="answered")  # fmt: skip
+        t = self.emit(
+            t + self.sim.lognormal(20 * MINUTE, 1.0),
+            "conversation",
+            action="resolved",
+            outcome="answered",
+        )
         if rng.random() < b.reopen_share:
             t = self.emit(t + self.sim.lognormal(3 * HOUR, 1.0), "conversation", action="reopened")
             last = self.customer(t + 2 * SECOND)
             t = self.agent_says(self.reply_time(last))
-            t = self.emit(t + self.sim.lognormal(HOUR, 1.0), "conversation", action="resolved",
-                          outcome="answered")  # fmt: skip
+            t = self.emit(
+                t + self.sim.lognormal(HOUR, 1.0),
+                "conversation",
+                action="resolved",
+                outcome="answered",
+            )
         if rng.random() < b.return_share:
             last = self.customer(t + rng.randint(1, 10) * DAY + rng.randrange(DAY))
             t = self.agent_says(self.reply_time(last))
-            self.emit(t + self.sim.lognormal(HOUR, 1.0), "conversation", action="resolved",
-                      outcome="answered")  # fmt: skip
+            self.emit(
+                t + self.sim.lognormal(HOUR, 1.0),
+                "conversation",
+                action="resolved",
+                outcome="answered",
+            )
 
 
-def default_start(now_ms: int, days: float, business: Business) -> int:
-    """Return the local midnight `days` (rounded up) before the day of `now_ms`."""
-    zone = ZoneInfo(business.timezone)
-    today = datetime.fromtimestamp(now_ms / 1000, zone).date()
-    first = today - timedelta(days=math.ceil(days))
-    midnight = datetime(first.year, first.month, first.day, tzinfo=zone)
-    return int(midnight.astimezone(UTC).timestamp() * 1000)
+def default_start(now_ms: int, days: float) -> int:
+    """Return the start of a history of `days` that ends at `now_ms` (whole seconds)."""
+    return (now_ms - round(days * DAY)) // SECOND * SECOND
