@@ -9,6 +9,7 @@ from __future__ import annotations
 import random
 import sys
 import time
+from collections.abc import Callable
 from contextlib import ExitStack
 from pathlib import Path
 from typing import BinaryIO
@@ -47,7 +48,9 @@ def _instant(value: str | None, option: str) -> int | None:
     "as in examples/business.yaml.",
 )
 @click.option("--seed", type=int, default=None, help="Random seed: same seed, same events.")
-@click.option("--start", default=None, help="First simulated instant (RFC 3339).")
+@click.option(
+    "--start", default=None, metavar="INSTANT", help="First simulated instant (RFC 3339)."
+)
 @click.option(
     "--days",
     type=click.FloatRange(min=0, min_open=True),
@@ -98,7 +101,7 @@ def simulate(
 ) -> None:
     """Simulate WhatsApp traffic of a business: to JSONL (history) or live to Kafka.
 
-    JSONL mode writes `--days` of history ending today (or from `--start`) as fast as possible.
+    JSONL mode writes `--days` of history ending now (or from `--start`) as fast as possible.
     Live mode (`--from-stack` or `--bootstrap-servers`) sends each event when it is due,
     keyed by conversation, stamped with the wall clock, `--speed` times faster than real time.
     """
@@ -125,7 +128,8 @@ def simulate(
         _send(sim, timeline, end, servers=bootstrap_servers, topic=topic.split(",", maxsplit=1)[0])
         return
     span = 7.0 if days is None else days
-    origin = default_start(now, span) if first is None else first
+    # By default the history, compressed by --speed, ends now.
+    origin = default_start(now, span / speed) if first is None else first
     timeline = Timeline(origin=origin, anchor=origin, speed=speed)
     stream = sim.events(origin, origin + round(span * DAY))
     with ExitStack() as stack:
@@ -181,14 +185,13 @@ _OUTPUT = click.option(
 )
 
 
-def _run_import(output: Path | None, convert: object) -> None:
+def _run_import(output: Path | None, convert: Callable[[BinaryIO], ImportSummary]) -> None:
     with ExitStack() as stack:
         if output is None or str(output) == "-":
             out: BinaryIO = sys.stdout.buffer
         else:
             out = stack.enter_context(_open_out(output))
-        assert callable(convert)
-        summary: ImportSummary = convert(out)
+        summary = convert(out)
         out.flush()
     for line in summary.lines():
         click.echo(line, err=True)
