@@ -4,6 +4,7 @@ A business is read from a small YAML file (`examples/business.yaml` is the comme
 `examples/demo-business.yaml` is the seconds-scale demo) or built from the defaults below, which
 describe the same Jakarta team as `examples/policies.yaml`. Every field has a default, so a file
 names only what differs. Unknown keys are refused, so a typo never silently falls back.
+Durations are written like `45s`, `5m`, `2h` or as a number of seconds; they are held in ms.
 """
 
 from __future__ import annotations
@@ -113,7 +114,11 @@ class LeadSource(_Model):
 
 
 class Response(_Model):
-    """How fast agents answer: log-normal with this median and spread; some never answer."""
+    """How fast agents answer: log-normal with this median (ms) and spread; some never answer.
+
+    `never` is the share of conversations (and, halved, of later customer messages) that no
+    agent answers.
+    """
 
     median: int = 300
     sigma: float = Field(default=1.1, gt=0, le=3)
@@ -184,8 +189,9 @@ class Business(_Model):
     """Everything the simulator needs to know about the business it imitates.
 
     Shares are probabilities per conversation (or per event, for `late_share` and
-    `duplicate_share`). Conversations whose lead source is not drawn are service chats by the
-    `support` team, with a priority from `priorities`.
+    `duplicate_share`). Conversations whose lead source is not drawn are service chats for the
+    first team with a `cs` agent, with a priority from `priorities`. `assignment_median` and
+    `customer_reply_median` are in ms once parsed.
     """
 
     name: str = "Toko Maju Digital"
