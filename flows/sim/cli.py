@@ -47,6 +47,12 @@ def _instant(value: str | None, option: str) -> int | None:
     help="Business YAML (agents, shifts, lead sources, volume); default: the built-in one, "
     "as in examples/business.yaml.",
 )
+@click.option(
+    "--per-day",
+    type=click.FloatRange(min=0, min_open=True),
+    default=None,
+    help="New conversations per weekday, instead of the business file's volume.",
+)
 @click.option("--seed", type=int, default=None, help="Random seed: same seed, same events.")
 @click.option(
     "--start", default=None, metavar="INSTANT", help="First simulated instant (RFC 3339)."
@@ -89,6 +95,7 @@ def _instant(value: str | None, option: str) -> int | None:
 def simulate(
     *,
     business_path: Path | None,
+    per_day: float | None,
     seed: int | None,
     start: str | None,
     days: float | None,
@@ -106,6 +113,8 @@ def simulate(
     keyed by conversation, stamped with the wall clock, `--speed` times faster than real time.
     """
     business = load_business(business_path) if business_path else Business()
+    if per_day is not None:
+        business = business.model_copy(update={"conversations_per_day": per_day})
     live = from_stack or bootstrap_servers is not None
     if live and output is not None:
         msg = "give either --output (JSONL) or --from-stack / --bootstrap-servers (Kafka), not both"

@@ -117,6 +117,19 @@ def test_same_seed_same_bytes_other_seed_other_traffic(tmp_path: Path) -> None:
     assert runs["a"] != runs["c"]
 
 
+def test_per_day_sets_the_volume(tmp_path: Path) -> None:
+    """--per-day scales how many conversations a day brings."""
+    counts = []
+    for per_day in ("50", "400"):
+        (tmp_path / per_day).mkdir()
+        path, _ = _simulate(
+            tmp_path / per_day, "--seed", "1", "--start", START, "--days", "1", "--per-day", per_day
+        )
+        lines = path.read_bytes().splitlines()
+        counts.append(len({orjson.loads(line)["conversation_id"] for line in lines}))
+    assert counts[0] * 4 < counts[1]
+
+
 def test_history_covers_the_requested_span_and_says_so(tmp_path: Path) -> None:
     """Events occur within [--start, --start + --days); the summary line counts them."""
     path, output = _simulate(tmp_path, "--seed", "2", "--start", START, "--days", "2")
