@@ -353,9 +353,9 @@ def feed(
     from flows.feed import FeedPlan, run_feed  # noqa: PLC0415
 
     if from_stack:
-        bootstrap_servers = (
-            Stack(progress=_progress).status().to_dict()["kafka"]["bootstrap_servers"]
-        )
+        from flows.sim.kafka_out import stack_bootstrap  # noqa: PLC0415
+
+        bootstrap_servers = stack_bootstrap()
     producer = Producer({"bootstrap.servers": bootstrap_servers, "linger.ms": 50})
     topic = topic.split(",", maxsplit=1)[0]
 
@@ -377,3 +377,8 @@ def feed(
 
 if __name__ == "__main__":
     main()
+
+from flows.sim.cli import import_group, simulate  # noqa: E402
+
+main.add_command(simulate)
+main.add_command(import_group)

@@ -33,3 +33,7 @@ class StackError(SlawatchError):
 
 class ConnectorError(SlawatchError):
     """Kafka or QuestDB refused or lost data the monitor had to read or write."""
+
+
+class SimulationError(SlawatchError):
+    """A business file, simulator option or import input is unusable; the message says why."""

@@ -1,0 +1,319 @@
+"""The business the simulator imitates: agents and shifts, teams, lead sources, volume, habits.
+
+A business is read from a small YAML file (`examples/business.yaml` is the commented example;
+`examples/demo-business.yaml` is the seconds-scale demo) or built from the defaults below, which
+describe the same Jakarta team as `examples/policies.yaml`. Every field has a default, so a file
+names only what differs. Unknown keys are refused, so a typo never silently falls back.
+Durations are written like `45s`, `5m`, `2h` or as a number of seconds; they are held in ms.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from flows.core.durations import parse_duration
+from flows.exceptions import DurationError, SimulationError
+
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+_MON_FRI = WEEKDAYS[:5]
+PRIORITIES = ("P1", "P2", "P3", "P4")
+TIERS = ("hot", "warm", "cold", "service")
+
+#: Share of a day's conversations arriving in each local hour, before the campaign spike:
+#: quiet nights, a morning rise, busy office hours, a lighter evening.
+DEFAULT_HOURLY = (
+    0.4, 0.25, 0.2, 0.2, 0.3, 0.6, 1.2, 2.5, 4.5, 6.0, 6.5, 6.2,
+    5.0, 5.5, 6.0, 5.8, 5.2, 4.5, 4.0, 4.2, 4.4, 3.5, 2.0, 1.0,
+)  # fmt: skip
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid", validate_default=True)
+
+
+def _duration_ms(value: object) -> int:
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value * 1000
+    try:
+        return parse_duration(str(value))
+    except DurationError as exc:
+        raise ValueError(str(exc)) from exc
+
+
+def _hhmm(text: str) -> int:
+    hours, _, minutes = text.partition(":")
+    if not (hours.isdigit() and minutes.isdigit() and len(minutes) == 2):
+        msg = f"{text!r} is not a time such as '08:00'"
+        raise ValueError(msg)
+    total = int(hours) * 60 + int(minutes)
+    if total > 24 * 60 or int(minutes) >= 60:
+        msg = f"{text!r} is not a time of day"
+        raise ValueError(msg)
+    return total
+
+
+class Agent(_Model):
+    """One agent: id, role (`sdr` qualifies leads, `ae` closes them, `cs` serves) and shift.
+
+    `shift` is local `HH:MM-HH:MM` (an end before the start runs past midnight); `days` are
+    the weekdays worked.
+    """
+
+    id: str = Field(min_length=1)
+    role: Literal["sdr", "ae", "cs"] = "cs"
+    shift: str = "08:00-17:00"
+    days: tuple[str, ...] = ("mon", "tue", "wed", "thu", "fri", "sat")
+
+    @field_validator("shift")
+    @classmethod
+    def _check_shift(cls, value: str) -> str:
+        start, sep, end = value.partition("-")
+        if not sep:
+            msg = f"shift {value!r} must look like '08:00-17:00'"
+            raise ValueError(msg)
+        _hhmm(start)
+        _hhmm(end)
+        return value
+
+    @field_validator("days")
+    @classmethod
+    def _check_days(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        unknown = [d for d in value if d not in WEEKDAYS]
+        if unknown:
+            msg = f"unknown weekday(s) {unknown}; use {', '.join(WEEKDAYS)}"
+            raise ValueError(msg)
+        return value
+
+    def shift_minutes(self) -> tuple[int, int]:
+        """Return the shift as local (start, end) minutes of the day; end may exceed 1440."""
+        start_text, _, end_text = self.shift.partition("-")
+        start, end = _hhmm(start_text), _hhmm(end_text)
+        if end <= start:
+            end += 24 * 60
+        return start, end
+
+
+class Team(_Model):
+    """A team: its agents (round-robin order) and its supervisor."""
+
+    agents: tuple[Agent, ...] = Field(min_length=1)
+    supervisor: str | None = None
+
+
+class LeadSource(_Model):
+    """Where leads come from, what share of conversations they are, and how hot they are."""
+
+    name: str = Field(min_length=1)
+    share: float = Field(ge=0)
+    tier: Literal["hot", "warm", "cold"] = "warm"
+
+
+class Response(_Model):
+    """How fast agents answer: log-normal with this median (ms) and spread; some never answer.
+
+    `never` is the share of conversations (and, halved, of later customer messages) that no
+    agent answers.
+    """
+
+    median: int = 300
+    sigma: float = Field(default=1.1, gt=0, le=3)
+    never: float = Field(default=0.04, ge=0, le=1)
+
+    @field_validator("median", mode="before")
+    @classmethod
+    def _parse_median(cls, value: object) -> int:
+        return _duration_ms(value)
+
+
+class Campaign(_Model):
+    """An ad campaign that sends a spike of leads from `at` (local) for `minutes` every day."""
+
+    at: str = "19:00"
+    minutes: int = Field(default=60, gt=0, le=24 * 60)
+    share: float = Field(default=0.18, ge=0, lt=1)
+    lead_source: str = "ads"
+
+    @field_validator("at")
+    @classmethod
+    def _check_at(cls, value: str) -> str:
+        _hhmm(value)
+        return value
+
+
+def _default_teams() -> dict[str, Team]:
+    sales = (
+        Agent(id="sdr.rina", role="sdr", shift="08:00-17:00"),
+        Agent(id="sdr.budi", role="sdr", shift="13:00-22:00"),
+        Agent(id="sdr.sari", role="sdr", shift="10:00-19:00", days=WEEKDAYS[1:]),
+        Agent(id="ae.dewi", role="ae", shift="09:00-18:00", days=_MON_FRI),
+        Agent(id="ae.agus", role="ae", shift="10:00-19:00", days=_MON_FRI),
+    )
+    support = (
+        Agent(id="cs.putri", shift="08:00-16:00"),
+        Agent(id="cs.andi", shift="14:00-22:00"),
+        Agent(id="cs.wulan", shift="08:00-16:00", days=("wed", "thu", "fri", "sat", "sun")),
+        Agent(id="cs.yusuf", shift="14:00-22:00", days=("mon", "tue", "wed", "sun")),
+    )
+    return {
+        "sales": Team(agents=sales, supervisor="spv.hendra"),
+        "support": Team(agents=support, supervisor="spv.maya"),
+    }
+
+
+def _default_sources() -> tuple[LeadSource, ...]:
+    return (
+        LeadSource(name="demo_request", share=0.08, tier="hot"),
+        LeadSource(name="pricing", share=0.12, tier="hot"),
+        LeadSource(name="referral", share=0.05, tier="warm"),
+        LeadSource(name="content_download", share=0.07, tier="warm"),
+        LeadSource(name="newsletter", share=0.05, tier="cold"),
+        LeadSource(name="organic", share=0.08, tier="cold"),
+    )
+
+
+def _default_responses() -> dict[str, Response]:
+    return {
+        "hot": Response(median=120, sigma=1.2, never=0.03),
+        "warm": Response(median=480, sigma=1.2, never=0.04),
+        "cold": Response(median=1800, sigma=1.3, never=0.06),
+        "service": Response(median=420, sigma=1.2, never=0.04),
+    }
+
+
+class Business(_Model):
+    """Everything the simulator needs to know about the business it imitates.
+
+    Shares are probabilities per conversation (or per event, for `late_share` and
+    `duplicate_share`). Conversations whose lead source is not drawn are service chats for the
+    first team with a `cs` agent, with a priority from `priorities`. `assignment_median` and
+    `customer_reply_median` are in ms once parsed.
+    """
+
+    name: str = "Toko Maju Digital"
+    timezone: str = "Asia/Jakarta"
+    conversations_per_day: float = Field(default=240.0, gt=0, le=1_000_000)
+    weekend_factor: float = Field(default=0.6, ge=0)
+    hourly: tuple[float, ...] = DEFAULT_HOURLY
+    campaign: Campaign | None = Campaign()
+    teams: dict[str, Team] = Field(default_factory=_default_teams)
+    lead_sources: tuple[LeadSource, ...] = Field(default_factory=_default_sources)
+    priorities: dict[str, float] = Field(
+        default_factory=lambda: {"P1": 0.05, "P2": 0.2, "P3": 0.5, "P4": 0.25}
+    )
+    vip_share: float = Field(default=0.03, ge=0, le=1)
+    responses: dict[str, Response] = Field(default_factory=_default_responses)
+    assignment_median: int = 30
+    customer_reply_median: int = 600
+    bot_share: float = Field(default=0.3, ge=0, le=1)
+    follow_up_share: float = Field(default=0.15, ge=0, le=1)
+    follow_up_kept: float = Field(default=0.7, ge=0, le=1)
+    silent_share: float = Field(default=0.25, ge=0, le=1)
+    qualified_share: float = Field(default=0.35, ge=0, le=1)
+    nurture_share: float = Field(default=0.2, ge=0, le=1)
+    pending_share: float = Field(default=0.2, ge=0, le=1)
+    reopen_share: float = Field(default=0.06, ge=0, le=1)
+    return_share: float = Field(default=0.1, ge=0, le=1)
+    late_share: float = Field(default=0.02, ge=0, le=1)
+    duplicate_share: float = Field(default=0.01, ge=0, le=1)
+
+    @field_validator("assignment_median", "customer_reply_median", mode="before")
+    @classmethod
+    def _parse_duration(cls, value: object) -> int:
+        return _duration_ms(value)
+
+    @field_validator("priorities")
+    @classmethod
+    def _check_priorities(cls, value: dict[str, float]) -> dict[str, float]:
+        if not value or set(value) - set(PRIORITIES) or any(w < 0 for w in value.values()):
+            msg = f"priorities must map some of {', '.join(PRIORITIES)} to non-negative weights"
+            raise ValueError(msg)
+        return value
+
+    @field_validator("responses")
+    @classmethod
+    def _check_responses(cls, value: dict[str, Response]) -> dict[str, Response]:
+        unknown = set(value) - set(TIERS)
+        if unknown:
+            msg = f"unknown response tier(s) {sorted(unknown)}; use {', '.join(TIERS)}"
+            raise ValueError(msg)
+        return {**_default_responses(), **value}
+
+    @field_validator("timezone")
+    @classmethod
+    def _check_timezone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            msg = f"unknown time zone {value!r} (use an IANA name such as Asia/Jakarta)"
+            raise ValueError(msg) from exc
+        return value
+
+    @field_validator("hourly")
+    @classmethod
+    def _check_hourly(cls, value: tuple[float, ...]) -> tuple[float, ...]:
+        if len(value) != 24 or any(v < 0 for v in value) or not any(value):
+            msg = "hourly must list 24 non-negative weights, one per local hour, not all zero"
+            raise ValueError(msg)
+        return value
+
+    @field_validator("teams")
+    @classmethod
+    def _check_teams(cls, value: dict[str, Team]) -> dict[str, Team]:
+        roles = {a.role for t in value.values() for a in t.agents}
+        if "cs" not in roles and "sdr" not in roles:
+            msg = "teams need at least one agent with role 'cs' or 'sdr'"
+            raise ValueError(msg)
+        return value
+
+    def lead_share(self) -> float:
+        """Return the share of conversations that are leads (campaign spike excluded)."""
+        return sum(s.share for s in self.lead_sources)
+
+    def agents(self, *roles: str) -> list[tuple[str, Agent]]:
+        """Return (team id, agent) for every agent with one of `roles`, in file order."""
+        return [(tid, a) for tid, t in self.teams.items() for a in t.agents if a.role in roles]
+
+
+def load_business(path: str | Path) -> Business:
+    """Read a business YAML file.
+
+    Raises:
+        SimulationError: the file is missing, not YAML, or a field is invalid (named).
+    """
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        msg = f"cannot read business file {path}: {exc.strerror}; check the path"
+        raise SimulationError(msg) from exc
+    except yaml.YAMLError as exc:
+        msg = f"business file {path} is not valid YAML ({exc}); fix the syntax"
+        raise SimulationError(msg) from exc
+    return parse_business(data or {}, str(path))
+
+
+def parse_business(data: object, where: str = "<business>") -> Business:
+    """Build a `Business` from parsed YAML data.
+
+    Raises:
+        SimulationError: a field is invalid; the message names it and says why.
+    """
+    if not isinstance(data, dict):
+        msg = f"business file {where} must hold a mapping of settings; see examples/business.yaml"
+        raise SimulationError(msg)
+    try:
+        business = Business.model_validate(data)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        field = ".".join(str(p) for p in err["loc"]) or "(top)"
+        msg = f"business file {where}: {field}: {err['msg']}; fix that field"
+        raise SimulationError(msg) from exc
+    if business.lead_share() > 1:
+        msg = f"business file {where}: lead_sources shares add up to over 1; lower them"
+        raise SimulationError(msg)
+    return business

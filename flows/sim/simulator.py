@@ -1,0 +1,515 @@
+"""The traffic simulator: a business (`flows.sim.business`) in, SPEC §1 events out.
+
+`simulate` yields events in **delivery order**: the order in which slawatch would receive them.
+Most events are delivered when they occur; a share arrives late (delivered after later events)
+and a share twice (same `event_id`), as real webhooks do. The same business, seed and time span
+always give the same events, byte for byte.
+
+What a conversation does (each step drawn from the business's shares and distributions):
+
+* arrivals follow the business's hourly profile in its time zone, lighter at weekends, with a
+  daily ad-campaign spike (19:00 by default) and some messages at night;
+* the customer writes a burst of one to four messages; a share of chats is greeted by a bot
+  (`author: bot`, a template) and handed off to a human (`handled_by: human`);
+* an agent on shift is assigned (night arrivals wait for the morning shift); replies take a
+  log-normal time (most fast, a long tail; outside the agent's shift they wait for the next
+  one); a share is never answered, and its WhatsApp window closes;
+* leads (with a `lead_source`) are qualified, disqualified, nurtured or go silent; silent leads
+  get calls, e-mails and templates (contact attempts with outcomes); qualified ones are handed
+  to an account executive (`role: ae`), who calls and closes them (won, lost or booked);
+  nurtured leads get an e-mail days later;
+* service chats have a priority, wait on the customer (`status: pending`) at times, are
+  resolved, sometimes reopened, and some customers come back days later (a new cycle);
+* agents promise follow-ups (`follow_up_promised`); most promises are kept, some broken.
+
+Instants inside `SimEvent.body` are integer epoch ms of simulated time; `stamp_body` maps them
+through a `Timeline` (for accelerated runs) and formats them as RFC 3339.
+"""
+
+from __future__ import annotations
+
+import functools
+import heapq
+import itertools
+import math
+import random
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from flows.core.timefmt import format_instant
+from flows.sim.business import WEEKDAYS, Agent, Business, Response
+
+SECOND = 1_000
+MINUTE = 60 * SECOND
+HOUR = 60 * MINUTE
+DAY = 24 * HOUR
+
+
+@dataclass(frozen=True, slots=True)
+class SimEvent:
+    """One simulated event: when it is delivered, when it occurred, and its JSON body.
+
+    `body` holds instants (`occurred_at`, `due_at`) as epoch ms of simulated time; `duplicate`
+    marks the second delivery of an event already delivered.
+    """
+
+    deliver_at: int
+    occurred_at: int
+    body: dict[str, Any]
+    duplicate: bool = False
+
+    @property
+    def late(self) -> bool:
+        """Whether the event reaches slawatch after it occurred (by at least one second)."""
+        return self.deliver_at - self.occurred_at >= SECOND
+
+
+@dataclass(frozen=True, slots=True)
+class Timeline:
+    """Maps simulated instants to output instants: `anchor + (t - origin) / speed`.
+
+    With `speed` 1 and `anchor == origin` the output is the simulated time itself; a live run
+    anchors at the wall clock; `speed` 60 plays a simulated hour in a minute.
+    """
+
+    origin: int
+    anchor: int
+    speed: float = 1.0
+
+    def __call__(self, t: int) -> int:
+        """Return the output instant of simulated instant `t` (epoch ms)."""
+        if self.speed == 1.0:
+            return self.anchor + (t - self.origin)
+        return self.anchor + round((t - self.origin) / self.speed)
+
+
+def stamp_body(body: dict[str, Any], timeline: Timeline) -> dict[str, Any]:
+    """Return a copy of `body` with its instants mapped through `timeline` as RFC 3339 text."""
+    out = dict(body)
+    out["occurred_at"] = format_instant(timeline(body["occurred_at"]))
+    if "due_at" in out:
+        out["due_at"] = format_instant(timeline(body["due_at"]))
+    return out
+
+
+class _Shifts:
+    """When each agent works, in UTC epoch ms, computed per local date and cached."""
+
+    def __init__(self, business: Business) -> None:
+        self.zone = ZoneInfo(business.timezone)
+        self._local = functools.lru_cache(maxsize=4096)(self._window)
+
+    def _window(self, agent: Agent, day: int) -> tuple[int, int] | None:
+        d = date.fromordinal(day)
+        if WEEKDAYS[d.weekday()] not in agent.days:
+            return None
+        start_min, end_min = agent.shift_minutes()
+        midnight = datetime(d.year, d.month, d.day)  # noqa: DTZ001 - made aware just below
+        start = (midnight + timedelta(minutes=start_min)).replace(tzinfo=self.zone)
+        end = (midnight + timedelta(minutes=end_min)).replace(tzinfo=self.zone)
+        return int(start.timestamp() * 1000), int(end.timestamp() * 1000)
+
+    def local_day(self, t: int) -> int:
+        """Return the local date of instant `t` as a proleptic ordinal."""
+        return datetime.fromtimestamp(t / 1000, self.zone).toordinal()
+
+    def next_on(self, agent: Agent, t: int) -> int:
+        """Return `t` if `agent` works at `t`, else the start of its next shift."""
+        today = self.local_day(t)
+        best: int | None = None
+        for day in range(today - 1, today + 9):
+            window = self._local(agent, day)
+            if window is None:
+                continue
+            start, end = window
+            if start <= t < end:
+                return t
+            if start > t and (best is None or start < best):
+                best = start
+        return t + 7 * DAY if best is None else best
+
+    def on(self, agent: Agent, t: int) -> bool:
+        """Whether `agent` works at `t`."""
+        return self.next_on(agent, t) == t
+
+
+@dataclass(frozen=True, slots=True)
+class _Arrival:
+    at: int
+    source: str | None
+    tier: str
+
+
+class Simulator:
+    """Generates the events of one business from one seed (see the module docstring)."""
+
+    def __init__(self, business: Business, *, seed: int) -> None:
+        self.business = business
+        self.seed = seed
+        self.rng = random.Random(seed)  # noqa: S311 - simulation, not cryptography
+        self.shifts = _Shifts(business)
+        self._rr = itertools.count()
+        self._order = itertools.count()
+        self.conversations = 0
+        tiers = {s.name: s.tier for s in business.lead_sources}
+        campaign = business.campaign
+        self._campaign_tier = tiers.get(campaign.lead_source, "warm") if campaign else "warm"
+        self._sources = [(s.name, s.tier) for s in business.lead_sources]
+        self._source_weights = list(itertools.accumulate(s.share for s in business.lead_sources))
+        self._hour_weights = list(itertools.accumulate(business.hourly))
+        servers = business.agents("cs") or business.agents("sdr")
+        self.service_team = servers[0][0]
+
+    # -- arrivals ---------------------------------------------------------------------------
+
+    def arrivals(self, start: int, end: int | None) -> Iterator[_Arrival]:
+        """Yield conversation arrivals in time order from `start` until `end` (None: forever)."""
+        b, rng, zone = self.business, self.rng, self.shifts.zone
+        day = self.shifts.local_day(start)
+        while True:
+            d = date.fromordinal(day)
+            midnight = datetime(d.year, d.month, d.day, tzinfo=zone)
+            day_start = int(midnight.timestamp() * 1000)
+            if end is not None and day_start >= end:
+                return
+            mean = b.conversations_per_day * (b.weekend_factor if d.weekday() >= 5 else 1.0)
+            count = max(0, round(rng.gauss(mean, math.sqrt(mean)))) if mean > 0 else 0
+            todays: list[_Arrival] = []
+            for _ in range(count):
+                todays.append(self._arrival(midnight))
+            todays.sort(key=lambda a: a.at)
+            for arrival in todays:
+                if arrival.at >= start and (end is None or arrival.at < end):
+                    yield arrival
+            day += 1
+
+    def _arrival(self, midnight: datetime) -> _Arrival:
+        b, rng = self.business, self.rng
+        campaign = b.campaign
+        if campaign is not None and rng.random() < campaign.share:
+            hours, minutes = (int(x) for x in campaign.at.split(":"))
+            offset = min(rng.expovariate(2.0 / campaign.minutes), campaign.minutes) * MINUTE
+            local = midnight.replace(tzinfo=None) + timedelta(hours=hours, minutes=minutes)
+            at = int(local.replace(tzinfo=midnight.tzinfo).timestamp() * 1000) + int(offset)
+            return _Arrival(at, campaign.lead_source, self._campaign_tier)
+        hour = rng.choices(range(24), cum_weights=self._hour_weights)[0]
+        local = midnight.replace(tzinfo=None) + timedelta(hours=hour)
+        at = int(local.replace(tzinfo=midnight.tzinfo).timestamp() * 1000)
+        at += rng.randrange(HOUR)
+        roll = rng.random()
+        if self._sources and roll < self._source_weights[-1]:
+            index = next(i for i, w in enumerate(self._source_weights) if roll < w)
+            name, tier = self._sources[index]
+            return _Arrival(at, name, tier)
+        return _Arrival(at, None, "service")
+
+    # -- the stream -------------------------------------------------------------------------
+
+    def events(self, start: int, end: int | None = None) -> Iterator[SimEvent]:
+        """Yield the events occurring in [`start`, `end`) in delivery order (None: no end)."""
+        heap: list[tuple[int, int, SimEvent]] = []
+        for arrival in self.arrivals(start, end):
+            while heap and heap[0][0] <= arrival.at:
+                yield heapq.heappop(heap)[2]
+            self.conversations += 1
+            conv = f"sim{self.seed}-{self.conversations:06d}"
+            for event in _Conversation(self, conv, arrival).run():
+                if end is not None and event.occurred_at >= end:
+                    continue
+                heapq.heappush(heap, (event.deliver_at, next(self._order), event))
+        while heap:
+            yield heapq.heappop(heap)[2]
+
+    # -- agents -----------------------------------------------------------------------------
+
+    def pick_agent(self, roles: tuple[str, ...], t: int) -> tuple[str, Agent]:
+        """Return the (team, agent) with one of `roles` free soonest after `t`, round-robin."""
+        candidates = self.business.agents(*roles) or self.business.agents("cs", "sdr")
+        turn = next(self._rr)
+        ranked = sorted(
+            range(len(candidates)),
+            key=lambda i: (
+                self.shifts.next_on(candidates[i][1], t),
+                (i - turn) % len(candidates),
+            ),
+        )
+        return candidates[ranked[0]]
+
+    def lognormal(self, median: float, sigma: float) -> int:
+        """Return a log-normal duration in ms with this median."""
+        return int(self.rng.lognormvariate(math.log(max(median, 1.0)), sigma))
+
+
+class _Conversation:
+    """The script of one conversation: a list of events in occurrence order."""
+
+    def __init__(self, sim: Simulator, conv: str, arrival: _Arrival) -> None:
+        self.sim = sim
+        self.b = sim.business
+        self.rng = sim.rng
+        self.conv = conv
+        self.arrival = arrival
+        self.out: list[SimEvent] = []
+        self.ids = itertools.count(1)
+        self.agent: Agent | None = None
+        self.team: str | None = None
+        self.response: Response = self.b.responses[arrival.tier]
+        self.open = True
+        self.last = arrival.at
+
+    # -- emitting ---------------------------------------------------------------------------
+
+    def emit(self, at: int, etype: str, /, **fields: Any) -> int:
+        body: dict[str, Any] = {
+            "event_id": f"{self.conv}-{next(self.ids)}",
+            "type": etype,
+            "conversation_id": self.conv,
+            "occurred_at": at,
+        }
+        body.update({k: v for k, v in fields.items() if v is not None})
+        action = fields.get("action")
+        if action == "resolved":
+            self.open = False
+        elif action == "reopened" or fields.get("author") == "customer":
+            self.open = True
+        self.last = max(self.last, at)
+        deliver = at
+        if self.rng.random() < self.b.late_share:
+            deliver += min(self.sim.lognormal(90 * SECOND, 1.0), 30 * MINUTE) + SECOND
+        self.out.append(SimEvent(deliver, at, body))
+        if self.rng.random() < self.b.duplicate_share:
+            again = deliver + SECOND + self.rng.randrange(2 * MINUTE)
+            self.out.append(SimEvent(again, at, body, duplicate=True))
+        return at
+
+    def customer(self, at: int, *, burst: bool = True) -> int:
+        """The customer writes one message, or a burst of up to four; return the last instant."""
+        count = 1
+        while burst and count < 4 and self.rng.random() < 0.45:
+            count += 1
+        t = at
+        for i in range(count):
+            if i:
+                t += self.rng.randint(3, 40) * SECOND
+            kind = "media" if self.rng.random() < 0.1 else "text"
+            self.emit(t, "message", direction="inbound", author="customer", kind=kind)
+        return t
+
+    def agent_says(self, at: int, kind: str = "text") -> int:
+        assert self.agent is not None
+        self.emit(
+            at, "message", direction="outbound", author="agent", agent_id=self.agent.id, kind=kind
+        )
+        return at
+
+    def reply_time(self, after: int, response: Response | None = None) -> int:
+        """When the current agent answers something waiting since `after` (on shift)."""
+        assert self.agent is not None
+        response = response or self.response
+        shifts = self.sim.shifts
+        t = shifts.next_on(self.agent, after)
+        t += self.sim.lognormal(response.median, response.sigma) + SECOND
+        if not shifts.on(self.agent, t):
+            t = shifts.next_on(self.agent, t) + self.sim.lognormal(5 * MINUTE, 1.0)
+        return t
+
+    def assign(self, at: int, roles: tuple[str, ...], *, by: str = "auto") -> int:
+        team, agent = self.sim.pick_agent(roles, at)
+        t = self.sim.shifts.next_on(agent, at) + self.sim.lognormal(self.b.assignment_median, 1.0)
+        self.agent, self.team = agent, team
+        self.emit(
+            t,
+            "assignment",
+            action="assigned",
+            agent_id=agent.id,
+            team_id=team,
+            role=agent.role,
+            by=by,
+        )
+        return t
+
+    def customer_delay(self) -> int:
+        return self.sim.lognormal(self.b.customer_reply_median, 1.4) + 5 * SECOND
+
+    # -- the script -------------------------------------------------------------------------
+
+    def run(self) -> list[SimEvent]:
+        """Return the conversation's events; one left open is closed after days of silence."""
+        self.script()
+        if self.open:
+            outcome = "lost" if self.arrival.source is not None else "no_reply"
+            idle = self.last + DAY + self.sim.lognormal(DAY, 0.5)
+            self.emit(idle, "conversation", action="resolved", outcome=outcome)
+        return self.out
+
+    def script(self) -> None:
+        a, rng, b = self.arrival, self.rng, self.b
+        lead = a.source is not None
+        attrs: dict[str, Any] = {}
+        if lead:
+            attrs.update(lead_source=a.source, lead_status="new")
+        else:
+            priority = rng.choices(list(b.priorities), weights=list(b.priorities.values()))[0]
+            attrs.update(priority=priority, team_id=self.sim.service_team)
+        if rng.random() < b.vip_share:
+            attrs["segment"] = "vip"
+        bot = rng.random() < b.bot_share
+        if bot:
+            attrs["handled_by"] = "bot"
+        t = self.emit(a.at, "conversation", action="opened", **attrs)
+        last = self.customer(t + rng.randint(1, 5) * SECOND)
+        ready = last
+        if bot:
+            greet = self.emit(
+                last + 2 * SECOND, "message", direction="outbound", author="bot", kind="template"
+            )
+            if rng.random() < 0.6:
+                last = self.customer(greet + self.sim.lognormal(40 * SECOND, 0.8), burst=False)
+            ready = self.emit(
+                last + self.sim.lognormal(90 * SECOND, 0.8),
+                "conversation",
+                action="updated",
+                handled_by="human",
+            )
+        assigned = self.assign(ready, ("sdr",) if lead else ("cs",))
+        if rng.random() < self.response.never:
+            if rng.random() < 0.5:
+                self.customer(last + self.sim.lognormal(2 * HOUR, 0.8), burst=False)
+            return
+        t = self.agent_says(self.reply_time(max(assigned, last)))
+        if lead:
+            self.lead(t)
+        else:
+            self.service(t)
+
+    def exchange(self, t: int, rounds: int) -> int:
+        """Customer and agent take turns `rounds` times, with a follow-up promise at times."""
+        for _ in range(rounds):
+            last = self.customer(t + self.customer_delay())
+            if self.rng.random() < self.b.follow_up_share:
+                t = self.promise(last)
+                continue
+            if self.rng.random() < self.response.never / 2:
+                last = self.customer(last + self.sim.lognormal(HOUR, 0.7), burst=False)
+            t = self.agent_says(self.reply_time(last))
+        return t
+
+    def promise(self, last: int) -> int:
+        """The agent answers and promises to come back; the promise is kept or broken."""
+        t = self.agent_says(self.reply_time(last))
+        due = t + self.rng.choice((1, 2, 4, 24)) * HOUR
+        self.emit(t + SECOND, "conversation", action="follow_up_promised", due_at=due)
+        if self.rng.random() < self.b.follow_up_kept:
+            return self.agent_says(t + int((due - t) * self.rng.uniform(0.2, 0.95)))
+        if self.rng.random() < 0.6:
+            return self.agent_says(due + self.sim.lognormal(2 * HOUR, 1.0))
+        return t + SECOND
+
+    def lead(self, t: int) -> None:
+        rng, b = self.rng, self.b
+        if rng.random() < b.silent_share:
+            self.chase(t)
+            return
+        t = self.exchange(t, rng.randint(1, 3))
+        roll = rng.random()
+        if rng.random() < 0.4:
+            t = self.activity(t + self.sim.lognormal(20 * MINUTE, 1.0), "call", "connected")
+        if roll < b.qualified_share:
+            t = self.emit(t + MINUTE, "conversation", action="updated", lead_status="qualified")
+            t = self.assign(t + self.sim.lognormal(2 * HOUR, 1.2), ("ae",), by="manual")
+            t = self.agent_says(self.reply_time(t))
+            t = self.exchange(t, rng.randint(0, 2))
+            t = self.activity(t + self.sim.lognormal(DAY, 0.8), "meeting", "connected")
+            outcome = rng.choice(("won", "won", "lost", "booked"))
+            self.emit(
+                t + self.sim.lognormal(2 * DAY, 1.0),
+                "conversation",
+                action="resolved",
+                outcome=outcome,
+            )
+        elif roll < b.qualified_share + b.nurture_share:
+            t = self.emit(t + MINUTE, "conversation", action="updated", lead_status="nurture")
+            self.emit(
+                t + self.sim.lognormal(HOUR, 1.0),
+                "conversation",
+                action="resolved",
+                outcome="answered",
+            )
+            later = t + rng.randint(3, 20) * DAY
+            self.activity(later, "email", None)
+        else:
+            t = self.emit(t + MINUTE, "conversation", action="updated", lead_status="disqualified")
+            self.emit(
+                t + self.sim.lognormal(30 * MINUTE, 1.0),
+                "conversation",
+                action="resolved",
+                outcome="lost",
+            )
+
+    def activity(self, at: int, kind: str, outcome: str | None) -> int:
+        assert self.agent is not None
+        at = self.sim.shifts.next_on(self.agent, at)
+        self.emit(at, "activity", kind=kind, agent_id=self.agent.id, outcome=outcome)
+        return at
+
+    def chase(self, t: int) -> None:
+        """A silent lead: the agent tries calls, e-mails and templates, then gives up or not."""
+        rng = self.rng
+        attempts = rng.randint(1, 6)
+        for _ in range(attempts):
+            t += self.sim.lognormal(6 * HOUR, 1.0) + 10 * MINUTE
+            roll = rng.random()
+            if roll < 0.5:
+                t = self.activity(t, "call", rng.choice(("no_answer", "no_answer", "voicemail")))
+            elif roll < 0.8:
+                t = self.activity(t, "email", None)
+            else:
+                assert self.agent is not None
+                self.agent_says(self.sim.shifts.next_on(self.agent, t), kind="template")
+        if rng.random() < 0.5:
+            t = self.emit(t + DAY, "conversation", action="updated", lead_status="disqualified")
+            self.emit(t + MINUTE, "conversation", action="resolved", outcome="lost")
+
+    def service(self, t: int) -> None:
+        rng, b = self.rng, self.b
+        t = self.exchange(t, rng.choice((0, 1, 1, 2, 3)))
+        if rng.random() < b.pending_share:
+            t = self.emit(t + SECOND, "conversation", action="updated", status="pending")
+            if rng.random() < 0.6:
+                last = self.customer(t + self.sim.lognormal(3 * HOUR, 1.0))
+                t = self.agent_says(self.reply_time(last))
+            else:
+                t += self.sim.lognormal(DAY, 0.5)
+        t = self.emit(
+            t + self.sim.lognormal(20 * MINUTE, 1.0),
+            "conversation",
+            action="resolved",
+            outcome="answered",
+        )
+        if rng.random() < b.reopen_share:
+            t = self.emit(t + self.sim.lognormal(3 * HOUR, 1.0), "conversation", action="reopened")
+            last = self.customer(t + 2 * SECOND)
+            t = self.agent_says(self.reply_time(last))
+            t = self.emit(
+                t + self.sim.lognormal(HOUR, 1.0),
+                "conversation",
+                action="resolved",
+                outcome="answered",
+            )
+        if rng.random() < b.return_share:
+            last = self.customer(t + rng.randint(1, 10) * DAY + rng.randrange(DAY))
+            t = self.agent_says(self.reply_time(last))
+            self.emit(
+                t + self.sim.lognormal(HOUR, 1.0),
+                "conversation",
+                action="resolved",
+                outcome="answered",
+            )
+
+
+def default_start(now_ms: int, days: float) -> int:
+    """Return the start of a history of `days` that ends at `now_ms` (whole seconds)."""
+    return (now_ms - round(days * DAY)) // SECOND * SECOND
