@@ -72,8 +72,8 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic  # noqa: E402
 
 from flows.core.timefmt import parse_instant  # noqa: E402
+from flows.devstack import Endpoints, Stack  # noqa: E402
 from flows.feed import FeedPlan, conversation_script  # noqa: E402
-from flows.stack import Endpoints, Stack  # noqa: E402
 
 RAW_CEILING_EPS = 333_000
 GOAL_EPS = RAW_CEILING_EPS // 2
@@ -668,24 +668,24 @@ class StepTimer:
 #: (label, owner module/class path, attribute); indented labels are part of the one above.
 STEPS: list[tuple[str, str, str]] = [
     ("Kafka source (consume, next_batch)", "bench:_UntilCaughtUp", "next_batch"),
-    ("decode + group by shard (decode_fetch)", "flows.dataflow", "decode_fetch"),
-    ("engine (ShardLogic.on_batch/notify/eof)", "flows.dataflow:ShardLogic", "on_batch"),
-    ("", "flows.dataflow:ShardLogic", "on_notify"),
-    ("", "flows.dataflow:ShardLogic", "on_eof"),
+    ("decode + group by shard (decode_fetch)", "flows.monitor.flow", "decode_fetch"),
+    ("engine (ShardLogic.on_batch/notify/eof)", "flows.monitor.flow:ShardLogic", "on_batch"),
+    ("", "flows.monitor.flow:ShardLogic", "on_notify"),
+    ("", "flows.monitor.flow:ShardLogic", "on_eof"),
     ("  of which Engine.process (core)", "flows.core.engine:Engine", "process"),
-    ("snapshot (ShardLogic.snapshot)", "flows.dataflow:ShardLogic", "snapshot"),
-    ("  of which dump_engine (core)", "flows.dataflow", "dump_engine"),
+    ("snapshot (ShardLogic.snapshot)", "flows.monitor.flow:ShardLogic", "snapshot"),
+    ("  of which dump_engine (core)", "flows.monitor.flow", "dump_engine"),
     ("Kafka sink (write_batch)", "flows.connectors.kafka:_RecordPartition", "write_batch"),
     ("  of which waiting for acks (flush)", "flows.connectors.kafka:_RecordPartition", "_flush"),
     (
         "QuestDB sink (write_batch)",
-        "flows.connectors.questdb_sink:_QuestDBPartition",
+        "flows.connectors.questdb.sink:_QuestDBPartition",
         "write_batch",
     ),
     ("  of which keep/dedup records (_add)", "flows.connectors.questdb:QuestDBWriter", "_add"),
     ("  of which send (_flush)", "flows.connectors.questdb:QuestDBWriter", "_flush"),
     ("    of which rows -> ILP (_seal)", "flows.connectors.questdb:QuestDBWriter", "_seal"),
-    ("heartbeat (sink)", "flows.dataflow:_HeartbeatPartition", "write_batch"),
+    ("heartbeat (sink)", "flows.monitor.flow:_HeartbeatPartition", "write_batch"),
 ]
 
 
@@ -756,7 +756,7 @@ def run_in_process(
     from bytewax.recovery import RecoveryConfig, init_db_dir  # noqa: PLC0415
     from bytewax.testing import run_main  # noqa: PLC0415
 
-    import flows.dataflow as dataflow  # noqa: PLC0415
+    import flows.monitor.flow as dataflow  # noqa: PLC0415
     from flows.settings import Settings  # noqa: PLC0415
 
     _, args, extra, _ = CONFIGS[key]

@@ -17,7 +17,7 @@ import psycopg
 
 from flows.connectors.questdb import QuestDBWriter, TableNames
 from flows.core.records import SlaRecord
-from flows.stack import Stack
+from flows.devstack import Stack
 
 BATCH = 5000
 T0 = 1_795_000_000_000

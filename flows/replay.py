@@ -7,7 +7,6 @@ dead letters with `file:line` as their source. Output is deterministic apart fro
 
 from __future__ import annotations
 
-import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -20,8 +19,15 @@ from flows.core.decode import decode_event
 from flows.core.engine import DEFAULT_HORIZON_MS, Engine
 from flows.core.events import Rejected
 from flows.core.model import PolicySet
-from flows.core.records import ActionRecord, DeadLetter, Record, SlaRecord, to_json_dict
+from flows.core.records import (
+    ActionRecord,
+    Record,
+    SlaRecord,
+    dead_letter,
+    to_json_dict,
+)
 from flows.core.timefmt import format_instant
+from flows.wallclock import now_ms as wall_now_ms
 
 
 @dataclass(slots=True)
@@ -74,7 +80,7 @@ def replay_records(
     """
     engine = Engine(policies, horizon_ms=horizon_ms)
     if max_future_ms is not None and now_ms is None:
-        now_ms = time.time_ns() // 1_000_000
+        now_ms = wall_now_ms()
     check_now = now_ms if max_future_ms is not None else None
     max_future = max_future_ms if max_future_ms is not None else 0
     summary = summary if summary is not None else ReplaySummary()
@@ -86,11 +92,7 @@ def replay_records(
         decoded = decode_event(line, now=check_now, max_future_ms=max_future)
         if isinstance(decoded, Rejected):
             summary.dead_letters += 1
-            yield DeadLetter(
-                reason=decoded.reason,
-                raw=line.decode("utf-8", errors="replace"),
-                source=f"{source}:{lineno}",
-            )
+            yield dead_letter(decoded.reason, line, f"{source}:{lineno}")
             continue
         summary.events += 1
         if max_seen is None or decoded.occurred_at > max_seen:

@@ -2,11 +2,11 @@
 
 Fixtures for integration tests (mark them `@pytest.mark.integration`):
 
-- `stack` (session): `flows.stack.Endpoints` of a private stack started for this test session
+- `stack` (session): `flows.devstack.Endpoints` of a private stack started for this test session
   in its own temp folder on free ports; `.bootstrap_servers`, `.questdb_http` ("127.0.0.1:port"),
   `.questdb_http_port`, `.questdb_pg_port`, `.questdb_ilp_tcp_port`, `.questdb_ilp_conf`
   (for `Sender.from_conf`), `.questdb_pg_conninfo`.
-- `local_stack` (session): the `flows.stack.Stack` behind it (its `.dir` holds logs and state).
+- `local_stack` (session): the `flows.devstack.Stack` behind it (its `.dir` holds logs and state).
 - `kafka_admin` (session): a confluent-kafka `AdminClient` for the stack.
 - `make_topic(partitions=1, *, prefix="test", config=None)`: creates a `uuid4` topic, deleted
   afterwards.
@@ -33,7 +33,7 @@ import psycopg
 import pytest
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from flows.stack import Endpoints, Stack
+from flows.devstack import Endpoints, Stack
 
 Row = tuple[Any, ...]
 

@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
+import sys
+import zipfile
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 
 from flows.cli import main
+from flows.devstack import Endpoints, Stack
+from flows.devstack.stack import render_kafka_config, render_questdb_config
 from flows.exceptions import StackError
-from flows.stack import Endpoints, Stack, render_kafka_config, render_questdb_config
 
 pytestmark = pytest.mark.unit
 
@@ -92,3 +96,23 @@ def test_status_json_of_a_never_started_stack_says_not_running(tmp_path: Path) -
         "kafka": None,
         "questdb": None,
     }
+
+
+def test_an_installed_package_carries_the_service_templates(tmp_path: Path) -> None:
+    """A wheel of slawatch ships the infra files `slawatch stack` needs outside a checkout."""
+    repo = Path(__file__).resolve().parents[1]
+    result = subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q",
+         "-w", str(tmp_path), str(repo)],
+        capture_output=True, text=True, check=False, timeout=300,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    (wheel,) = tmp_path.glob("slawatch-*.whl")
+    names = set(zipfile.ZipFile(wheel).namelist())
+    for needed in (
+        "flows/devstack/infra/pom.xml",
+        "flows/devstack/infra/kafka/server.properties.template",
+        "flows/devstack/infra/kafka/log4j2.xml",
+        "flows/devstack/infra/questdb/server.conf.template",
+    ):
+        assert needed in names

@@ -71,10 +71,12 @@ class Context:
         state["loads"], state["rr"], state["out"] = {}, {}, []
         return state
 
-    def __setstate__(self, state: dict[str, object]) -> None:
-        """Restore a snapshot taken with `__getstate__`."""
-        for name, value in state.items():
+    def __setstate__(self, state: dict[str, object] | tuple[None, dict[str, object]]) -> None:
+        """Restore a snapshot taken with `__getstate__` (or, before it existed, by default)."""
+        values = state[1] if isinstance(state, tuple) else state
+        for name, value in values.items():
             object.__setattr__(self, name, value)
+        self.loads, self.rr, self.out = {}, {}, []
 
     def bind(self, policies: PolicySet) -> None:
         """Use `policies` from now on (at start-up, or when a snapshot is restored)."""
@@ -176,8 +178,10 @@ class Conversation:
         self.base: Conversation | None = None
 
     def __setstate__(self, state: tuple[None, dict[str, object]]) -> None:
-        """Restore a pickled conversation; snapshots from before `base` existed have none."""
+        """Restore a pickled conversation; older snapshots lack the newer slots' defaults."""
         self.base = None
+        self.res_record = None
+        self.cadence_off = False
         for name, value in state[1].items():
             object.__setattr__(self, name, value)
 

@@ -26,7 +26,7 @@ from flows.core.conversation import OPEN, Context, Conversation
 from flows.core.decode import event_to_json
 from flows.core.events import Event
 from flows.core.model import PolicySet
-from flows.core.records import ActionRecord, DeadLetter, SlaRecord
+from flows.core.records import ActionRecord, DeadLetter, SlaRecord, dead_letter
 from flows.core.timefmt import format_instant
 
 _NEVER: Final = 2**62
@@ -243,8 +243,8 @@ class Engine:
             self.seen_from = cutoff
 
     def _too_late(self, event: Event) -> DeadLetter:
-        return DeadLetter(
-            reason=(
+        return dead_letter(
+            (
                 f"event at {format_instant(event.occurred_at)} is too late to correct "
                 f"conversation {event.conversation_id!r}: its history before "
                 f"{format_instant(self.conversations[event.conversation_id].forgotten_until)} "

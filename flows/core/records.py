@@ -7,7 +7,7 @@ adds `emitted_at`, the only field that differs between two replays of the same i
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final
 
 from flows.core.timefmt import format_instant
 
@@ -85,6 +85,30 @@ class DeadLetter:
 
 
 Record = SlaRecord | ActionRecord | DeadLetter
+
+#: Dead letters keep at most this many bytes of an oversized input (Kafka refuses big messages).
+MAX_DEAD_LETTER_RAW: Final = 65_536
+
+
+def dead_letter(reason: str, raw: bytes | str | None, source: str) -> DeadLetter:
+    """Return the dead letter of an input that could not be used: the one way to build one.
+
+    Args:
+        reason: why, naming the field at fault (SPEC §1, §6).
+        raw: the input as received; bytes are decoded as UTF-8 with replacement characters.
+            Longer than `MAX_DEAD_LETTER_RAW` bytes, it is cut and the reason says so.
+        source: where it came from: `topic/partition/offset`, `file:line` or `engine:<id>`.
+    """
+    if raw is None:
+        data = b""
+    elif isinstance(raw, str):
+        data = raw.encode("utf-8", errors="replace")
+    else:
+        data = raw
+    if len(data) > MAX_DEAD_LETTER_RAW:
+        reason = f"{reason} (raw truncated to its first {MAX_DEAD_LETTER_RAW} bytes)"
+        data = data[:MAX_DEAD_LETTER_RAW]
+    return DeadLetter(reason, data.decode("utf-8", errors="replace"), source)
 
 
 def _seconds(ms: int) -> int | float:

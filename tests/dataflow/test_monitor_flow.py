@@ -18,7 +18,8 @@ from flows.core.events import Event, Rejected
 from flows.core.policies import load_policies
 from flows.core.records import DeadLetter, Record, SlaRecord
 from flows.core.timefmt import format_instant
-from flows.dataflow import MonitorConfig, ShardBatch, ShardLogic, _AgentLoads, build_monitor
+from flows.monitor.flow import build_monitor
+from flows.monitor.shard import MonitorConfig, ShardBatch, ShardLogic, _AgentLoads
 from flows.replay import replay_records
 from tests.flowkit import chunks, encode, simulate, write_policies
 

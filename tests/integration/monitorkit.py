@@ -15,7 +15,7 @@ from typing import Any
 import orjson
 from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
 
-from flows.stack import Endpoints
+from flows.devstack import Endpoints
 
 REPO = Path(__file__).resolve().parents[2]
 Json = dict[str, Any]

@@ -11,8 +11,8 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
 from flows.connectors.kafka import KafkaRecordSink, OutputTopics
 from flows.core.records import ActionRecord, DeadLetter, Record, SlaRecord, to_json_dict
+from flows.devstack import Endpoints
 from flows.exceptions import ConnectorError
-from flows.stack import Endpoints
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
 

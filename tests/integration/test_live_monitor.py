@@ -15,8 +15,8 @@ import pytest
 from flows.core.policies import load_policies
 from flows.core.records import to_json_dict
 from flows.core.timefmt import parse_instant
+from flows.devstack import Endpoints, Stack
 from flows.replay import replay_records
-from flows.stack import Endpoints, Stack
 from tests.conftest import QuestDB
 from tests.flowkit import QUICK_POLICIES, encode, simulate, write_policies
 from tests.integration.monitorkit import (

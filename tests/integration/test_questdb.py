@@ -11,9 +11,9 @@ from bytewax.dataflow import Dataflow
 from bytewax.testing import TestingSource, run_main
 
 from flows.connectors.questdb import Heartbeat, QuestDBWriter, TableNames
-from flows.connectors.questdb_sink import QuestDBSink
+from flows.connectors.questdb.sink import QuestDBSink
 from flows.core.records import ActionRecord, DeadLetter, SlaRecord
-from flows.stack import Endpoints
+from flows.devstack import Endpoints
 from tests.conftest import QuestDB
 from tests.questdbkit import DAY, MINUTE, drop_tables, new_prefix, now_ms, sla, to_ms
 

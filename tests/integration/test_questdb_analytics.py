@@ -12,7 +12,7 @@ import pytest
 
 from flows.connectors.questdb import Heartbeat, QuestDBWriter, TableNames
 from flows.core.records import Record
-from flows.stack import Endpoints
+from flows.devstack import Endpoints
 from tests.conftest import QuestDB
 from tests.questdbkit import DAY, EPOCH, HOUR, MINUTE, drop_tables, new_prefix, now_ms, sla
 

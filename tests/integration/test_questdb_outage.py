@@ -19,7 +19,9 @@ import pytest
 
 from flows.connectors.questdb import Heartbeat, QuestDBWriter, TableNames
 from flows.core.records import DeadLetter, Record, SlaRecord
-from flows.stack import QUESTDB_JAVA_OPTS, Endpoints, Stack, render_questdb_config, require_java
+from flows.devstack import Endpoints, Stack
+from flows.devstack.jars import require_java
+from flows.devstack.stack import QUESTDB_JAVA_OPTS, render_questdb_config
 from tests.conftest import QuestDB
 from tests.questdbkit import DAY, MINUTE, now_ms, sla
 

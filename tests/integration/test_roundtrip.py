@@ -11,7 +11,7 @@ import pytest
 from confluent_kafka import Consumer, Producer
 from questdb import Sender
 
-from flows.stack import Endpoints
+from flows.devstack import Endpoints
 from tests.conftest import QuestDB
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]

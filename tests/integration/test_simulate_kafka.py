@@ -15,7 +15,7 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 from flows.cli import main
 from flows.core.decode import decode_event
 from flows.core.events import Rejected
-from flows.stack import Endpoints
+from flows.devstack import Endpoints
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
 

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from flows.stack import Endpoints, Stack
+from flows.devstack import Endpoints, Stack
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
 

@@ -13,13 +13,12 @@ from flows.connectors.questdb import (
     Heartbeat,
     QuestDBWriter,
     TableNames,
-    _format_conf,
-    _parse_conf,
     collapse_clocks,
     create_table_statements,
     record_is_open,
 )
-from flows.connectors.questdb_sink import QuestDBSink
+from flows.connectors.questdb.http import _format_conf, _parse_conf
+from flows.connectors.questdb.sink import QuestDBSink
 from flows.core.records import ActionRecord, DeadLetter, SlaRecord
 
 pytestmark = pytest.mark.unit

@@ -98,3 +98,28 @@ def test_run_refuses_half_a_cluster() -> None:
     )
     assert result.exit_code == 1
     assert "--process-id and --addresses" in result.output
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "says"),
+    [
+        ("--questdb-conf", "tcp::addr=127.0.0.1:9009;", "invalid QuestDB configuration"),
+        ("--questdb-conf", "http::addr=127.0.0.1:9000;auto_flush_rows=x;", "QuestDB"),
+        ("--table-prefix", "sla-", "invalid QuestDB configuration"),
+    ],
+)
+def test_run_refuses_a_bad_questdb_configuration_before_starting(
+    tmp_path: Path, option: str, value: str, says: str
+) -> None:
+    """A QuestDB configuration no worker could use stops `slawatch run` with one line."""
+    policies = tmp_path / "p.yaml"
+    policies.write_text("policies:\n  - id: d\n    targets: {first_response: {within: 5m}}\n")
+    result = CliRunner().invoke(
+        main,
+        ["run", "--policies", str(policies), option, value,
+         "--bootstrap-servers", "127.0.0.1:1"],
+    )  # fmt: skip
+    assert result.exit_code == 1, result.output
+    assert says in result.output
+    assert "Traceback" not in result.output
+    assert len(result.output.strip().splitlines()) == 1

@@ -9,10 +9,10 @@ import pytest
 from click.testing import CliRunner
 
 from flows.cli import main
+from flows.connectors.kafka.admin import EventSender
 from flows.core.timefmt import parse_instant
-from flows.exceptions import SimulationError
+from flows.exceptions import ConnectorError
 from flows.sim.business import load_business
-from flows.sim.kafka_out import KafkaSender
 from flows.sim.output import send_live
 from flows.sim.simulator import HOUR, Simulator, Timeline
 
@@ -95,7 +95,7 @@ def test_an_invalid_business_file_is_one_sentence(tmp_path: Path) -> None:
 def test_an_unreachable_broker_is_one_sentence() -> None:
     """Sending to a Kafka that does not answer fails fast with what to do."""
     with (
-        pytest.raises(SimulationError, match="cannot reach Kafka at 127.0.0.1:9"),
-        KafkaSender("127.0.0.1:9", "t", timeout_s=1.0),
+        pytest.raises(ConnectorError, match="cannot reach Kafka at 127.0.0.1:9"),
+        EventSender("127.0.0.1:9", "t", timeout_s=1.0),
     ):
         pass

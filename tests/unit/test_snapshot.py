@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
+from flows.core.decode import decode_event
 from flows.core.engine import Engine
+from flows.core.events import Rejected
 from flows.core.snapshot import dump_engine, load_engine
 from tests.enginekit import assign, conv_event, inbound, ms, policies, reply
+from tests.latekit import HORIZON_MS, final_states
+from tests.latekit import PSET as LATE_PSET
 
 pytestmark = pytest.mark.unit
 
@@ -60,3 +66,32 @@ def test_redelivered_event_after_restore_is_still_ignored() -> None:
     assert restored.seen == {}
     # A second promise would start a second follow_up clock: the redelivery must not.
     assert restored.process([promise], ms(200)) == []
+
+
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
+
+
+def test_a_snapshot_written_by_slawatch_0_1_restores_and_carries_on() -> None:
+    """A recovery snapshot from before the package layout changed resumes with the same clocks.
+
+    `engine-0.1.snapshot` was written by the 0.1 engine after the first half of
+    `engine-0.1.events.jsonl`; restored here, fed the second half, every clock ends as in a
+    fresh run over all the events.
+    """
+    lines = (FIXTURES / "engine-0.1.events.jsonl").read_bytes().splitlines()
+    events = [decode_event(line) for line in lines]
+    assert all(not isinstance(e, Rejected) for e in events)
+    half = len(events) // 2
+    fresh = Engine(LATE_PSET, horizon_ms=HORIZON_MS)
+    first: list[object] = []
+    for event in events[:half]:
+        first += fresh.process([event], event.occurred_at)  # type: ignore[list-item]
+    rest: list[object] = []
+    for event in events[half:]:
+        rest += fresh.process([event], event.occurred_at)  # type: ignore[list-item]
+    restored = load_engine((FIXTURES / "engine-0.1.snapshot").read_bytes(), LATE_PSET)
+    resumed: list[object] = []
+    for event in events[half:]:
+        resumed += restored.process([event], event.occurred_at)  # type: ignore[list-item]
+    assert len(restored.conversations) == len(fresh.conversations)
+    assert final_states(first + resumed) == final_states(first + rest)

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from flows.watermark import ShardClock
+from flows.monitor.watermark import ShardClock
 
 pytestmark = pytest.mark.unit
 

@@ -1,4 +1,4 @@
-"""Kafka for the live monitor: a fetch-at-a-time Bytewax source and a batching record sink.
+"""The monitor's Kafka input: a fetch-at-a-time Bytewax source.
 
 Bytewax's cost is per item, not per event, so the source hands the flow ONE item per Kafka fetch
 (`Fetch`: up to `max_messages` raw values of one partition) instead of one item per message; the
@@ -6,10 +6,10 @@ flow decodes and groups them in plain Python. Each Kafka topic-partition is one 
 partition; its snapshot is the next offset to read, so a restart with recovery resumes exactly
 where the last snapshot was taken (no consumer group, nothing committed to Kafka).
 
-A fetch also reports the partition's progress for event time (`flows.watermark`): whether the
-reader has caught up with the end of the log, its wall clock, its position and its backlog. An
-idle partition sends an empty `Fetch` (a *tick*) every `idle_tick_ms`, so that event time keeps
-following the wall clock on a quiet stream.
+A fetch also reports the partition's progress for event time (`flows.monitor.watermark`):
+whether the reader has caught up with the end of the log, its wall clock, its position and its
+backlog. An idle partition sends an empty `Fetch` (a *tick*) every `idle_tick_ms`, so that event
+time keeps following the wall clock on a quiet stream.
 
 Errors that the consumer reports for a message (`message.error()`) are not dropped: they travel
 in the fetch and become dead letters with the reason. Client-wide errors (a broker that is down)
@@ -19,31 +19,20 @@ are logged; the consumer reconnects by itself.
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
-import orjson
 from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
-from bytewax.outputs import DynamicSink, StatelessSinkPartition
-from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Producer, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartition
 from confluent_kafka.admin import AdminClient
 
-from flows.core.records import ActionRecord, DeadLetter, Record, SlaRecord, to_json_dict
-from flows.core.timefmt import format_instant
+from flows.connectors.kafka.admin import log_client_error
 from flows.exceptions import ConnectorError
+from flows.wallclock import now_ms
 
-__all__ = [
-    "Fetch",
-    "KafkaFetchSource",
-    "KafkaRecordSink",
-    "Message",
-    "OutputTopics",
-    "partition_name",
-    "wall_ms",
-]
+__all__ = ["Fetch", "KafkaFetchSource", "Message", "partition_name"]
 
 _log = logging.getLogger(__name__)
 
@@ -54,11 +43,6 @@ FLUSH_WARN_S: Final = 5.0
 
 Message = tuple[bytes | None, int, str | None]
 """One message of a fetch: its raw value, its offset, and the Kafka error if it carries one."""
-
-
-def wall_ms() -> int:
-    """Return the wall clock in epoch milliseconds (UTC)."""
-    return time.time_ns() // 1_000_000
 
 
 def partition_name(topic: str, partition: int) -> str:
@@ -187,7 +171,7 @@ class KafkaFetchSource(FixedPartitionedSource[Fetch, int]):
         *,
         max_messages: int = 5000,
         idle_tick_ms: int = 200,
-        clock: Callable[[], int] = wall_ms,
+        clock: Callable[[], int] = now_ms,
     ) -> None:
         self._config = dict(config)
         self._topics = list(topics)
@@ -227,7 +211,7 @@ class KafkaFetchSource(FixedPartitionedSource[Fetch, int]):
             "enable.auto.offset.store": False,
             "enable.partition.eof": False,
             "auto.offset.reset": "earliest",
-            "error_cb": _log_client_error,
+            "error_cb": log_client_error,
             **self._config,
         }
         return _FetchPartition(
@@ -239,133 +223,3 @@ class KafkaFetchSource(FixedPartitionedSource[Fetch, int]):
             idle_tick_ms=self._idle_tick,
             clock=self._clock,
         )
-
-
-def _log_client_error(err: KafkaError) -> None:
-    if err.fatal():
-        _log.error("Kafka client error (fatal): %s", err.str())
-    else:
-        _log.warning("Kafka client error (retrying): %s", err.str())
-
-
-# -- sink -------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class OutputTopics:
-    """Where each kind of record goes."""
-
-    events: str = "sla.events"
-    actions: str = "sla.actions"
-    deadletter: str = "sla.deadletter"
-
-
-class _RecordPartition(StatelessSinkPartition[list[Record]]):
-    def __init__(
-        self, config: dict[str, Any], topics: OutputTopics, clock: Callable[[], int]
-    ) -> None:
-        failed: list[str] = []
-
-        def delivered(err: KafkaError | None, _msg: object) -> None:
-            if err is not None:
-                failed.append(err.str())
-
-        # One producer-wide delivery callback, called for failures only: a callback passed to
-        # every `produce`, and a report for every success, cost ~0.7 us per record. (A closure,
-        # not a bound method, so that the producer does not hold its partition in a cycle.)
-        self._producer = Producer(
-            {**config, "delivery.report.only.error": True, "on_delivery": delivered}
-        )
-        self._failed = failed
-        self._topics = topics
-        self._clock = clock
-
-    def write_batch(self, items: list[list[Record]]) -> None:
-        """Produce every record of every item, then wait until Kafka has acknowledged them all.
-
-        Raises:
-            ConnectorError: Kafka refused a record (the flow stops; a restart with recovery
-                sends the records after the last snapshot again).
-        """
-        producer = self._producer
-        topics = self._topics
-        emitted_at = format_instant(self._clock())
-        dumps = orjson.dumps
-        for batch in items:
-            for rec in batch:
-                if isinstance(rec, SlaRecord):
-                    topic, key = topics.events, rec.conversation_id
-                elif isinstance(rec, ActionRecord):
-                    topic, key = topics.actions, rec.conversation_id
-                else:
-                    topic, key = topics.deadletter, rec.source
-                value = dumps(to_json_dict(rec, emitted_at))
-                while True:
-                    try:
-                        producer.produce(topic, value, key)
-                        break
-                    except BufferError:
-                        producer.poll(0.05)
-            producer.poll(0)
-        self._flush()
-
-    def _flush(self) -> None:
-        started = time.monotonic()
-        while self._producer.flush(FLUSH_WARN_S) > 0:
-            _log.warning(
-                "Kafka has not acknowledged %d output records after %.0f s; still waiting",
-                len(self._producer),
-                time.monotonic() - started,
-            )
-        if self._failed:
-            # Emptied in place: the delivery callback holds this very list.
-            failed = self._failed.copy()
-            self._failed.clear()
-            reason = f"Kafka refused {len(failed)} output records, e.g.: {failed[0]}"
-            raise ConnectorError(reason)
-
-    def close(self) -> None:
-        """Deliver what is still queued."""
-        self._flush()
-
-
-class KafkaRecordSink(DynamicSink[list[Record]]):
-    """Writes lists of records as JSON (SPEC §6) to their topics, one producer per worker.
-
-    SLA and action records are keyed by `conversation_id`, dead letters by their `source`.
-    Each `write_batch` ends with a flush, so a snapshot never runs ahead of what Kafka holds.
-
-    Args:
-        config: librdkafka properties; must hold `bootstrap.servers`.
-        topics: the output topics.
-        clock: the wall clock in epoch ms, for `emitted_at`.
-    """
-
-    def __init__(
-        self,
-        config: dict[str, Any],
-        topics: OutputTopics,
-        *,
-        clock: Callable[[], int] = wall_ms,
-    ) -> None:
-        self._config = {
-            "queue.buffering.max.messages": 1_000_000,
-            "linger.ms": 5,
-            "compression.type": "lz4",
-            "enable.idempotence": True,
-            "error_cb": _log_client_error,
-            **config,
-        }
-        self._topics = topics
-        self._clock = clock
-
-    def build(self, step_id: str, worker_index: int, worker_count: int) -> _RecordPartition:
-        """Open this worker's producer."""
-        return _RecordPartition(self._config, self._topics, self._clock)
-
-
-def dead_letter_for_error(partition: str, offset: int, error: str, raw: bytes | None) -> DeadLetter:
-    """Return the dead letter of a message that Kafka delivered with an error."""
-    text = "" if raw is None else raw.decode("utf-8", errors="replace")
-    where = f"{partition}/{offset}" if offset >= 0 else f"{partition}/?"
-    return DeadLetter(reason=f"Kafka error: {error}", raw=text, source=where)

@@ -13,27 +13,22 @@ Example:
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
 from bytewax.outputs import DynamicSink, StatelessSinkPartition
 
-from flows.connectors.questdb import Heartbeat, QuestDBWriter
+from flows.connectors.questdb.writer import Heartbeat, QuestDBWriter
 from flows.core.records import Record
 from flows.exceptions import ConnectorError
+from flows.wallclock import now_ms
 
-__all__ = ["QuestDBItem", "QuestDBSink", "wall_clock_ms"]
+__all__ = ["QuestDBItem", "QuestDBSink"]
 
 _log = logging.getLogger(__name__)
 
 QuestDBItem = Sequence[Record] | Heartbeat
 """What the sink takes: a batch of records, or a worker heartbeat."""
-
-
-def wall_clock_ms() -> int:
-    """Return the wall-clock time in epoch milliseconds (the records' `emitted_at`)."""
-    return time.time_ns() // 1_000_000
 
 
 class _QuestDBPartition(StatelessSinkPartition[QuestDBItem]):
@@ -77,7 +72,7 @@ class QuestDBSink(DynamicSink[QuestDBItem]):
         self,
         conf: str,
         *,
-        now_ms: Callable[[], int] = wall_clock_ms,
+        now_ms: Callable[[], int] = now_ms,
         **writer_options: Any,
     ) -> None:
         self.conf = conf

@@ -1,41 +1,71 @@
-"""Sending simulated events to Kafka, and finding the local stack's broker.
+"""Kafka administration and plain producing, shared by the monitor, the simulator and tests.
 
-librdkafka's own log lines (connection refused while a broker starts, ...) are kept off the
-terminal: a broker that cannot be reached becomes one `SimulationError` sentence instead.
+`ensure_topics` creates the monitor's topics; `EventSender` sends `(key, value)` events to one
+topic for the simulator and the demo, with librdkafka's own log kept off the terminal and an
+unreachable broker turned into one sentence; `log_client_error` is the client-wide error
+callback of the monitor's consumers and producers.
 """
 
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from flows.exceptions import SimulationError
-from flows.stack import Stack
+from confluent_kafka import KafkaError
+from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
 
-_quiet = logging.getLogger("flows.sim.librdkafka")
+from flows.exceptions import ConnectorError
+from flows.settings import Settings
+
+__all__ = ["EventSender", "ensure_topics", "log_client_error"]
+
+_log = logging.getLogger(__name__)
+_quiet = logging.getLogger("flows.librdkafka")
 _quiet.addHandler(logging.NullHandler())
 _quiet.propagate = False
 
 
-def stack_bootstrap(directory: Path | None = None) -> str:
-    """Return the bootstrap servers of the running `slawatch stack`.
+def log_client_error(err: KafkaError) -> None:
+    """Log a client-wide Kafka error (the client retries by itself unless it is fatal)."""
+    if err.fatal():
+        _log.error("Kafka client error (fatal): %s", err.str())
+    else:
+        _log.warning("Kafka client error (retrying): %s", err.str())
+
+
+def ensure_topics(settings: Settings, partitions: int) -> list[str]:
+    """Create the input and output topics that do not exist yet; return the names created.
 
     Raises:
-        SimulationError: no stack runs in `directory` (default folder when None).
+        ConnectorError: Kafka refused to create a topic.
     """
-    status = Stack(directory=directory).status()
-    if not status.kafka_running or status.endpoints is None:
-        msg = (
-            f"no slawatch stack is running in {status.directory}; start it with "
-            "`slawatch stack up` (or give --bootstrap-servers)"
-        )
-        raise SimulationError(msg)
-    return status.endpoints.bootstrap_servers
+    admin = AdminClient(settings.kafka_common())
+    existing = set(admin.list_topics(timeout=30).topics)
+    wanted = [
+        *settings.input_topics,
+        settings.events_topic,
+        settings.actions_topic,
+        settings.deadletter_topic,
+    ]
+    missing = [name for name in dict.fromkeys(wanted) if name not in existing]
+    if not missing:
+        return []
+    futures = admin.create_topics(
+        [NewTopic(name, num_partitions=partitions, replication_factor=-1) for name in missing],
+        operation_timeout=30,
+    )
+    for name, future in futures.items():
+        try:
+            future.result(timeout=60)
+        except Exception as exc:
+            if "TOPIC_ALREADY_EXISTS" not in str(exc):
+                msg = f"cannot create topic {name!r}: {exc}"
+                raise ConnectorError(msg) from exc
+    return missing
 
 
-class KafkaSender:
+class EventSender:
     """A producer that sends `(key, value)` pairs to one topic; use it as a context manager.
 
     Entering checks that the broker answers within `timeout_s`; leaving flushes and raises if
@@ -70,7 +100,7 @@ class KafkaSender:
             if self.first_error is None:
                 self.first_error = str(err)
 
-    def __enter__(self) -> KafkaSender:
+    def __enter__(self) -> EventSender:
         from confluent_kafka import KafkaException  # noqa: PLC0415
 
         try:
@@ -80,7 +110,7 @@ class KafkaSender:
                 f"cannot reach Kafka at {self.bootstrap_servers}; start it with "
                 "`slawatch stack up` or check --bootstrap-servers"
             )
-            raise SimulationError(msg) from exc
+            raise ConnectorError(msg) from exc
         return self
 
     def send(self, key: str, value: bytes) -> None:
@@ -108,4 +138,4 @@ class KafkaSender:
                 f"{left + self.failed} events were not delivered to {self.topic} on "
                 f"{self.bootstrap_servers} ({self.first_error or 'timed out'}); check the broker"
             )
-            raise SimulationError(msg)
+            raise ConnectorError(msg)

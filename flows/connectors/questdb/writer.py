@@ -17,7 +17,7 @@ HTTP request (one per `chunk_rows` records for bigger batches). When QuestDB can
 the rows stay in a bounded in-memory buffer and are sent again, oldest first, by the next write
 or `maybe_flush` after a back-off; nothing is lost unless the buffer overflows (then the oldest
 rows go, with an error in the log). The module imports nothing from Bytewax;
-`flows.connectors.questdb_sink` adapts the writer to a sink.
+`flows.connectors.questdb.sink` adapts the writer to a sink.
 
 Example:
     >>> writer = QuestDBWriter("http::addr=127.0.0.1:9000;")  # doctest: +SKIP
@@ -28,46 +28,39 @@ Example:
 
 from __future__ import annotations
 
-import base64
-import json
 import logging
 import re
-import ssl
 import time
-import urllib.error
-import urllib.parse
-import urllib.request
-from collections import OrderedDict, deque
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, fields
-from operator import attrgetter
-from typing import Any, Final
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Final
 
 from questdb import QuestDBError as _IngressError
 from questdb import Sender, TimestampMicros, TimestampNanos
 
-from flows.core.records import ActionRecord, DeadLetter, Record, SlaRecord
+from flows.connectors.questdb.clocks import ClockId, ClockKey, ClockTracker, EventKey
+from flows.connectors.questdb.http import _format_conf, _Http, _parse_conf, _sql_text
+from flows.connectors.questdb.rows import (
+    _action_row,
+    _clock_rows,
+    _deadletter_row,
+    _event_rows,
+    _micros,
+)
+from flows.connectors.questdb.schema import (
+    DEFAULT_PREFIX,
+    DEFAULT_TTL_DAYS,
+    TableNames,
+    create_table_statements,
+)
+from flows.core.records import ActionRecord, Record, SlaRecord
 from flows.core.timefmt import parse_instant
-from flows.core.vocabulary import clock_is_open
 from flows.exceptions import ConnectorError
-
-__all__ = [
-    "DEFAULT_PREFIX",
-    "ClockTracker",
-    "Heartbeat",
-    "QuestDBWriter",
-    "TableNames",
-    "WriterStats",
-    "record_is_open",
-    "create_table_statements",
-]
 
 _log = logging.getLogger(__name__)
 
-DEFAULT_PREFIX: Final = "sla_"
-DEFAULT_TTL_DAYS: Final = 90
 
-_PREFIX_RE: Final = re.compile(r"[A-Za-z_][A-Za-z0-9_]*|")
 # QuestDB answers rows it cannot store with HTTP 400 and this code; resending cannot help.
 _REJECTED: Final = re.compile(r'"code"\s*:\s*"invalid"')
 _SENDER_DEFAULTS: Final = (
@@ -82,315 +75,6 @@ _SENDER_DEFAULTS: Final = (
 )
 _MS_TO_NS: Final = 1_000_000
 _CLOCK_LOOKUP_CHUNK: Final = 200
-
-
-# -- tables ----------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class TableNames:
-    """The names of the five tables for one prefix (`sla_events`, `sla_clocks`, ...)."""
-
-    prefix: str = DEFAULT_PREFIX
-
-    def __post_init__(self) -> None:
-        if _PREFIX_RE.fullmatch(self.prefix) is None:
-            msg = f"table prefix {self.prefix!r} must be letters, digits and underscores"
-            raise ValueError(msg)
-
-    @property
-    def events(self) -> str:
-        """Every SLA record."""
-        return f"{self.prefix}events"
-
-    @property
-    def clocks(self) -> str:
-        """One row per clock: its latest state."""
-        return f"{self.prefix}clocks"
-
-    @property
-    def actions(self) -> str:
-        """Every action record (notify, reassign)."""
-        return f"{self.prefix}actions"
-
-    @property
-    def deadletters(self) -> str:
-        """Every dead letter."""
-        return f"{self.prefix}deadletters"
-
-    @property
-    def heartbeat(self) -> str:
-        """One row per worker heartbeat."""
-        return f"{self.prefix}heartbeat"
-
-    def all(self) -> tuple[str, str, str, str, str]:
-        """Return the five table names."""
-        return (self.events, self.clocks, self.actions, self.deadletters, self.heartbeat)
-
-
-_SUFFIX: Final = " PARTITION BY DAY TTL {ttl} DAYS WAL DEDUP UPSERT KEYS({keys})"
-
-_EVENTS_COLUMNS: Final = """
-    at TIMESTAMP,
-    conversation_id VARCHAR,
-    cycle INT,
-    metric SYMBOL,
-    seq INT,
-    status SYMBOL,
-    policy_id SYMBOL,
-    target_s DOUBLE,
-    started_at TIMESTAMP,
-    warn_at TIMESTAMP,
-    deadline_at TIMESTAMP,
-    stopped_at TIMESTAMP,
-    elapsed_s DOUBLE,
-    breached BOOLEAN,
-    agent_id SYMBOL,
-    team_id SYMBOL,
-    priority SYMBOL,
-    segment SYMBOL,
-    lead_source SYMBOL,
-    channel SYMBOL,
-    late BOOLEAN,
-    attempts INT,
-    cause SYMBOL,
-    emitted_at TIMESTAMP"""
-
-_CLOCKS_COLUMNS: Final = """
-    started_at TIMESTAMP,
-    conversation_id VARCHAR,
-    cycle INT,
-    metric SYMBOL,
-    seq INT,
-    status SYMBOL,
-    open BOOLEAN,
-    breached BOOLEAN,
-    cause SYMBOL,
-    warn_at TIMESTAMP,
-    deadline_at TIMESTAMP,
-    stopped_at TIMESTAMP,
-    elapsed_s DOUBLE,
-    target_s DOUBLE,
-    agent_id SYMBOL,
-    team_id SYMBOL,
-    priority SYMBOL,
-    segment SYMBOL,
-    lead_source SYMBOL,
-    channel SYMBOL,
-    attempts INT,
-    policy_id SYMBOL,
-    updated_at TIMESTAMP"""
-
-_ACTIONS_COLUMNS: Final = """
-    at TIMESTAMP,
-    conversation_id VARCHAR,
-    cycle INT,
-    metric SYMBOL,
-    seq INT,
-    action SYMBOL,
-    trigger SYMBOL,
-    policy_id SYMBOL,
-    from_agent SYMBOL,
-    to_agent SYMBOL,
-    notify VARCHAR,
-    reason VARCHAR,
-    emitted_at TIMESTAMP"""
-
-_DEADLETTERS_COLUMNS: Final = """
-    emitted_at TIMESTAMP,
-    source VARCHAR,
-    reason VARCHAR,
-    raw VARCHAR"""
-
-_HEARTBEAT_COLUMNS: Final = """
-    at TIMESTAMP,
-    worker SYMBOL,
-    watermark TIMESTAMP,
-    lag_ms LONG,
-    events_in LONG,
-    records_out LONG,
-    dead_letters LONG"""
-
-
-def create_table_statements(
-    names: TableNames, ttl_days: int = DEFAULT_TTL_DAYS
-) -> list[tuple[str, str]]:
-    """Return the `CREATE TABLE IF NOT EXISTS` statement of each table, with its name.
-
-    Args:
-        names: The table names.
-        ttl_days: Partitions older than this many days (by designated timestamp) are dropped.
-
-    Returns:
-        `(table, sql)` pairs, in the order they are run.
-    """
-    specs = (
-        (names.events, _EVENTS_COLUMNS, "at", "at, conversation_id, cycle, metric, seq, status"),
-        (
-            names.clocks,
-            _CLOCKS_COLUMNS,
-            "started_at",
-            "started_at, conversation_id, cycle, metric, seq",
-        ),
-        (
-            names.actions,
-            _ACTIONS_COLUMNS,
-            "at",
-            "at, conversation_id, cycle, metric, seq, action, trigger",
-        ),
-        (names.deadletters, _DEADLETTERS_COLUMNS, "emitted_at", "emitted_at, source"),
-        (names.heartbeat, _HEARTBEAT_COLUMNS, "at", "at, worker"),
-    )
-    return [
-        (
-            table,
-            f"CREATE TABLE IF NOT EXISTS {table} ({columns}\n) TIMESTAMP({ts})"
-            + _SUFFIX.format(ttl=ttl_days, keys=keys),
-        )
-        for table, columns, ts, keys in specs
-    ]
-
-
-# -- clocks ----------------------------------------------------------------------------------
-
-ClockId = tuple[str, int, str, int]
-EventKey = tuple[int, str, int, str, int, str]
-"""A row of `<prefix>events`: `(at, conversation_id, cycle, metric, seq, status)`."""
-ClockKey = tuple[int, str, int, str, int]
-"""A row of `<prefix>clocks`: `(started_at, conversation_id, cycle, metric, seq)`."""
-
-
-_SLA_FIELDS: Final = tuple(f.name for f in fields(SlaRecord) if f.init)
-_SLA_VALUES: Final = attrgetter(*_SLA_FIELDS)
-_SLA_INDEX: Final = {name: i for i, name in enumerate(_SLA_FIELDS)}
-
-
-def _replace(record: SlaRecord, **changes: Any) -> SlaRecord:
-    """`dataclasses.replace` for an `SlaRecord`, several times faster."""
-    values = list(_SLA_VALUES(record))
-    for name, value in changes.items():
-        values[_SLA_INDEX[name]] = value
-    return SlaRecord(*values)
-
-
-def record_is_open(record: SlaRecord) -> bool:
-    """Whether the clock is still running after `record` (the core's `clock_is_open`)."""
-    return clock_is_open(record.status, record.metric)
-
-
-class ClockTracker:
-    """Turns SLA records into `<prefix>clocks` rows: the latest state of each clock.
-
-    It remembers, for the most recently seen clocks, where their row is (`started_at`) and the
-    cause of their breach, because the engine puts `cause` only on the `breached` record while
-    the row must keep it through a later `stopped` or `paused`. A late correction can move a
-    clock's start (an earlier customer message arrived late); the row keyed on the old start is
-    then rewritten as `cancelled` so the clock is not counted twice.
-
-    Args:
-        max_clocks: How many clocks to remember (least recently seen are forgotten first).
-    """
-
-    __slots__ = ("_known", "max_clocks")
-
-    def __init__(self, max_clocks: int = 200_000) -> None:
-        if max_clocks < 1:
-            msg = f"max_clocks must be at least 1, not {max_clocks}"
-            raise ValueError(msg)
-        self.max_clocks = max_clocks
-        self._known: OrderedDict[ClockId, tuple[int, str | None]] = OrderedDict()
-
-    def __len__(self) -> int:
-        return len(self._known)
-
-    def __contains__(self, clock: object) -> bool:
-        return clock in self._known
-
-    def remember(self, clock: ClockId, started_at: int, cause: str | None) -> None:
-        """Record where a clock's row is and its breach cause (e.g. read back from QuestDB)."""
-        known = self._known
-        known[clock] = (started_at, cause)
-        known.move_to_end(clock)
-        if len(known) > self.max_clocks:
-            known.popitem(last=False)
-
-    def needs_lookup(self, record: SlaRecord) -> bool:
-        """Whether only the stored table can tell this record's breach cause or former start.
-
-        True for a clock this tracker does not know whose record is a late correction (it may
-        have moved the clock's start) or is breached without a cause (carried from earlier).
-        """
-        return (record.late or (record.breached and record.cause is None)) and (
-            record.identity() not in self._known
-        )
-
-    def unknown_needing_lookup(self, records: Iterable[SlaRecord]) -> set[ClockId]:
-        """Return the clocks of `records` for which `needs_lookup` holds, each once."""
-        known = self._known
-        wanted: set[ClockId] = set()
-        for r in records:
-            # Most records are neither late nor breached: test that before building the key.
-            if r.late or (r.breached and r.cause is None):
-                clock = (r.conversation_id, r.cycle, r.metric, r.seq)
-                if clock not in known:
-                    wanted.add(clock)
-        return wanted
-
-    def collect(self, records: Iterable[SlaRecord], into: dict[ClockKey, SlaRecord]) -> None:
-        """Fold records, in emission order, into the clock rows `into` (last state wins).
-
-        `into` maps each row key to the record whose values the row takes (its `cause` carried
-        over while breached). A key already present is replaced, so rows collected over several
-        batches collapse to one per clock before they are written.
-        """
-        known = self._known
-        get = known.get
-        limit = self.max_clocks
-        for emitted in records:
-            record = emitted
-            conv, cycle, metric, seq = (
-                record.conversation_id,
-                record.cycle,
-                record.metric,
-                record.seq,
-            )
-            clock = (conv, cycle, metric, seq)
-            started_at = record.started_at
-            breached = record.breached
-            previous = get(clock)
-            if previous is None:
-                into[(started_at, conv, cycle, metric, seq)] = record
-                # A new key goes to the end of the OrderedDict: no move_to_end needed.
-                known[clock] = (started_at, record.cause if breached else None)
-                if len(known) > limit:
-                    known.popitem(last=False)
-                continue
-            old_start, old_cause = previous
-            cause = record.cause
-            if cause is None and breached:
-                cause = old_cause
-                record = _replace(record, cause=cause)
-            if old_start != started_at:
-                into[(old_start, conv, cycle, metric, seq)] = _replace(
-                    record,
-                    started_at=old_start,
-                    status="cancelled",
-                    breached=False,
-                    cause=None,
-                )
-            into[(started_at, conv, cycle, metric, seq)] = record
-            known[clock] = (started_at, cause if breached else None)
-            known.move_to_end(clock)
-
-
-def collapse_clocks(records: Iterable[SlaRecord]) -> list[SlaRecord]:
-    """Return the latest record of each clock among `records`, as a fresh tracker folds them."""
-    rows: dict[ClockKey, SlaRecord] = {}
-    ClockTracker().collect(records, rows)
-    return list(rows.values())
-
-
-# -- heartbeat and stats ---------------------------------------------------------------------
 
 
 @dataclass(frozen=True, slots=True)
@@ -437,121 +121,6 @@ class WriterStats:
     failing_since: float | None
 
 
-# -- configuration and HTTP -------------------------------------------------------------------
-
-
-def _parse_conf(conf: str) -> tuple[str, dict[str, str]]:
-    """Split a `questdb` client configuration string into its protocol and its parameters."""
-    protocol, sep, rest = conf.strip().partition("::")
-    if not sep or protocol not in ("http", "https"):
-        msg = (
-            f"QuestDB configuration {conf!r} must start with http:: or https:: "
-            "(ILP over HTTP, e.g. 'http::addr=127.0.0.1:9000;')"
-        )
-        raise ValueError(msg)
-    params: dict[str, str] = {}
-    i, n = 0, len(rest)
-    while i < n:
-        eq = rest.find("=", i)
-        if eq < 0:
-            msg = f"QuestDB configuration {conf!r}: {rest[i:]!r} is not key=value"
-            raise ValueError(msg)
-        key = rest[i:eq].strip()
-        value: list[str] = []
-        j = eq + 1
-        while j < n:
-            if rest[j] == ";":
-                if j + 1 < n and rest[j + 1] == ";":  # `;;` escapes a semicolon
-                    value.append(";")
-                    j += 2
-                    continue
-                break
-            value.append(rest[j])
-            j += 1
-        params[key] = "".join(value)
-        i = j + 1
-    if "addr" not in params:
-        msg = f"QuestDB configuration {conf!r} has no addr=host:port"
-        raise ValueError(msg)
-    return protocol, params
-
-
-def _format_conf(protocol: str, params: dict[str, str]) -> str:
-    body = "".join(f"{key}={value.replace(';', ';;')};" for key, value in params.items())
-    return f"{protocol}::{body}"
-
-
-class _Http:
-    """QuestDB's REST `/exec` endpoint, for DDL and small reads."""
-
-    def __init__(self, protocol: str, params: dict[str, str], timeout_s: float) -> None:
-        addr = params["addr"]
-        if ":" not in addr:
-            addr = f"{addr}:9000"
-        self.addr = addr
-        self.base = f"{protocol}://{addr}/exec?"
-        self.timeout_s = timeout_s
-        self.headers: dict[str, str] = {}
-        if "token" in params:
-            self.headers["Authorization"] = f"Bearer {params['token']}"
-        elif "username" in params:
-            pair = f"{params['username']}:{params.get('password', '')}".encode()
-            self.headers["Authorization"] = "Basic " + base64.b64encode(pair).decode()
-        self.context: ssl.SSLContext | None = None
-        if protocol == "https":
-            self.context = ssl.create_default_context(cafile=params.get("tls_roots"))
-            if params.get("tls_verify") == "unsafe_off":
-                self.context.check_hostname = False
-                self.context.verify_mode = ssl.CERT_NONE
-
-    def execute(self, sql: str, timeout_s: float | None = None) -> dict[str, Any]:
-        """Run one statement and return QuestDB's JSON answer.
-
-        Raises:
-            ConnectorError: QuestDB cannot be reached or refused the statement.
-        """
-        url = self.base + urllib.parse.urlencode({"query": sql})
-        request = urllib.request.Request(url, headers=self.headers)  # noqa: S310 - http(s) only
-        try:
-            with urllib.request.urlopen(  # noqa: S310 - the scheme is checked in _parse_conf
-                request, timeout=timeout_s or self.timeout_s, context=self.context
-            ) as response:
-                body = response.read()
-        except urllib.error.HTTPError as exc:
-            detail = exc.read().decode("utf-8", "replace")
-            try:
-                detail = str(json.loads(detail).get("error", detail))
-            except ValueError:
-                pass
-            msg = f"QuestDB at {self.addr} refused {_short(sql)}: HTTP {exc.code} {detail}"
-            raise ConnectorError(msg) from None
-        except (OSError, ValueError) as exc:
-            msg = f"QuestDB at {self.addr} cannot be reached: {exc}"
-            raise ConnectorError(msg) from exc
-        answer: dict[str, Any] = json.loads(body)
-        return answer
-
-
-def _short(sql: str, limit: int = 80) -> str:
-    flat = " ".join(sql.split())
-    return flat if len(flat) <= limit else flat[: limit - 3] + "..."
-
-
-def _sql_text(value: str) -> str:
-    return "'" + value.replace("'", "''") + "'"
-
-
-# -- the writer ------------------------------------------------------------------------------
-
-
-def _micros(ms: int | None) -> TimestampMicros | None:
-    return None if ms is None else TimestampMicros(ms * 1000)
-
-
-def _seconds(ms: int | None) -> float | None:
-    return None if ms is None else ms / 1000
-
-
 class _Chunk:
     """Rows waiting to be sent in one HTTP request.
 
@@ -574,6 +143,24 @@ class _Chunk:
     def size(self) -> int:
         """Rows in the chunk, SLA rows included."""
         return self.rows + len(self.events) + len(self.clocks)
+
+
+def check_conf(conf: str, prefix: str = DEFAULT_PREFIX) -> None:
+    """Check a writer configuration at start-up, before any worker builds its writer.
+
+    Raises:
+        ConnectorError: the configuration or the table prefix is unusable; the message names
+            what is wrong in one line.
+    """
+    try:
+        TableNames(prefix)
+        protocol, params = _parse_conf(conf)
+        for key, value in _SENDER_DEFAULTS:
+            params.setdefault(key, value)
+        Sender.from_conf(_format_conf(protocol, params))
+    except (ValueError, _IngressError) as exc:
+        msg = f"invalid QuestDB configuration: {exc}"
+        raise ConnectorError(msg) from exc
 
 
 class QuestDBWriter:
@@ -960,129 +547,3 @@ class QuestDBWriter:
             return
         for clock, (started, cause, _updated) in found.items():
             tracker.remember(clock, started, cause)
-
-
-# -- rows ------------------------------------------------------------------------------------
-
-
-# Built inline, with the timestamp classes and `buffer.row` bound to locals: these loops run for
-# every SLA record (twice), and a function call and five `_micros` calls per row cost as much as
-# the row itself. The column order is the same as in the tables.
-
-
-def _event_rows(
-    buffer: Any, table: str, events: Iterable[tuple[SlaRecord, TimestampMicros]]
-) -> None:
-    row = buffer.row
-    micros = TimestampMicros
-    nanos = TimestampNanos
-    for r, emitted in events:
-        target = r.target
-        warn_at = r.warn_at
-        deadline_at = r.deadline_at
-        stopped_at = r.stopped_at
-        row(
-            table,
-            symbols={
-                "metric": r.metric,
-                "status": r.status,
-                "policy_id": r.policy_id,
-                "agent_id": r.agent_id,
-                "team_id": r.team_id,
-                "priority": r.priority,
-                "segment": r.segment,
-                "lead_source": r.lead_source,
-                "channel": r.channel,
-                "cause": r.cause,
-            },
-            columns={
-                "conversation_id": r.conversation_id,
-                "cycle": r.cycle,
-                "seq": r.seq,
-                "target_s": None if target is None else target / 1000,
-                "started_at": micros(r.started_at * 1000),
-                "warn_at": None if warn_at is None else micros(warn_at * 1000),
-                "deadline_at": None if deadline_at is None else micros(deadline_at * 1000),
-                "stopped_at": None if stopped_at is None else micros(stopped_at * 1000),
-                "elapsed_s": r.elapsed / 1000,
-                "breached": r.breached,
-                "late": r.late,
-                "attempts": r.attempts,
-                "emitted_at": emitted,
-            },
-            at=nanos(r.at * _MS_TO_NS),
-        )
-
-
-def _clock_rows(buffer: Any, table: str, clocks: Iterable[SlaRecord]) -> None:
-    row = buffer.row
-    micros = TimestampMicros
-    nanos = TimestampNanos
-    for r in clocks:
-        status = r.status
-        metric = r.metric
-        target = r.target
-        warn_at = r.warn_at
-        deadline_at = r.deadline_at
-        stopped_at = r.stopped_at
-        row(
-            table,
-            symbols={
-                "metric": metric,
-                "status": status,
-                "cause": r.cause,
-                "agent_id": r.agent_id,
-                "team_id": r.team_id,
-                "priority": r.priority,
-                "segment": r.segment,
-                "lead_source": r.lead_source,
-                "channel": r.channel,
-                "policy_id": r.policy_id,
-            },
-            columns={
-                "conversation_id": r.conversation_id,
-                "cycle": r.cycle,
-                "seq": r.seq,
-                "open": clock_is_open(status, metric),
-                "breached": r.breached,
-                "warn_at": None if warn_at is None else micros(warn_at * 1000),
-                "deadline_at": None if deadline_at is None else micros(deadline_at * 1000),
-                "stopped_at": None if stopped_at is None else micros(stopped_at * 1000),
-                "elapsed_s": r.elapsed / 1000,
-                "target_s": None if target is None else target / 1000,
-                "attempts": r.attempts,
-                "updated_at": micros(r.at * 1000),
-            },
-            at=nanos(r.started_at * _MS_TO_NS),
-        )
-
-
-def _action_row(buffer: Any, table: str, r: ActionRecord, emitted: TimestampMicros) -> None:
-    buffer.row(
-        table,
-        symbols={
-            "metric": r.metric,
-            "action": r.action,
-            "trigger": r.trigger,
-            "policy_id": r.policy_id,
-            "from_agent": r.from_agent,
-            "to_agent": r.to_agent,
-        },
-        columns={
-            "conversation_id": r.conversation_id,
-            "cycle": r.cycle,
-            "seq": r.seq,
-            "notify": r.notify,
-            "reason": r.reason,
-            "emitted_at": emitted,
-        },
-        at=TimestampNanos(r.at * _MS_TO_NS),
-    )
-
-
-def _deadletter_row(buffer: Any, table: str, r: DeadLetter, emitted_at_ms: int) -> None:
-    buffer.row(
-        table,
-        columns={"source": r.source, "reason": r.reason, "raw": r.raw},
-        at=TimestampNanos(emitted_at_ms * _MS_TO_NS),
-    )

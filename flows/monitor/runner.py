@@ -3,7 +3,7 @@
 `slawatch run` is a thin wrapper over `run_monitor`; it is the same as::
 
     python -m bytewax.recovery DIR N            # once, if DIR holds no store yet
-    python -m bytewax.run "flows.dataflow:get_flow()" -r DIR -s SECS -b SECS [-w N | -i I -a ...]
+    python -m bytewax.run "flows.monitor.flow:get_flow()" -r DIR -s SECS -b SECS [-w N|-i I -a ..]
 
 with the settings taken from `SLAWATCH_*` variables, `.env` and the command's options.
 """
@@ -20,14 +20,13 @@ from typing import Any
 from bytewax.errors import BytewaxRuntimeError
 from bytewax.recovery import RecoveryConfig, init_db_dir
 from bytewax.run import cli_main
-from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
 
-from flows.dataflow import get_flow
-from flows.exceptions import ConnectorError, SlawatchError
+from flows.devstack import running_endpoints
+from flows.exceptions import SlawatchError
+from flows.monitor.flow import get_flow
 from flows.settings import Settings
-from flows.stack import Stack
 
-__all__ = ["Cluster", "ensure_recovery_store", "ensure_topics", "run_monitor", "stack_overrides"]
+__all__ = ["Cluster", "ensure_recovery_store", "run_monitor", "stack_overrides"]
 
 _log = logging.getLogger(__name__)
 
@@ -67,11 +66,7 @@ def stack_overrides(directory: Path | None = None) -> dict[str, Any]:
     Raises:
         SlawatchError: the stack does not run.
     """
-    status = Stack(directory=directory).status()
-    if not status.running or status.endpoints is None:
-        msg = f"the stack in {status.directory} is not running; start it with `slawatch stack up`"
-        raise SlawatchError(msg)
-    ep = status.endpoints
+    ep = running_endpoints(directory)
     return {
         "bootstrap_servers": ep.bootstrap_servers,
         "questdb_http": ep.questdb_http,
@@ -114,37 +109,6 @@ def ensure_recovery_store(
         "`python -m bytewax.recovery DIR N` and give each process some of its partitions"
     )
     raise SlawatchError(msg)
-
-
-def ensure_topics(settings: Settings, partitions: int) -> list[str]:
-    """Create the input and output topics that do not exist yet; return the names created.
-
-    Raises:
-        ConnectorError: Kafka refused to create a topic.
-    """
-    admin = AdminClient(settings.kafka_common())
-    existing = set(admin.list_topics(timeout=30).topics)
-    wanted = [
-        *settings.input_topics,
-        settings.events_topic,
-        settings.actions_topic,
-        settings.deadletter_topic,
-    ]
-    missing = [name for name in dict.fromkeys(wanted) if name not in existing]
-    if not missing:
-        return []
-    futures = admin.create_topics(
-        [NewTopic(name, num_partitions=partitions, replication_factor=-1) for name in missing],
-        operation_timeout=30,
-    )
-    for name, future in futures.items():
-        try:
-            future.result(timeout=60)
-        except Exception as exc:
-            if "TOPIC_ALREADY_EXISTS" not in str(exc):
-                msg = f"cannot create topic {name!r}: {exc}"
-                raise ConnectorError(msg) from exc
-    return missing
 
 
 def run_monitor(settings: Settings, cluster: Cluster | None = None) -> None:

@@ -121,9 +121,9 @@ def simulate(
         raise SimulationError(msg)
     first = _instant(start, "--start")
     if from_stack:
-        from flows.sim.kafka_out import stack_bootstrap  # noqa: PLC0415
+        from flows.devstack import running_endpoints  # noqa: PLC0415
 
-        bootstrap_servers = stack_bootstrap(stack_dir)
+        bootstrap_servers = running_endpoints(stack_dir, need_questdb=False).bootstrap_servers
     if seed is None:
         seed = random.SystemRandom().randrange(1_000_000)
         click.echo(f"Seed {seed} (pass --seed {seed} to repeat this run)", err=True)
@@ -161,9 +161,9 @@ def _open_out(path: Path) -> BinaryIO:
 
 
 def _send(sim: Simulator, timeline: Timeline, end: int | None, *, servers: str, topic: str) -> None:
-    from flows.sim.kafka_out import KafkaSender  # noqa: PLC0415
+    from flows.connectors.kafka.admin import EventSender  # noqa: PLC0415
 
-    with KafkaSender(servers, topic) as sender:
+    with EventSender(servers, topic) as sender:
         click.echo(
             f"Sending simulated traffic to {topic} on {servers} at {timeline.speed:g}x "
             "(Ctrl-C stops)",

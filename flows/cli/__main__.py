@@ -1,0 +1,5 @@
+"""`python -m flows.cli`: the `slawatch` command line."""
+
+from flows.cli import main
+
+main()

@@ -1,0 +1,28 @@
+"""QuestDB storage of slawatch's records.
+
+`schema` names the tables and creates them; `clocks` folds records into the latest state of each
+clock; `rows` builds ILP rows; `http` parses client configurations and runs SQL over `/exec`;
+`writer` is the buffering ILP/HTTP writer; `sink` adapts it to Bytewax.
+"""
+
+from flows.connectors.questdb.clocks import ClockTracker, collapse_clocks, record_is_open
+from flows.connectors.questdb.schema import (
+    DEFAULT_PREFIX,
+    DEFAULT_TTL_DAYS,
+    TableNames,
+    create_table_statements,
+)
+from flows.connectors.questdb.writer import Heartbeat, QuestDBWriter, WriterStats
+
+__all__ = [
+    "DEFAULT_PREFIX",
+    "DEFAULT_TTL_DAYS",
+    "ClockTracker",
+    "Heartbeat",
+    "QuestDBWriter",
+    "TableNames",
+    "WriterStats",
+    "collapse_clocks",
+    "create_table_statements",
+    "record_is_open",
+]

@@ -1,0 +1,182 @@
+"""The QuestDB tables of slawatch: names per prefix and their `CREATE TABLE` statements.
+
+Every table is WAL, partitioned by day, with a TTL and `DEDUP UPSERT KEYS` on the row's identity,
+so a retry or a replay never doubles a row and a record with the same identity (a late
+correction, a clock's next status) replaces the stored one. Designated timestamps are event time:
+`at` for records, `started_at` for the latest state of each clock.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Final
+
+DEFAULT_PREFIX: Final = "sla_"
+DEFAULT_TTL_DAYS: Final = 90
+
+_PREFIX_RE: Final = re.compile(r"[A-Za-z_][A-Za-z0-9_]*|")
+
+
+@dataclass(frozen=True, slots=True)
+class TableNames:
+    """The names of the five tables for one prefix (`sla_events`, `sla_clocks`, ...)."""
+
+    prefix: str = DEFAULT_PREFIX
+
+    def __post_init__(self) -> None:
+        if _PREFIX_RE.fullmatch(self.prefix) is None:
+            msg = f"table prefix {self.prefix!r} must be letters, digits and underscores"
+            raise ValueError(msg)
+
+    @property
+    def events(self) -> str:
+        """Every SLA record."""
+        return f"{self.prefix}events"
+
+    @property
+    def clocks(self) -> str:
+        """One row per clock: its latest state."""
+        return f"{self.prefix}clocks"
+
+    @property
+    def actions(self) -> str:
+        """Every action record (notify, reassign)."""
+        return f"{self.prefix}actions"
+
+    @property
+    def deadletters(self) -> str:
+        """Every dead letter."""
+        return f"{self.prefix}deadletters"
+
+    @property
+    def heartbeat(self) -> str:
+        """One row per worker heartbeat."""
+        return f"{self.prefix}heartbeat"
+
+    def all(self) -> tuple[str, str, str, str, str]:
+        """Return the five table names."""
+        return (self.events, self.clocks, self.actions, self.deadletters, self.heartbeat)
+
+
+_SUFFIX: Final = " PARTITION BY DAY TTL {ttl} DAYS WAL DEDUP UPSERT KEYS({keys})"
+
+_EVENTS_COLUMNS: Final = """
+    at TIMESTAMP,
+    conversation_id VARCHAR,
+    cycle INT,
+    metric SYMBOL,
+    seq INT,
+    status SYMBOL,
+    policy_id SYMBOL,
+    target_s DOUBLE,
+    started_at TIMESTAMP,
+    warn_at TIMESTAMP,
+    deadline_at TIMESTAMP,
+    stopped_at TIMESTAMP,
+    elapsed_s DOUBLE,
+    breached BOOLEAN,
+    agent_id SYMBOL,
+    team_id SYMBOL,
+    priority SYMBOL,
+    segment SYMBOL,
+    lead_source SYMBOL,
+    channel SYMBOL,
+    late BOOLEAN,
+    attempts INT,
+    cause SYMBOL,
+    emitted_at TIMESTAMP"""
+
+_CLOCKS_COLUMNS: Final = """
+    started_at TIMESTAMP,
+    conversation_id VARCHAR,
+    cycle INT,
+    metric SYMBOL,
+    seq INT,
+    status SYMBOL,
+    open BOOLEAN,
+    breached BOOLEAN,
+    cause SYMBOL,
+    warn_at TIMESTAMP,
+    deadline_at TIMESTAMP,
+    stopped_at TIMESTAMP,
+    elapsed_s DOUBLE,
+    target_s DOUBLE,
+    agent_id SYMBOL,
+    team_id SYMBOL,
+    priority SYMBOL,
+    segment SYMBOL,
+    lead_source SYMBOL,
+    channel SYMBOL,
+    attempts INT,
+    policy_id SYMBOL,
+    updated_at TIMESTAMP"""
+
+_ACTIONS_COLUMNS: Final = """
+    at TIMESTAMP,
+    conversation_id VARCHAR,
+    cycle INT,
+    metric SYMBOL,
+    seq INT,
+    action SYMBOL,
+    trigger SYMBOL,
+    policy_id SYMBOL,
+    from_agent SYMBOL,
+    to_agent SYMBOL,
+    notify VARCHAR,
+    reason VARCHAR,
+    emitted_at TIMESTAMP"""
+
+_DEADLETTERS_COLUMNS: Final = """
+    emitted_at TIMESTAMP,
+    source VARCHAR,
+    reason VARCHAR,
+    raw VARCHAR"""
+
+_HEARTBEAT_COLUMNS: Final = """
+    at TIMESTAMP,
+    worker SYMBOL,
+    watermark TIMESTAMP,
+    lag_ms LONG,
+    events_in LONG,
+    records_out LONG,
+    dead_letters LONG"""
+
+
+def create_table_statements(
+    names: TableNames, ttl_days: int = DEFAULT_TTL_DAYS
+) -> list[tuple[str, str]]:
+    """Return the `CREATE TABLE IF NOT EXISTS` statement of each table, with its name.
+
+    Args:
+        names: The table names.
+        ttl_days: Partitions older than this many days (by designated timestamp) are dropped.
+
+    Returns:
+        `(table, sql)` pairs, in the order they are run.
+    """
+    specs = (
+        (names.events, _EVENTS_COLUMNS, "at", "at, conversation_id, cycle, metric, seq, status"),
+        (
+            names.clocks,
+            _CLOCKS_COLUMNS,
+            "started_at",
+            "started_at, conversation_id, cycle, metric, seq",
+        ),
+        (
+            names.actions,
+            _ACTIONS_COLUMNS,
+            "at",
+            "at, conversation_id, cycle, metric, seq, action, trigger",
+        ),
+        (names.deadletters, _DEADLETTERS_COLUMNS, "emitted_at", "emitted_at, source"),
+        (names.heartbeat, _HEARTBEAT_COLUMNS, "at", "at, worker"),
+    )
+    return [
+        (
+            table,
+            f"CREATE TABLE IF NOT EXISTS {table} ({columns}\n) TIMESTAMP({ts})"
+            + _SUFFIX.format(ttl=ttl_days, keys=keys),
+        )
+        for table, columns, ts, keys in specs
+    ]

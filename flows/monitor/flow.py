@@ -1,0 +1,202 @@
+"""The live monitor as a Bytewax dataflow: Kafka in, SLA engine per shard, Kafka and QuestDB out.
+
+Run it with `slawatch run`, or directly with Bytewax (settings come from `SLAWATCH_*` and `.env`)::
+
+    python -m bytewax.run "flows.monitor.flow:get_flow()" -r RECOVERY_DIR -s 5 -b 0
+
+Shape (step ids; each item's shape in brackets)::
+
+    kafka_input         [Fetch]                   one item per Kafka fetch (or idle tick)
+    decode_and_shard    [(shard, ShardBatch) | list[DeadLetter]]
+    split_dead_letters  -> shard batches / dead letters
+    sla_engine          [(shard, ShardOutput)]    stateful_batch: Engine + ShardClock per shard
+    shard_records       [list[Record]]            one list per shard activation
+    shard_status        [(shard, ShardStatus)]    at most one per shard per heartbeat interval
+    all_records         [list[Record]]            records and dead letters merged
+    kafka_output        -> sla.events / sla.actions / sla.deadletter
+    questdb_output      -> QuestDB tables (when configured)
+    heartbeat_input     [(shard, ShardStatus) | list[Record]]
+    heartbeat           -> one log line and QuestDB row per worker per heartbeat interval
+
+Bytewax's cost is per item, not per event: a fetch of up to 5,000 raw values is decoded and
+grouped by shard in one `flat_map`, and each shard gets one item per fetch. Conversations map to
+shards by `crc32(conversation_id) % shards`, so a conversation always lands on the same shard,
+worker and engine whatever the partitioning of the input. Each shard owns an `Engine` and a
+`ShardClock`; its watermark follows the events while the input is read from behind and the wall
+clock when the input is idle (SPEC §5), and its single Bytewax timer is set to the wall time at
+which that watermark passes the engine's next due instant.
+
+Agent loads (the open conversations per agent, used by the `overloaded` breach cause and to choose
+a reassignment target) are shared by the shards of one worker, not by the whole cluster: with
+several workers or processes each sees the load of the conversations its own shards hold.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import bytewax.operators as op
+from bytewax.dataflow import Dataflow, Stream
+from bytewax.outputs import Sink
+
+from flows.connectors.kafka import (
+    Fetch,
+    KafkaFetchSource,
+    KafkaRecordSink,
+    OutputTopics,
+)
+from flows.connectors.questdb.sink import QuestDBSink
+from flows.connectors.questdb.writer import check_conf
+from flows.core.model import PolicySet
+from flows.core.policies import load_policies
+from flows.core.records import DeadLetter, Record
+from flows.monitor.heartbeat import (
+    HeartbeatItem,
+    HeartbeatSink,
+    HeartbeatWriterFactory,
+    log_heartbeats,
+    questdb_heartbeats,
+)
+from flows.monitor.shard import (
+    MonitorConfig,
+    ShardBatch,
+    ShardLogic,
+    ShardOutput,
+    ShardState,
+    ShardStatus,
+    _AgentLoads,
+    decode_fetch,
+)
+from flows.settings import Settings
+from flows.wallclock import now_ms
+
+__all__ = ["MonitorStreams", "build_monitor", "get_flow", "questdb_conf"]
+
+
+@dataclass(frozen=True, slots=True)
+class MonitorStreams:
+    """The monitor's outputs: every record (dead letters included) and the shard statuses."""
+
+    records: Stream[list[Record]]
+    statuses: Stream[tuple[str, ShardStatus]]
+
+
+def _is_shard_item(item: tuple[str, ShardBatch] | list[DeadLetter]) -> bool:
+    return isinstance(item, tuple)
+
+
+def _records_of(item: tuple[str, ShardOutput]) -> list[Record] | None:
+    return item[1][0] or None
+
+
+def _status_of(item: tuple[str, ShardOutput]) -> tuple[str, ShardStatus] | None:
+    status = item[1][1]
+    return None if status is None else (item[0], status)
+
+
+def build_monitor(
+    fetches: Stream[Fetch],
+    policies: PolicySet,
+    config: MonitorConfig,
+    *,
+    clock: Callable[[], int] = now_ms,
+) -> MonitorStreams:
+    """Add the monitor's steps after a stream of fetches; return its output streams.
+
+    Args:
+        fetches: the input, one `Fetch` per Kafka poll (or a `TestingSource` of them).
+        policies: the policies.
+        config: the monitor's configuration.
+        clock: the wall clock in epoch ms for the shards (injected by tests).
+    """
+    loads = _AgentLoads()
+
+    def decode(fetch: Fetch) -> list[tuple[str, ShardBatch] | list[DeadLetter]]:
+        return decode_fetch(fetch, config)
+
+    def builder(resume: ShardState | None) -> ShardLogic:
+        return ShardLogic(policies, config, loads, clock, resume)
+
+    # [(shard, ShardBatch) | list[DeadLetter]]
+    decoded = op.flat_map("decode_and_shard", fetches, decode)
+    # trues: [(shard, ShardBatch)]; falses: [list[DeadLetter]]
+    split = op.branch("split_dead_letters", decoded, _is_shard_item)
+    # [(shard, ShardOutput)]
+    outputs = op.stateful_batch("sla_engine", split.trues, builder)  # type: ignore[arg-type]
+    # [list[Record]]
+    records = op.filter_map("shard_records", outputs, _records_of)
+    # [(shard, ShardStatus)]
+    statuses = op.filter_map("shard_status", outputs, _status_of)
+    # [list[Record]]: SLA and action records, and dead letters
+    merged: Stream[list[Record]] = op.merge("all_records", records, split.falses)
+    return MonitorStreams(merged, statuses)
+
+
+def questdb_conf(settings: Settings) -> str | None:
+    """Return the QuestDB client configuration of `settings`, or None if QuestDB is disabled."""
+    if settings.questdb_conf is not None:
+        return settings.questdb_conf.get_secret_value()
+    if not settings.questdb_http:
+        return None
+    return f"http::addr={settings.questdb_http};"
+
+
+def get_flow(
+    settings: Settings | None = None,
+    *,
+    questdb_sink: Sink[Any] | None = None,
+    heartbeat_writers: Iterable[HeartbeatWriterFactory] | None = None,
+) -> Dataflow:
+    """Build the live monitor's dataflow from `settings` (default: `Settings()`).
+
+    Reads the policy file, checks the QuestDB configuration and reads the input topics'
+    partitions now, so that a bad policy file, a bad QuestDB configuration or a missing topic
+    stops the start-up with a one-line error before any worker starts.
+
+    Args:
+        settings: the configuration; None reads it from the environment and `.env`.
+        questdb_sink: the QuestDB sink; None builds `QuestDBSink` from the settings (none when
+            QuestDB is disabled).
+        heartbeat_writers: where heartbeats go; None logs them, and stores them in QuestDB
+            unless it is disabled.
+    """
+    settings = settings if settings is not None else Settings()
+    if not logging.getLogger().handlers:
+        # Run by `python -m bytewax.run`, which configures no logging: show the heartbeats.
+        logging.basicConfig(
+            level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+        )
+    policies = load_policies(settings.policies)
+    conf = questdb_conf(settings)
+    if conf is not None:
+        check_conf(conf, settings.table_prefix)
+    kafka = settings.kafka_common()
+    source = KafkaFetchSource(
+        kafka,
+        settings.input_topics,
+        max_messages=settings.fetch_max_messages,
+        idle_tick_ms=settings.idle_tick_ms,
+    )
+    config = MonitorConfig.from_settings(settings, source.list_parts())
+    if questdb_sink is None and conf is not None:
+        questdb_sink = QuestDBSink(conf, prefix=settings.table_prefix)
+    if heartbeat_writers is None:
+        heartbeat_writers = [log_heartbeats]
+        if conf is not None:
+            heartbeat_writers.append(questdb_heartbeats(conf, settings.table_prefix))
+
+    flow = Dataflow(settings.flow_name)
+    # [Fetch]: one item per Kafka fetch of one partition, or an idle tick
+    fetches = op.input("kafka_input", flow, source)
+    streams = build_monitor(fetches, policies, config)
+    topics = OutputTopics(settings.events_topic, settings.actions_topic, settings.deadletter_topic)
+    op.output("kafka_output", streams.records, KafkaRecordSink(kafka, topics))
+    if questdb_sink is not None:
+        op.output("questdb_output", streams.records, questdb_sink)
+    # [(shard, ShardStatus) | list[Record]]
+    vitals: Stream[HeartbeatItem] = op.merge("heartbeat_input", streams.statuses, streams.records)
+    op.output("heartbeat", vitals, HeartbeatSink(config.heartbeat_interval_ms, heartbeat_writers))
+    return flow

@@ -1,0 +1,146 @@
+"""The monitor's heartbeat: one line per worker per interval, in the log and in QuestDB.
+
+Each shard reports a `ShardStatus` at most once per heartbeat interval; the heartbeat step sums
+them per worker (events, records, the lowest watermark, the backlog) and writes one `Heartbeat`
+to the log and, when QuestDB is configured, to `<prefix>heartbeat`, where the wallboard's "data
+age" tile and the stalled-monitor alert read it.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+from bytewax.outputs import DynamicSink, StatelessSinkPartition
+
+from flows.connectors.questdb import Heartbeat, QuestDBWriter
+from flows.core.records import DeadLetter, Record
+from flows.core.timefmt import format_instant
+from flows.monitor.shard import ShardStatus
+from flows.wallclock import now_ms
+
+_log = logging.getLogger("slawatch.heartbeat")
+_NEVER = -(2**62)
+
+
+HeartbeatWriter = Callable[[Heartbeat], None]
+"""Stores or shows one heartbeat."""
+HeartbeatWriterFactory = Callable[[int], HeartbeatWriter]
+"""Builds the heartbeat writer of one worker, given the worker's index."""
+HeartbeatItem = tuple[str, ShardStatus] | list[Record]
+"""What the heartbeat step takes: shard statuses, and the record lists it counts."""
+
+
+def heartbeat_json(beat: Heartbeat) -> dict[str, Any]:
+    """Return a heartbeat as a JSON object (instants as RFC 3339)."""
+    return {
+        "type": "heartbeat",
+        "worker": beat.worker,
+        "at": format_instant(beat.at),
+        "watermark": None if beat.watermark is None else format_instant(beat.watermark),
+        "lag_ms": beat.lag_ms,
+        "events_in": beat.events_in,
+        "records_out": beat.records_out,
+        "dead_letters": beat.dead_letters,
+    }
+
+
+def log_heartbeats(worker: int) -> HeartbeatWriter:
+    """Return a writer that logs each heartbeat as one JSON line (`slawatch.heartbeat`)."""
+    del worker
+
+    def write(beat: Heartbeat) -> None:
+        _log.info("%s", orjson.dumps(heartbeat_json(beat)).decode())
+
+    return write
+
+
+def questdb_heartbeats(conf: str, prefix: str) -> HeartbeatWriterFactory:
+    """Return a factory of writers that store heartbeats in `<prefix>heartbeat`."""
+
+    def build(worker: int) -> HeartbeatWriter:
+        del worker
+        writer = QuestDBWriter(conf, prefix=prefix)
+
+        def write(beat: Heartbeat) -> None:
+            writer.write_heartbeat(beat)
+
+        return write
+
+    return build
+
+
+@dataclass
+class _HeartbeatPartition(StatelessSinkPartition[HeartbeatItem]):
+    worker: int
+    interval_ms: int
+    writers: list[HeartbeatWriter]
+    clock: Callable[[], int]
+    latest: dict[str, ShardStatus] = field(default_factory=dict)
+    records: int = 0
+    dead_letters: int = 0
+    last: int = _NEVER
+
+    def write_batch(self, items: list[HeartbeatItem]) -> None:
+        for item in items:
+            if isinstance(item, tuple):
+                self.latest[item[0]] = item[1]
+            elif item and isinstance(item[0], DeadLetter):
+                # Lists are homogeneous: the decode step's dead letters, or a shard's records.
+                self.dead_letters += len(item)
+            else:
+                self.records += len(item)
+        now = self.clock()
+        if now - self.last < self.interval_ms or not self.latest:
+            return
+        self.last = now
+        statuses = self.latest.values()
+        marks = [s.watermark for s in statuses]
+        low = None if None in marks else min(m for m in marks if m is not None)
+        beat = Heartbeat(
+            worker=str(self.worker),
+            at=now,
+            watermark=low,
+            lag_ms=None if low is None else now - low,
+            events_in=sum(s.events for s in statuses),
+            records_out=self.records,
+            dead_letters=self.dead_letters,
+        )
+        for write in self.writers:
+            try:
+                write(beat)
+            except Exception:  # a heartbeat must never stop the monitor
+                _log.exception("could not write the heartbeat of worker %d", self.worker)
+
+
+class HeartbeatSink(DynamicSink[HeartbeatItem]):
+    """One heartbeat per worker every `interval_ms`: slowest watermark, lag and counts.
+
+    The watermark is the lowest of the worker's shards (None until each has one); `lag_ms` is
+    how far it is behind the wall clock (so at least the allowed lateness); `events_in`,
+    `records_out` and `dead_letters` count since the process started.
+
+    Args:
+        interval_ms: how often each worker reports.
+        writers: factories of the places a heartbeat goes, called once per worker.
+        clock: the wall clock in epoch ms.
+    """
+
+    def __init__(
+        self,
+        interval_ms: int,
+        writers: Iterable[HeartbeatWriterFactory] = (log_heartbeats,),
+        *,
+        clock: Callable[[], int] = now_ms,
+    ) -> None:
+        self._interval = interval_ms
+        self._writers = list(writers)
+        self._clock = clock
+
+    def build(self, step_id: str, worker_index: int, worker_count: int) -> _HeartbeatPartition:
+        """Start this worker's heartbeat."""
+        writers = [factory(worker_index) for factory in self._writers]
+        return _HeartbeatPartition(worker_index, self._interval, writers, self._clock)
