@@ -334,3 +334,8 @@ def feed(
 
 if __name__ == "__main__":
     main()
+
+from flows.reports.cli import backfill_command, report  # noqa: E402
+
+main.add_command(backfill_command)
+main.add_command(report)
