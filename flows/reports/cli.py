@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 from pydantic import ValidationError
@@ -21,19 +21,14 @@ from flows.core.durations import parse_duration
 from flows.core.policies import load_policies
 from flows.core.timefmt import parse_instant
 from flows.exceptions import ConnectorError, SlawatchError
-from flows.reports.builders import (
-    baseline_report,
-    causes_report,
-    daily_report,
-    day_start,
-    parse_month,
-    parse_week,
-    scorecard_report,
-)
-from flows.reports.data import ReportStore
 from flows.reports.render import FORMATS, Report, render
-from flows.reports.send import NotifySettings, send_report
 from flows.settings import Settings
+
+if TYPE_CHECKING:
+    from flows.reports.data import ReportStore
+
+# The report builders read QuestDB through modules that load the `questdb` client (and numpy):
+# they are imported inside the commands so that `slawatch --help` stays fast.
 
 __all__ = ["backfill_command", "report"]
 
@@ -176,15 +171,23 @@ def backfill_command(
         msg = f"{exc}; fix SLAWATCH_QUESTDB_HTTP or SLAWATCH_QUESTDB_CONF"
         raise SlawatchError(msg) from exc
 
+    try:
+        writer.ensure_tables()
+    except ConnectorError as exc:
+        writer.close(timeout_s=0)
+        msg = (
+            f"QuestDB does not answer at {writer.address}; start it with `slawatch stack up` "
+            "(then pass --from-stack) or set SLAWATCH_QUESTDB_HTTP"
+        )
+        raise SlawatchError(msg) from exc
     console = Console(stderr=True)
     bar = Progress(
-        TextColumn("[bold]backfill"),
-        BarColumn(),
+        BarColumn(bar_width=24),
         TaskProgressColumn(),
         TextColumn("{task.fields[counts]}"),
         TimeElapsedColumn(),
         TextColumn("left"),
-        TimeRemainingColumn(),
+        TimeRemainingColumn(compact=True),
         console=console,
         disable=quiet,
         transient=False,
@@ -194,26 +197,19 @@ def backfill_command(
 
     def show(p: BackfillProgress) -> None:
         rate = p.events / max(time.monotonic() - started, 1e-6)
-        counts = f"{p.events:,} events  {p.records:,} records  {rate:,.0f} events/s"
+        counts = f"{p.events:,} events, {p.records:,} records, {rate:,.0f}/s"
         bar.update(task, completed=p.bytes_read, counts=counts)
 
-    try:
-        with bar:
-            summary = backfill(
-                events,
-                pset,
-                writer,
-                until=until_ms,
-                lateness_ms=lateness_ms,
-                batch_size=batch_size,
-                progress=show,
-            )
-    except ConnectorError as exc:
-        msg = (
-            f"{exc}; start QuestDB with `slawatch stack up` (then pass --from-stack) or set "
-            "SLAWATCH_QUESTDB_HTTP"
+    with bar:
+        summary = backfill(
+            events,
+            pset,
+            writer,
+            until=until_ms,
+            lateness_ms=lateness_ms,
+            batch_size=batch_size,
+            progress=show,
         )
-        raise SlawatchError(msg) from exc
     click.echo(summary.line(), err=True)
     if summary.rows_lost:
         msg = f"{summary.rows_lost} rows were not stored; backfill again once QuestDB takes them"
@@ -252,6 +248,8 @@ def _output_options(command: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def _emit(report: Report, fmt: str, output: Path | None, send: bool) -> None:
+    from flows.reports.send import NotifySettings, send_report  # noqa: PLC0415
+
     text = render(report, fmt)
     if send:
         for destination in send_report(report, text, fmt, NotifySettings()):
@@ -268,6 +266,8 @@ def _emit(report: Report, fmt: str, output: Path | None, send: bool) -> None:
 
 
 def _store(where: dict[str, Any]) -> ReportStore:
+    from flows.reports.data import ReportStore  # noqa: PLC0415
+
     return ReportStore.from_settings(_settings(**where))
 
 
@@ -305,6 +305,8 @@ def scorecard(
     **where: Any,
 ) -> None:
     """Weekly scorecard: compliance per metric, response times, leads, breaches, trend."""
+    from flows.reports.builders import parse_week, scorecard_report  # noqa: PLC0415
+
     if week is None:
         last = date.fromordinal(_today().toordinal() - 7).isocalendar()
         week = f"{last.year}-W{last.week:02d}"
@@ -321,6 +323,8 @@ def scorecard(
 @_where_options
 def daily(*, day: str | None, fmt: str, output: Path | None, send: bool, **where: Any) -> None:
     """Daily digest: breaches today, clocks due tomorrow, compliance per agent today."""
+    from flows.reports.builders import daily_report, day_start  # noqa: PLC0415
+
     start = day_start(_day(day, "--date"))
     _emit(daily_report(_store(where), start), fmt, output, send)
 
@@ -331,6 +335,8 @@ def daily(*, day: str | None, fmt: str, output: Path | None, send: bool, **where
 @_where_options
 def causes(*, month: str | None, fmt: str, output: Path | None, send: bool, **where: Any) -> None:
     """Monthly review: breaches by cause, and the agents, lead sources and hours behind each."""
+    from flows.reports.builders import causes_report, parse_month  # noqa: PLC0415
+
     if month is None:
         first = _today().replace(day=1)
         previous = date.fromordinal(first.toordinal() - 1)
@@ -364,5 +370,7 @@ def baseline(
 
     The period ends at the start of the day after --until (so today's clocks are included).
     """
+    from flows.reports.builders import baseline_report, day_start  # noqa: PLC0415
+
     end = day_start(_day(until, "--until")) + 86_400_000
     _emit(baseline_report(_store(where), end, days), fmt, output, send)
