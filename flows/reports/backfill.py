@@ -59,7 +59,8 @@ class BackfillSummary:
     Attributes:
         replay: The replay's counts (events, dead letters, SLA records by status, actions).
         rows_written: Table rows QuestDB accepted (event, clock, action and dead-letter rows).
-        rows_lost: Rows QuestDB refused or that could not be sent before the writer closed.
+        rows_lost: Rows QuestDB refused as invalid, or that were still unsent when the writer
+            closed.
     """
 
     replay: ReplaySummary
@@ -112,56 +113,61 @@ def backfill(
         What was replayed and stored.
 
     Raises:
-        ConnectorError: QuestDB cannot be reached to create the tables, or did not take every
-            row before the writer closed.
+        ConnectorError: QuestDB cannot be reached to create the tables, or stopped taking rows
+            during the backfill (rows it took are kept; backfilling again does not double them).
     """
     total = events.stat().st_size
     summary = ReplaySummary()
-    writer.ensure_tables()
-    with events.open("rb") as src:
-        reader = _CountingReader(src)
-        stamp = 0
-        batch: list[Record] = []
+    try:
+        writer.ensure_tables()
+        with events.open("rb") as src:
+            reader = _CountingReader(src)
+            stamp = 0
+            batch: list[Record] = []
 
-        def flush() -> None:
-            nonlocal batch
-            if batch:
-                writer.write_batch(batch, emitted_at_ms=stamp)
-                if writer.stats.failing_since is not None and not writer.flush():
-                    msg = (
-                        f"QuestDB at {writer.address} stopped taking rows during the backfill; "
-                        "check that it runs and backfill again (stored rows are not doubled)"
+            def flush() -> None:
+                nonlocal batch
+                if batch:
+                    writer.write_batch(batch, emitted_at_ms=stamp)
+                    if writer.stats.failing_since is not None and not writer.flush():
+                        msg = (
+                            f"QuestDB at {writer.address} stopped taking rows during the "
+                            "backfill; check that it runs and backfill again (stored rows are "
+                            "not doubled)"
+                        )
+                        raise ConnectorError(msg)
+                    batch = []
+                if progress is not None:
+                    progress(
+                        BackfillProgress(
+                            reader.consumed,
+                            total,
+                            summary.events,
+                            summary.records,
+                            writer.stats.rows_written,
+                        )
                     )
-                    raise ConnectorError(msg)
-                batch = []
-            if progress is not None:
-                progress(
-                    BackfillProgress(
-                        reader.consumed,
-                        total,
-                        summary.events,
-                        summary.records,
-                        writer.stats.rows_written,
-                    )
-                )
 
-        for record in replay_records(
-            reader,
-            policies,
-            source=events.name,
-            until=until,
-            lateness_ms=lateness_ms,
-            summary=summary,
-        ):
-            batch.append(record)
-            if not isinstance(record, DeadLetter) and record.at > stamp:
-                stamp = record.at
-            # Dead letters before any record wait for an event time to be stamped with.
-            if len(batch) >= batch_size and stamp:
-                flush()
-        if summary.until is not None:
-            stamp = max(stamp, summary.until)
-        flush()
+            for record in replay_records(
+                reader,
+                policies,
+                source=events.name,
+                until=until,
+                lateness_ms=lateness_ms,
+                summary=summary,
+            ):
+                batch.append(record)
+                if not isinstance(record, DeadLetter) and record.at > stamp:
+                    stamp = record.at
+                # Dead letters before any record wait for an event time to be stamped with.
+                if len(batch) >= batch_size and stamp:
+                    flush()
+            if summary.until is not None:
+                stamp = max(stamp, summary.until)
+            flush()
+    except ConnectorError:
+        writer.close(timeout_s=0)
+        raise
     writer.close()
     stats = writer.stats
     lost = stats.rows_pending + stats.rows_dropped + stats.rows_rejected
