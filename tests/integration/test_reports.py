@@ -7,6 +7,7 @@ import csv
 import io
 from collections import Counter
 from collections.abc import Iterator
+from email.message import Message
 from pathlib import Path
 
 import pytest
@@ -31,6 +32,9 @@ from flows.stack import Endpoints
 from tests import reportkit as k
 from tests.conftest import QuestDB
 from tests.questdbkit import drop_tables, new_prefix
+from tests.standins import Webhook, smtp_standin, webhook_standin
+
+__all__ = ["smtp_standin", "webhook_standin"]  # fixtures used below
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
 
@@ -407,6 +411,37 @@ def test_report_cli_writes_markdown_and_csv(
     rows = list(csv.reader(io.StringIO(out.read_text(encoding="utf-8"))))
     assert rows[0] == ["Breaches by cause"] and rows[1] == ["cause", "breaches", "share %"]
     assert sum(int(r[1]) for r in rows[2:] if len(r) == 3 and r[1].isdigit()) > 0
+
+
+def test_report_send_delivers_the_digest_to_webhook_and_mail(
+    stack: Endpoints,
+    stored: tuple[str, list[Record]],
+    webhook_standin: tuple[str, list[dict[str, str]], type[Webhook]],
+    smtp_standin: tuple[int, list[Message]],
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> None:
+    """`report daily --send` posts the digest to the webhook and mails it, printing nothing."""
+    prefix, _records = stored
+    url, received, _ = webhook_standin
+    port, messages = smtp_standin
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("SLAWATCH_NOTIFY_WEBHOOK_URL", url)
+    monkeypatch.setenv("SLAWATCH_NOTIFY_SMTP_HOST", "127.0.0.1")
+    monkeypatch.setenv("SLAWATCH_NOTIFY_SMTP_PORT", str(port))
+    monkeypatch.setenv("SLAWATCH_NOTIFY_EMAIL_TO", "lead@example.com")
+    args = ["report", "daily", "--date", "2026-11-29", "--format", "markdown", "--send"]
+    result = CliRunner().invoke(main, [*args, *_where(stack, prefix)])
+    assert result.exit_code == 0, result.output
+    assert result.stdout == ""
+    expected = render(daily_report(_store(stack, prefix), k.at(6 * k.DAY_S)), "markdown")
+    assert received == [
+        {"title": "SLA daily digest, 2026-11-29", "text": expected, "format": "markdown"}
+    ]
+    (message,) = messages
+    assert message["Subject"] == "SLA daily digest, 2026-11-29"
+    body = message.get_payload(decode=True)
+    assert isinstance(body, bytes) and body.decode().replace("\r\n", "\n") == expected
 
 
 def test_report_on_a_prefix_with_no_tables_says_what_to_do(stack: Endpoints) -> None:

@@ -4,17 +4,11 @@ one-line errors of `slawatch backfill` and `slawatch report`."""
 from __future__ import annotations
 
 import csv
-import email
 import io
 import socket
-import socketserver
-import threading
-from collections.abc import Iterator
 from email.message import Message
-from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 
-import orjson
 import pytest
 from click.testing import CliRunner
 
@@ -23,6 +17,9 @@ from flows.reports.builders import parse_month, parse_week, percentile
 from flows.reports.render import Report, Section, render
 from flows.reports.send import NotifySettings, SendError, send_report
 from tests.enginekit import T0
+from tests.standins import Webhook, smtp_standin, webhook_standin
+
+__all__ = ["smtp_standin", "webhook_standin"]  # fixtures used below
 
 pytestmark = pytest.mark.unit
 
@@ -82,78 +79,8 @@ def test_weeks_and_months_are_utc_periods() -> None:
         parse_week("2026-W60")
 
 
-# -- stand-ins for a webhook receiver and a mail server ---------------------------------------
-
-
-class _Webhook(BaseHTTPRequestHandler):
-    received: list[dict[str, str]]
-    status = 200
-
-    def do_POST(self) -> None:
-        body = self.rfile.read(int(self.headers["Content-Length"]))
-        self.received.append(orjson.loads(body))
-        self.send_response(self.status)
-        self.end_headers()
-
-    def log_message(self, *args: object) -> None:
-        pass
-
-
-@pytest.fixture
-def webhook_standin() -> Iterator[tuple[str, list[dict[str, str]], type[_Webhook]]]:
-    """A local HTTP server standing in for a chat webhook; records every POSTed JSON body."""
-    handler = type("Handler", (_Webhook,), {"received": [], "status": 200})
-    server = HTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_port}/hook", handler.received, handler
-    server.shutdown()
-    server.server_close()
-
-
-class _Smtp(socketserver.StreamRequestHandler):
-    """Just enough SMTP to take one message: EHLO, MAIL, RCPT, DATA, QUIT."""
-
-    messages: list[Message]
-
-    def _say(self, line: str) -> None:
-        self.wfile.write(line.encode() + b"\r\n")
-
-    def handle(self) -> None:
-        self._say("220 standin ESMTP")
-        while line := self.rfile.readline():
-            verb = line[:4].upper()
-            if verb in (b"EHLO", b"HELO"):
-                self._say("250 standin")
-            elif verb == b"DATA":
-                self._say("354 go ahead")
-                data = b""
-                while (chunk := self.rfile.readline()) not in (b".\r\n", b""):
-                    data += chunk
-                self.messages.append(email.message_from_bytes(data))
-                self._say("250 queued")
-            elif verb == b"QUIT":
-                self._say("221 bye")
-                return
-            else:
-                self._say("250 ok")
-
-
-@pytest.fixture
-def smtp_standin() -> Iterator[tuple[int, list[Message]]]:
-    """A local SMTP server standing in for the mail relay; keeps every message it receives."""
-    handler = type("Handler", (_Smtp,), {"messages": []})
-    server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), handler)
-    server.daemon_threads = True
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield server.server_address[1], handler.messages
-    server.shutdown()
-    server.server_close()
-
-
 def test_send_posts_the_report_to_the_webhook(
-    webhook_standin: tuple[str, list[dict[str, str]], type[_Webhook]],
+    webhook_standin: tuple[str, list[dict[str, str]], type[Webhook]],
 ) -> None:
     """`--send` with a webhook configured POSTs the title and the rendered report as JSON."""
     url, received, _ = webhook_standin
@@ -180,7 +107,7 @@ def test_send_mails_the_report(smtp_standin: tuple[int, list[Message]]) -> None:
 
 
 def test_send_refused_by_the_webhook_is_one_sentence(
-    webhook_standin: tuple[str, list[dict[str, str]], type[_Webhook]],
+    webhook_standin: tuple[str, list[dict[str, str]], type[Webhook]],
 ) -> None:
     """A webhook answering 500 gives an error naming it and the variable to check."""
     url, _, handler = webhook_standin
