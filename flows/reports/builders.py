@@ -1,7 +1,9 @@
 """The four reports: weekly scorecard, daily digest, monthly breach causes, target baseline.
 
 Each builder reads clock rows through a `ReportStore` and returns a `Report` of formatted cells.
-All periods are UTC (a week starts Monday 00:00 UTC). The rules, shared by every report:
+Periods are calendar days, ISO weeks (from Monday) and months in one time zone, UTC unless a
+report is given another (`tz`); instants are shown in that zone. The rules, shared by every
+report:
 
 * A clock counts once, by its latest state (`<prefix>clocks`): **met**, **breached** (breached and
   not cancelled: `breached`, `stopped`, `closed`), **cancelled** (left out), or still **open**.
@@ -18,7 +20,7 @@ from __future__ import annotations
 import math
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Sequence
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta, tzinfo
 from typing import Final
 
 from flows.core.timefmt import format_instant
@@ -36,8 +38,6 @@ __all__ = [
     "scorecard_report",
 ]
 
-DAY_MS: Final = 86_400_000
-WEEK_MS: Final = 7 * DAY_MS
 #: Candidate targets of the baseline report, as multiples of the current target.
 CANDIDATE_FACTORS: Final = (0.5, 0.75, 1.0, 1.5, 2.0)
 #: Compliance at or above this (per cent) suggests the target may be too easy.
@@ -77,19 +77,30 @@ def _change(now: float | None, before: float | None) -> str:
     return f"{now - before:+.1f}"
 
 
-def _when(ms: int | None) -> str:
-    return "-" if ms is None else format_instant(ms)
+def _when(ms: int | None, tz: tzinfo = UTC) -> str:
+    if ms is None:
+        return "-"
+    if tz is UTC or _zone(tz) in ("UTC", "Etc/UTC"):
+        return format_instant(ms)
+    return _local(ms, tz).isoformat(timespec="milliseconds")
+
+
+def _local(ms: int, tz: tzinfo) -> datetime:
+    return (_EPOCH + timedelta(milliseconds=ms)).astimezone(tz)
+
+
+def _zone(tz: tzinfo) -> str:
+    return str(getattr(tz, "key", None) or tz.tzname(None) or tz)
 
 
 def _name(value: str | None) -> str:
     return "(none)" if value is None else value
 
 
-def day_start(day: date) -> int:
-    """Return 00:00 UTC of `day` in epoch ms."""
-    return (datetime(day.year, day.month, day.day, tzinfo=UTC) - _EPOCH) // timedelta(
-        milliseconds=1
-    )
+def day_start(day: date, tz: tzinfo = UTC) -> int:
+    """Return the start of `day` (local midnight in `tz`) in epoch ms."""
+    midnight = datetime(day.year, day.month, day.day, tzinfo=tz)
+    return (midnight - _EPOCH) // timedelta(milliseconds=1)
 
 
 def _compliance(rows: Iterable[ClockRow]) -> tuple[int, int]:
@@ -126,14 +137,14 @@ def _compliance_rows(
     return tuple(out)
 
 
-def _breach_rows(rows: Iterable[ClockRow]) -> tuple[tuple[str, ...], ...]:
+def _breach_rows(rows: Iterable[ClockRow], tz: tzinfo) -> tuple[tuple[str, ...], ...]:
     breaches = sorted(
         (r for r in rows if r.outcome == "breached"),
         key=lambda r: (r.deadline_at or 0, r.conversation_id, r.cycle, r.metric, r.seq),
     )
     return tuple(
         (
-            _when(r.deadline_at),
+            _when(r.deadline_at, tz),
             r.conversation_id,
             str(r.cycle),
             r.metric,
@@ -163,8 +174,8 @@ _BREACH_HEADERS: Final = (
 # -- scorecard ---------------------------------------------------------------------------------
 
 
-def parse_week(text: str) -> int:
-    """Return Monday 00:00 UTC, in epoch ms, of an ISO week written `2026-W47`.
+def parse_week(text: str) -> date:
+    """Return the Monday of an ISO week written `2026-W47`.
 
     Raises:
         ValueError: The text is not an ISO week.
@@ -175,11 +186,13 @@ def parse_week(text: str) -> int:
     except ValueError:
         msg = f"{text!r} is not an ISO week; write it like 2026-W47"
         raise ValueError(msg) from None
-    return day_start(monday)
+    return monday
 
 
-def scorecard_report(store: ReportStore, week_start: int, agent: str | None = None) -> Report:
-    """The weekly scorecard of the team, or of one agent, for the week from `week_start`.
+def scorecard_report(
+    store: ReportStore, monday: date, agent: str | None = None, tz: tzinfo = UTC
+) -> Report:
+    """The weekly scorecard of the team, or of one agent, for the week starting on `monday`.
 
     Clocks belong to the week in which they started. Sections: a summary (cycles assigned,
     response times, contact attempts, qualification, first-contact resolution), compliance per
@@ -190,8 +203,9 @@ def scorecard_report(store: ReportStore, week_start: int, agent: str | None = No
     reopened and resolved again) and that had no `next_response` clock (the customer never
     waited a second time), over the cycles resolved.
     """
-    week_end = week_start + WEEK_MS
-    everyone = store.clocks(started_at=(week_start - WEEK_MS, week_end))
+    week_start, week_end = day_start(monday, tz), day_start(monday + timedelta(days=7), tz)
+    previous_start = day_start(monday - timedelta(days=7), tz)
+    everyone = store.clocks(started_at=(previous_start, week_end))
     this_week = [r for r in everyone if r.started_at >= week_start]
     last_week = [r for r in everyone if r.started_at < week_start]
 
@@ -263,16 +277,16 @@ def scorecard_report(store: ReportStore, week_start: int, agent: str | None = No
                 ),
             )
         )
-    breaches = _breach_rows(rows)
+    breaches = _breach_rows(rows, tz)
     sections.append(
         Section("Breaches", _BREACH_HEADERS, breaches, () if breaches else ("No breaches.",))
     )
-    monday = format_instant(week_start)[:10]
     who = f"agent {agent}" if agent is not None else "the whole team"
     return Report(
-        f"SLA scorecard, week of {monday}" + (f", agent {agent}" if agent else ""),
+        f"SLA scorecard, week of {monday.isoformat()}" + (f", agent {agent}" if agent else ""),
         (
-            f"Clocks started from {_when(week_start)} to {_when(week_end)} (UTC), {who}.",
+            f"Clocks started from {_when(week_start, tz)} to {_when(week_end, tz)} "
+            f"({_zone(tz)}), {who}.",
             "Trend: against the week before.",
         ),
         tuple(sections),
@@ -282,16 +296,18 @@ def scorecard_report(store: ReportStore, week_start: int, agent: str | None = No
 # -- daily -------------------------------------------------------------------------------------
 
 
-def daily_report(store: ReportStore, day: int) -> Report:
-    """The daily digest for the UTC day starting at `day` (epoch ms).
+def daily_report(store: ReportStore, day: date, tz: tzinfo = UTC) -> Report:
+    """The daily digest of `day` (a calendar day in `tz`).
 
     Sections: the breaches whose deadline fell that day; the clocks still running whose deadline
     falls the next day; compliance per agent of the clocks decided that day (met with their stop
     that day, breached with their deadline that day).
     """
-    next_day, after = day + DAY_MS, day + 2 * DAY_MS
-    by_deadline = store.clocks(deadline_at=(day, after))
-    stopped = store.clocks(stopped_at=(day, next_day))
+    start = day_start(day, tz)
+    next_day = day_start(day + timedelta(days=1), tz)
+    after = day_start(day + timedelta(days=2), tz)
+    by_deadline = store.clocks(deadline_at=(start, after))
+    stopped = store.clocks(stopped_at=(start, next_day))
     breaches = [r for r in by_deadline if r.deadline_at is not None and r.deadline_at < next_day]
     due = sorted(
         (
@@ -308,10 +324,10 @@ def daily_report(store: ReportStore, day: int) -> Report:
     for r in stopped:
         if r.outcome == "met":
             decided[(r.conversation_id, r.cycle, r.metric, r.seq)] = r
-    breach_rows = _breach_rows(breaches)
+    breach_rows = _breach_rows(breaches, tz)
     due_rows = tuple(
         (
-            _when(r.deadline_at),
+            _when(r.deadline_at, tz),
             r.conversation_id,
             str(r.cycle),
             r.metric,
@@ -322,8 +338,8 @@ def daily_report(store: ReportStore, day: int) -> Report:
         for r in due
     )
     return Report(
-        f"SLA daily digest, {format_instant(day)[:10]}",
-        (f"Day {_when(day)} to {_when(next_day)} (UTC).",),
+        f"SLA daily digest, {day.isoformat()}",
+        (f"Day {_when(start, tz)} to {_when(next_day, tz)} ({_zone(tz)}).",),
         (
             Section(
                 "Breaches today", _BREACH_HEADERS, breach_rows, () if breach_rows else ("None.",)
@@ -347,8 +363,8 @@ def daily_report(store: ReportStore, day: int) -> Report:
 # -- causes ------------------------------------------------------------------------------------
 
 
-def parse_month(text: str) -> tuple[int, int]:
-    """Return the first instant of a month written `2026-11` and of the next, in epoch ms.
+def parse_month(text: str) -> date:
+    """Return the first day of a month written `2026-11`.
 
     Raises:
         ValueError: The text is not a month.
@@ -359,17 +375,19 @@ def parse_month(text: str) -> tuple[int, int]:
     except ValueError:
         msg = f"{text!r} is not a month; write it like 2026-11"
         raise ValueError(msg) from None
-    following = date(year + month // 12, month % 12 + 1, 1)
-    return day_start(first), day_start(following)
+    return first
 
 
-def causes_report(store: ReportStore, month_start: int, month_end: int) -> Report:
-    """Breaches of a month by cause, and where each cause concentrates.
+def causes_report(store: ReportStore, month: date, tz: tzinfo = UTC) -> Report:
+    """Breaches of the month of `month` (any day of it) by cause, and where each concentrates.
 
     A breach belongs to the month of its deadline. For each cause, the agents, lead sources and
-    UTC hours of the deadline carrying most of its breaches (the top three of each, with their
-    share of that cause).
+    hours of the day (in `tz`) of the deadline carrying most of its breaches (the top three of
+    each, with their share of that cause).
     """
+    first = month.replace(day=1)
+    following = date(first.year + first.month // 12, first.month % 12 + 1, 1)
+    month_start, month_end = day_start(first, tz), day_start(following, tz)
     breaches = [
         r for r in store.clocks(deadline_at=(month_start, month_end)) if r.outcome == "breached"
     ]
@@ -383,7 +401,7 @@ def causes_report(store: ReportStore, month_start: int, month_end: int) -> Repor
     dimensions: tuple[tuple[str, Callable[[ClockRow], str]], ...] = (
         ("agent", lambda r: _name(r.agent_id)),
         ("lead source", lambda r: _name(r.lead_source)),
-        ("hour (UTC)", lambda r: f"{(r.deadline_at or 0) // 3_600_000 % 24:02d}:00"),
+        (f"hour ({_zone(tz)})", lambda r: f"{_local(r.deadline_at or 0, tz).hour:02d}:00"),
     )
     detail: list[tuple[str, ...]] = []
     for cause in order:
@@ -395,8 +413,11 @@ def causes_report(store: ReportStore, month_start: int, month_end: int) -> Repor
                 (cause, dimension, value, str(n), _num(_pct(n, len(rows)))) for value, n in top
             ]
     return Report(
-        f"SLA breaches by cause, {format_instant(month_start)[:7]}",
-        (f"Breaches with a deadline from {_when(month_start)} to {_when(month_end)} (UTC).",),
+        f"SLA breaches by cause, {first.isoformat()[:7]}",
+        (
+            f"Breaches with a deadline from {_when(month_start, tz)} to {_when(month_end, tz)} "
+            f"({_zone(tz)}).",
+        ),
         (
             Section(
                 "Breaches by cause",
@@ -423,10 +444,11 @@ def _usual_target(rows: Iterable[ClockRow]) -> float | None:
     return sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[0][0]
 
 
-def baseline_report(store: ReportStore, end: int, days: int) -> Report:
-    """Time taken per metric and lead source over `days` days before `end`, against targets.
+def baseline_report(store: ReportStore, last_day: date, days: int, tz: tzinfo = UTC) -> Report:
+    """Time taken per metric and lead source over the `days` days up to `last_day`, vs targets.
 
-    For each metric and lead source (clocks started in the period): the clocks decided (met or
+    For each metric and lead source (clocks started in the period, `last_day` included, days in
+    `tz`): the clocks decided (met or
     breached), the median, p80 and p90 of the time taken by fulfilled clocks, the current
     (most common) target, compliance, and the compliance the team would have had at a few
     candidate targets (`CANDIDATE_FACTORS` times the current one): the share of decided clocks
@@ -434,7 +456,8 @@ def baseline_report(store: ReportStore, end: int, days: int) -> Report:
     flags compliance of at least `TOO_EASY_PCT` ("target may be too easy") or below
     `TOO_HARD_PCT` ("target may be too hard").
     """
-    start = end - days * DAY_MS
+    end = day_start(last_day + timedelta(days=1), tz)
+    start = day_start(last_day + timedelta(days=1 - days), tz)
     rows = store.clocks(started_at=(start, end))
     groups = _by(
         (r for r in rows if r.outcome in ("met", "breached")),
@@ -475,9 +498,10 @@ def baseline_report(store: ReportStore, end: int, days: int) -> Report:
         )
     factors = tuple(f"at {f:g}x target %" for f in CANDIDATE_FACTORS)
     return Report(
-        f"SLA baseline, {days} days to {format_instant(end)[:10]}",
+        f"SLA baseline, {days} days to {last_day.isoformat()}",
         (
-            f"Clocks started from {_when(start)} to {_when(end)} (UTC); times in counted seconds.",
+            f"Clocks started from {_when(start, tz)} to {_when(end, tz)} ({_zone(tz)}); times "
+            "in counted seconds.",
             f"Notes follow sales-ops advice: compliance >= {TOO_EASY_PCT:g} % suggests an easy "
             f"target, < {TOO_HARD_PCT:g} % a hard one.",
         ),

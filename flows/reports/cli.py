@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, tzinfo
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import click
 from pydantic import ValidationError
@@ -219,6 +220,16 @@ def backfill_command(
 # -- report -----------------------------------------------------------------------------------
 
 
+def _zone(_ctx: click.Context, _param: click.Parameter, value: str) -> tzinfo:
+    if value.upper() == "UTC":
+        return UTC
+    try:
+        return ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        msg = f"unknown time zone {value!r}; use an IANA name such as Asia/Jakarta"
+        raise click.BadParameter(msg) from None
+
+
 def _output_options(command: Callable[..., Any]) -> Callable[..., Any]:
     """Add --format, --output and --send."""
     options = [
@@ -240,6 +251,14 @@ def _output_options(command: Callable[..., Any]) -> Callable[..., Any]:
             "--send",
             is_flag=True,
             help="Send the report to the webhook / e-mail of SLAWATCH_NOTIFY_* instead.",
+        ),
+        click.option(
+            "--tz",
+            envvar="SLAWATCH_REPORT_TZ",
+            default="UTC",
+            show_default=True,
+            callback=_zone,
+            help="Time zone of days, weeks and months (IANA name) [env SLAWATCH_REPORT_TZ].",
         ),
     ]
     for option in reversed(options):
@@ -271,13 +290,13 @@ def _store(where: dict[str, Any]) -> ReportStore:
     return ReportStore.from_settings(_settings(**where))
 
 
-def _today() -> date:
-    return datetime.now(UTC).date()
+def _today(tz: tzinfo) -> date:
+    return datetime.now(tz).date()
 
 
-def _day(text: str | None, option: str) -> date:
+def _day(text: str | None, option: str, tz: tzinfo) -> date:
     if text is None:
-        return _today()
+        return _today(tz)
     try:
         return date.fromisoformat(text)
     except ValueError:
@@ -302,59 +321,61 @@ def scorecard(
     fmt: str,
     output: Path | None,
     send: bool,
+    tz: tzinfo,
     **where: Any,
 ) -> None:
     """Weekly scorecard: compliance per metric, response times, leads, breaches, trend."""
     from flows.reports.builders import parse_week, scorecard_report  # noqa: PLC0415
 
     if week is None:
-        last = date.fromordinal(_today().toordinal() - 7).isocalendar()
+        last = date.fromordinal(_today(tz).toordinal() - 7).isocalendar()
         week = f"{last.year}-W{last.week:02d}"
     try:
-        start = parse_week(week)
+        monday = parse_week(week)
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--week") from None
-    _emit(scorecard_report(_store(where), start, agent), fmt, output, send)
+    _emit(scorecard_report(_store(where), monday, agent, tz), fmt, output, send)
 
 
 @report.command()
-@click.option("--date", "day", default=None, help="UTC day, e.g. 2026-11-23 [default: today].")
+@click.option("--date", "day", default=None, help="The day, e.g. 2026-11-23 [default: today].")
 @_output_options
 @_where_options
-def daily(*, day: str | None, fmt: str, output: Path | None, send: bool, **where: Any) -> None:
+def daily(
+    *, day: str | None, fmt: str, output: Path | None, send: bool, tz: tzinfo, **where: Any
+) -> None:
     """Daily digest: breaches today, clocks due tomorrow, compliance per agent today."""
-    from flows.reports.builders import daily_report, day_start  # noqa: PLC0415
+    from flows.reports.builders import daily_report  # noqa: PLC0415
 
-    start = day_start(_day(day, "--date"))
-    _emit(daily_report(_store(where), start), fmt, output, send)
+    _emit(daily_report(_store(where), _day(day, "--date", tz), tz), fmt, output, send)
 
 
 @report.command()
 @click.option("--month", default=None, help="Month, e.g. 2026-11 [default: last month].")
 @_output_options
 @_where_options
-def causes(*, month: str | None, fmt: str, output: Path | None, send: bool, **where: Any) -> None:
+def causes(
+    *, month: str | None, fmt: str, output: Path | None, send: bool, tz: tzinfo, **where: Any
+) -> None:
     """Monthly review: breaches by cause, and the agents, lead sources and hours behind each."""
     from flows.reports.builders import causes_report, parse_month  # noqa: PLC0415
 
     if month is None:
-        first = _today().replace(day=1)
+        first = _today(tz).replace(day=1)
         previous = date.fromordinal(first.toordinal() - 1)
         month = f"{previous.year}-{previous.month:02d}"
     try:
-        start, end = parse_month(month)
+        first_day = parse_month(month)
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--month") from None
-    _emit(causes_report(_store(where), start, end), fmt, output, send)
+    _emit(causes_report(_store(where), first_day, tz), fmt, output, send)
 
 
 @report.command()
 @click.option(
     "--days", type=click.IntRange(min=1), default=30, show_default=True, help="Days to look back."
 )
-@click.option(
-    "--until", "until", default=None, help="End of the period, a UTC date [default: today]."
-)
+@click.option("--until", "until", default=None, help="Last day of the period [default: today].")
 @_output_options
 @_where_options
 def baseline(
@@ -364,13 +385,14 @@ def baseline(
     fmt: str,
     output: Path | None,
     send: bool,
+    tz: tzinfo,
     **where: Any,
 ) -> None:
     """Median, p80, p90 time taken and compliance at candidate targets, per metric and source.
 
-    The period ends at the start of the day after --until (so today's clocks are included).
+    The period is the --days days up to and including --until.
     """
-    from flows.reports.builders import baseline_report, day_start  # noqa: PLC0415
+    from flows.reports.builders import baseline_report  # noqa: PLC0415
 
-    end = day_start(_day(until, "--until")) + 86_400_000
-    _emit(baseline_report(_store(where), end, days), fmt, output, send)
+    last_day = _day(until, "--until", tz)
+    _emit(baseline_report(_store(where), last_day, days, tz), fmt, output, send)

@@ -7,8 +7,10 @@ import csv
 import io
 from collections import Counter
 from collections.abc import Iterator
+from datetime import date, datetime, timedelta
 from email.message import Message
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 from click.testing import CliRunner
@@ -38,6 +40,8 @@ __all__ = ["smtp_standin", "webhook_standin"]  # fixtures used below
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
 
+MONDAY = date(2026, 11, 23)  # T0, the week the reports look at
+SUNDAY = date(2026, 11, 29)  # the last day of the history
 BAD_LINES = (b"not json at all", b'{"type": "message", "event_id": "x"}')
 
 
@@ -168,7 +172,7 @@ def test_scorecard_numbers_equal_those_from_the_records(
     all_clocks = k.clocks(records)
     week = [c for c in all_clocks if start <= c.last.started_at < end]
     prev = [c for c in all_clocks if before <= c.last.started_at < start]
-    report = scorecard_report(_store(stack, prefix), start)
+    report = scorecard_report(_store(stack, prefix), MONDAY)
 
     per_metric = _section(report, "Compliance per metric")
     assert set(per_metric) == {c.last.metric for c in week}
@@ -239,22 +243,27 @@ def test_agent_scorecard_keeps_only_that_agents_clocks(
         c for c in k.clocks(records) if start <= c.last.started_at < end and c.last.agent_id == "a2"
     ]
     met, breached, pct = k.compliance(mine)
-    agent = scorecard_report(_store(stack, prefix), start, "a2")
-    team = scorecard_report(_store(stack, prefix), start)
+    agent = scorecard_report(_store(stack, prefix), MONDAY, "a2")
+    team = scorecard_report(_store(stack, prefix), MONDAY)
     assert _section(agent, "Summary")["compliance %"] == (k.fmt(pct),)
     assert _section(team, "Compliance per agent")["a2"][:3] == (str(met), str(breached), k.fmt(pct))
     assert {row[5] for row in agent.section("Breaches").rows} == {"a2"}
 
 
+def _midnight(day: date, tz: ZoneInfo) -> int:
+    return int(datetime(day.year, day.month, day.day, tzinfo=tz).timestamp() * 1000)
+
+
+@pytest.mark.parametrize("zone", ["UTC", "Asia/Jakarta", "America/Sao_Paulo"])
 def test_daily_digest_numbers_equal_those_from_the_records(
-    stack: Endpoints, stored: tuple[str, list[Record]]
+    stack: Endpoints, stored: tuple[str, list[Record]], zone: str
 ) -> None:
-    """Breaches on the day, clocks due the next day and compliance per agent match the records."""
+    """Breaches on the local day, clocks due the next one and compliance per agent match."""
     prefix, records = stored
-    day = k.at(6 * k.DAY_S)
-    nxt, after = day + 86_400_000, day + 2 * 86_400_000
+    tz = ZoneInfo(zone)
+    day, nxt, after = (_midnight(SUNDAY + timedelta(days=n), tz) for n in (0, 1, 2))
     cs = k.clocks(records)
-    report = daily_report(_store(stack, prefix), day)
+    report = daily_report(_store(stack, prefix), SUNDAY, tz)
     breaches = sorted(
         (c.last.conversation_id, c.last.metric, c.last.seq)
         for c in cs
@@ -275,35 +284,41 @@ def test_daily_digest_numbers_equal_those_from_the_records(
         if (c.outcome == "breached" and day <= (c.last.deadline_at or 0) < nxt)
         or (c.outcome == "met" and day <= (c.last.stopped_at or 0) < nxt)
     ]
-    assert breaches and due
-    assert (
-        sorted((r[1], r[3], int(r[4])) for r in report.section("Breaches today").rows) == breaches
-    )
-    assert (
-        sorted((r[1], r[3], int(r[4])) for r in report.section("Clocks due tomorrow").rows) == due
-    )
+    assert breaches
+    if zone == "UTC":
+        assert due
+    rows = report.section("Breaches today").rows
+    assert sorted((r[1], r[3], int(r[4])) for r in rows) == breaches
+    due_rows = report.section("Clocks due tomorrow").rows
+    assert sorted((r[1], r[3], int(r[4])) for r in due_rows) == due
     per_agent = _section(report, "Compliance per agent today")
     for agent, clocks in k.group(decided, "agent_id").items():
         met, breached, pct = k.compliance(clocks)
         assert per_agent[agent or "(none)"] == (str(met), str(breached), k.fmt(pct))
     assert len(per_agent) == len(k.group(decided, "agent_id"))
+    first = min(
+        c.last.deadline_at or 0
+        for c in cs
+        if c.outcome == "breached" and day <= (c.last.deadline_at or 0) < nxt
+    )
+    local = datetime.fromtimestamp(first / 1000, tz).isoformat(timespec="milliseconds")
+    assert rows[0][0] == (format_instant(first) if zone == "UTC" else local)
 
 
+@pytest.mark.parametrize("zone", ["UTC", "Asia/Jakarta"])
 def test_causes_report_numbers_equal_those_from_the_records(
-    stack: Endpoints, stored: tuple[str, list[Record]]
+    stack: Endpoints, stored: tuple[str, list[Record]], zone: str
 ) -> None:
     """November's breaches by cause, with shares and the top agents, sources and hours per cause."""
     prefix, records = stored
-    start = k.at(-k.WEEK_S - 15 * k.DAY_S)  # 2026-11-01
-    end = k.at(k.WEEK_S)  # 2026-11-30... the month ends a day later
-    end += 86_400_000
-    assert format_instant(start)[:10] == "2026-11-01" and format_instant(end)[:10] == "2026-12-01"
+    tz = ZoneInfo(zone)
+    start, end = _midnight(date(2026, 11, 1), tz), _midnight(date(2026, 12, 1), tz)
     breaches = [
         c
         for c in k.clocks(records)
         if c.outcome == "breached" and start <= (c.last.deadline_at or 0) < end
     ]
-    report = causes_report(_store(stack, prefix), start, end)
+    report = causes_report(_store(stack, prefix), date(2026, 11, 1), tz)
     by_cause = Counter(c.cause or "(none)" for c in breaches)
     shown = _section(report, "Breaches by cause")
     assert len(by_cause) >= 2
@@ -318,9 +333,11 @@ def test_causes_report_numbers_equal_those_from_the_records(
         assert [(r[2], r[3], r[4]) for r in detail if r[0] == cause and r[1] == "agent"] == [
             (a, str(m), k.fmt(100 * m / n)) for a, m in top
         ]
-        hours = Counter((c.last.deadline_at or 0) // 3_600_000 % 24 for c in mine)
+        hours = Counter(
+            datetime.fromtimestamp((c.last.deadline_at or 0) / 1000, tz).hour for c in mine
+        )
         top_hours = sorted(hours.items(), key=lambda kv: (-kv[1], kv[0]))[:3]
-        assert [(r[2], r[3]) for r in detail if r[0] == cause and r[1] == "hour (UTC)"] == [
+        assert [(r[2], r[3]) for r in detail if r[0] == cause and r[1] == f"hour ({zone})"] == [
             (f"{h:02d}:00", str(m)) for h, m in top_hours
         ]
 
@@ -337,7 +354,7 @@ def test_baseline_numbers_equal_those_from_the_records(
         for c in k.clocks(records)
         if start <= c.last.started_at < end and c.outcome in ("met", "breached")
     ]
-    report = baseline_report(_store(stack, prefix), end, 14)
+    report = baseline_report(_store(stack, prefix), SUNDAY, 14)
     rows = {(r[0], r[1]): r[2:] for r in report.section(report.sections[0].title).rows}
     groups: dict[tuple[str, str], list[k.Clock]] = {}
     for c in decided:
@@ -389,7 +406,7 @@ def test_report_cli_writes_markdown_and_csv(
         ],
     )
     assert md.exit_code == 0, md.output
-    direct = scorecard_report(_store(stack, prefix), k.at(0))
+    direct = scorecard_report(_store(stack, prefix), MONDAY)
     assert md.output == render(direct, "markdown")
     assert md.output.startswith("# SLA scorecard, week of 2026-11-23")
     out = tmp_path / "causes.csv"
@@ -434,7 +451,7 @@ def test_report_send_delivers_the_digest_to_webhook_and_mail(
     result = CliRunner().invoke(main, [*args, *_where(stack, prefix)])
     assert result.exit_code == 0, result.output
     assert result.stdout == ""
-    expected = render(daily_report(_store(stack, prefix), k.at(6 * k.DAY_S)), "markdown")
+    expected = render(daily_report(_store(stack, prefix), SUNDAY), "markdown")
     assert received == [
         {"title": "SLA daily digest, 2026-11-29", "text": expected, "format": "markdown"}
     ]

@@ -6,14 +6,16 @@ from __future__ import annotations
 import csv
 import io
 import socket
+from datetime import date
 from email.message import Message
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 from click.testing import CliRunner
 
 from flows.cli import main
-from flows.reports.builders import parse_month, parse_week, percentile
+from flows.reports.builders import day_start, parse_month, parse_week, percentile
 from flows.reports.render import Report, Section, render
 from flows.reports.send import NotifySettings, SendError, send_report
 from tests.enginekit import T0
@@ -70,13 +72,16 @@ def test_percentile_interpolates_between_ranks() -> None:
     assert percentile([], 0.5) is None
 
 
-def test_weeks_and_months_are_utc_periods() -> None:
-    """2026-W48 starts Monday 2026-11-23 00:00 UTC; 2026-12 ends at 2027-01-01."""
-    assert parse_week("2026-W48") == T0
-    start, end = parse_month("2026-12")
-    assert (end - start) // 86_400_000 == 31
+def test_weeks_and_months_are_read_as_calendar_days() -> None:
+    """2026-W48 starts Monday 2026-11-23 (T0 at UTC midnight); 2026-12 starts on its first day."""
+    assert parse_week("2026-w48") == date(2026, 11, 23)
+    assert day_start(parse_week("2026-W48")) == T0
+    assert day_start(date(2026, 11, 23), ZoneInfo("Asia/Jakarta")) == T0 - 7 * 3_600_000
+    assert parse_month("2026-12") == date(2026, 12, 1)
     with pytest.raises(ValueError, match="2026-W47"):
         parse_week("2026-W60")
+    with pytest.raises(ValueError, match="2026-11"):
+        parse_month("2026-13")
 
 
 def test_send_posts_the_report_to_the_webhook(
@@ -195,6 +200,7 @@ def test_from_stack_with_no_stack_is_one_line(tmp_path: Path) -> None:
         (["report", "daily", "--date", "yesterday"], "write it like 2026-11-23"),
         (["report", "daily", "--format", "pdf"], "'pdf' is not one of"),
         (["report", "baseline", "--days", "0"], "0 is not in the range x>=1"),
+        (["report", "daily", "--tz", "Mars/Olympus"], "use an IANA name such as Asia/Jakarta"),
     ],
 )
 def test_bad_files_and_options_are_one_error_line(args: list[str], expected: str) -> None:
