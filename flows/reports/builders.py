@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, date, datetime, timedelta, tzinfo
 from typing import Final
 
@@ -190,7 +190,11 @@ def parse_week(text: str) -> date:
 
 
 def scorecard_report(
-    store: ReportStore, monday: date, agent: str | None = None, tz: tzinfo = UTC
+    store: ReportStore,
+    monday: date,
+    agent: str | None = None,
+    tz: tzinfo = UTC,
+    required_attempts: Mapping[str, int] | None = None,
 ) -> Report:
     """The weekly scorecard of the team, or of one agent, for the week starting on `monday`.
 
@@ -198,6 +202,10 @@ def scorecard_report(
     response times, contact attempts, qualification, first-contact resolution), compliance per
     metric against the previous week, compliance per agent (team scorecard only) and every
     breach with its target.
+
+    Contact attempts required: with `required_attempts` (each policy's `contact_attempts.min` by
+    policy id, from the policy file), the sum of the minimum over the week's `contact_attempts`
+    clocks; the stored records carry the attempts made, not the minimum.
 
     First-contact resolution: a cycle whose `resolution` clock was fulfilled once (never
     reopened and resolved again) and that had no `next_response` clock (the customer never
@@ -229,6 +237,9 @@ def scorecard_report(
     first_contact = sum(
         1 for key in resolved if resolved_times.get(key, 0) == 1 and key not in waited_again
     )
+    required = "-"
+    if required_attempts is not None:
+        required = str(sum(required_attempts.get(r.policy_id or "", 0) for r in attempts))
     met, breached = _compliance(rows)
     old_met, old_breached = _compliance(previous)
     overall = _pct(met, met + breached)
@@ -240,6 +251,7 @@ def scorecard_report(
         ("average response s", _num(average)),
         ("p90 response s", _num(percentile(replies, 0.9))),
         ("contact attempts made", str(sum(r.attempts or 0 for r in attempts))),
+        ("contact attempts required", required),
         ("leads with the required attempts", str(attempts_met)),
         ("leads short of the required attempts", str(attempts_short)),
         ("leads decided (qualified, disqualified or nurture)", str(decided)),

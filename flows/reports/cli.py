@@ -312,12 +312,21 @@ def report() -> None:
 @report.command()
 @click.option("--week", default=None, help="ISO week, e.g. 2026-W47 [default: last week].")
 @click.option("--agent", default=None, help="Only this agent's scorecard.")
+@click.option(
+    "--policies",
+    "policies_path",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="Policy file, to show the contact attempts required [env SLAWATCH_POLICIES].",
+    envvar="SLAWATCH_POLICIES",
+)
 @_output_options
 @_where_options
 def scorecard(
     *,
     week: str | None,
     agent: str | None,
+    policies_path: Path | None,
     fmt: str,
     output: Path | None,
     send: bool,
@@ -334,7 +343,15 @@ def scorecard(
         monday = parse_week(week)
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--week") from None
-    _emit(scorecard_report(_store(where), monday, agent, tz), fmt, output, send)
+    required = None
+    if policies_path is not None:
+        required = {
+            policy.id: policy.targets["contact_attempts"].min_attempts
+            for policy in load_policies(policies_path).policies
+            if "contact_attempts" in policy.targets
+        }
+    report = scorecard_report(_store(where), monday, agent, tz, required)
+    _emit(report, fmt, output, send)
 
 
 @report.command()

@@ -30,7 +30,8 @@ _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 _RANGE_COLUMNS: Final = frozenset({"started_at", "deadline_at", "stopped_at", "updated_at"})
 _CLOCK_COLUMNS: Final = (
     "started_at, conversation_id, cycle, metric, seq, status, open, breached, cause, "
-    "deadline_at, stopped_at, elapsed_s, target_s, agent_id, lead_source, attempts, updated_at"
+    "deadline_at, stopped_at, elapsed_s, target_s, agent_id, lead_source, attempts, updated_at, "
+    "policy_id"
 )
 
 
@@ -66,6 +67,7 @@ class ClockRow:
         lead_source: The lead source on the latest record.
         attempts: Contact attempts (`contact_attempts` only).
         updated_at: The instant of its latest record.
+        policy_id: The policy on its latest record.
     """
 
     started_at: int
@@ -85,6 +87,7 @@ class ClockRow:
     lead_source: str | None
     attempts: int | None
     updated_at: int
+    policy_id: str | None = None
 
     @property
     def outcome(self) -> str:
@@ -112,7 +115,7 @@ def _row(values: Sequence[Any]) -> ClockRow:
     (started, conv, cycle, metric, seq, status, is_open, breached, cause, deadline, stopped) = (
         values[:11]
     )
-    elapsed, target, agent, source, attempts, updated = values[11:]
+    elapsed, target, agent, source, attempts, updated, policy = values[11:]
     return ClockRow(
         started_at=_ms(started) or 0,
         conversation_id=conv,
@@ -131,6 +134,7 @@ def _row(values: Sequence[Any]) -> ClockRow:
         lead_source=source,
         attempts=attempts,
         updated_at=_ms(updated) or 0,
+        policy_id=policy,
     )
 
 

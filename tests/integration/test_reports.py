@@ -172,7 +172,8 @@ def test_scorecard_numbers_equal_those_from_the_records(
     all_clocks = k.clocks(records)
     week = [c for c in all_clocks if start <= c.last.started_at < end]
     prev = [c for c in all_clocks if before <= c.last.started_at < start]
-    report = scorecard_report(_store(stack, prefix), MONDAY)
+    required = {"leads": 2}  # contact_attempts.min of the `leads` policy in k.POLICIES
+    report = scorecard_report(_store(stack, prefix), MONDAY, required_attempts=required)
 
     per_metric = _section(report, "Compliance per metric")
     assert set(per_metric) == {c.last.metric for c in week}
@@ -196,6 +197,8 @@ def test_scorecard_numbers_equal_those_from_the_records(
     )
     attempts = [c for c in week if c.last.metric == "contact_attempts"]
     assert summary["contact attempts made"] == (str(sum(c.last.attempts or 0 for c in attempts)),)
+    assert {c.last.policy_id for c in attempts} == {"leads"}
+    assert summary["contact attempts required"] == (str(2 * len(attempts)),)
     assert summary["leads short of the required attempts"] == (
         str(sum(1 for c in attempts if c.outcome == "breached")),
     )
@@ -393,6 +396,8 @@ def test_report_cli_writes_markdown_and_csv(
     """`slawatch report scorecard --week 2026-W48` prints Markdown; `--format csv` parses back."""
     prefix, _records = stored
     runner = CliRunner()
+    policies = tmp_path / "policies.yaml"
+    policies.write_text(k.POLICIES, encoding="utf-8")
     md = runner.invoke(
         main,
         [
@@ -402,11 +407,13 @@ def test_report_cli_writes_markdown_and_csv(
             "2026-W48",
             "--format",
             "markdown",
+            "--policies",
+            str(policies),
             *_where(stack, prefix),
         ],
     )
     assert md.exit_code == 0, md.output
-    direct = scorecard_report(_store(stack, prefix), MONDAY)
+    direct = scorecard_report(_store(stack, prefix), MONDAY, required_attempts={"leads": 2})
     assert md.output == render(direct, "markdown")
     assert md.output.startswith("# SLA scorecard, week of 2026-11-23")
     out = tmp_path / "causes.csv"
