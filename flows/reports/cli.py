@@ -146,7 +146,6 @@ def backfill_command(
         Progress,
         TaskProgressColumn,
         TextColumn,
-        TimeElapsedColumn,
         TimeRemainingColumn,
     )
 
@@ -185,9 +184,8 @@ def backfill_command(
     bar = Progress(
         BarColumn(bar_width=24),
         TaskProgressColumn(),
-        TextColumn("{task.fields[counts]}"),
-        TimeElapsedColumn(),
-        TextColumn("left"),
+        TextColumn("{task.fields[counts]},"),
+        TextColumn("time left"),
         TimeRemainingColumn(compact=True),
         console=console,
         disable=quiet,
@@ -198,7 +196,7 @@ def backfill_command(
 
     def show(p: BackfillProgress) -> None:
         rate = p.events / max(time.monotonic() - started, 1e-6)
-        counts = f"{p.events:,} events, {p.records:,} records, {rate:,.0f}/s"
+        counts = f"{p.events:,} events, {p.records:,} records, {rate:,.0f} events/s"
         bar.update(task, completed=p.bytes_read, counts=counts)
 
     with bar:

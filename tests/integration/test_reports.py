@@ -95,7 +95,7 @@ def stored(
     )
     assert result.exit_code == 0, result.output
     # The progress bar's last state: events, records, rate, time left.
-    assert "100%" in result.stderr and "/s" in result.stderr and "left" in result.stderr
+    assert "100%" in result.stderr and "events/s" in result.stderr and "time left" in result.stderr
     sla = sum(1 for r in records if isinstance(r, SlaRecord))
     assert f"{len(k.history(seed=47)):,} events, {sla:,} records," in result.stderr
     yield prefix, records
