@@ -227,6 +227,9 @@ def scorecard_report(
     cycles = {r.cycle_key for r in rows if r.agent_id is not None}
     replies = [r.elapsed_s for r in rows if r.metric in _REPLY_METRICS and r.fulfilled]
     average = sum(replies) / len(replies) if replies else None
+    old_replies = [r.elapsed_s for r in previous if r.metric in _REPLY_METRICS and r.fulfilled]
+    old_average = sum(old_replies) / len(old_replies) if old_replies else None
+    p90, old_p90 = percentile(replies, 0.9), percentile(old_replies, 0.9)
     attempts = [r for r in rows if r.metric == "contact_attempts"]
     attempts_met, attempts_short = _compliance(attempts)
     qualification = [r for r in rows if r.metric == "qualification"]
@@ -249,7 +252,10 @@ def scorecard_report(
         ("cycles assigned", str(len(cycles))),
         ("replies", str(len(replies))),
         ("average response s", _num(average)),
-        ("p90 response s", _num(percentile(replies, 0.9))),
+        ("p90 response s", _num(p90)),
+        ("average response s previous week", _num(old_average)),
+        ("p90 response s previous week", _num(old_p90)),
+        ("p90 response change s", _change(p90, old_p90)),
         ("contact attempts made", str(sum(r.attempts or 0 for r in attempts))),
         ("contact attempts required", required),
         ("leads with the required attempts", str(attempts_met)),

@@ -98,6 +98,8 @@ def stored(
     assert "100%" in result.stderr and "events/s" in result.stderr and "time left" in result.stderr
     sla = sum(1 for r in records if isinstance(r, SlaRecord))
     assert f"{len(k.history(seed=47)):,} events, {sla:,} records," in result.stderr
+    for table in TableNames(prefix).all():
+        questdb.wait_for_wal(table)
     yield prefix, records
     drop_tables(questdb, prefix)
 
@@ -192,6 +194,15 @@ def test_scorecard_numbers_equal_those_from_the_records(
     assert summary["replies"] == (str(len(replies)),)
     assert summary["average response s"] == (k.fmt(sum(replies) / len(replies)),)
     assert summary["p90 response s"] == (k.fmt(k.p(replies, 90)),)
+    old = [
+        c.elapsed_s
+        for c in prev
+        if c.last.metric in ("first_response", "next_response") and c.fulfilled
+    ]
+    assert summary["average response s previous week"] == (k.fmt(sum(old) / len(old)),)
+    assert summary["p90 response s previous week"] == (k.fmt(k.p(old, 90)),)
+    change = (k.p(replies, 90) or 0) - (k.p(old, 90) or 0)
+    assert summary["p90 response change s"] == (f"{change:+.1f}",)
     assert summary["cycles assigned"] == (
         str(len({(c.last.conversation_id, c.last.cycle) for c in week if c.last.agent_id})),
     )
