@@ -477,14 +477,12 @@ def baseline_report(store: ReportStore, last_day: date, days: int, tz: tzinfo = 
     end = day_start(last_day + timedelta(days=1), tz)
     start = day_start(last_day + timedelta(days=1 - days), tz)
     rows = store.clocks(started_at=(start, end))
-    groups = _by(
-        (r for r in rows if r.outcome in ("met", "breached")),
-        lambda r: f"{r.metric}\x00{_name(r.lead_source)}",
-    )
+    groups: dict[tuple[str, str], list[ClockRow]] = defaultdict(list)
+    for r in rows:
+        if r.outcome in ("met", "breached"):
+            groups[(r.metric, _name(r.lead_source))].append(r)
     out: list[tuple[str, ...]] = []
-    for key in sorted(groups):
-        metric, source = key.split("\x00")
-        group = groups[key]
+    for (metric, source), group in sorted(groups.items()):
         taken = [r.elapsed_s for r in group if r.fulfilled]
         met, breached = _compliance(group)
         compliance = _pct(met, met + breached)

@@ -110,10 +110,9 @@ def _markdown(report: Report) -> str:
             out += ["| " + " | ".join(_md_cell(c) for c in row) + " |" for row in section.rows]
             if section.notes:
                 out.append("")
-        out += [
-            f"{note}  " if i < len(section.notes) - 1 else note
-            for i, note in enumerate(section.notes)
-        ]
+        if section.notes:
+            # Two trailing spaces make a Markdown line break between notes.
+            out.append("  \n".join(section.notes))
     return "\n".join(out).rstrip() + "\n"
 
 
