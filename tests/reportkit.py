@@ -44,8 +44,8 @@ policies:
       contact_attempts: {min: 2, within: 1h, gap: 5m}
   - id: default
     targets:
-      assignment: {within: 2m}
-      first_response: {within: 5m}
+      assignment: {within: 10m}
+      first_response: {within: 15m}
       next_response: {within: 10m}
       resolution: {within: 4h}
 """
@@ -69,7 +69,8 @@ def history(seed: int, conversations: int = 240) -> list[Event]:
             attrs["lead_source"] = source
         events.append(conv_event(t, "opened", conv, **attrs))
         events.append(inbound(t + 1, conv))
-        if rng.random() < 0.9:
+        # Leads are sometimes never assigned; other conversations always are.
+        if source is None or rng.random() < 0.85:
             events.append(assign(t + rng.expovariate(1 / 90), agent, conv))
         first = t + 1 + rng.lognormvariate(4.8, 1.0)
         if rng.random() < 0.9:

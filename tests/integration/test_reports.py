@@ -374,6 +374,11 @@ def test_baseline_numbers_equal_those_from_the_records(
     for c in decided:
         groups.setdefault((c.last.metric, c.last.lead_source or "(none)"), []).append(c)
     assert set(rows) == set(groups)
+    assert {row[-1] for row in rows.values()} == {
+        "target may be too easy",
+        "target may be too hard",
+        "",
+    }
     for key, clocks in groups.items():
         taken = [c.elapsed_s for c in clocks if c.fulfilled]
         met, breached, pct = k.compliance(clocks)
