@@ -179,6 +179,8 @@ def backfill_command(
             f"QuestDB does not answer at {writer.address}; start it with `slawatch stack up` "
             "(then pass --from-stack) or set SLAWATCH_QUESTDB_HTTP"
         )
+        if "cannot be reached" not in str(exc):
+            msg = f"{exc}; check SLAWATCH_QUESTDB_CONF (user, password or token)"
         raise SlawatchError(msg) from exc
     console = Console(stderr=True)
     bar = Progress(
