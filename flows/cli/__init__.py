@@ -15,6 +15,7 @@ import click
 from flows.cli.feed import feed
 from flows.cli.monitor import run
 from flows.cli.replay import replay
+from flows.cli.reports import backfill_command, report
 from flows.cli.sim import import_group, simulate
 from flows.cli.stack import stack
 from flows.exceptions import SlawatchError
@@ -36,5 +37,5 @@ def main() -> None:
     """slawatch: a real-time SLA monitor for conversations over WhatsApp."""
 
 
-for _command in (stack, run, replay, simulate, import_group, feed):
+for _command in (stack, run, replay, simulate, import_group, backfill_command, report, feed):
     main.add_command(_command)

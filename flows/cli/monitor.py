@@ -92,11 +92,8 @@ def run(
     """
     # Imported here so that `slawatch --help` does not load Bytewax and librdkafka.
     from flows.connectors.kafka.admin import ensure_topics  # noqa: PLC0415
-    from flows.monitor.runner import (  # noqa: PLC0415
-        Cluster,
-        run_monitor,
-        stack_overrides,
-    )
+    from flows.devstack import stack_overrides  # noqa: PLC0415
+    from flows.monitor.runner import Cluster, run_monitor  # noqa: PLC0415
 
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"

@@ -12,6 +12,7 @@ from flows.devstack.stack import (
     StackStatus,
     default_cache_dir,
     running_endpoints,
+    stack_overrides,
 )
 
 __all__ = [
@@ -24,4 +25,5 @@ __all__ = [
     "default_cache_dir",
     "fetch_jars",
     "running_endpoints",
+    "stack_overrides",
 ]

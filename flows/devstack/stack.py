@@ -776,3 +776,17 @@ def running_endpoints(directory: Path | None = None, *, need_questdb: bool = Tru
         )
         raise StackError(msg)
     return status.endpoints
+
+
+def stack_overrides(directory: Path | None = None) -> dict[str, Any]:
+    """Return the Kafka and QuestDB addresses of a running `slawatch stack` as settings.
+
+    Raises:
+        StackError: the stack does not run.
+    """
+    ep = running_endpoints(directory)
+    return {
+        "bootstrap_servers": ep.bootstrap_servers,
+        "questdb_http": ep.questdb_http,
+        "questdb_pg_port": ep.questdb_pg_port,
+    }

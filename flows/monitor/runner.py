@@ -15,18 +15,16 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from bytewax.errors import BytewaxRuntimeError
 from bytewax.recovery import RecoveryConfig, init_db_dir
 from bytewax.run import cli_main
 
-from flows.devstack import running_endpoints
 from flows.exceptions import SlawatchError
 from flows.monitor.flow import get_flow
 from flows.settings import Settings
 
-__all__ = ["Cluster", "ensure_recovery_store", "run_monitor", "stack_overrides"]
+__all__ = ["Cluster", "ensure_recovery_store", "run_monitor"]
 
 _log = logging.getLogger(__name__)
 
@@ -58,20 +56,6 @@ class Cluster:
                 "--addresses"
             )
             raise SlawatchError(msg)
-
-
-def stack_overrides(directory: Path | None = None) -> dict[str, Any]:
-    """Return the Kafka and QuestDB addresses of a running `slawatch stack` as settings.
-
-    Raises:
-        SlawatchError: the stack does not run.
-    """
-    ep = running_endpoints(directory)
-    return {
-        "bootstrap_servers": ep.bootstrap_servers,
-        "questdb_http": ep.questdb_http,
-        "questdb_pg_port": ep.questdb_pg_port,
-    }
 
 
 def ensure_recovery_store(

@@ -1,0 +1,1 @@
+"""Reports and history: backfilling replayed records into QuestDB, and reports read back from it."""

@@ -1,0 +1,244 @@
+"""Reading slawatch's QuestDB tables over PG wire for the reports.
+
+The reports read `<prefix>clocks` (one row per clock, its latest state) and, for first-contact
+resolution, `<prefix>events`. Rows come back as `ClockRow` values with instants in epoch ms UTC;
+the arithmetic of each report is done in Python on those rows (`flows.reports.builders`), so a
+report's numbers can be checked against the SLA records they came from.
+
+Example:
+    >>> store = ReportStore.from_settings(Settings())  # doctest: +SKIP
+    >>> rows = store.clocks(started_at=(week_start, week_end))  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any, Final
+
+import psycopg
+
+from flows.connectors.questdb import TableNames
+from flows.exceptions import ConnectorError
+from flows.settings import Settings
+
+__all__ = ["ClockRow", "ReportStore"]
+
+_EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
+_RANGE_COLUMNS: Final = frozenset({"started_at", "deadline_at", "stopped_at", "updated_at"})
+_CLOCK_COLUMNS: Final = (
+    "started_at, conversation_id, cycle, metric, seq, status, open, breached, cause, "
+    "deadline_at, stopped_at, elapsed_s, target_s, agent_id, lead_source, attempts, updated_at, "
+    "policy_id"
+)
+
+
+def _ms(value: datetime | None) -> int | None:
+    """Turn a PG-wire timestamp (naive, UTC) into epoch ms."""
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return (value - _EPOCH) // timedelta(milliseconds=1)
+
+
+@dataclass(frozen=True, slots=True)
+class ClockRow:
+    """One clock as `<prefix>clocks` stores it: its latest state (instants in epoch ms UTC).
+
+    Attributes:
+        started_at: When the clock started.
+        conversation_id: The conversation.
+        cycle: The cycle of the conversation.
+        metric: The SLA metric.
+        seq: The clock's number within the cycle.
+        status: Its latest status.
+        open: Whether it still runs.
+        breached: Whether it has breached (a breach stands after the clock stops).
+        cause: The breach cause, if breached.
+        deadline_at: The deadline, if the clock has one.
+        stopped_at: When it stopped, if it did.
+        elapsed_s: Counted seconds from start to its latest record (the time taken, once it
+            stopped).
+        target_s: The target in counted seconds, if any.
+        agent_id: The assignee on the latest record.
+        lead_source: The lead source on the latest record.
+        attempts: Contact attempts (`contact_attempts` only).
+        updated_at: The instant of its latest record.
+        policy_id: The policy on its latest record.
+    """
+
+    started_at: int
+    conversation_id: str
+    cycle: int
+    metric: str
+    seq: int
+    status: str
+    open: bool
+    breached: bool
+    cause: str | None
+    deadline_at: int | None
+    stopped_at: int | None
+    elapsed_s: float
+    target_s: float | None
+    agent_id: str | None
+    lead_source: str | None
+    attempts: int | None
+    updated_at: int
+    policy_id: str | None = None
+
+    @property
+    def outcome(self) -> str:
+        """`met`, `breached` (also `stopped` and `closed`), `cancelled`, or `open` (undecided)."""
+        if self.status == "cancelled":
+            return "cancelled"
+        if self.breached:
+            return "breached"
+        if self.status == "met":
+            return "met"
+        return "open"
+
+    @property
+    def fulfilled(self) -> bool:
+        """Whether the clock was fulfilled (`met`, or `stopped` after its breach)."""
+        return self.status in ("met", "stopped")
+
+    @property
+    def cycle_key(self) -> tuple[str, int]:
+        """The clock's conversation and cycle."""
+        return (self.conversation_id, self.cycle)
+
+
+def _row(values: Sequence[Any]) -> ClockRow:
+    (started, conv, cycle, metric, seq, status, is_open, breached, cause, deadline, stopped) = (
+        values[:11]
+    )
+    elapsed, target, agent, source, attempts, updated, policy = values[11:]
+    return ClockRow(
+        started_at=_ms(started) or 0,
+        conversation_id=conv,
+        cycle=cycle,
+        metric=metric,
+        seq=seq,
+        status=status,
+        open=bool(is_open),
+        breached=bool(breached),
+        cause=cause,
+        deadline_at=_ms(deadline),
+        stopped_at=_ms(stopped),
+        elapsed_s=float(elapsed or 0.0),
+        target_s=None if target is None else float(target),
+        agent_id=agent,
+        lead_source=source,
+        attempts=attempts,
+        updated_at=_ms(updated) or 0,
+        policy_id=policy,
+    )
+
+
+def _timestamp(ms: int) -> datetime:
+    return datetime.fromtimestamp(ms / 1000, tz=UTC).replace(tzinfo=None)
+
+
+class ReportStore:
+    """Reads the tables of one table prefix from QuestDB's PostgreSQL wire port.
+
+    Args:
+        conninfo: libpq connection string (host, port, user, password, dbname, sslmode).
+        prefix: Table name prefix (`sla_` by default).
+        where: `host:port` shown in error messages.
+    """
+
+    def __init__(self, conninfo: str, *, prefix: str = "sla_", where: str = "QuestDB") -> None:
+        self.conninfo = conninfo
+        self.tables = TableNames(prefix)
+        self.where = where
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> ReportStore:
+        """Build the store from `SLAWATCH_QUESTDB_*` settings and `SLAWATCH_TABLE_PREFIX`."""
+        host = settings.questdb_http.rsplit(":", 1)[0] or "127.0.0.1"
+        port = settings.questdb_pg_port
+        password = settings.questdb_password.get_secret_value()
+        conninfo = psycopg.conninfo.make_conninfo(
+            host=host,
+            port=port,
+            user=settings.questdb_user,
+            password=password,
+            dbname="qdb",
+            sslmode="disable",
+            connect_timeout=5,
+        )
+        return cls(conninfo, prefix=settings.table_prefix, where=f"{host}:{port}")
+
+    def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        """Run one query and return its rows.
+
+        Raises:
+            ConnectorError: QuestDB cannot be reached, or the tables do not exist.
+        """
+        try:
+            with psycopg.connect(self.conninfo, autocommit=True) as conn:
+                return conn.execute(sql, params).fetchall()
+        except psycopg.OperationalError as exc:
+            msg = (
+                f"QuestDB does not answer on PG wire at {self.where}; start it with "
+                "`slawatch stack up` (then pass --from-stack) or set SLAWATCH_QUESTDB_HTTP "
+                "and SLAWATCH_QUESTDB_PG_PORT"
+            )
+            raise ConnectorError(msg) from exc
+        except psycopg.Error as exc:
+            if "does not exist" in str(exc):
+                msg = (
+                    f"QuestDB at {self.where} has no table {self.tables.clocks}; run the "
+                    "monitor or `slawatch backfill` first, or set SLAWATCH_TABLE_PREFIX"
+                )
+                raise ConnectorError(msg) from exc
+            msg = f"QuestDB at {self.where} refused a report query: {exc}".rstrip()
+            raise ConnectorError(msg) from exc
+
+    def clocks(self, **ranges: tuple[int | None, int | None]) -> list[ClockRow]:
+        """Return the clocks whose instants fall in the given half-open ranges (epoch ms).
+
+        Args:
+            **ranges: `column=(from, before)` for `started_at`, `deadline_at`, `stopped_at` or
+                `updated_at`: `from <= column < before`; either bound may be None.
+
+        Raises:
+            ValueError: A range names another column.
+        """
+        where: list[str] = []
+        params: list[Any] = []
+        for column, (low, high) in sorted(ranges.items()):
+            if column not in _RANGE_COLUMNS:
+                msg = f"cannot filter clocks on {column!r}"
+                raise ValueError(msg)
+            if low is not None:
+                where.append(f"{column} >= %s")
+                params.append(_timestamp(low))
+            if high is not None:
+                where.append(f"{column} < %s")
+                params.append(_timestamp(high))
+        clause = f" WHERE {' AND '.join(where)}" if where else ""
+        # The table name comes from a validated prefix and the columns from a fixed set;
+        # values are bound parameters.
+        sql = f"SELECT {_CLOCK_COLUMNS} FROM {self.tables.clocks}{clause}"  # noqa: S608
+        return [_row(values) for values in self.query(sql, params)]
+
+    def resolutions_per_cycle(
+        self, *, started_from: int, started_before: int
+    ) -> Counter[tuple[str, int]]:
+        """Count, per cycle, the records that ended its `resolution` clock (met or stopped).
+
+        More than one means the cycle was resolved, reopened and resolved again.
+        """
+        sql = (
+            "SELECT conversation_id, cycle, count() "  # noqa: S608 - validated table name
+            f"FROM {self.tables.events} "
+            "WHERE metric = 'resolution' AND status IN ('met', 'stopped') "
+            "AND started_at >= %s AND started_at < %s"
+        )
+        rows = self.query(sql, [_timestamp(started_from), _timestamp(started_before)])
+        return Counter({(conv, cycle): n for conv, cycle, n in rows})
