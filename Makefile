@@ -58,20 +58,8 @@ stack-down: $(INSTALLED) ## Stop the local Kafka + QuestDB
 stack-status: $(INSTALLED) ## Say whether the local stack runs and where
 	$(SLAWATCH) stack status
 
-demo: $(INSTALLED) ## The main job: local Kafka + QuestDB, the live monitor on a simulated stream (Ctrl-C stops)
-	$(SLAWATCH) stack up
-	@set -euo pipefail; \
-	export SLAWATCH_POLICIES=examples/demo-policies.yaml SLAWATCH_LATENESS=2s; \
-	$(SLAWATCH) run --from-stack --create-topics 4 -r .cache/slawatch/demo-recovery & monitor=$$!; \
-	trap 'kill $$monitor 2>/dev/null; wait $$monitor 2>/dev/null; echo; echo "Monitor stopped; the stack keeps running (make stack-down stops it)."' EXIT; \
-	sleep 8; \
-	$(SLAWATCH) stack status; \
-	echo; \
-	echo "Live records: QuestDB console at the HTTP address above, e.g."; \
-	echo "  SELECT * FROM sla_events ORDER BY at DESC LIMIT 50;"; \
-	echo "  SELECT metric, status, count() FROM sla_clocks GROUP BY metric, status;"; \
-	echo; \
-	$(SLAWATCH) feed --from-stack --rate 30
+demo: $(INSTALLED) ## The main job: local Kafka + QuestDB, a week of history, the live monitor and simulator, and the live wallboard (Ctrl-C stops)
+	$(SLAWATCH) demo
 
 bench: $(INSTALLED) ## Run every benchmark script in bench/
 	@shopt -s nullglob; scripts=(bench/*.py); \

@@ -12,6 +12,7 @@ from typing import Any
 
 import click
 
+from flows.cli.demo import demo
 from flows.cli.feed import feed
 from flows.cli.monitor import run
 from flows.cli.replay import replay
@@ -37,5 +38,5 @@ def main() -> None:
     """slawatch: a real-time SLA monitor for conversations over WhatsApp."""
 
 
-for _command in (stack, run, replay, simulate, import_group, backfill_command, report, feed):
+for _command in (stack, run, replay, simulate, import_group, backfill_command, report, demo, feed):
     main.add_command(_command)
