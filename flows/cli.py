@@ -334,3 +334,7 @@ def feed(
 
 if __name__ == "__main__":
     main()
+
+from flows.ingest.cli import ingest  # noqa: E402
+
+main.add_command(ingest)
