@@ -338,3 +338,6 @@ if __name__ == "__main__":
 from flows.ingest.cli import ingest  # noqa: E402
 
 main.add_command(ingest)
+from flows.ingest.cli import reconcile  # noqa: E402
+
+main.add_command(reconcile)

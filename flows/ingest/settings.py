@@ -76,6 +76,12 @@ class IngestSettings(BaseSettings):
     pseudonym_key: SecretStr = Field(
         default=SecretStr(""), description="HMAC key turning customer phone numbers into ids."
     )
+    chatwoot_url: str = Field(
+        default="http://127.0.0.1:3000", description="Chatwoot base URL (reconcile and act)."
+    )
+    chatwoot_api_token: SecretStr | None = Field(
+        default=None, description="Chatwoot `api_access_token` (reconcile reads, act assigns)."
+    )
     segment_attribute: str = Field(default="segment", description="Chatwoot custom attribute.")
     lead_source_attribute: str = Field(default="lead_source", description="Custom attribute.")
     lead_status_attribute: str = Field(default="lead_status", description="Custom attribute.")
