@@ -341,3 +341,6 @@ main.add_command(ingest)
 from flows.ingest.cli import reconcile  # noqa: E402
 
 main.add_command(reconcile)
+from flows.ingest.cli import act  # noqa: E402
+
+main.add_command(act)

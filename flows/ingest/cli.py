@@ -238,3 +238,44 @@ def _produce(settings: IngestSettings, events: list[dict[str, object]]) -> None:
             "the checkpoint was not advanced: run again."
         )
         raise IngestError(msg)
+
+
+# -- act --------------------------------------------------------------------------------------
+
+
+@click.command()
+@click.option("--dry-run", is_flag=True, help="Log and count what would be done; change nothing.")
+@click.option(
+    "--exit-when-idle",
+    type=float,
+    default=None,
+    help="Stop after this many seconds without an action (default: run until interrupted).",
+)
+def act(dry_run: bool, exit_when_idle: float | None) -> None:
+    """Carry out escalations from sla.actions: reassign in Chatwoot, notify by webhook/e-mail.
+
+    Configured with SLAWATCH_INGEST_* variables (CHATWOOT_URL, CHATWOOT_API_TOKEN, AGENT_MAP,
+    NOTIFY_WEBHOOK_URL, NOTIFY_ADDRESSES, SMTP_HOST, ACT_LEDGER, ACTIONS_TOPIC, ACT_GROUP).
+    Each action is applied once, whatever the redeliveries; every outcome is counted and logged.
+    """
+    import httpx  # noqa: PLC0415
+
+    from flows.ingest.act import ActionRunner, Ledger, run  # noqa: PLC0415
+
+    settings = _settings()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    token = settings.chatwoot_api_token
+    headers = {} if token is None else {"api_access_token": token.get_secret_value()}
+    with (
+        httpx.Client(base_url=settings.chatwoot_url, headers=headers, timeout=10) as chatwoot,
+        httpx.Client(timeout=10) as webhook,
+    ):
+        runner = ActionRunner(
+            settings, Ledger(settings.act_ledger), dry_run, chatwoot=chatwoot, webhook=webhook
+        )
+        try:
+            outcomes = run(runner, settings, exit_when_idle_s=exit_when_idle)
+        except KeyboardInterrupt:
+            outcomes = runner.outcomes
+    summary = ", ".join(f"{name} {count}" for name, count in sorted(outcomes.items())) or "nothing"
+    click.echo(f"act: {summary}", err=True)

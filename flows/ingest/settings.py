@@ -7,6 +7,7 @@ objects, e.g. `SLAWATCH_INGEST_CHATWOOT_SECRETS='{"7": "s3cret"}'`.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, Final, Literal
 
 from pydantic import Field, SecretStr
@@ -82,6 +83,27 @@ class IngestSettings(BaseSettings):
     chatwoot_api_token: SecretStr | None = Field(
         default=None, description="Chatwoot `api_access_token` (reconcile reads, act assigns)."
     )
+    actions_topic: str = Field(default="sla.actions", description="Topic `act` consumes.")
+    act_group: str = Field(default="slawatch-act", description="Consumer group of `act`.")
+    act_ledger: Path = Field(
+        default=Path("act-applied.jsonl"),
+        description="File of the actions `act` applied (what makes redeliveries harmless).",
+    )
+    act_reassign: bool = Field(default=True, description="Carry out `reassign` in Chatwoot.")
+    agent_map: dict[str, str] = Field(
+        default_factory=dict,
+        description="slawatch agent id → Chatwoot user id (numeric agent ids map to themselves).",
+    )
+    notify_webhook_url: str | None = Field(
+        default=None, description="URL receiving `notify` actions as JSON POSTs."
+    )
+    notify_addresses: dict[str, str] = Field(
+        default_factory=dict,
+        description="Who (`notify` of the action: a supervisor id) → e-mail address.",
+    )
+    smtp_host: str | None = Field(default=None, description="SMTP server for `notify` e-mails.")
+    smtp_port: int = Field(default=25, description="SMTP port.")
+    smtp_from: str = Field(default="slawatch@localhost", description="Sender of e-mails.")
     segment_attribute: str = Field(default="segment", description="Chatwoot custom attribute.")
     lead_source_attribute: str = Field(default="lead_source", description="Custom attribute.")
     lead_status_attribute: str = Field(default="lead_status", description="Custom attribute.")
