@@ -56,7 +56,7 @@ class IngestSettings(BaseSettings):
     )
     chatwoot_accounts: list[str] = Field(
         default_factory=list,
-        description="Chatwoot account ids accepted (empty: any account with a secret or token).",
+        description="Chatwoot account ids accepted (empty: any account).",
     )
     chatwoot_secrets: dict[str, SecretStr] = Field(
         default_factory=dict, description="Chatwoot webhook signing secret per account id."
