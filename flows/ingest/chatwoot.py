@@ -53,6 +53,8 @@ _QUIET_KEYS: Final = frozenset(
         "identifier",
     }
 )
+#: Agent-bot events that only say what the status now is.
+_STATUS_EVENTS: Final = {"conversation_resolved": "resolved", "conversation_opened": "open"}
 _LABEL_KEYS: Final = ("labels", "label_list", "cached_label_list")
 _LEAD_STATUSES: Final = ("new", "qualified", "disqualified", "nurture")
 _BOT_SENDERS: Final = frozenset({"agent_bot", "captain_assistant"})
@@ -120,6 +122,12 @@ def map_payload(payload: dict[str, Any], account: str, opts: ChatwootOptions, ou
         _created(payload, account, opts, out)
     elif event in ("conversation_updated", "conversation_status_changed"):
         _updated(payload, account, opts, out)
+    elif event in _STATUS_EVENTS:
+        # Agent-bot webhooks: the conversation as it is now, no changed_attributes.
+        status = {"status": {"previous_value": None, "current_value": _STATUS_EVENTS[event]}}
+        _updated({**payload, "changed_attributes": [status]}, account, opts, out)
+    elif isinstance(event, str) and event.startswith("automation_event."):
+        out.ignore("automation_event", f"{event}: automation webhooks repeat account events")
     elif isinstance(event, str) and (event.startswith(("contact_", "inbox_")) or "typing" in event):
         out.ignore(event, f"{event} carries nothing for SLAs")
     else:
@@ -328,15 +336,15 @@ def _assignment(payload: dict[str, Any], account: str, agent: object, at: int) -
 def _updated(payload: dict[str, Any], account: str, opts: ChatwootOptions, out: Mapped) -> None:
     changes = _changes(payload)
     event_name = payload.get("event")
+    if changes is not None and event_name == "conversation_status_changed":
+        if "status" not in changes and isinstance(payload.get("status"), str):
+            changes["status"] = (None, payload["status"])
     if changes is None and event_name == "conversation_status_changed":
         changes = {"status": (None, payload.get("status"))}
     if not changes:
         out.ignore("no_changes", f"{event_name} without changed_attributes")
         return
-    stamp = changes.get("updated_at", (None, None))[1]
-    if stamp is None:
-        stamp = payload.get("updated_at") or payload.get("timestamp")
-    at = epoch_ms(stamp, "conversation 'updated_at'")
+    at = _change_time(changes, payload)
     mapped_any = False
     if "status" in changes:
         _status(payload, account, changes["status"], opts, at=at, out=out)
@@ -372,6 +380,28 @@ def _updated(payload: dict[str, Any], account: str, opts: ChatwootOptions, out: 
         out.ignore("no_sla_change", f"{event_name} changed nothing SLA-relevant ({keys})")
     elif unmapped:
         out.ignore("unmapped_attribute", f"attributes not mapped: {', '.join(unmapped)}")
+
+
+def _change_time(changes: dict[str, tuple[Any, Any]], payload: dict[str, Any]) -> int:
+    """Return the instant of a change.
+
+    The changed `updated_at`, else the conversation's, else its last activity (`timestamp`):
+    the first of them that reads as an instant.
+    """
+    candidates = (
+        changes.get("updated_at", (None, None))[1],
+        payload.get("updated_at"),
+        payload.get("timestamp"),
+        payload.get("last_activity_at"),
+    )
+    for candidate in candidates:
+        if candidate is not None:
+            try:
+                return epoch_ms(candidate, "conversation 'updated_at'")
+            except MappingError:
+                continue
+    msg = "conversation change has no readable 'updated_at' or 'timestamp'"
+    raise MappingError(msg)
 
 
 def _status(

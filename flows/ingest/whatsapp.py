@@ -137,12 +137,12 @@ def _change(change: dict[str, Any], opts: WhatsAppOptions, out: Mapped) -> None:
 def _customer(
     wa_id: object, user_id: object, contacts: list[dict[str, Any]], opts: WhatsAppOptions
 ) -> str:
-    phone = wa_id if isinstance(wa_id, str) and wa_id.isdigit() else None
+    phone = _phone(wa_id)
     bsuid = user_id if isinstance(user_id, str) and user_id else None
     if len(contacts) == 1:
         contact = contacts[0]
-        if phone is None and isinstance(contact.get("wa_id"), str) and contact["wa_id"]:
-            phone = contact["wa_id"]
+        if phone is None:
+            phone = _phone(contact.get("wa_id"))
         if bsuid is None and isinstance(contact.get("user_id"), str) and contact["user_id"]:
             bsuid = contact["user_id"]
     if phone is not None:
@@ -150,8 +150,17 @@ def _customer(
         return f"p{digest[:20]}"
     if bsuid is not None:
         return bsuid
+    if isinstance(wa_id, str) and wa_id.strip() and not any(c.isdigit() for c in wa_id[:3]):
+        return wa_id.strip()  # a business-scoped user id where a phone number used to be
     msg = "no customer id: neither a wa_id nor a user_id"
     raise MappingError(msg)
+
+
+def _phone(value: object) -> str | None:
+    if not isinstance(value, str):
+        return None
+    digits = value.strip().lstrip("+").replace(" ", "").replace("-", "")
+    return digits if digits.isdigit() else None
 
 
 def _message_id(item: dict[str, Any]) -> str:

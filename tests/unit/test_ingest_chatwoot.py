@@ -322,3 +322,39 @@ def test_unmappable_payloads_give_a_reason(payload: dict[str, Any], reason: str)
     assert mapped.events == []
     assert len(mapped.unmappable) == 1
     assert reason in mapped.unmappable[0]
+
+
+def test_agent_bot_status_events_map_like_status_changes() -> None:
+    """Agent-bot `conversation_resolved` / `conversation_opened` map from the current status."""
+    resolved = chatwoot_conversation_event("conversation_status_changed", changed=None)
+    resolved.update(event="conversation_resolved", status="resolved")
+    event = _only(resolved)
+    assert event["action"] == "resolved"
+    same = chatwoot_conversation_event(
+        "conversation_status_changed", changed=[change("status", "open", "resolved")]
+    )
+    assert _only(same)["event_id"] == event["event_id"]
+    opened = chatwoot_conversation_event("conversation_status_changed", changed=None)
+    opened.update(event="conversation_opened", status="open")
+    assert _only(opened)["handled_by"] == "human"
+
+
+def test_automation_webhooks_are_ignored() -> None:
+    """Automation-rule webhooks (`automation_event.*`) repeat account events: ignored, counted."""
+    payload = chatwoot_conversation_event("conversation_created")
+    payload["event"] = "automation_event.conversation_created"
+    mapped = _map(payload)
+    assert mapped.events == [] and mapped.unmappable == []
+    assert [i.kind for i in mapped.ignored] == ["automation_event"]
+
+
+def test_unreadable_change_time_falls_back_to_the_conversation_time() -> None:
+    """A changed `updated_at` in another format falls back to the conversation's `updated_at`."""
+    payload = chatwoot_conversation_event(
+        "conversation_updated",
+        changed=[
+            change("updated_at", None, "2025-12-02 03:01:00 UTC"),
+            change("priority", None, "high"),
+        ],
+    )
+    assert _only(payload)["occurred_at"] == 1_764_644_460_123

@@ -165,3 +165,17 @@ def test_other_fields_are_ignored_not_dead_lettered() -> None:
     mapped = map_whatsapp(body, OPTIONS)
     assert mapped.unmappable == []
     assert [i.kind for i in mapped.ignored] == ["field_account_update"]
+
+
+def test_business_scoped_ids_and_plus_prefixed_numbers() -> None:
+    """A status naming the customer only by user id maps; a `+` number is still pseudonymised."""
+    sample = orjson.loads(whatsapp_sample("06_status_sent_with_conversation_and_pricing.json"))
+    value = sample["entry"][0]["changes"][0]["value"]
+    value.pop("contacts")
+    value["statuses"][0]["recipient_id"] = "US.13491208655302741918"
+    (event,) = map_whatsapp(orjson.dumps(sample), OPTIONS).events
+    assert event["conversation_id"] == "wa:1122334455667:US.13491208655302741918"
+    value["statuses"][0]["recipient_id"] = "+972987654321"
+    (event,) = map_whatsapp(orjson.dumps(sample), OPTIONS).events
+    assert "972987654321" not in event["conversation_id"]
+    assert event["conversation_id"] == _one_message("01_message_text.json")["conversation_id"]
