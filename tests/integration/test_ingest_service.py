@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import os
 import random
+import signal
+import socket
+import subprocess
 import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -19,7 +25,7 @@ from pydantic import SecretStr
 
 from flows.core.policies import load_policies
 from flows.core.records import SlaRecord
-from flows.ingest.app import KafkaSink, Metrics, create_app, running
+from flows.ingest.app import KafkaSink, Metrics, create_app, free_port, running
 from flows.ingest.chatwoot import map_chatwoot
 from flows.ingest.settings import IngestSettings
 from flows.ingest.whatsapp import map_whatsapp
@@ -342,3 +348,67 @@ def test_handshake_body_limit_health_and_metrics(receiver: Receiver) -> None:
     assert 'slawatch_ingest_too_large_total{endpoint="whatsapp"} 1' in text
     assert 'slawatch_ingest_ignored_total{endpoint="whatsapp",kind="message_reaction"} 1' in text
     assert 'slawatch_ingest_requests_total{endpoint="whatsapp"} 2' in text
+
+
+def test_kafka_down_answers_503_so_the_platform_retries() -> None:
+    """With no Kafka to acknowledge, a request is answered 503 (never 200) within the timeout."""
+    settings = IngestSettings(
+        bootstrap_servers=f"127.0.0.1:{free_port()}",
+        verify_default="off",
+        produce_timeout_s=2,
+    )
+    metrics = Metrics()
+    sink = KafkaSink({**settings.producer_config(), "log_level": 0}, timeout_s=2)
+    body = (WHATSAPP_SAMPLES / "01_message_text.json").read_bytes()
+    with running(create_app(settings, sink, metrics=metrics)) as url:
+        response = httpx.post(f"{url}/webhooks/whatsapp", content=body, timeout=30)
+    assert response.status_code == 503
+    assert metrics.value("slawatch_ingest_produce_failures_total", endpoint="whatsapp") == 1
+
+
+def test_cli_server_reads_secrets_from_the_environment_and_binds_loopback(
+    stack: Endpoints, make_topic: Callable[..., str], tmp_path: Path
+) -> None:
+    """`slawatch ingest` configured only by SLAWATCH_INGEST_* variables serves on 127.0.0.1,
+    enforces the Meta signature, produces to Kafka and stops cleanly on SIGTERM."""
+    topic = make_topic(prefix="ingest-cli")
+    port = free_port()
+    env = {
+        **os.environ,
+        "SLAWATCH_INGEST_BOOTSTRAP_SERVERS": stack.bootstrap_servers,
+        "SLAWATCH_INGEST_TOPIC": topic,
+        "SLAWATCH_INGEST_PORT": str(port),
+        "SLAWATCH_INGEST_WHATSAPP_APP_SECRET": APP_SECRET,
+    }
+    process = subprocess.Popen(
+        [str(ROOT / ".venv" / "bin" / "slawatch"), "ingest"], env=env, cwd=tmp_path
+    )
+    try:
+        url = f"http://127.0.0.1:{port}"
+        for _ in range(300):
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(f"{url}/healthz").status_code == 200:
+                    break
+            time.sleep(0.1)
+        body = (WHATSAPP_SAMPLES / "01_message_text.json").read_bytes()
+        assert httpx.post(f"{url}/webhooks/whatsapp", content=body).status_code == 401
+        signed = httpx.post(f"{url}/webhooks/whatsapp", content=body, headers=_meta_headers(body))
+        assert signed.status_code == 200
+        assert signed.json() == {"events": 1, "ignored": 0, "dead_letters": 0}
+        with socket.socket() as other:
+            assert other.connect_ex((_non_loopback_address(), port)) != 0
+    finally:
+        process.send_signal(signal.SIGTERM)
+        # uvicorn shuts down gracefully, then re-raises the signal it caught.
+        assert process.wait(30) in (0, -signal.SIGTERM)
+    (message,) = _consume(stack.bootstrap_servers, topic, 1)
+    assert orjson.loads(message.value())["event_id"] == "wa:1122334455667:in:wamid.xyzxyz"
+
+
+def _non_loopback_address() -> str:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        probe.connect(("10.255.255.255", 1))
+        address: str = probe.getsockname()[0]
+    if address.startswith("127."):
+        pytest.skip("no non-loopback address on this machine")
+    return address
