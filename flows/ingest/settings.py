@@ -111,8 +111,23 @@ class IngestSettings(BaseSettings):
     segment_labels: list[str] = Field(
         default_factory=list, description="Chatwoot labels that set `segment` (e.g. vip)."
     )
+    null_sender_author: Literal["system", "bot", "agent"] = Field(
+        default="system", description="Author of a Chatwoot outgoing message with no sender."
+    )
+    null_sender_agent: str = Field(
+        default="chatwoot", description="`agent_id` when NULL_SENDER_AUTHOR is `agent`."
+    )
     referral_lead_source: str = Field(
         default="click_to_whatsapp", description="`lead_source` of a Click-to-WhatsApp referral."
+    )
+    echo_agent_id: str = Field(
+        default="business_app", description="`agent_id` of replies typed in the Business app."
+    )
+    untagged_author: Literal["agent", "bot", "system"] = Field(
+        default="agent", description="Author of a `sent` status without callback data."
+    )
+    untagged_agent_id: str = Field(
+        default="api", description="`agent_id` of untagged `sent` statuses by `agent`."
     )
 
     def mode(self, endpoint: str) -> VerifyMode:
@@ -130,6 +145,8 @@ class IngestSettings(BaseSettings):
             lead_status_attribute=self.lead_status_attribute,
             outcome_attribute=self.outcome_attribute,
             segment_labels=tuple(self.segment_labels),
+            null_sender_author=self.null_sender_author,
+            null_sender_agent=self.null_sender_agent,
         )
 
     def whatsapp_options(self) -> WhatsAppOptions:
@@ -137,6 +154,9 @@ class IngestSettings(BaseSettings):
         return WhatsAppOptions(
             pseudonym_key=self.pseudonym_key.get_secret_value().encode(),
             referral_lead_source=self.referral_lead_source,
+            echo_agent_id=self.echo_agent_id,
+            untagged_author=self.untagged_author,
+            untagged_agent_id=self.untagged_agent_id,
         )
 
     def producer_config(self) -> dict[str, Any]:

@@ -9,7 +9,13 @@ import pytest
 from click.testing import CliRunner
 
 from flows.cli import main
-from tests.ingestkit import WHATSAPP_SAMPLES, chatwoot_message, contact_sender, dumps
+from tests.ingestkit import (
+    WHATSAPP_SAMPLES,
+    chatwoot_message,
+    contact_sender,
+    dumps,
+    whatsapp_sample,
+)
 
 pytestmark = pytest.mark.unit
 
@@ -44,3 +50,16 @@ def test_map_chatwoot_needs_the_account_and_reports_unmappable(tmp_path: Path) -
     (event,) = [orjson.loads(line) for line in result.stdout.splitlines()]
     assert event["conversation_id"] == "cw:3:42"
     assert "unmappable: unknown Chatwoot event 'invoice_paid'" in result.stderr
+
+
+def test_mapping_choices_come_from_the_environment(tmp_path: Path) -> None:
+    """SLAWATCH_INGEST_* variables set the mapping choices `ingest map` uses."""
+    body = tmp_path / "status.json"
+    body.write_bytes(whatsapp_sample("06_status_sent_with_conversation_and_pricing.json"))
+    env = {"SLAWATCH_INGEST_UNTAGGED_AUTHOR": "bot"}
+    result = CliRunner().invoke(
+        main, ["ingest", "map", "--platform", "whatsapp", str(body)], env=env
+    )
+    assert result.exit_code == 0, result.output
+    (event,) = [orjson.loads(line) for line in result.stdout.splitlines()]
+    assert event["author"] == "bot" and "agent_id" not in event
