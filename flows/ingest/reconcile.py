@@ -6,6 +6,9 @@ activity first) and their messages (`GET .../conversations/{id}/messages`, paged
 `before`), and maps them with the webhook mapping, so every event gets the id its webhook would
 have had: what the receiver already produced is dropped by the monitor as a duplicate.
 
+Only events at or after the checkpoint are emitted: earlier ones were the previous run's, and
+the monitor would refuse those older than its correction horizon.
+
 What the REST API can and cannot restore:
 
 * messages: exactly (same ids; `created_at` to the second);
@@ -167,7 +170,9 @@ def catch_up(
                 )  # fmt: skip
             except MappingError as exc:
                 out.unmappable.append(str(exc))
-        result.events.extend(out.events)
+        # Events before the checkpoint were covered by the previous run (or lie outside the
+        # window asked for); the monitor would refuse those beyond its correction horizon.
+        result.events.extend(e for e in out.events if e["occurred_at"] >= since_s * 1000)
         result.mapped.ignored.extend(out.ignored)
         result.mapped.flags.extend(out.flags)
         result.mapped.unmappable.extend(out.unmappable)

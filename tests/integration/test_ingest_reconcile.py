@@ -158,6 +158,7 @@ def test_catch_up_produces_to_kafka_and_resumes_from_the_checkpoint(
     second = runner.invoke(main, ["reconcile", "chatwoot", "--account", "7", *env_args], env=env)
     assert second.exit_code == 0, second.stderr
     assert "1 conversations" in second.stderr
+    assert "0 events" in second.stderr
     assert not any("/conversations/42/" in r for r in api.requests)
 
 
