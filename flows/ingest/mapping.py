@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any, Final
 
 import orjson
@@ -72,7 +73,8 @@ def epoch_ms(value: object, what: str) -> int:
     """Read a platform timestamp as epoch milliseconds.
 
     Accepts integer or float epoch seconds or milliseconds, a string of digits (WhatsApp's unix
-    seconds), or an RFC 3339 string with an offset.
+    seconds), an RFC 3339 string with an offset, or (taken as UTC) Ruby's `2025-05-15 19:11:08
+    UTC` and an ISO date-time without an offset.
 
     Raises:
         MappingError: the value is none of these; the message names `what`.
@@ -88,12 +90,27 @@ def epoch_ms(value: object, what: str) -> int:
         try:
             return parse_instant(value)
         except ValueError as exc:
+            lenient = _lenient_utc(value)
+            if lenient is not None:
+                return lenient
             msg = f"{what}: {exc}"
             raise MappingError(msg) from None
     else:
         msg = f"{what} must be a timestamp, not {type(value).__name__}"
         raise MappingError(msg)
     return int(number) if number >= _MS_THRESHOLD else int(round(number * 1000))
+
+
+def _lenient_utc(text: str) -> int | None:
+    """Read Ruby's `2025-05-15 19:11:08 UTC` and zone-less ISO date-times, taken as UTC."""
+    cleaned = text.strip().removesuffix(" UTC").removesuffix("Z").replace(" ", "T", 1)
+    for layout in ("%Y-%m-%dT%H:%M:%S.%f", "%Y-%m-%dT%H:%M:%S"):
+        try:
+            moment = datetime.strptime(cleaned, layout).replace(tzinfo=UTC)
+        except ValueError:
+            continue
+        return int(moment.timestamp() * 1000)
+    return None
 
 
 def short_hash(value: object) -> str:

@@ -353,8 +353,20 @@ def test_unreadable_change_time_falls_back_to_the_conversation_time() -> None:
     payload = chatwoot_conversation_event(
         "conversation_updated",
         changed=[
-            change("updated_at", None, "2025-12-02 03:01:00 UTC"),
+            change("updated_at", None, "yesterday"),
             change("priority", None, "high"),
         ],
     )
     assert _only(payload)["occurred_at"] == 1_764_644_460_123
+
+
+@pytest.mark.parametrize(
+    "created_at",
+    ["2025-12-02T03:00:05.250Z", "2025-12-02T10:00:05.250+07:00", "2025-12-02 03:00:05.250 UTC",
+     "2025-12-02T03:00:05.250", 1764644405.25, 1764644405250],
+)  # fmt: skip
+def test_message_times_in_every_chatwoot_format(created_at: object) -> None:
+    """ISO with Z or offset, Ruby's `... UTC`, zone-less ISO (UTC), epoch s and ms all read."""
+    payload = chatwoot_message(sender=contact_sender())
+    payload["created_at"] = created_at
+    assert _only(payload)["occurred_at"] == 1764644405250
