@@ -139,7 +139,7 @@ class Metrics:
     def __init__(self) -> None:
         self.counters: Counter[tuple[str, tuple[tuple[str, str], ...]]] = Counter()
         self._histograms: dict[str, list[int]] = {}
-        self._sums: Counter[str] = Counter()
+        self._sums: dict[str, float] = {}
         self._lock = threading.Lock()
 
     def inc(self, name: str, amount: int = 1, **labels: str) -> None:
@@ -156,7 +156,7 @@ class Metrics:
         with self._lock:
             buckets = self._histograms.setdefault(name, [0] * (len(LATENCY_BUCKETS) + 1))
             buckets[bisect_left(LATENCY_BUCKETS, seconds)] += 1
-            self._sums[name] += seconds  # type: ignore[assignment]
+            self._sums[name] = self._sums.get(name, 0.0) + seconds
 
     def render(self) -> str:
         """Return every metric in the Prometheus text exposition format."""
