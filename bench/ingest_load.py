@@ -30,6 +30,7 @@ import hashlib
 import hmac
 import os
 import platform
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -439,6 +440,7 @@ def main() -> None:
             receiver.wait(30)
         if own_stack:
             stack.down()
+        shutil.rmtree(workdir, ignore_errors=True)
 
 
 if __name__ == "__main__":
