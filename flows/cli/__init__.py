@@ -14,6 +14,7 @@ import click
 
 from flows.cli.demo import demo
 from flows.cli.feed import feed
+from flows.cli.ingest import act, ingest, reconcile
 from flows.cli.monitor import run
 from flows.cli.replay import replay
 from flows.cli.reports import backfill_command, report
@@ -38,5 +39,18 @@ def main() -> None:
     """slawatch: a real-time SLA monitor for conversations over WhatsApp."""
 
 
-for _command in (stack, run, replay, simulate, import_group, backfill_command, report, demo, feed):
+for _command in (
+    stack,
+    run,
+    replay,
+    simulate,
+    import_group,
+    backfill_command,
+    report,
+    ingest,
+    reconcile,
+    act,
+    demo,
+    feed,
+):
     main.add_command(_command)

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Final
 
+from flows.core.redact import redact_raw
 from flows.core.timefmt import format_instant
 
 
@@ -93,22 +94,22 @@ MAX_DEAD_LETTER_RAW: Final = 65_536
 def dead_letter(reason: str, raw: bytes | str | None, source: str) -> DeadLetter:
     """Return the dead letter of an input that could not be used: the one way to build one.
 
+    Message content is never kept (SPEC §1, §6): `raw` is stored with text, bodies, captions,
+    contact names and phone numbers redacted (`flows.core.redact.redact_raw`).
+
     Args:
         reason: why, naming the field at fault (SPEC §1, §6).
         raw: the input as received; bytes are decoded as UTF-8 with replacement characters.
-            Longer than `MAX_DEAD_LETTER_RAW` bytes, it is cut and the reason says so.
+            Longer than `MAX_DEAD_LETTER_RAW` bytes once redacted, it is cut and the reason
+            says so.
         source: where it came from: `topic/partition/offset`, `file:line` or `engine:<id>`.
     """
-    if raw is None:
-        data = b""
-    elif isinstance(raw, str):
-        data = raw.encode("utf-8", errors="replace")
-    else:
-        data = raw
+    text = redact_raw(raw) if raw else ""
+    data = text.encode("utf-8", errors="replace")
     if len(data) > MAX_DEAD_LETTER_RAW:
         reason = f"{reason} (raw truncated to its first {MAX_DEAD_LETTER_RAW} bytes)"
-        data = data[:MAX_DEAD_LETTER_RAW]
-    return DeadLetter(reason, data.decode("utf-8", errors="replace"), source)
+        text = data[:MAX_DEAD_LETTER_RAW].decode("utf-8", errors="replace")
+    return DeadLetter(reason, text, source)
 
 
 def _seconds(ms: int) -> int | float:

@@ -1,0 +1,446 @@
+"""Chatwoot webhooks → SPEC §1 events (see the table in docs/INTEGRATIONS.md).
+
+Chatwoot payloads are flat (model data merged with `event`). Conversation events carry no
+account id, so the account comes from the webhook URL; conversation ids are
+`cw:{account}:{display_id}`, agent ids are Chatwoot user ids as text.
+
+Event ids are derived from Chatwoot's ids so that duplicates collapse: `cw:{account}:m:{message
+id}` for messages; `cw:{account}:c:{display_id}:{what}:{value}:{seconds}` for conversation
+changes, where `seconds` is the conversation's `updated_at` truncated to whole seconds. One status
+change fires both `conversation_status_changed` and `conversation_updated`: both map to the same
+ids.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Final
+
+from flows.ingest.mapping import Mapped, MappingError, as_object, epoch_ms, short_hash
+
+#: Chatwoot's integer `message_type` (inside `conversation.messages[]` and the REST API).
+MESSAGE_TYPES: Final = {0: "incoming", 1: "outgoing", 2: "activity", 3: "template"}
+#: Chatwoot priority → SPEC priority.
+PRIORITIES: Final = {"urgent": "P1", "high": "P2", "medium": "P3", "low": "P4"}
+#: Events that are never SLA-relevant: counted as ignored under their own name.
+IGNORED_EVENTS: Final = frozenset(
+    {
+        "contact_created",
+        "contact_updated",
+        "contact_merged",
+        "contact_deleted",
+        "webwidget_triggered",
+        "conversation_typing_on",
+        "conversation_typing_off",
+        "inbox_created",
+        "inbox_updated",
+        "message_updated",
+    }
+)
+#: `changed_attributes` keys that carry nothing for SLAs.
+_QUIET_KEYS: Final = frozenset(
+    {
+        "updated_at",
+        "waiting_since",
+        "first_reply_created_at",
+        "last_activity_at",
+        "contact_last_seen_at",
+        "agent_last_seen_at",
+        "assignee_last_seen_at",
+        "unread_count",
+        "snoozed_until",
+        "additional_attributes",
+        "identifier",
+    }
+)
+#: Agent-bot events that only say what the status now is.
+_STATUS_EVENTS: Final = {"conversation_resolved": "resolved", "conversation_opened": "open"}
+_LABEL_KEYS: Final = ("labels", "label_list", "cached_label_list")
+_LEAD_STATUSES: Final = ("new", "qualified", "disqualified", "nurture")
+_BOT_SENDERS: Final = frozenset({"agent_bot", "captain_assistant"})
+
+
+@dataclass(frozen=True, slots=True)
+class ChatwootOptions:
+    """Choices of the Chatwoot mapping (Chatwoot has no such fields of its own).
+
+    Attributes:
+        segment_attribute: conversation custom attribute read as `segment`.
+        lead_source_attribute: custom attribute read as `lead_source`.
+        lead_status_attribute: custom attribute read as `lead_status`.
+        outcome_attribute: custom attribute read as a resolution's `outcome`.
+        segment_labels: labels that set `segment` to the label (the first listed wins), e.g. vip.
+        null_sender_author: author of an outgoing message with no sender (automations,
+            campaigns, bridges): `system` by default, `bot` or `agent` (with `null_sender_agent`).
+        null_sender_agent: `agent_id` when `null_sender_author` is `agent`.
+        channel: the `channel` of every message.
+    """
+
+    segment_attribute: str = "segment"
+    lead_source_attribute: str = "lead_source"
+    lead_status_attribute: str = "lead_status"
+    outcome_attribute: str = "outcome"
+    segment_labels: tuple[str, ...] = ()
+    null_sender_author: str = "system"
+    null_sender_agent: str = "chatwoot"
+    channel: str = "whatsapp"
+
+
+def map_chatwoot(body: bytes, account: str, options: ChatwootOptions | None = None) -> Mapped:
+    """Map one Chatwoot webhook body to SPEC §1 events.
+
+    Args:
+        body: the raw webhook body.
+        account: the Chatwoot account id, from the webhook URL.
+        options: mapping choices.
+
+    Returns:
+        The events, what was ignored and why, flags and unmappable reasons.
+    """
+    opts = options or ChatwootOptions()
+    out = Mapped()
+    try:
+        payload = as_object(body)
+        map_payload(payload, account, opts, out)
+    except MappingError as exc:
+        out.unmappable.append(str(exc))
+    return out
+
+
+def map_payload(payload: dict[str, Any], account: str, opts: ChatwootOptions, out: Mapped) -> None:
+    """Map one decoded Chatwoot payload into `out` (also used by `reconcile`).
+
+    Raises:
+        MappingError: the payload is not one Chatwoot sends, or lacks an id or time.
+    """
+    event = payload.get("event")
+    if event in IGNORED_EVENTS:
+        out.ignore(str(event), f"{event} carries nothing for SLAs")
+    elif event == "message_created":
+        map_message(payload, account, opts, out)
+    elif event == "conversation_created":
+        _created(payload, account, opts, out)
+    elif event in ("conversation_updated", "conversation_status_changed"):
+        _updated(payload, account, opts, out)
+    elif event in _STATUS_EVENTS:
+        # Agent-bot webhooks: the conversation as it is now, no changed_attributes.
+        status = {"status": {"previous_value": None, "current_value": _STATUS_EVENTS[event]}}
+        _updated({**payload, "changed_attributes": [status]}, account, opts, out)
+    elif isinstance(event, str) and event.startswith("automation_event."):
+        out.ignore("automation_event", f"{event}: automation webhooks repeat account events")
+    elif isinstance(event, str) and (event.startswith(("contact_", "inbox_")) or "typing" in event):
+        out.ignore(event, f"{event} carries nothing for SLAs")
+    else:
+        msg = f"unknown Chatwoot event {event!r}"
+        raise MappingError(msg)
+
+
+# -- messages ---------------------------------------------------------------------------------
+
+
+def map_message(
+    payload: dict[str, Any],
+    account: str,
+    opts: ChatwootOptions,
+    out: Mapped,
+    display_id: object = None,
+) -> None:
+    """Map one Chatwoot message (webhook `message_created` or a REST message) into `out`.
+
+    Raises:
+        MappingError: the message has no id, conversation or time.
+    """
+    message_type = payload.get("message_type")
+    if isinstance(message_type, int):
+        message_type = MESSAGE_TYPES.get(message_type)
+    if message_type == "activity":
+        out.ignore("activity_message", "activity messages are never sent to the customer")
+        return
+    if message_type not in ("incoming", "outgoing", "template"):
+        msg = f"unknown message_type {payload.get('message_type')!r}"
+        raise MappingError(msg)
+    message_id = payload.get("id")
+    if message_id is None or isinstance(message_id, bool):
+        msg = "message has no 'id'"
+        raise MappingError(msg)
+    if display_id is None:
+        conversation = payload.get("conversation")
+        if isinstance(conversation, dict):
+            display_id = conversation.get("display_id") or conversation.get("id")
+        display_id = display_id or payload.get("conversation_id")
+    if display_id is None or isinstance(display_id, bool):
+        msg = "message has no conversation id"
+        raise MappingError(msg)
+    sender = payload.get("sender")
+    sender_type = sender.get("type") if isinstance(sender, dict) else None
+    attachments = payload.get("attachments")
+    kind = "media" if isinstance(attachments, list) and attachments else "text"
+    event: dict[str, Any] = {
+        "event_id": f"cw:{account}:m:{message_id}",
+        "type": "message",
+        "conversation_id": f"cw:{account}:{display_id}",
+        "occurred_at": epoch_ms(payload.get("created_at"), "message 'created_at'"),
+        "message_id": str(message_id),
+        "channel": opts.channel,
+    }
+    if payload.get("private") is True:
+        event.update(direction="outbound", kind="note")
+        _set_author(event, sender, sender_type, opts)
+    elif message_type == "incoming":
+        event.update(direction="inbound", author="customer", kind=kind)
+        if sender_type == "user":
+            out.flags.append("incoming_user_sender")
+    else:
+        template = message_type == "template" or _is_whatsapp_template(payload)
+        event.update(direction="outbound", kind="template" if template else kind)
+        _set_author(event, sender, sender_type, opts)
+        if message_type == "template" and sender_type != "user":
+            event["author"] = "bot"
+            event.pop("agent_id", None)
+    out.add(event)
+
+
+def _is_whatsapp_template(payload: dict[str, Any]) -> bool:
+    for key in ("additional_attributes", "content_attributes"):
+        attributes = payload.get(key)
+        if isinstance(attributes, dict) and attributes.get("template_params"):
+            return True
+    return False
+
+
+def _set_author(
+    event: dict[str, Any], sender: object, sender_type: object, opts: ChatwootOptions
+) -> None:
+    if sender_type == "user" and isinstance(sender, dict) and sender.get("id") is not None:
+        event.update(author="agent", agent_id=str(sender["id"]))
+    elif sender_type in _BOT_SENDERS:
+        event["author"] = "bot"
+    elif sender is None:
+        event["author"] = opts.null_sender_author
+        if opts.null_sender_author == "agent":
+            event["agent_id"] = opts.null_sender_agent
+    else:
+        event["author"] = "system"
+
+
+# -- conversations ----------------------------------------------------------------------------
+
+
+def _display_id(payload: dict[str, Any]) -> object:
+    display_id = payload.get("display_id") or payload.get("id")
+    if display_id is None or isinstance(display_id, bool):
+        msg = "conversation has no 'id'"
+        raise MappingError(msg)
+    return display_id
+
+
+def _changes(payload: dict[str, Any]) -> dict[str, tuple[Any, Any]] | None:
+    raw = payload.get("changed_attributes")
+    if raw is None:
+        return None
+    items = raw if isinstance(raw, list) else [raw]
+    changes: dict[str, tuple[Any, Any]] = {}
+    for item in items:
+        if not isinstance(item, dict):
+            msg = "changed_attributes must be a list of objects"
+            raise MappingError(msg)
+        for key, change in item.items():
+            if isinstance(change, dict):
+                changes[key] = (change.get("previous_value"), change.get("current_value"))
+    return changes
+
+
+def _attributes(
+    custom: object, labels: object, opts: ChatwootOptions, out: Mapped
+) -> dict[str, Any]:
+    attributes: dict[str, Any] = {}
+    if isinstance(custom, dict):
+        for key, name in (
+            (opts.segment_attribute, "segment"),
+            (opts.lead_source_attribute, "lead_source"),
+        ):
+            if key in custom:
+                value = custom[key]
+                attributes[name] = str(value) if value not in (None, "") else None
+        if opts.lead_status_attribute in custom:
+            status = custom[opts.lead_status_attribute]
+            if status in (None, ""):
+                attributes["lead_status"] = None
+            elif isinstance(status, str) and status.lower() in _LEAD_STATUSES:
+                attributes["lead_status"] = status.lower()
+            else:
+                out.ignore("bad_lead_status", f"lead status {status!r} is not one of SPEC's")
+    if labels is not None:
+        tags = _label_list(labels)
+        attributes["tags"] = tags
+        for label in opts.segment_labels:
+            if label in tags:
+                attributes["segment"] = label
+                break
+    return attributes
+
+
+def _label_list(labels: object) -> list[str]:
+    if isinstance(labels, str):
+        return [part.strip() for part in labels.split(",") if part.strip()]
+    if isinstance(labels, list):
+        return [str(label) for label in labels if label not in (None, "")]
+    return []
+
+
+def _base(payload: dict[str, Any], account: str, what: str, at: int) -> dict[str, Any]:
+    display_id = _display_id(payload)
+    return {
+        "event_id": f"cw:{account}:c:{display_id}:{what}:{at // 1000}",
+        "type": "conversation",
+        "conversation_id": f"cw:{account}:{display_id}",
+        "occurred_at": at,
+    }
+
+
+def _created(payload: dict[str, Any], account: str, opts: ChatwootOptions, out: Mapped) -> None:
+    at = epoch_ms(payload.get("created_at"), "conversation 'created_at'")
+    event = _base(payload, account, "opened", at)
+    event["action"] = "opened"
+    status = payload.get("status")
+    if status == "pending":
+        event["handled_by"] = "bot"
+    elif status == "snoozed":
+        event["status"] = "pending"
+    priority = payload.get("priority")
+    if priority in PRIORITIES:
+        event["priority"] = PRIORITIES[priority]
+    meta = payload.get("meta")
+    team = meta.get("team") if isinstance(meta, dict) else None
+    if isinstance(team, dict) and team.get("id") is not None:
+        event["team_id"] = str(team["id"])
+    event.update(_attributes(payload.get("custom_attributes"), payload.get("labels"), opts, out))
+    if event.get("tags") == []:
+        del event["tags"]
+    out.add(event)
+    assignee = meta.get("assignee") if isinstance(meta, dict) else None
+    if isinstance(assignee, dict) and assignee.get("id") is not None:
+        out.add(_assignment(payload, account, assignee["id"], at))
+
+
+def _assignment(payload: dict[str, Any], account: str, agent: object, at: int) -> dict[str, Any]:
+    if agent is None:
+        event = _base(payload, account, "assignee:none", at)
+        event.update(type="assignment", action="unassigned")
+    else:
+        event = _base(payload, account, f"assignee:{agent}", at)
+        event.update(type="assignment", action="assigned", agent_id=str(agent))
+    return event
+
+
+def _updated(payload: dict[str, Any], account: str, opts: ChatwootOptions, out: Mapped) -> None:
+    changes = _changes(payload)
+    event_name = payload.get("event")
+    if changes is not None and event_name == "conversation_status_changed":
+        if "status" not in changes and isinstance(payload.get("status"), str):
+            changes["status"] = (None, payload["status"])
+    if changes is None and event_name == "conversation_status_changed":
+        changes = {"status": (None, payload.get("status"))}
+    if not changes:
+        out.ignore("no_changes", f"{event_name} without changed_attributes")
+        return
+    at = _change_time(changes, payload)
+    mapped_any = False
+    if "status" in changes:
+        _status(payload, account, changes["status"], opts, at=at, out=out)
+        mapped_any = True
+    if "assignee_id" in changes:
+        out.add(_assignment(payload, account, changes["assignee_id"][1], at))
+        mapped_any = True
+    updates: dict[str, Any] = {}
+    if "team_id" in changes:
+        team = changes["team_id"][1]
+        updates["team_id"] = None if team is None else str(team)
+    if "priority" in changes:
+        updates["priority"] = PRIORITIES.get(changes["priority"][1])
+    custom = changes["custom_attributes"][1] if "custom_attributes" in changes else None
+    labels = next((changes[key][1] for key in _LABEL_KEYS if key in changes), None)
+    if labels is None and any(key in changes for key in _LABEL_KEYS):
+        labels = []
+    updates.update(_attributes(custom, labels, opts, out))
+    if updates:
+        event = _base(payload, account, f"attrs:{short_hash(updates)}", at)
+        event.update(action="updated", **updates)
+        out.add(event)
+        mapped_any = True
+    unmapped = sorted(
+        key
+        for key in changes
+        if key not in _QUIET_KEYS
+        and key
+        not in ("status", "assignee_id", "team_id", "priority", "custom_attributes", *_LABEL_KEYS)
+    )
+    if not mapped_any:
+        keys = ", ".join(sorted(changes)) or "none"
+        out.ignore("no_sla_change", f"{event_name} changed nothing SLA-relevant ({keys})")
+    elif unmapped:
+        out.ignore("unmapped_attribute", f"attributes not mapped: {', '.join(unmapped)}")
+
+
+def _change_time(changes: dict[str, tuple[Any, Any]], payload: dict[str, Any]) -> int:
+    """Return the instant of a change.
+
+    The changed `updated_at`, else the conversation's, else its last activity (`timestamp`):
+    the first of them that reads as an instant.
+    """
+    candidates = (
+        changes.get("updated_at", (None, None))[1],
+        payload.get("updated_at"),
+        payload.get("timestamp"),
+        payload.get("last_activity_at"),
+    )
+    for candidate in candidates:
+        if candidate is not None:
+            try:
+                return epoch_ms(candidate, "conversation 'updated_at'")
+            except MappingError:
+                continue
+    msg = "conversation change has no readable 'updated_at' or 'timestamp'"
+    raise MappingError(msg)
+
+
+def _status(
+    payload: dict[str, Any],
+    account: str,
+    change: tuple[Any, Any],
+    opts: ChatwootOptions,
+    *,
+    at: int,
+    out: Mapped,
+) -> None:
+    previous, current = change
+    if current == "resolved":
+        event = _base(payload, account, "status:resolved", at)
+        event["action"] = "resolved"
+        custom = payload.get("custom_attributes")
+        outcome = custom.get(opts.outcome_attribute) if isinstance(custom, dict) else None
+        if isinstance(outcome, str) and outcome:
+            event["outcome"] = outcome
+        out.add(event)
+        return
+    if previous == "resolved":
+        event = _base(payload, account, "status:reopened", at)
+        event["action"] = "reopened"
+        out.add(event)
+    attributes: dict[str, str]
+    if current == "open":
+        attributes = {"handled_by": "human", "status": "open"}
+        if previous == "snoozed":
+            attributes = {"status": "open"}
+    elif current == "pending":
+        attributes = {"handled_by": "bot"}
+    elif current == "snoozed":
+        attributes = {"status": "pending"}
+    else:
+        out.ignore("unknown_status", f"conversation status {current!r} is not mapped")
+        return
+    if previous == "resolved" and current == "open":
+        return
+    event = _base(payload, account, f"status:{current}", at)
+    event.update(action="updated", **attributes)
+    out.add(event)

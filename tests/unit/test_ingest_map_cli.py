@@ -1,0 +1,65 @@
+"""`slawatch ingest map`: payload files in, SPEC events out as JSONL, ignored parts on stderr."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import orjson
+import pytest
+from click.testing import CliRunner
+
+from flows.cli import main
+from tests.ingestkit import (
+    WHATSAPP_SAMPLES,
+    chatwoot_message,
+    contact_sender,
+    dumps,
+    whatsapp_sample,
+)
+
+pytestmark = pytest.mark.unit
+
+
+def test_map_whatsapp_samples_prints_events_and_ignored() -> None:
+    """Every real sample maps: events on stdout as JSONL, ignored kinds with reasons on stderr."""
+    files = sorted(WHATSAPP_SAMPLES.glob("*.json"))
+    if not files:
+        pytest.skip("real WhatsApp samples not found")
+    result = CliRunner().invoke(main, ["ingest", "map", "--platform", "whatsapp", *map(str, files)])
+    assert result.exit_code == 0, result.output
+    events = [orjson.loads(line) for line in result.stdout.splitlines()]
+    assert [e["type"] for e in events].count("message") == 6
+    assert [e["type"] for e in events].count("conversation") == 1
+    assert "ignored message_reaction" in result.stderr
+    assert "ignored status_read" in result.stderr
+
+
+def test_map_chatwoot_needs_the_account_and_reports_unmappable(tmp_path: Path) -> None:
+    """Chatwoot mapping needs --account; an unmappable file is reported and exits 1."""
+    good = tmp_path / "good.json"
+    good.write_bytes(dumps(chatwoot_message(5, sender=contact_sender())))
+    bad = tmp_path / "bad.json"
+    bad.write_bytes(b'{"event": "invoice_paid"}')
+    runner = CliRunner()
+    missing = runner.invoke(main, ["ingest", "map", "--platform", "chatwoot", str(good)])
+    assert missing.exit_code == 1 and "--account" in missing.stderr
+    result = runner.invoke(
+        main, ["ingest", "map", "--platform", "chatwoot", "--account", "3", str(good), str(bad)]
+    )
+    assert result.exit_code == 1
+    (event,) = [orjson.loads(line) for line in result.stdout.splitlines()]
+    assert event["conversation_id"] == "cw:3:42"
+    assert "unmappable: unknown Chatwoot event 'invoice_paid'" in result.stderr
+
+
+def test_mapping_choices_come_from_the_environment(tmp_path: Path) -> None:
+    """SLAWATCH_INGEST_* variables set the mapping choices `ingest map` uses."""
+    body = tmp_path / "status.json"
+    body.write_bytes(whatsapp_sample("06_status_sent_with_conversation_and_pricing.json"))
+    env = {"SLAWATCH_INGEST_UNTAGGED_AUTHOR": "bot"}
+    result = CliRunner().invoke(
+        main, ["ingest", "map", "--platform", "whatsapp", str(body)], env=env
+    )
+    assert result.exit_code == 0, result.output
+    (event,) = [orjson.loads(line) for line in result.stdout.splitlines()]
+    assert event["author"] == "bot" and "agent_id" not in event
