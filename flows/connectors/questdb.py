@@ -46,6 +46,7 @@ from typing import Any, Final
 from questdb import QuestDBError as _IngressError
 from questdb import Sender, TimestampMicros, TimestampNanos
 
+from flows.connectors.questdb_views import DEFAULT_TIMEZONE, create_view_statements
 from flows.core.records import ActionRecord, DeadLetter, Record, SlaRecord
 from flows.core.timefmt import parse_instant
 from flows.exceptions import ConnectorError
@@ -227,6 +228,8 @@ def create_table_statements(
 
     Args:
         names: The table names.
+        report_timezone: IANA zone whose local days the materialized views bucket by
+            (`flows.connectors.questdb_views`).
         ttl_days: Partitions older than this many days (by designated timestamp) are dropped.
 
     Returns:
@@ -614,6 +617,7 @@ class QuestDBWriter:
         *,
         prefix: str = DEFAULT_PREFIX,
         ttl_days: int = DEFAULT_TTL_DAYS,
+        report_timezone: str = DEFAULT_TIMEZONE,
         max_buffered_rows: int = 1_000_000,
         chunk_rows: int = 20_000,
         flush_interval_s: float = 1.0,
@@ -629,6 +633,7 @@ class QuestDBWriter:
         for key, value in _SENDER_DEFAULTS:
             params.setdefault(key, value)
         self.tables = TableNames(prefix)
+        self.report_timezone = report_timezone
         self.ttl_days = ttl_days
         self.max_buffered_rows = max_buffered_rows
         self.chunk_rows = chunk_rows
@@ -678,7 +683,9 @@ class QuestDBWriter:
         Raises:
             ConnectorError: QuestDB cannot be reached or refused a statement.
         """
-        for table, sql in create_table_statements(self.tables, self.ttl_days):
+        statements = create_table_statements(self.tables, self.ttl_days)
+        statements += create_view_statements(self.tables, self.report_timezone)
+        for table, sql in statements:
             try:
                 self._http.execute(sql)
             except ConnectorError as exc:
