@@ -13,7 +13,9 @@ converge with the table.
   breached, `cancelled` counts as neither) and the summed response time of the fulfilled ones.
   The designated timestamp `started_at` is the UTC instant of the local midnight.
 * `<prefix>volume_daily`: chats (cycles) started per local day and team, counted by their
-  `first_response` clock (one per cycle that a customer opened by writing).
+  `first_response` clock (one per cycle that a customer opened by writing; a cycle resolved
+  before any reply, whose clock is `cancelled`, is left out, and so is the stale row a late
+  event leaves at a clock's former start).
 
 The time zone is fixed when a view is created: changing it means dropping the views (they are
 rebuilt from the tables at the next start).
@@ -104,7 +106,7 @@ def create_view_statements(
     SELECT started_at, team_id,
            count() AS conversations
     FROM {clocks}
-    WHERE seq = 1 AND metric = 'first_response'
+    WHERE seq = 1 AND metric = 'first_response' AND status <> 'cancelled'
     SAMPLE BY 1d ALIGN TO CALENDAR TIME ZONE '{zone}'
 ) PARTITION BY MONTH"""  # noqa: S608 - names validated, zone checked
     return [(views.compliance_daily, compliance), (views.volume_daily, volume)]

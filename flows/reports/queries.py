@@ -296,7 +296,7 @@ SCORECARD: Final = (
         "stat",
         ("conversations",),
         "SELECT count_distinct(conversation_id) AS conversations\nFROM {clocks}\n"
-        f"WHERE agent_id = '$agent' AND {_IN_WEEK}",
+        f"WHERE agent_id = '$agent' AND status <> 'cancelled' AND {_IN_WEEK}",
         "Conversations whose clocks of the week ended (or run) with this agent assigned.",
     ),
     Query(
@@ -344,7 +344,8 @@ SCORECARD: Final = (
         "       sum(CASE WHEN breached AND status <> 'cancelled' THEN 1 ELSE 0 END) AS short,\n"
         "       sum(CASE WHEN open AND NOT breached THEN 1 ELSE 0 END) AS running\n"
         "FROM {clocks}\n"
-        f"WHERE metric = 'contact_attempts' AND agent_id = '$agent' AND {_IN_WEEK}",
+        "WHERE metric = 'contact_attempts' AND status <> 'cancelled'\n"
+        f"  AND agent_id = '$agent' AND {_IN_WEEK}",
         "New leads: attempts made; leads reached or fully attempted, short at the deadline, open.",
     ),
     Query(
@@ -366,7 +367,7 @@ SCORECARD: Final = (
         ("time", "conversations"),
         "SELECT started_at AS time, count_distinct(conversation_id) AS conversations\n"
         "FROM {clocks}\n"
-        f"WHERE agent_id = '$agent' AND {_IN_WEEK}\n"
+        f"WHERE agent_id = '$agent' AND status <> 'cancelled' AND {_IN_WEEK}\n"
         "SAMPLE BY 1d ALIGN TO CALENDAR TIME ZONE '{tz}'",
         "Conversations per local day of the week.",
     ),

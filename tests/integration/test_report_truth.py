@@ -8,17 +8,20 @@ folded from the SLA records in Python (`tests.reportkit.Truth`), never from SQL.
 from __future__ import annotations
 
 import math
+import time
 from collections import defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 
 from flows.connectors.questdb import Heartbeat, QuestDBWriter, TableNames
 from flows.connectors.questdb_views import ViewNames
-from flows.core.records import Record
-from flows.reports.queries import QUERIES
+from flows.core.records import DeadLetter, Record
+from flows.reports.queries import QUERIES, AlertQuery
 from flows.stack import Endpoints
 from tests.conftest import QuestDB
 from tests.questdbkit import drop_tables, new_prefix, now_ms, to_ms
@@ -67,7 +70,7 @@ def settle(questdb: QuestDB, prefix: str) -> None:
     views = ViewNames(prefix)
     questdb.wait_for_rows(
         f"SELECT sum(clocks) FROM {views.compliance_daily}",  # noqa: S608
-        until=lambda rows: bool(rows) and rows[0][0] == clocks,
+        until=lambda rows: bool(rows) and (rows[0][0] or 0) == clocks,
         timeout=60,
     )
 
@@ -278,3 +281,341 @@ def test_leads_short_of_attempts_equal_the_records(month: Month) -> None:
         )
         assert deadline is not None
         assert near(rows[conv][1], (deadline - now) / 1000, SLACK_S)
+
+
+# -- the agent scorecard ---------------------------------------------------------------------
+
+
+def last_full_week(now: int) -> tuple[str, int, int]:
+    """The local Monday (`YYYY-MM-DD`) of last week, and its start and end instants."""
+    local = datetime.fromtimestamp(now / 1000, tz=UTC).astimezone(ZoneInfo(TZ))
+    start = local_midnight(now, local.weekday() + 7)
+    monday = datetime.fromtimestamp(start / 1000, tz=UTC).astimezone(ZoneInfo(TZ)).date()
+    return monday.isoformat(), start, local_midnight(now, local.weekday())
+
+
+@pytest.fixture(scope="module")
+def scorecard(month: Month) -> tuple[dict[str, str], list[Clock]]:
+    """The busiest agent's clocks of last week, and the dashboard variables selecting them."""
+    week, start, end = last_full_week(now_ms())
+    counts: dict[str, int] = defaultdict(int)
+    for c in month.truth.clocks:
+        if c.last.agent_id is not None:
+            counts[c.last.agent_id] += 1
+    agent = max(sorted(counts), key=counts.__getitem__)
+    clocks = [
+        c
+        for c in month.truth.where(agent_id=agent)
+        if start <= c.last.started_at < end and c.last.status != "cancelled"
+    ]
+    assert clocks
+    return {"agent": agent, "week": week}, clocks
+
+
+def test_scorecard_counts_and_compliance(
+    month: Month, scorecard: tuple[dict[str, str], list[Clock]]
+) -> None:
+    """The scorecard's conversations, compliance and compliance per metric equal the records."""
+    variables, clocks = scorecard
+    assert month.run("sc_conversations", variables)[0][0] == len(
+        {c.last.conversation_id for c in clocks}
+    )
+    assert near(month.run("sc_compliance", variables)[0][0], compliance(clocks), 1e-9)
+    per_metric: dict[str, list[Clock]] = defaultdict(list)
+    for c in clocks:
+        per_metric[c.last.metric].append(c)
+    rows = month.run("sc_compliance_by_metric", variables)
+    assert [r[0] for r in rows] == sorted(per_metric)
+    for metric, met, breached, pct in rows:
+        group = per_metric[metric]
+        assert (met, breached) == (sum(c.met for c in group), sum(c.breached for c in group))
+        assert near(pct, compliance(group), 1e-9) or (pct is None and compliance(group) is None)
+
+
+def test_scorecard_response_times(
+    month: Month, scorecard: tuple[dict[str, str], list[Clock]]
+) -> None:
+    """Average and p90 reply times per reply metric equal those of the agent's replies."""
+    variables, clocks = scorecard
+    rows = month.run("sc_response_times", variables)
+    assert rows
+    for metric, responses, avg_s, p90_s in rows:
+        times = sorted(
+            c.last.elapsed / 1000
+            for c in clocks
+            if c.last.metric == metric and c.last.status in ("met", "stopped")
+        )
+        assert responses == len(times)
+        assert near(avg_s, sum(times) / len(times), 1e-6)
+        rank = math.ceil(0.9 * len(times)) - 1
+        low, high = times[max(rank - 1, 0)], times[min(rank + 1, len(times) - 1)]
+        assert low * 0.999 <= p90_s <= high * 1.001
+
+
+def test_scorecard_leads_breaches_and_volume(
+    month: Month, scorecard: tuple[dict[str, str], list[Clock]]
+) -> None:
+    """Contact attempts, qualification, breaches by cause, the breach list and daily chats."""
+    variables, clocks = scorecard
+    attempts = [c for c in clocks if c.last.metric == "contact_attempts"]
+    expected_attempts = (
+        len(attempts),
+        sum(c.last.attempts or 0 for c in attempts) if attempts else None,
+        sum(c.met for c in attempts),
+        sum(c.breached for c in attempts),
+        sum(c.open and not c.last.breached for c in attempts),
+    )
+    assert month.run("sc_contact_attempts", variables)[0] == expected_attempts
+    quals = [c for c in clocks if c.last.metric == "qualification"]
+    if quals:
+        assert month.run("sc_qualification", variables)[0] == (
+            sum(c.last.status in ("met", "stopped") for c in quals),
+            sum(c.breached for c in quals),
+            sum(c.open and not c.last.breached for c in quals),
+        )
+    causes: dict[str, int] = defaultdict(int)
+    for c in clocks:
+        if c.breached:
+            causes[str(c.cause)] += 1
+    rows = month.run("sc_breaches_by_cause", variables)
+    assert {str(cause): n for cause, n in rows} == causes
+    listed = month.run("sc_breach_list", variables)
+    assert sorted((r[1], r[2]) for r in listed) == sorted(
+        (c.last.conversation_id, c.last.metric) for c in clocks if c.breached
+    )
+    daily: dict[int, set[str]] = defaultdict(set)
+    for c in clocks:
+        daily[local_midnight(c.last.started_at)].add(c.last.conversation_id)
+    volume = {to_ms(r[0]): r[1] for r in month.run("sc_daily_volume", variables)}
+    assert volume == {day: len(convs) for day, convs in daily.items()}
+
+
+# -- trends ----------------------------------------------------------------------------------
+
+
+def test_trends_equal_the_records(month: Month) -> None:
+    """Daily compliance, by lead source, weekday and hour, causes by week and chats per day."""
+    since = local_midnight(now_ms(), 29)
+    zone = ZoneInfo(TZ)
+    clocks = [c for c in month.truth.clocks if c.last.started_at >= since]
+    by_day: dict[int, list[Clock]] = defaultdict(list)
+    by_source: dict[str, list[Clock]] = defaultdict(list)
+    by_weekday: dict[int, list[Clock]] = defaultdict(list)
+    by_hour: dict[int, list[Clock]] = defaultdict(list)
+    for c in clocks:
+        local = datetime.fromtimestamp(c.last.started_at / 1000, tz=UTC).astimezone(zone)
+        by_day[local_midnight(c.last.started_at)].append(c)
+        if c.last.lead_source is not None:
+            by_source[c.last.lead_source].append(c)
+        by_weekday[local.isoweekday()].append(c)
+        by_hour[local.hour].append(c)
+
+    daily = {to_ms(r[0]): r[1] for r in month.run("tr_daily_compliance")}
+    assert daily.keys() == by_day.keys()
+    for day, pct in daily.items():
+        assert near(pct, compliance(by_day[day]), 1e-9), day
+    sources = dict(month.run("tr_by_lead_source"))
+    assert sources.keys() == by_source.keys()
+    for source, pct in sources.items():
+        assert near(pct, compliance(by_source[source]), 1e-9)
+    for name, groups in (("tr_by_weekday", by_weekday), ("tr_by_hour", by_hour)):
+        rows = dict(month.run(name))
+        decided = {k: v for k, v in groups.items() if compliance(v) is not None}
+        assert rows.keys() == decided.keys(), name
+        for key, pct in rows.items():
+            assert near(pct, compliance(decided[key]), 1e-9), (name, key)
+    weekly: dict[tuple[int, str], int] = defaultdict(int)
+    for c in clocks:
+        if c.breached:
+            local = datetime.fromtimestamp(c.last.started_at / 1000, tz=UTC).astimezone(zone)
+            weekly[(local_midnight(c.last.started_at, local.weekday()), str(c.cause))] += 1
+    rows = month.run("tr_causes_by_week")
+    assert {(to_ms(r[0]), str(r[1])): r[2] for r in rows} == weekly
+    chats: dict[int, int] = defaultdict(int)
+    for c in month.truth.where(metric="first_response", seq=1):
+        if c.last.started_at >= since and c.last.status != "cancelled":
+            chats[local_midnight(c.last.started_at)] += 1
+    volume = {to_ms(r[0]): r[1] for r in month.run("tr_daily_volume")}
+    assert volume == chats
+
+
+# -- alert rules, evaluated as Grafana does --------------------------------------------------
+
+
+def evaluate(alert: AlertQuery, rows: list[tuple[Any, ...]]) -> dict[tuple[Any, ...], float]:
+    """Grafana's evaluation of a table-format alert query: one series per label set (the
+    string columns), reduced to its last value, then the threshold. Returns the firing series.
+    """
+    assert all(len(r) == len(alert.columns) for r in rows)
+    series: dict[tuple[Any, ...], float] = {}
+    for row in rows:
+        labels, value = tuple(row[:-1]), row[-1]
+        assert labels not in series, f"{alert.name}: two rows with the labels {labels}"
+        assert isinstance(value, int | float) or value is None
+        series[labels] = value
+    return {k: v for k, v in series.items() if alert.fires(v)}
+
+
+def alert(name: str) -> AlertQuery:
+    found = QUERIES[name]
+    assert isinstance(found, AlertQuery)
+    return found
+
+
+def test_urgent_breach_alert_fires_per_conversation_and_metric(month: Month) -> None:
+    """The urgent-breach rule fires once per running breached P1/VIP/hot-lead clock pair."""
+    rule = alert("al_urgent_breach")
+    firing = evaluate(rule, month.run(rule.name))
+    expected: dict[tuple[Any, ...], int] = defaultdict(int)
+    for c in open_clocks(month):
+        r = c.last
+        urgent = r.priority == "P1" or r.segment == "vip" or r.lead_source in URGENT_SOURCES
+        if r.breached and urgent:
+            expected[(r.conversation_id, r.metric, r.agent_id, r.team_id)] += 1
+    assert firing == expected
+    assert expected
+
+
+def test_window_closing_alert_fires_for_urgent_windows_under_an_hour(month: Month) -> None:
+    """The window rule fires for VIP/hot-lead windows with under 60 minutes left, no others."""
+    rule = alert("al_window_closing")
+    firing = evaluate(rule, month.run(rule.name))
+    now = now_ms()
+    expected = {}
+    edge = set()
+    for c in month.truth.where(metric="service_window"):
+        r = c.last
+        if c.open and not r.breached and (r.segment == "vip" or r.lead_source in URGENT_SOURCES):
+            assert r.deadline_at is not None
+            minutes = (r.deadline_at - now) / 60_000
+            if abs(minutes - 60) < 1:
+                edge.add(r.conversation_id)
+            elif minutes < 60:
+                expected[r.conversation_id] = minutes
+    got = {labels[0]: v for labels, v in firing.items() if labels[0] not in edge}
+    assert got.keys() == expected.keys()
+    for conv, minutes in expected.items():
+        assert near(got[conv], minutes, 1)
+
+
+def test_compliance_alerts_fire_for_teams_and_agents_under_target(month: Month) -> None:
+    """Team-today (< 90 %) and agent-7-day (< 80 %) rules fire exactly for those under target."""
+    now = now_ms()
+    today, week = local_midnight(now), local_midnight(now, 6)
+    teams: dict[str, list[Clock]] = defaultdict(list)
+    agents: dict[str, list[Clock]] = defaultdict(list)
+    for c in month.truth.clocks:
+        if c.last.team_id is not None and c.last.started_at >= today:
+            teams[c.last.team_id].append(c)
+        if c.last.agent_id is not None and c.last.started_at >= week:
+            agents[c.last.agent_id].append(c)
+    for name, groups, target in (
+        ("al_team_compliance", teams, 90),
+        ("al_agent_compliance_7d", agents, 80),
+    ):
+        rule = alert(name)
+        rows = month.run(name)
+        values = {k: compliance(v) for k, v in groups.items() if compliance(v) is not None}
+        assert {r[0]: r[1] for r in rows}.keys() == values.keys(), name
+        firing = evaluate(rule, rows)
+        assert {k[0] for k in firing} == {k for k, v in values.items() if v < target}, name
+
+
+def test_unassigned_alert_fires_after_five_minutes(month: Month) -> None:
+    """The unassigned rule fires for conversations waiting for an agent more than 5 minutes."""
+    rule = alert("al_unassigned")
+    firing = evaluate(rule, month.run(rule.name))
+    now = now_ms()
+    waiting = {
+        c.last.conversation_id: (now - c.last.started_at) / 60_000
+        for c in month.truth.where(metric="assignment")
+        if c.open
+    }
+    edge = {k for k, v in waiting.items() if abs(v - 5) < 1}
+    got = {k[0] for k in firing} - edge
+    assert got == {k for k, v in waiting.items() if v > 5} - edge
+    assert got
+
+
+@pytest.mark.parametrize(
+    ("beat_age_s", "fires"), [(5, False), (300, True)], ids=["fresh", "stalled"]
+)
+def test_stalled_monitor_alert(
+    stack: Endpoints, questdb: QuestDB, beat_age_s: int, fires: bool
+) -> None:
+    """The stalled rule fires when the last heartbeat is older than 60 s, not before."""
+    prefix = new_prefix()
+    try:
+        now = now_ms()
+        beats = [
+            Heartbeat(worker="0", at=now - beat_age_s * 1000 - 600_000),
+            Heartbeat(worker="1", at=now - beat_age_s * 1000),
+        ]
+        write(stack, prefix, [], beats)
+        settle(questdb, prefix)
+        rule = alert("al_monitor_stalled")
+        rows = questdb.query(rule.render(prefix, TZ))
+        assert len(rows) == 1
+        assert bool(evaluate(rule, rows)) is fires
+    finally:
+        drop_tables(questdb, prefix)
+
+
+def test_stalled_monitor_alert_has_no_data_before_the_first_heartbeat(
+    stack: Endpoints, questdb: QuestDB
+) -> None:
+    """With no heartbeat at all the rule's query returns no rows (NoData, alerting by design)."""
+    prefix = new_prefix()
+    try:
+        write(stack, prefix, [], [])
+        settle(questdb, prefix)
+        assert questdb.query(alert("al_monitor_stalled").render(prefix, TZ)) == []
+    finally:
+        drop_tables(questdb, prefix)
+
+
+@pytest.mark.parametrize(("recent", "fires"), [(3, False), (12, True)], ids=["few", "rising"])
+def test_dead_letter_alert(stack: Endpoints, questdb: QuestDB, recent: int, fires: bool) -> None:
+    """The dead-letter rule fires above 10 in the last 5 minutes; older ones do not count."""
+    prefix = new_prefix()
+    try:
+        writer = QuestDBWriter(stack.questdb_ilp_conf, prefix=prefix, report_timezone=TZ)
+        writer.ensure_tables()
+        now = now_ms()
+        old = [DeadLetter(reason="bad", raw="{}", source=f"old:{i}") for i in range(20)]
+        writer.write_batch(old, emitted_at_ms=now - 600_000)
+        new = [DeadLetter(reason="bad", raw="{}", source=f"new:{i}") for i in range(recent)]
+        writer.write_batch(new, emitted_at_ms=now)
+        writer.close()
+        settle(questdb, prefix)
+        rule = alert("al_dead_letters")
+        rows = questdb.query(rule.render(prefix, TZ))
+        assert rows == [(recent,)]
+        assert bool(evaluate(rule, rows)) is fires
+    finally:
+        drop_tables(questdb, prefix)
+
+
+# -- cost ------------------------------------------------------------------------------------
+
+
+def test_every_query_is_cheap_on_a_month(month: Month, capsys: pytest.CaptureFixture[str]) -> None:
+    """Every panel and alert query answers within 1 s on a replayed month (median of 5 runs)."""
+    week, _, _ = last_full_week(now_ms())
+    agent = month.truth.clocks[0].last.agent_id or "a1"
+    timings: dict[str, float] = {}
+    with month.questdb.connect() as conn:
+        for name, q in QUERIES.items():
+            sql = q.render(month.prefix, TZ, {"agent": agent, "week": week})
+            runs = []
+            for _ in range(5):
+                started = time.perf_counter()
+                conn.execute(sql).fetchall()
+                runs.append(time.perf_counter() - started)
+            timings[name] = sorted(runs)[2] * 1000
+    clocks = len(month.truth.clocks)
+    with capsys.disabled():
+        print(f"\nquery cost on a replayed month ({clocks} clocks), median of 5 runs:")
+        for name, ms in timings.items():
+            print(f"  {name:32s} {ms:7.1f} ms")
+    assert max(timings.values()) < 1000, timings
