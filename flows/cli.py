@@ -332,5 +332,11 @@ def feed(
         click.echo(f"Sent {sent} events", err=True)
 
 
+from flows.grafana.cli import dashboards_command, provision_command  # noqa: E402
+
+main.add_command(dashboards_command)
+main.add_command(provision_command)
+
+
 if __name__ == "__main__":
     main()
