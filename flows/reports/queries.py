@@ -36,13 +36,14 @@ __all__ = [
     "QUERIES",
     "SCORECARD",
     "TRENDS",
+    "VARIABLES",
     "WALLBOARD",
     "AlertQuery",
     "Query",
     "query",
 ]
 
-Kind = Literal["stat", "table", "timeseries", "barchart", "bargauge", "alert"]
+Kind = Literal["stat", "table", "timeseries", "barchart", "bargauge", "alert", "variable"]
 
 # The UTC instant of the local midnight that starts today, and of 29 and 6 days before it.
 _TODAY: Final = "to_utc(timestamp_floor('d', to_timezone(now(), '{tz}')), '{tz}')"
@@ -395,6 +396,27 @@ SCORECARD: Final = (
     ),
 )
 
+#: The scorecard's dashboard variables: the agents, and the local Mondays that have clocks.
+VARIABLES: Final = (
+    Query(
+        "var_agent",
+        "Agent",
+        "variable",
+        ("agent_id",),
+        "SELECT DISTINCT agent_id FROM {clocks} WHERE agent_id IS NOT NULL ORDER BY agent_id",
+        "Every agent that has a clock.",
+    ),
+    Query(
+        "var_week",
+        "Week (Monday)",
+        "variable",
+        ("week",),
+        "SELECT DISTINCT to_str(timestamp_floor('w', to_timezone(started_at, '{tz}')),"
+        " 'yyyy-MM-dd') AS week\nFROM {clocks}\nORDER BY week DESC",
+        "The local Monday of every week with clocks, newest first.",
+    ),
+)
+
 # -- trends (last 30 local days) -------------------------------------------------------------
 
 _PCT: Final = "100.0 * sum(met) / (sum(met) + sum(breached)) AS compliance_pct"
@@ -555,7 +577,7 @@ ALERTS: Final = (
 
 #: Every query by name.
 QUERIES: Final[Mapping[str, Query]] = {
-    q.name: q for group in (WALLBOARD, SCORECARD, TRENDS, ALERTS) for q in group
+    q.name: q for group in (WALLBOARD, SCORECARD, VARIABLES, TRENDS, ALERTS) for q in group
 }
 
 
