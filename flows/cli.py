@@ -337,6 +337,10 @@ from flows.grafana.cli import dashboards_command, provision_command  # noqa: E40
 main.add_command(dashboards_command)
 main.add_command(provision_command)
 
+from flows.reports.cli import top_command  # noqa: E402
+
+main.add_command(top_command)
+
 
 if __name__ == "__main__":
     main()
