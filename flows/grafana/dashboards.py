@@ -218,7 +218,7 @@ def wallboard(prefix: str = DEFAULT_PREFIX, timezone: str = DEFAULT_TIMEZONE) ->
         options=stat,
     )
     b.panel(
-        "unassigned_waiting",
+        "unassigned_now",
         4,
         6,
         title="Unassigned waiting (target 0)",

@@ -171,11 +171,11 @@ WALLBOARD: Final = (
         "Clocks that breached and still run (a resolve or a reply ends them).",
     ),
     Query(
-        "unassigned_waiting",
+        "unassigned_now",
         "Unassigned waiting",
         "stat",
-        ("unassigned_waiting",),
-        "SELECT count() AS unassigned_waiting\nFROM {clocks}\nWHERE open AND metric = 'assignment'",
+        ("unassigned_now",),
+        "SELECT count() AS unassigned_now\nFROM {clocks}\nWHERE open AND metric = 'assignment'",
         "Conversations waiting for an agent.",
     ),
     Query(

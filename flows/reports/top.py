@@ -72,7 +72,7 @@ TILES: Final = (
     Tile("open_conversations", "Open conversations", 60, 100),
     Tile("at_risk", "At risk", 1, 5),
     Tile("breached_now", "Breached now", 1, 3),
-    Tile("unassigned_waiting", "Unassigned waiting", 1, 3),
+    Tile("unassigned_now", "Unassigned waiting", 1, 3),
     Tile("compliance_today", "Compliance today", 95, 90, higher_is_better=True, unit="%"),
     Tile("median_first_response_today", "Median 1st response", 120, 180, unit="s"),
     Tile("data_age", "Data age", 30, 60, unit="s"),

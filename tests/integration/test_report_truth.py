@@ -133,7 +133,7 @@ def test_stat_tiles_equal_the_records(month: Month) -> None:
         ),
         "at_risk": sum(1 for c in running if not c.last.breached and c.last.status == "warning"),
         "breached_now": sum(1 for c in running if c.last.breached),
-        "unassigned_waiting": sum(1 for c in running if c.last.metric == "assignment"),
+        "unassigned_now": sum(1 for c in running if c.last.metric == "assignment"),
     }
     actual = {name: month.run(name)[0][0] for name in expected}
     assert actual == expected

@@ -66,7 +66,7 @@ def test_top_shows_the_wallboard_numbers(seeded: tuple[str, Truth], questdb: Que
         ),
         "at_risk": sum(1 for c in running if not c.last.breached and c.last.status == "warning"),
         "breached_now": sum(1 for c in running if c.last.breached),
-        "unassigned_waiting": sum(1 for c in running if c.last.metric == "assignment"),
+        "unassigned_now": sum(1 for c in running if c.last.metric == "assignment"),
     }
     for name, value in expected.items():
         assert board.tiles[name] == value, name

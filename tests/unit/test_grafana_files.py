@@ -179,3 +179,15 @@ def test_dashboards_render_with_another_zone_and_prefix() -> None:
     text = json.dumps(boards)
     assert "Asia/Jakarta" not in text and "Europe/Berlin" in text
     assert "sla_clocks" not in text and "acme_clocks" in text
+
+
+def test_analytics_doc_shows_every_shared_query_exactly() -> None:
+    """docs/ANALYTICS.md shows each dashboard and alert query as the module renders it."""
+    doc = (ROOT / "docs" / "ANALYTICS.md").read_text(encoding="utf-8")
+    blocks = {}
+    for block in re.findall(r"```sql\n(.*?)```", doc, re.DOTALL):
+        name = re.match(r"--\s*query:\s*(\w+)\n", block)
+        assert name is not None
+        blocks[name.group(1)] = block[name.end() :].rstrip().removesuffix(";")
+    for name, query in QUERIES.items():
+        assert blocks.get(name) == query.render(), f"{name} in docs/ANALYTICS.md is stale"
