@@ -9,7 +9,7 @@ SLAWATCH := $(BIN)/slawatch
 INSTALLED := $(VENV)/.installed
 
 .PHONY: help install test test-unit test-integration lint format typecheck check \
-	fetch stack-up stack-down stack-status demo bench clean
+	fetch stack-up stack-down stack-status demo bench clean dashboards grafana-schemas top
 
 help: ## List the targets
 	@echo "Usage: make TARGET"
@@ -70,8 +70,18 @@ demo: $(INSTALLED) ## The main job: local Kafka + QuestDB, the live monitor on a
 	echo "Live records: QuestDB console at the HTTP address above, e.g."; \
 	echo "  SELECT * FROM sla_events ORDER BY at DESC LIMIT 50;"; \
 	echo "  SELECT metric, status, count() FROM sla_clocks GROUP BY metric, status;"; \
+	echo "The wallboard in another terminal: make top"; \
 	echo; \
 	$(SLAWATCH) feed --from-stack --rate 30
+
+dashboards: $(INSTALLED) ## Regenerate Grafana's dashboards and alerting files in dashboards/provisioning
+	$(SLAWATCH) dashboards
+
+grafana-schemas: ## Regenerate the JSON Schemas from npm @grafana/schema (pinned; needs Node and npm)
+	dashboards/schemas/generate.sh
+
+top: $(INSTALLED) ## The live wallboard in this terminal, from the local stack's QuestDB (Ctrl-C stops)
+	$(SLAWATCH) top --from-stack
 
 bench: $(INSTALLED) ## Run every benchmark script in bench/
 	@shopt -s nullglob; scripts=(bench/*.py); \

@@ -12,7 +12,7 @@ import time
 from collections import defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -619,3 +619,17 @@ def test_every_query_is_cheap_on_a_month(month: Month, capsys: pytest.CaptureFix
         for name, ms in timings.items():
             print(f"  {name:32s} {ms:7.1f} ms")
     assert max(timings.values()) < 1000, timings
+
+
+def test_scorecard_variables_list_agents_and_local_weeks(month: Month) -> None:
+    """The agent variable lists every agent; the week variable every local Monday, newest first."""
+    agents = sorted({c.last.agent_id for c in month.truth.clocks if c.last.agent_id is not None})
+    assert [r[0] for r in month.run("var_agent")] == agents
+    zone = ZoneInfo(TZ)
+    mondays = set()
+    for c in month.truth.clocks:
+        local = datetime.fromtimestamp(c.last.started_at / 1000, tz=UTC).astimezone(zone)
+        mondays.add((local.date() - timedelta(days=local.weekday())).isoformat())
+    weeks = [r[0] for r in month.run("var_week")]
+    assert weeks == sorted(mondays, reverse=True)
+    assert last_full_week(now_ms())[0] in weeks

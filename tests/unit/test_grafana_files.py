@@ -191,3 +191,13 @@ def test_analytics_doc_shows_every_shared_query_exactly() -> None:
         blocks[name.group(1)] = block[name.end() :].rstrip().removesuffix(";")
     for name, query in QUERIES.items():
         assert blocks.get(name) == query.render(), f"{name} in docs/ANALYTICS.md is stale"
+
+
+def test_compose_gives_grafana_every_variable_the_alerting_file_reads() -> None:
+    """Each `${VAR}` in the alerting file is set for the Grafana container (else it won't start)."""
+    text = (PROVISIONING / "alerting" / "slawatch.yaml").read_text(encoding="utf-8")
+    wanted = set(re.findall(r"\$\{(\w+)\}", text))
+    compose = yaml.safe_load((ROOT / "infra" / "compose.yaml").read_text(encoding="utf-8"))
+    given = set(compose["services"]["grafana"]["environment"])
+    assert wanted
+    assert wanted <= given
