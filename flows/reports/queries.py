@@ -447,11 +447,13 @@ TRENDS: Final = (
         "Compliance by weekday, 30 days",
         "barchart",
         ("weekday", "compliance_pct"),
-        "SELECT day_of_week(to_timezone(started_at, '{tz}')) AS weekday,\n"
+        # A text x axis: Grafana's bar chart needs a string (or time) field to draw bars by.
+        "SELECT day_of_week(to_timezone(started_at, '{tz}'))\n"
+        "       || ' ' || to_str(to_timezone(started_at, '{tz}'), 'E') AS weekday,\n"
         "       100.0 * sum(CASE WHEN status = 'met' THEN 1 ELSE 0 END)"
         f" / count() AS compliance_pct\n"
         f"FROM {{clocks}}\nWHERE started_at >= {{days_ago_29}} AND {_DECIDED}\nORDER BY weekday",
-        "Compliance by local weekday the clock started (1 = Monday).",
+        "Compliance by local weekday the clock started (`1 Mon` … `7 Sun`).",
         "percent",
     ),
     Query(
@@ -459,11 +461,11 @@ TRENDS: Final = (
         "Compliance by hour of day, 30 days",
         "barchart",
         ("hour", "compliance_pct"),
-        "SELECT hour(to_timezone(started_at, '{tz}')) AS hour,\n"
+        "SELECT to_str(to_timezone(started_at, '{tz}'), 'HH') AS hour,\n"
         "       100.0 * sum(CASE WHEN status = 'met' THEN 1 ELSE 0 END)"
         f" / count() AS compliance_pct\n"
         f"FROM {{clocks}}\nWHERE started_at >= {{days_ago_29}} AND {_DECIDED}\nORDER BY hour",
-        "Compliance by local hour the clock started.",
+        "Compliance by local hour the clock started (`00` … `23`).",
         "percent",
     ),
     Query(

@@ -400,15 +400,15 @@ def test_trends_equal_the_records(month: Month) -> None:
     clocks = [c for c in month.truth.clocks if c.last.started_at >= since]
     by_day: dict[int, list[Clock]] = defaultdict(list)
     by_source: dict[str, list[Clock]] = defaultdict(list)
-    by_weekday: dict[int, list[Clock]] = defaultdict(list)
-    by_hour: dict[int, list[Clock]] = defaultdict(list)
+    by_weekday: dict[str, list[Clock]] = defaultdict(list)
+    by_hour: dict[str, list[Clock]] = defaultdict(list)
     for c in clocks:
         local = datetime.fromtimestamp(c.last.started_at / 1000, tz=UTC).astimezone(zone)
         by_day[local_midnight(c.last.started_at)].append(c)
         if c.last.lead_source is not None:
             by_source[c.last.lead_source].append(c)
-        by_weekday[local.isoweekday()].append(c)
-        by_hour[local.hour].append(c)
+        by_weekday[f"{local.isoweekday()} {local.strftime('%a')}"].append(c)
+        by_hour[f"{local.hour:02d}"].append(c)
 
     daily = {to_ms(r[0]): r[1] for r in month.run("tr_daily_compliance")}
     assert daily.keys() == by_day.keys()
