@@ -6,8 +6,6 @@ import time
 
 import click
 
-from flows.connectors.questdb_views import DEFAULT_TIMEZONE
-
 __all__ = ["top_command"]
 
 
@@ -38,9 +36,7 @@ def _conninfo(pg: str | None, from_stack: bool) -> str:
 @click.option("--pg", help="libpq connection string of QuestDB's PG wire (default: settings).")
 @click.option("--from-stack", is_flag=True, help="Read the local stack's QuestDB.")
 @click.option("--prefix", default=None, help="QuestDB table prefix (default: settings).")
-@click.option(
-    "--timezone", default=DEFAULT_TIMEZONE, show_default=True, help="The team's calendar zone."
-)
+@click.option("--timezone", default=None, help="The team's calendar zone (default: settings).")
 @click.option("--interval", default=5.0, show_default=True, help="Seconds between refreshes.")
 @click.option("--rows", default=10, show_default=True, help="Rows shown per table.")
 @click.option("--once", is_flag=True, help="Print one frame and exit.")
@@ -49,7 +45,7 @@ def top_command(
     pg: str | None,
     from_stack: bool,
     prefix: str | None,
-    timezone: str,
+    timezone: str | None,
     interval: float,
     rows: int,
     once: bool,
@@ -61,10 +57,12 @@ def top_command(
 
     from flows.reports.top import TopError, read_wallboard, render  # noqa: PLC0415
 
-    if prefix is None:
+    if prefix is None or timezone is None:
         from flows.settings import Settings  # noqa: PLC0415
 
-        prefix = Settings().table_prefix
+        settings = Settings()
+        prefix = settings.table_prefix if prefix is None else prefix
+        timezone = settings.report_timezone if timezone is None else timezone
     console = Console()
     try:
         with psycopg.connect(_conninfo(pg, from_stack), autocommit=True) as conn:

@@ -5,10 +5,12 @@ from __future__ import annotations
 import re
 
 import pytest
+from pydantic import ValidationError
 
 from flows.connectors.questdb import TableNames, create_table_statements
 from flows.connectors.questdb_views import ViewNames, create_view_statements
 from flows.reports.queries import ALERTS, QUERIES, AlertQuery
+from flows.settings import Settings
 
 pytestmark = pytest.mark.unit
 
@@ -81,3 +83,12 @@ def test_alert_queries_end_with_their_number() -> None:
     for query in ALERTS:
         assert re.search(rf"\bAS {query.columns[-1]}\b", query.render()), query.name
         assert "time" not in query.columns
+
+
+def test_the_report_zone_setting_refuses_an_unknown_zone(monkeypatch: pytest.MonkeyPatch) -> None:
+    """SLAWATCH_REPORT_TIMEZONE must be an IANA zone; the default is the team's Asia/Jakarta."""
+    monkeypatch.delenv("SLAWATCH_REPORT_TIMEZONE", raising=False)
+    assert Settings().report_timezone == "Asia/Jakarta"
+    assert Settings(report_timezone="Europe/Berlin").report_timezone == "Europe/Berlin"
+    with pytest.raises(ValidationError, match="IANA"):
+        Settings(report_timezone="Mars/Olympus")
