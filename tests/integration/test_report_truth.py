@@ -24,7 +24,7 @@ from flows.core.records import DeadLetter, Record
 from flows.reports.queries import QUERIES, AlertQuery
 from flows.stack import Endpoints
 from tests.conftest import QuestDB
-from tests.questdbkit import drop_tables, new_prefix, now_ms, to_ms
+from tests.questdbkit import drop_tables, new_prefix, now_ms, sla, to_ms
 from tests.reportkit import TZ, Clock, Truth, compliance, local_midnight, replay_month
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
@@ -633,3 +633,53 @@ def test_scorecard_variables_list_agents_and_local_weeks(month: Month) -> None:
     weeks = [r[0] for r in month.run("var_week")]
     assert weeks == sorted(mondays, reverse=True)
     assert last_full_week(now_ms())[0] in weeks
+
+
+def test_a_breach_closed_by_a_resolve_is_not_breached_now(
+    stack: Endpoints, questdb: QuestDB
+) -> None:
+    """A breached clock ended by `resolved` (status `closed`) leaves "breached now" and the
+    urgent alert, and still counts as breached in today's compliance."""
+    prefix = new_prefix()
+    start = now_ms() - 20 * 60_000
+    deadline = start + 5 * 60_000
+    resolve = start + 15 * 60_000
+    records = [
+        sla("started", conv="c-closed", started_at=start, priority="P1"),
+        sla(
+            "breached", conv="c-closed", started_at=start, at=deadline, cause="agent", priority="P1"
+        ),
+        sla("started", conv="c-open", started_at=start, priority="P1"),
+        sla("breached", conv="c-open", started_at=start, at=deadline, cause="agent", priority="P1"),
+        sla("started", conv="c-met", started_at=start),
+        sla("met", conv="c-met", started_at=start, at=start + 60_000),
+    ]
+    try:
+        write(stack, prefix, records, [])
+        settle(questdb, prefix)
+        assert questdb.query(QUERIES["breached_now"].render(prefix, TZ)) == [(2,)]
+        closed = sla(
+            "closed",
+            conv="c-closed",
+            started_at=start,
+            at=resolve,
+            breached=True,
+            priority="P1",
+            stopped_at=resolve,
+        )
+        write(stack, prefix, [closed], [])
+        settle(questdb, prefix)
+        assert questdb.query(QUERIES["breached_now"].render(prefix, TZ)) == [(1,)]
+        firing = evaluate(
+            alert("al_urgent_breach"), questdb.query(QUERIES["al_urgent_breach"].render(prefix, TZ))
+        )
+        assert [labels[0] for labels in firing] == ["c-open"]
+        today = local_midnight(now_ms())
+        if start >= today:
+            pct = questdb.query(QUERIES["compliance_today"].render(prefix, TZ))[0][0]
+            assert pct == pytest.approx(100.0 / 3)
+        feed = questdb.query(QUERIES["breach_feed"].render(prefix, TZ))
+        if deadline >= today:
+            assert sorted(r[1] for r in feed) == ["c-closed", "c-open"]
+    finally:
+        drop_tables(questdb, prefix)
