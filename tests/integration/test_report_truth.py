@@ -155,9 +155,11 @@ def test_median_first_response_today_equals_the_records(month: Month) -> None:
         for c in month.truth.where(metric="first_response")
         if c.last.started_at >= today and c.last.status in ("met", "stopped")
     )
-    assert times, "the month must have first responses today"
-    low, high = times[(len(times) - 1) // 2], times[len(times) // 2]
     actual = month.run("median_first_response_today")[0][0]
+    if not times:  # just after local midnight
+        assert actual is None
+        return
+    low, high = times[(len(times) - 1) // 2], times[len(times) // 2]
     assert low * 0.999 <= actual <= high * 1.001
 
 

@@ -71,16 +71,17 @@ def test_top_shows_the_wallboard_numbers(seeded: tuple[str, Truth], questdb: Que
     for name, value in expected.items():
         assert board.tiles[name] == value, name
     pct = compliance([c for c in truth.clocks if c.last.started_at >= today])
-    assert pct is not None and board.tiles["compliance_today"] == pytest.approx(pct)
+    if pct is None:  # just after local midnight
+        assert board.tiles["compliance_today"] is None
+    else:
+        assert board.tiles["compliance_today"] == pytest.approx(pct)
 
     console = Console(width=120, record=True, color_system=None)
     console.print(top.render(board, limit=5))
     text = console.export_text()
     tiles = [t.text(board.tiles[t.query]) for t in top.TILES]
-    value_line = next(line for line in text.splitlines() if f"{pct:.1f} %" in line)
-    for shown in tiles[:5]:
-        assert shown in value_line
-    assert f"{expected['breached_now']}" in value_line
+    value_line = next(line for line in text.splitlines() if all(t in line for t in tiles))
+    assert re.search(rf"\b{expected['breached_now']}\b", value_line)
     breached_today = sorted(
         (c for c in truth.clocks if c.breached and (c.last.deadline_at or 0) >= today),
         key=lambda c: (-(c.last.deadline_at or 0), c.last.conversation_id, c.last.metric),
