@@ -9,7 +9,7 @@ SLAWATCH := $(BIN)/slawatch
 INSTALLED := $(VENV)/.installed
 
 .PHONY: help install test test-unit test-integration lint format typecheck check \
-	fetch stack-up stack-down stack-status demo bench clean
+	fetch stack-up stack-down stack-status demo bench clean dashboards grafana-schemas top
 
 help: ## List the targets
 	@echo "Usage: make TARGET"
@@ -60,6 +60,15 @@ stack-status: $(INSTALLED) ## Say whether the local stack runs and where
 
 demo: $(INSTALLED) ## The main job: local Kafka + QuestDB, a week of history, the live monitor and simulator, and the live wallboard (Ctrl-C stops)
 	$(SLAWATCH) demo
+
+dashboards: $(INSTALLED) ## Regenerate Grafana's dashboards and alerting files in dashboards/provisioning
+	$(SLAWATCH) dashboards
+
+grafana-schemas: ## Regenerate the JSON Schemas from npm @grafana/schema (pinned; needs Node and npm)
+	dashboards/schemas/generate.sh
+
+top: $(INSTALLED) ## The live wallboard in this terminal, from the local stack's QuestDB (Ctrl-C stops)
+	$(SLAWATCH) top --from-stack
 
 bench: $(INSTALLED) ## Run every benchmark script in bench/
 	@shopt -s nullglob; scripts=(bench/*.py); \

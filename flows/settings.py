@@ -21,6 +21,8 @@ from typing import Annotated, Any, Final
 from pydantic import BeforeValidator, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from flows.connectors.questdb.views import check_timezone
+
 ENV_PREFIX: Final = "SLAWATCH_"
 
 _DURATION: Final = re.compile(r"(?:([0-9]+)h)?(?:([0-9]+)m(?!s))?(?:([0-9]+)s)?(?:([0-9]+)ms)?")
@@ -185,6 +187,10 @@ class Settings(BaseSettings):
     table_prefix: str = Field(
         default="sla_", description="Prefix of the QuestDB table names (`<prefix>events`, ...)."
     )
+    report_timezone: str = Field(
+        default="Asia/Jakarta",
+        description="IANA zone of the team's calendar: the local days of the dashboards' views.",
+    )
 
     # -- Runtime -------------------------------------------------------------------------------
     flow_name: str = Field(
@@ -227,6 +233,11 @@ class Settings(BaseSettings):
             msg = "at least one input topic is needed"
             raise ValueError(msg)
         return value
+
+    @field_validator("report_timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        return check_timezone(value)
 
     @field_validator("snapshot_interval", "backup_interval")
     @classmethod

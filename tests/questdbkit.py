@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from flows.connectors.questdb import TableNames
+from flows.connectors.questdb.views import ViewNames
 from flows.core.records import SlaRecord
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -85,6 +86,8 @@ def sla(
 
 
 def drop_tables(questdb: Any, prefix: str) -> None:
-    """Drop the writer's five tables for `prefix`."""
+    """Drop the writer's materialized views and five tables for `prefix`."""
+    for view in ViewNames(prefix).all():
+        questdb.execute(f'DROP MATERIALIZED VIEW IF EXISTS "{view}"')
     for table in TableNames(prefix).all():
         questdb.execute(f'DROP TABLE IF EXISTS "{table}"')

@@ -14,12 +14,14 @@ import click
 
 from flows.cli.demo import demo
 from flows.cli.feed import feed
+from flows.cli.grafana import dashboards_command, provision_command
 from flows.cli.ingest import act, ingest, reconcile
 from flows.cli.monitor import run
 from flows.cli.replay import replay
 from flows.cli.reports import backfill_command, report
 from flows.cli.sim import import_group, simulate
 from flows.cli.stack import stack
+from flows.cli.top import top_command
 from flows.exceptions import SlawatchError
 
 
@@ -47,6 +49,9 @@ for _command in (
     import_group,
     backfill_command,
     report,
+    top_command,
+    dashboards_command,
+    provision_command,
     ingest,
     reconcile,
     act,

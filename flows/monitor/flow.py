@@ -182,7 +182,9 @@ def get_flow(
     )
     config = MonitorConfig.from_settings(settings, source.list_parts())
     if questdb_sink is None and conf is not None:
-        questdb_sink = QuestDBSink(conf, prefix=settings.table_prefix)
+        questdb_sink = QuestDBSink(
+            conf, prefix=settings.table_prefix, report_timezone=settings.report_timezone
+        )
     if heartbeat_writers is None:
         heartbeat_writers = [log_heartbeats]
         if conf is not None:

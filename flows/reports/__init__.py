@@ -1,1 +1,5 @@
-"""Reports and history: backfilling replayed records into QuestDB, and reports read back from it."""
+"""Reports over slawatch's QuestDB tables.
+
+The shared SQL every view reads (`queries`), the terminal wallboard (`top`), history backfill
+and the scorecard, daily, causes and baseline reports.
+"""

@@ -54,6 +54,7 @@ from flows.connectors.questdb.schema import (
     TableNames,
     create_table_statements,
 )
+from flows.connectors.questdb.views import DEFAULT_TIMEZONE, create_view_statements
 from flows.core.records import ActionRecord, Record, SlaRecord
 from flows.core.timefmt import parse_instant
 from flows.exceptions import ConnectorError
@@ -174,6 +175,8 @@ class QuestDBWriter:
             `protocol_version=2`.
         prefix: Table name prefix (`<prefix>events`, `<prefix>clocks`, ...).
         ttl_days: TTL of every table, in days.
+        report_timezone: IANA zone whose local days the materialized views bucket by
+            (`flows.connectors.questdb.views`).
         max_buffered_rows: Most rows kept in memory while QuestDB cannot be reached; beyond
             it the oldest are dropped (logged as an error and counted in `stats`). At a few
             hundred bytes per row, the default holds a few hundred MB.
@@ -196,6 +199,7 @@ class QuestDBWriter:
         *,
         prefix: str = DEFAULT_PREFIX,
         ttl_days: int = DEFAULT_TTL_DAYS,
+        report_timezone: str = DEFAULT_TIMEZONE,
         max_buffered_rows: int = 1_000_000,
         chunk_rows: int = 20_000,
         flush_interval_s: float = 1.0,
@@ -211,6 +215,7 @@ class QuestDBWriter:
         for key, value in _SENDER_DEFAULTS:
             params.setdefault(key, value)
         self.tables = TableNames(prefix)
+        self.report_timezone = report_timezone
         self.ttl_days = ttl_days
         self.max_buffered_rows = max_buffered_rows
         self.chunk_rows = chunk_rows
@@ -260,7 +265,9 @@ class QuestDBWriter:
         Raises:
             ConnectorError: QuestDB cannot be reached or refused a statement.
         """
-        for table, sql in create_table_statements(self.tables, self.ttl_days):
+        statements = create_table_statements(self.tables, self.ttl_days)
+        statements += create_view_statements(self.tables, self.report_timezone)
+        for table, sql in statements:
             try:
                 self._http.execute(sql)
             except ConnectorError as exc:

@@ -1,0 +1,316 @@
+"""Alert rules, contact points, the notification policy and mute timings as provisioning data.
+
+Every rule's query comes from `flows.reports.queries` (`ALERTS`) and is evaluated the way the
+notes prescribe: the SQL (table format, one numeric column, strings become labels) is reduced
+to its last value, then compared with the query's threshold. Rules that page someone now
+(severity `critical`) are evaluated every 10 s and never muted; the slower compliance rules
+(severity `warning`) every minute and muted outside business hours.
+
+Annotations use `{{ .Labels.x }}` rather than `$labels`: Grafana expands `$NAME` in provisioning
+files from the environment, which is also how the contact points get their addresses
+(`SLAWATCH_ALERT_WEBHOOK_URL`, `SLAWATCH_ALERT_EMAILS`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Final
+
+from flows.connectors.questdb import DEFAULT_PREFIX
+from flows.connectors.questdb.views import DEFAULT_TIMEZONE
+from flows.grafana.dashboards import DATASOURCE_UID, WALLBOARD_UID
+from flows.reports.queries import QUERIES, AlertQuery
+
+__all__ = ["FOLDER", "FOLDER_UID", "RULES", "RuleSpec", "alerting", "rule_groups"]
+
+Json = dict[str, Any]
+
+FOLDER: Final = "slawatch"
+FOLDER_UID: Final = "slawatch"
+CONTACT_POINT: Final = "slawatch-oncall"
+MUTE_OUTSIDE_HOURS: Final = "slawatch-outside-business-hours"
+WALLBOARD_PATH: Final = f"/d/{WALLBOARD_UID}?kiosk&autofitpanels"
+
+
+@dataclass(frozen=True, slots=True)
+class RuleSpec:
+    """How one alert query becomes a Grafana rule.
+
+    Attributes:
+        query: The name of an `AlertQuery` in `flows.reports.queries`.
+        group: Rule group (`urgent`: every 10 s, `compliance`: every minute).
+        severity: `critical` pages at once, never muted; `warning` is muted out of hours.
+        pending: Grafana's `for`: how long the condition must hold before firing.
+        no_data: State when the query returns no rows, and why.
+        exec_error: State when the query fails, and why.
+        summary: The annotation a person reads first (Go template over `.Labels`/`.Values`).
+    """
+
+    query: str
+    group: str
+    severity: str
+    pending: str
+    no_data: str
+    exec_error: str
+    summary: str
+
+
+#: Why each state was chosen is in the comment beside the rule.
+RULES: Final = (
+    # No rows = no breached urgent clock: OK. A failing query must not hide breaches: Error.
+    RuleSpec(
+        "al_urgent_breach",
+        "urgent",
+        "critical",
+        "0s",
+        "OK",
+        "Error",
+        "{{ .Labels.metric }} breached on {{ .Labels.conversation_id }}"
+        " (agent {{ .Labels.agent_id }}, team {{ .Labels.team_id }})",
+    ),
+    # No rows = no urgent window open: OK.
+    RuleSpec(
+        "al_window_closing",
+        "urgent",
+        "critical",
+        "0s",
+        "OK",
+        "Error",
+        "WhatsApp window of {{ .Labels.conversation_id }} closes in"
+        " {{ humanize .Values.B.Value }} min, unanswered (agent {{ .Labels.agent_id }})",
+    ),
+    # The query already waits 5 minutes; no rows = nobody waiting: OK.
+    RuleSpec(
+        "al_unassigned",
+        "urgent",
+        "critical",
+        "0s",
+        "OK",
+        "Error",
+        "{{ .Labels.conversation_id }} (team {{ .Labels.team_id }}) has waited"
+        " {{ humanize .Values.B.Value }} min for an agent",
+    ),
+    # No heartbeat row at all means the monitor never ran (or stopped 90 days ago), and a
+    # failing query means nobody can see whether it runs: both alert.
+    RuleSpec(
+        "al_monitor_stalled",
+        "urgent",
+        "critical",
+        "0s",
+        "Alerting",
+        "Alerting",
+        "slawatch has not reported for {{ humanize .Values.B.Value }} s",
+    ),
+    # count() always returns a row; an error keeps the last state rather than flapping.
+    RuleSpec(
+        "al_dead_letters",
+        "urgent",
+        "critical",
+        "0s",
+        "OK",
+        "KeepLast",
+        "{{ .Values.B.Value }} inputs became dead letters in 5 minutes",
+    ),
+    # No decided clock yet today: OK. A transient error keeps the last state; the team's
+    # compliance has to stay under target for 5 minutes before anyone is told.
+    RuleSpec(
+        "al_team_compliance",
+        "compliance",
+        "warning",
+        "5m",
+        "OK",
+        "KeepLast",
+        "Team {{ .Labels.team_id }} compliance today is"
+        " {{ humanize .Values.B.Value }} % (target 90 %)",
+    ),
+    RuleSpec(
+        "al_agent_compliance_7d",
+        "compliance",
+        "warning",
+        "15m",
+        "OK",
+        "KeepLast",
+        "Agent {{ .Labels.agent_id }} compliance over 7 days is"
+        " {{ humanize .Values.B.Value }} % (target 80 %)",
+    ),
+)
+
+_GROUPS: Final = {"urgent": "10s", "compliance": "1m"}
+
+
+def _alert_query(spec: RuleSpec) -> AlertQuery:
+    query = QUERIES[spec.query]
+    if not isinstance(query, AlertQuery):
+        msg = f"{spec.query} is not an alert query"
+        raise TypeError(msg)
+    return query
+
+
+def _rule(spec: RuleSpec, prefix: str, timezone: str) -> Json:
+    query = _alert_query(spec)
+    sql = query.render(prefix, timezone)
+    return {
+        "uid": spec.query.replace("_", "-").replace("al-", "slawatch-"),
+        "title": query.title,
+        "condition": "C",
+        "data": [
+            {
+                "refId": "A",
+                "relativeTimeRange": {"from": 600, "to": 0},
+                "datasourceUid": DATASOURCE_UID,
+                "model": {
+                    "refId": "A",
+                    "datasource": {"type": "grafana-postgresql-datasource", "uid": DATASOURCE_UID},
+                    "editorMode": "code",
+                    "rawQuery": True,
+                    "rawSql": sql,
+                    "format": "table",
+                    "intervalMs": 1000,
+                    "maxDataPoints": 43200,
+                },
+            },
+            {
+                "refId": "B",
+                "relativeTimeRange": {"from": 0, "to": 0},
+                "datasourceUid": "__expr__",
+                "model": {
+                    "refId": "B",
+                    "type": "reduce",
+                    "datasource": {"type": "__expr__", "uid": "__expr__"},
+                    "expression": "A",
+                    "reducer": "last",
+                    "settings": {"mode": "dropNN"},
+                },
+            },
+            {
+                "refId": "C",
+                "relativeTimeRange": {"from": 0, "to": 0},
+                "datasourceUid": "__expr__",
+                "model": {
+                    "refId": "C",
+                    "type": "threshold",
+                    "datasource": {"type": "__expr__", "uid": "__expr__"},
+                    "expression": "B",
+                    "conditions": [{"evaluator": {"type": query.op, "params": [query.threshold]}}],
+                },
+            },
+        ],
+        "noDataState": spec.no_data,
+        "execErrState": spec.exec_error,
+        "for": spec.pending,
+        "isPaused": False,
+        "labels": {"severity": spec.severity, "product": "slawatch"},
+        "annotations": {
+            "summary": spec.summary,
+            "description": query.description,
+            "wallboard": WALLBOARD_PATH,
+            "__dashboardUid__": WALLBOARD_UID,
+        },
+    }
+
+
+def rule_groups(prefix: str = DEFAULT_PREFIX, timezone: str = DEFAULT_TIMEZONE) -> list[Json]:
+    """Return the rule groups (`slawatch-urgent` every 10 s, `slawatch-compliance` every 1 m)."""
+    return [
+        {
+            "orgId": 1,
+            "name": f"slawatch-{group}",
+            "folder": FOLDER,
+            "interval": interval,
+            "rules": [_rule(s, prefix, timezone) for s in RULES if s.group == group],
+        }
+        for group, interval in _GROUPS.items()
+    ]
+
+
+def contact_points() -> list[Json]:
+    """A webhook and an e-mail receiver, addresses from the environment Grafana runs in."""
+    return [
+        {
+            "orgId": 1,
+            "name": CONTACT_POINT,
+            "receivers": [
+                {
+                    "uid": "slawatch-webhook",
+                    "type": "webhook",
+                    "settings": {"url": "${SLAWATCH_ALERT_WEBHOOK_URL}", "httpMethod": "POST"},
+                    "disableResolveMessage": False,
+                },
+                {
+                    "uid": "slawatch-email",
+                    "type": "email",
+                    "settings": {"addresses": "${SLAWATCH_ALERT_EMAILS}", "singleEmail": True},
+                    "disableResolveMessage": False,
+                },
+            ],
+        }
+    ]
+
+
+def policies() -> list[Json]:
+    """The notification tree: critical alerts at once and never muted; warnings in hours.
+
+    Critical alerts are grouped per conversation and metric (one notification each) with no
+    `group_wait`, so a breach reaches the webhook within one evaluation (10 s).
+    """
+    return [
+        {
+            "orgId": 1,
+            "receiver": CONTACT_POINT,
+            "group_by": ["grafana_folder", "alertname"],
+            "group_wait": "30s",
+            "group_interval": "5m",
+            "repeat_interval": "4h",
+            "routes": [
+                {
+                    "receiver": CONTACT_POINT,
+                    "object_matchers": [["severity", "=", "critical"]],
+                    "group_by": ["alertname", "conversation_id", "metric"],
+                    "group_wait": "0s",
+                    "group_interval": "30s",
+                    "repeat_interval": "1h",
+                },
+                {
+                    "receiver": CONTACT_POINT,
+                    "object_matchers": [["severity", "=", "warning"]],
+                    "group_by": ["alertname", "team_id", "agent_id"],
+                    "group_wait": "1m",
+                    "group_interval": "10m",
+                    "repeat_interval": "4h",
+                    "mute_time_intervals": [MUTE_OUTSIDE_HOURS],
+                },
+            ],
+        }
+    ]
+
+
+def mute_times(timezone: str = DEFAULT_TIMEZONE) -> list[Json]:
+    """Outside business hours in the team's zone: before 08:00 and from 20:00, and Sundays."""
+    return [
+        {
+            "orgId": 1,
+            "name": MUTE_OUTSIDE_HOURS,
+            "time_intervals": [
+                {
+                    "times": [
+                        {"start_time": "00:00", "end_time": "08:00"},
+                        {"start_time": "20:00", "end_time": "24:00"},
+                    ],
+                    "weekdays": ["monday:saturday"],
+                    "location": timezone,
+                },
+                {"weekdays": ["sunday"], "location": timezone},
+            ],
+        }
+    ]
+
+
+def alerting(prefix: str = DEFAULT_PREFIX, timezone: str = DEFAULT_TIMEZONE) -> Json:
+    """The whole alerting provisioning file (`apiVersion: 1`)."""
+    return {
+        "apiVersion": 1,
+        "groups": rule_groups(prefix, timezone),
+        "contactPoints": contact_points(),
+        "policies": policies(),
+        "muteTimes": mute_times(timezone),
+    }

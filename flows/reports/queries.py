@@ -1,0 +1,592 @@
+"""The SQL behind every dashboard panel, alert rule and `slawatch top`: one module, one truth.
+
+Each `Query` holds a template naming the monitor's tables and views by placeholder
+(`{clocks}`, `{events}`, `{heartbeat}`, `{deadletters}`, `{compliance_daily}`,
+`{volume_daily}`), the team's calendar zone (`{tz}`) and the start of its local day
+(`{today}`, `{days_ago_29}`, `{days_ago_6}`). `Query.render` fills them in; the Grafana builder
+renders with the default table prefix, `slawatch top` and the tests with theirs. Scorecard
+queries also hold Grafana's dashboard variables `$agent` and `$week` (a local Monday,
+`YYYY-MM-DD`), which Grafana substitutes; `Query.render` can substitute them too.
+
+Conventions every query keeps (see docs/ANALYTICS.md):
+
+* A clock is open (`open`) as the monitor's writer decides it (`clock_is_open`): a breached
+  clock of a resolved cycle gets a `closed` record and is no longer "breached now".
+* Compliance = met / (met + breached), each clock once by its latest row; `stopped` and
+  `closed` count as breached, `cancelled` as neither.
+* Days and weeks are the team's local ones (`TIME ZONE '{tz}'`), never UTC days.
+* Alert queries return exactly one numeric column, strings and symbols become labels, no
+  `$__timeFilter` and no time column; zero rows mean "nothing to report".
+* No query uses `$__timeFilter`: the wallboard shows "now" and "today", the scorecard a chosen
+  week, the trends the last 30 days, whatever the dashboard's time picker says.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Final, Literal
+
+from flows.connectors.questdb import DEFAULT_PREFIX, TableNames
+from flows.connectors.questdb.views import DEFAULT_TIMEZONE, ViewNames, check_timezone
+
+__all__ = [
+    "ALERTS",
+    "QUERIES",
+    "SCORECARD",
+    "TRENDS",
+    "VARIABLES",
+    "WALLBOARD",
+    "AlertQuery",
+    "Query",
+    "query",
+]
+
+Kind = Literal["stat", "table", "timeseries", "barchart", "bargauge", "alert", "variable"]
+
+# The UTC instant of the local midnight that starts today, and of 29 and 6 days before it.
+_TODAY: Final = "to_utc(timestamp_floor('d', to_timezone(now(), '{tz}')), '{tz}')"
+_DAYS_AGO: Final = (
+    "to_utc(dateadd('d', -{n}, timestamp_floor('d', to_timezone(now(), '{tz}'))), '{tz}')"
+)
+_WEEK_START: Final = "to_utc('$week'::timestamp, '{tz}')"
+_WEEK_END: Final = "to_utc(dateadd('d', 7, '$week'::timestamp), '{tz}')"
+_IN_WEEK: Final = f"started_at >= {_WEEK_START} AND started_at < {_WEEK_END}"
+_DECIDED: Final = "(status = 'met' OR (breached AND status <> 'cancelled'))"
+_CHAT: Final = "metric NOT IN ('cadence', 'service_window')"
+_URGENT: Final = (
+    "(priority = 'P1' OR segment = 'vip' OR lead_source IN ('demo_request', 'pricing'))"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Query:
+    """One named SQL query and what its consumer needs from it.
+
+    Attributes:
+        name: Stable identifier (also the panel's or rule's key).
+        title: What a user reads above the panel.
+        kind: The panel type that shows it (or `alert`).
+        columns: The columns, in order, the consumer reads.
+        template: SQL with `{placeholders}` (see the module docstring).
+        description: One sentence on what the number means.
+        unit: Grafana unit of the main value (`percent`, `s`, `none`).
+    """
+
+    name: str
+    title: str
+    kind: Kind
+    columns: tuple[str, ...]
+    template: str
+    description: str
+    unit: str = "none"
+
+    def render(
+        self,
+        prefix: str = DEFAULT_PREFIX,
+        timezone: str = DEFAULT_TIMEZONE,
+        variables: Mapping[str, str] | None = None,
+    ) -> str:
+        """Return the SQL for tables with `prefix` and days in `timezone`.
+
+        Args:
+            prefix: The monitor's table prefix.
+            timezone: The team's IANA calendar zone.
+            variables: Values for Grafana variables (`{"agent": "a1", "week": "2026-11-23"}`);
+                omitted ones stay `$name` for Grafana to fill in.
+
+        Raises:
+            ValueError: The time zone is unknown, or a variable value holds a quote.
+        """
+        zone = check_timezone(timezone)
+        tables = TableNames(prefix)
+        views = ViewNames(prefix)
+        sql = self.template.format(
+            clocks=tables.clocks,
+            events=tables.events,
+            heartbeat=tables.heartbeat,
+            deadletters=tables.deadletters,
+            compliance_daily=views.compliance_daily,
+            volume_daily=views.volume_daily,
+            today=_TODAY.format(tz=zone),
+            days_ago_29=_DAYS_AGO.format(n=29, tz=zone),
+            days_ago_6=_DAYS_AGO.format(n=6, tz=zone),
+            tz=zone,
+        )
+        for key, value in (variables or {}).items():
+            if "'" in value or "\\" in value:
+                msg = f"variable {key} holds a quote or backslash: {value!r}"
+                raise ValueError(msg)
+            sql = sql.replace(f"${key}", value)
+        return sql
+
+
+@dataclass(frozen=True, slots=True)
+class AlertQuery(Query):
+    """An alert rule's query and its Grafana condition (reduce last, then threshold).
+
+    Attributes:
+        op: Threshold evaluator: `gt` (fires above `threshold`) or `lt` (below).
+        threshold: The value the reduced number is compared to.
+    """
+
+    op: Literal["gt", "lt"] = "gt"
+    threshold: float = 0.0
+
+    def fires(self, value: float | None) -> bool:
+        """Whether one series with this reduced value fires (null or NaN never does)."""
+        if value is None or math.isnan(value):
+            return False
+        return value > self.threshold if self.op == "gt" else value < self.threshold
+
+
+# -- live wallboard --------------------------------------------------------------------------
+
+WALLBOARD: Final = (
+    Query(
+        "open_conversations",
+        "Open conversations",
+        "stat",
+        ("open_conversations",),
+        f"SELECT count_distinct(conversation_id) AS open_conversations\n"
+        f"FROM {{clocks}}\nWHERE open AND {_CHAT}",
+        "Conversations with a running chat clock (cadence and WhatsApp windows left out).",
+    ),
+    Query(
+        "at_risk",
+        "At risk",
+        "stat",
+        ("at_risk",),
+        "SELECT count() AS at_risk\nFROM {clocks}\n"
+        "WHERE open AND NOT breached AND status = 'warning'",
+        "Running clocks past their warning instant and not yet breached.",
+    ),
+    Query(
+        "breached_now",
+        "Breached now",
+        "stat",
+        ("breached_now",),
+        "SELECT count() AS breached_now\nFROM {clocks}\nWHERE open AND breached",
+        "Clocks that breached and still run (a resolve or a reply ends them).",
+    ),
+    Query(
+        "unassigned_now",
+        "Unassigned waiting",
+        "stat",
+        ("unassigned_now",),
+        "SELECT count() AS unassigned_now\nFROM {clocks}\nWHERE open AND metric = 'assignment'",
+        "Conversations waiting for an agent.",
+    ),
+    Query(
+        "compliance_today",
+        "Compliance today",
+        "stat",
+        ("compliance_pct",),
+        "SELECT 100.0 * sum(met) / (sum(met) + sum(breached)) AS compliance_pct\n"
+        "FROM {compliance_daily}\nWHERE started_at = {today}",
+        "Met / (met + breached) of the clocks that started today (local day).",
+        "percent",
+    ),
+    Query(
+        "median_first_response_today",
+        "Median first response today",
+        "stat",
+        ("median_s",),
+        "SELECT approx_median(elapsed_s, 5) AS median_s\nFROM {clocks}\n"
+        "WHERE metric = 'first_response' AND status IN ('met', 'stopped')\n"
+        "  AND started_at >= {today}",
+        "Median counted seconds to the first reply, of the chats that started today.",
+        "s",
+    ),
+    Query(
+        "data_age",
+        "Data age",
+        "stat",
+        ("data_age_s",),
+        "SELECT (now() - max(at)) / 1000000.0 AS data_age_s\nFROM {heartbeat}",
+        "Seconds since the monitor last reported; red when it stalls.",
+        "s",
+    ),
+    Query(
+        "running_clocks",
+        "Running clocks by time left",
+        "table",
+        (
+            "conversation_id",
+            "metric",
+            "agent_id",
+            "team_id",
+            "priority",
+            "state",
+            "seconds_left",
+        ),
+        # QuestDB 9.3 sorts `ORDER BY <expression of now()>, ... LIMIT n` wrongly (the top-n
+        # sort drops rows); sorting the rows of a sub-query is right.
+        "SELECT * FROM (\n"
+        "  SELECT conversation_id, metric, agent_id, team_id, priority,\n"
+        "         CASE WHEN status = 'paused' THEN 'paused'\n"
+        "              WHEN breached THEN 'breached' ELSE 'running' END AS state,\n"
+        "         CASE WHEN status = 'paused' THEN target_s - elapsed_s\n"
+        "              ELSE (deadline_at - now()) / 1000000.0 END AS seconds_left\n"
+        "  FROM {clocks}\n"
+        "  WHERE open AND (deadline_at IS NOT NULL OR status = 'paused')\n"
+        "    AND (NOT breached OR deadline_at >= dateadd('h', -1, now()))\n"
+        ")\nORDER BY seconds_left, conversation_id, metric\nLIMIT 100",
+        "Running clocks, most urgent first (breached in the last hour on top); a paused one "
+        "shows what is left of its target.",
+        "s",
+    ),
+    Query(
+        "agent_load",
+        "Agents: open conversations and breaches today",
+        "bargauge",
+        ("agent_id", "open_conversations", "breaches_today"),
+        "SELECT agent_id,\n"
+        f"       count_distinct(CASE WHEN open AND {_CHAT} THEN conversation_id END)"
+        " AS open_conversations,\n"
+        "       sum(CASE WHEN breached AND status <> 'cancelled' AND deadline_at >= {today}\n"
+        "                THEN 1 ELSE 0 END) AS breaches_today\n"
+        "FROM {clocks}\nWHERE agent_id IS NOT NULL AND (open OR deadline_at >= {today})\n"
+        "ORDER BY agent_id",
+        "Per agent: conversations with a running chat clock; breaches whose deadline fell today.",
+    ),
+    Query(
+        "breach_feed",
+        "Breaches today, with cause",
+        "table",
+        ("breached_at", "conversation_id", "metric", "agent_id", "team_id", "priority", "cause"),
+        "SELECT deadline_at AS breached_at, conversation_id, metric, agent_id, team_id,\n"
+        "       priority, cause\nFROM {clocks}\n"
+        "WHERE breached AND status <> 'cancelled' AND deadline_at >= {today}\n"
+        "ORDER BY breached_at DESC, conversation_id, metric\nLIMIT 100",
+        "Breaches whose deadline fell today, newest first (late corrections already applied).",
+    ),
+    Query(
+        "windows_closing",
+        "WhatsApp windows closing within 2 h, unanswered",
+        "table",
+        ("conversation_id", "agent_id", "team_id", "priority", "segment", "seconds_left"),
+        "SELECT conversation_id, agent_id, team_id, priority, segment,\n"
+        "       (deadline_at - now()) / 1000000.0 AS seconds_left\nFROM {clocks}\n"
+        "WHERE metric = 'service_window' AND open AND NOT breached\n"
+        "  AND deadline_at <= dateadd('h', 2, now())\nORDER BY seconds_left, conversation_id",
+        "Customers whose 24-hour window closes within 2 hours with their message unanswered.",
+        "s",
+    ),
+    Query(
+        "leads_short",
+        "Leads short of contact attempts",
+        "table",
+        ("conversation_id", "agent_id", "lead_source", "attempts", "seconds_left"),
+        "SELECT conversation_id, agent_id, lead_source, attempts,\n"
+        "       (deadline_at - now()) / 1000000.0 AS seconds_left\nFROM {clocks}\n"
+        "WHERE metric = 'contact_attempts' AND open AND NOT breached\n"
+        "ORDER BY seconds_left, conversation_id",
+        "New leads not yet reached with fewer attempts than required, and the time left.",
+        "s",
+    ),
+)
+
+# -- agent scorecard ($agent, $week) ---------------------------------------------------------
+
+SCORECARD: Final = (
+    Query(
+        "sc_conversations",
+        "Conversations",
+        "stat",
+        ("conversations",),
+        "SELECT count_distinct(conversation_id) AS conversations\nFROM {clocks}\n"
+        f"WHERE agent_id = '$agent' AND status <> 'cancelled' AND {_IN_WEEK}",
+        "Conversations whose clocks of the week ended (or run) with this agent assigned.",
+    ),
+    Query(
+        "sc_compliance",
+        "Compliance",
+        "stat",
+        ("compliance_pct",),
+        "SELECT 100.0 * sum(met) / (sum(met) + sum(breached)) AS compliance_pct\n"
+        "FROM {compliance_daily}\n"
+        f"WHERE agent_id = '$agent' AND {_IN_WEEK}",
+        "Met / (met + breached) over every metric, clocks started in the week.",
+        "percent",
+    ),
+    Query(
+        "sc_compliance_by_metric",
+        "Compliance per metric",
+        "table",
+        ("metric", "met", "breached", "compliance_pct"),
+        "SELECT metric, sum(met) AS met, sum(breached) AS breached,\n"
+        "       100.0 * sum(met) / (sum(met) + sum(breached)) AS compliance_pct\n"
+        "FROM {compliance_daily}\n"
+        f"WHERE agent_id = '$agent' AND {_IN_WEEK}\nORDER BY metric",
+        "Per metric: clocks met and breached, and the compliance.",
+        "percent",
+    ),
+    Query(
+        "sc_response_times",
+        "Response times",
+        "table",
+        ("metric", "responses", "avg_s", "p90_s"),
+        "SELECT metric, count() AS responses, avg(elapsed_s) AS avg_s,\n"
+        "       approx_percentile(elapsed_s, 0.9, 5) AS p90_s\nFROM {clocks}\n"
+        "WHERE agent_id = '$agent' AND metric IN ('first_response', 'next_response')\n"
+        f"  AND status IN ('met', 'stopped') AND {_IN_WEEK}\nORDER BY metric",
+        "Average and 90th percentile of counted seconds to reply, replies given.",
+        "s",
+    ),
+    Query(
+        "sc_contact_attempts",
+        "Contact attempts",
+        "table",
+        ("leads", "attempts", "done", "short", "running"),
+        "SELECT count() AS leads, sum(attempts) AS attempts,\n"
+        "       sum(CASE WHEN status = 'met' THEN 1 ELSE 0 END) AS done,\n"
+        "       sum(CASE WHEN breached AND status <> 'cancelled' THEN 1 ELSE 0 END) AS short,\n"
+        "       sum(CASE WHEN open AND NOT breached THEN 1 ELSE 0 END) AS running\n"
+        "FROM {clocks}\n"
+        "WHERE metric = 'contact_attempts' AND status <> 'cancelled'\n"
+        f"  AND agent_id = '$agent' AND {_IN_WEEK}",
+        "New leads: attempts made; leads reached or fully attempted, short at the deadline, open.",
+    ),
+    Query(
+        "sc_qualification",
+        "Qualification",
+        "table",
+        ("decided", "overdue", "in_progress"),
+        "SELECT sum(CASE WHEN status IN ('met', 'stopped') THEN 1 ELSE 0 END) AS decided,\n"
+        "       sum(CASE WHEN breached AND status <> 'cancelled' THEN 1 ELSE 0 END) AS overdue,\n"
+        "       sum(CASE WHEN open AND NOT breached THEN 1 ELSE 0 END) AS in_progress\n"
+        "FROM {clocks}\n"
+        f"WHERE metric = 'qualification' AND agent_id = '$agent' AND {_IN_WEEK}",
+        "Leads qualified, disqualified or nurtured (decided), overdue, and still in progress.",
+    ),
+    Query(
+        "sc_daily_volume",
+        "Daily chats",
+        "timeseries",
+        ("time", "conversations"),
+        "SELECT started_at AS time, count_distinct(conversation_id) AS conversations\n"
+        "FROM {clocks}\n"
+        f"WHERE agent_id = '$agent' AND status <> 'cancelled' AND {_IN_WEEK}\n"
+        "SAMPLE BY 1d ALIGN TO CALENDAR TIME ZONE '{tz}'",
+        "Conversations per local day of the week.",
+    ),
+    Query(
+        "sc_breaches_by_cause",
+        "Breaches by cause",
+        "barchart",
+        ("cause", "breaches"),
+        "SELECT cause, count() AS breaches\nFROM {clocks}\n"
+        f"WHERE agent_id = '$agent' AND breached AND status <> 'cancelled' AND {_IN_WEEK}\n"
+        "ORDER BY breaches DESC, cause",
+        "Breaches of the week by cause.",
+    ),
+    Query(
+        "sc_breach_list",
+        "Breaches",
+        "table",
+        ("breached_at", "conversation_id", "metric", "cause", "target_s", "elapsed_s", "status"),
+        "SELECT deadline_at AS breached_at, conversation_id, metric, cause, target_s,\n"
+        "       elapsed_s, status\nFROM {clocks}\n"
+        f"WHERE agent_id = '$agent' AND breached AND status <> 'cancelled' AND {_IN_WEEK}\n"
+        "ORDER BY breached_at, conversation_id, metric",
+        "Every breach of the week with its target and counted time.",
+        "s",
+    ),
+)
+
+#: The scorecard's dashboard variables: the agents, and the local Mondays that have clocks.
+VARIABLES: Final = (
+    Query(
+        "var_agent",
+        "Agent",
+        "variable",
+        ("agent_id",),
+        "SELECT DISTINCT agent_id FROM {clocks} WHERE agent_id IS NOT NULL ORDER BY agent_id",
+        "Every agent that has a clock.",
+    ),
+    Query(
+        "var_week",
+        "Week (Monday)",
+        "variable",
+        ("week",),
+        "SELECT DISTINCT to_str(timestamp_floor('w', to_timezone(started_at, '{tz}')),"
+        " 'yyyy-MM-dd') AS week\nFROM {clocks}\nORDER BY week DESC",
+        "The local Monday of every week with clocks, newest first.",
+    ),
+)
+
+# -- trends (last 30 local days) -------------------------------------------------------------
+
+_PCT: Final = "100.0 * sum(met) / (sum(met) + sum(breached)) AS compliance_pct"
+
+TRENDS: Final = (
+    Query(
+        "tr_daily_compliance",
+        "Daily compliance, 30 days",
+        "timeseries",
+        ("time", "compliance_pct"),
+        f"SELECT started_at AS time, {_PCT}\nFROM {{compliance_daily}}\n"
+        "WHERE started_at >= {days_ago_29}\nORDER BY time",
+        "Compliance per local day against the 90 % and 95 % lines.",
+        "percent",
+    ),
+    Query(
+        "tr_by_lead_source",
+        "Compliance by lead source, 30 days",
+        "bargauge",
+        ("lead_source", "compliance_pct"),
+        f"SELECT lead_source, {_PCT}\nFROM {{compliance_daily}}\n"
+        "WHERE started_at >= {days_ago_29} AND lead_source IS NOT NULL\nORDER BY lead_source",
+        "Compliance of the last 30 days per lead source.",
+        "percent",
+    ),
+    Query(
+        "tr_by_weekday",
+        "Compliance by weekday, 30 days",
+        "barchart",
+        ("weekday", "compliance_pct"),
+        # A text x axis: Grafana's bar chart needs a string (or time) field to draw bars by.
+        "SELECT day_of_week(to_timezone(started_at, '{tz}'))\n"
+        "       || ' ' || to_str(to_timezone(started_at, '{tz}'), 'E') AS weekday,\n"
+        "       100.0 * sum(CASE WHEN status = 'met' THEN 1 ELSE 0 END)"
+        f" / count() AS compliance_pct\n"
+        f"FROM {{clocks}}\nWHERE started_at >= {{days_ago_29}} AND {_DECIDED}\nORDER BY weekday",
+        "Compliance by local weekday the clock started (`1 Mon` … `7 Sun`).",
+        "percent",
+    ),
+    Query(
+        "tr_by_hour",
+        "Compliance by hour of day, 30 days",
+        "barchart",
+        ("hour", "compliance_pct"),
+        "SELECT to_str(to_timezone(started_at, '{tz}'), 'HH') AS hour,\n"
+        "       100.0 * sum(CASE WHEN status = 'met' THEN 1 ELSE 0 END)"
+        f" / count() AS compliance_pct\n"
+        f"FROM {{clocks}}\nWHERE started_at >= {{days_ago_29}} AND {_DECIDED}\nORDER BY hour",
+        "Compliance by local hour the clock started (`00` … `23`).",
+        "percent",
+    ),
+    Query(
+        "tr_causes_by_week",
+        "Breach causes by week",
+        "table",
+        ("week", "cause", "breaches"),
+        "SELECT to_utc(timestamp_floor('w', to_timezone(started_at, '{tz}')), '{tz}') AS week,\n"
+        "       cause, count() AS breaches\nFROM {clocks}\n"
+        "WHERE started_at >= {days_ago_29} AND breached AND status <> 'cancelled'\n"
+        "ORDER BY week, cause",
+        "Breaches per local week (Monday) and cause.",
+    ),
+    Query(
+        "tr_daily_volume",
+        "Daily chats, 30 days",
+        "timeseries",
+        ("time", "conversations"),
+        "SELECT started_at AS time, sum(conversations) AS conversations\n"
+        "FROM {volume_daily}\nWHERE started_at >= {days_ago_29}\nORDER BY time",
+        "Chats (cycles a customer opened) per local day.",
+    ),
+)
+
+# -- alert rules -----------------------------------------------------------------------------
+
+ALERTS: Final = (
+    AlertQuery(
+        "al_urgent_breach",
+        "P1, VIP or hot-lead clock breached",
+        "alert",
+        ("conversation_id", "metric", "agent_id", "team_id", "breached_clocks"),
+        "SELECT conversation_id, metric, agent_id, team_id, count() AS breached_clocks\n"
+        f"FROM {{clocks}}\nWHERE open AND breached AND {_URGENT}",
+        "One alert per conversation and metric while a breached urgent clock runs.",
+        op="gt",
+        threshold=0,
+    ),
+    AlertQuery(
+        "al_window_closing",
+        "VIP or hot lead: WhatsApp window closes within 1 h, unanswered",
+        "alert",
+        ("conversation_id", "agent_id", "team_id", "minutes_left"),
+        "SELECT conversation_id, agent_id, team_id,\n"
+        "       min((deadline_at - now()) / 60000000.0) AS minutes_left\nFROM {clocks}\n"
+        "WHERE metric = 'service_window' AND open AND NOT breached\n"
+        "  AND (segment = 'vip' OR lead_source IN ('demo_request', 'pricing'))",
+        "Minutes left of the customer's 24-hour window.",
+        op="lt",
+        threshold=60,
+    ),
+    AlertQuery(
+        "al_team_compliance",
+        "Team compliance today under target",
+        "alert",
+        ("team_id", "compliance_pct"),
+        "SELECT team_id, compliance_pct FROM (\n  SELECT team_id, sum(met) + sum(breached)"
+        " AS decided,\n         100.0 * sum(met) / (sum(met) + sum(breached)) AS compliance_pct\n"
+        "  FROM {compliance_daily}\n"
+        "  WHERE started_at = {today} AND team_id IS NOT NULL\n) WHERE decided > 0",
+        "Met / (met + breached) of the team's clocks started today.",
+        op="lt",
+        threshold=90,
+    ),
+    AlertQuery(
+        "al_agent_compliance_7d",
+        "Agent under 80 % over 7 days",
+        "alert",
+        ("agent_id", "compliance_pct"),
+        "SELECT agent_id, compliance_pct FROM (\n  SELECT agent_id, sum(met) + sum(breached)"
+        " AS decided,\n         100.0 * sum(met) / (sum(met) + sum(breached)) AS compliance_pct\n"
+        "  FROM {compliance_daily}\n"
+        "  WHERE started_at >= {days_ago_6} AND agent_id IS NOT NULL\n) WHERE decided > 0",
+        "Met / (met + breached) of the agent's clocks started in the last 7 local days.",
+        op="lt",
+        threshold=80,
+    ),
+    AlertQuery(
+        "al_unassigned",
+        "Conversation unassigned longer than 5 minutes",
+        "alert",
+        ("conversation_id", "team_id", "waiting_min"),
+        "SELECT conversation_id, team_id, max((now() - started_at) / 60000000.0) AS waiting_min\n"
+        "FROM {clocks}\nWHERE open AND metric = 'assignment'",
+        "Minutes the conversation has waited for an agent.",
+        op="gt",
+        threshold=5,
+    ),
+    AlertQuery(
+        "al_monitor_stalled",
+        "Monitor stalled",
+        "alert",
+        ("heartbeat_age_s",),
+        "SELECT (now() - max(at)) / 1000000.0 AS heartbeat_age_s\nFROM {heartbeat}",
+        "Seconds since any worker of the monitor last reported.",
+        op="gt",
+        threshold=60,
+    ),
+    AlertQuery(
+        "al_dead_letters",
+        "Dead letters rising",
+        "alert",
+        ("dead_letters",),
+        "SELECT count() AS dead_letters\nFROM {deadletters}\n"
+        "WHERE emitted_at > dateadd('m', -5, now())",
+        "Inputs turned into dead letters in the last 5 minutes.",
+        op="gt",
+        threshold=10,
+    ),
+)
+
+#: Every query by name.
+QUERIES: Final[Mapping[str, Query]] = {
+    q.name: q for group in (WALLBOARD, SCORECARD, VARIABLES, TRENDS, ALERTS) for q in group
+}
+
+
+def query(name: str) -> Query:
+    """Return the query called `name`.
+
+    Raises:
+        KeyError: No query has that name.
+    """
+    return QUERIES[name]

@@ -1,0 +1,201 @@
+"""`slawatch top`: the live wallboard in a terminal, from the same SQL as Grafana's.
+
+Reads QuestDB over PG wire with exactly the queries of the Grafana wallboard
+(`flows.reports.queries.WALLBOARD`) and draws them with `rich`: the six tiles and the data age
+coloured by the same thresholds, then the running clocks, the agents, today's breaches, WhatsApp
+windows closing and leads short of attempts. Refreshes every few seconds until Ctrl-C, or
+prints one frame with `--once`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Final
+
+import psycopg
+from rich.console import Group, RenderableType
+from rich.table import Table
+from rich.text import Text
+
+from flows.connectors.questdb import DEFAULT_PREFIX
+from flows.connectors.questdb.views import DEFAULT_TIMEZONE
+from flows.exceptions import SlawatchError
+from flows.reports.queries import WALLBOARD, Query
+
+__all__ = ["TILES", "Wallboard", "read_wallboard", "render"]
+
+Row = tuple[Any, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Tile:
+    """A big number: its query, its label, how it is shown and when it turns yellow or red.
+
+    Attributes:
+        query: Name of the wallboard query (one row, one value).
+        label: What the terminal shows above the number.
+        warn: Value from which the tile is yellow.
+        bad: Value from which it is red.
+        higher_is_better: Compliance: red below `bad`, yellow below `warn`.
+        unit: `""`, `"%"` or `"s"`.
+    """
+
+    query: str
+    label: str
+    warn: float
+    bad: float
+    higher_is_better: bool = False
+    unit: str = ""
+
+    def colour(self, value: float | None) -> str:
+        """The tile's colour for `value` (grey when there is no value)."""
+        if value is None:
+            return "grey50"
+        if self.higher_is_better:
+            return "green" if value >= self.warn else "yellow" if value >= self.bad else "red"
+        return "red" if value >= self.bad else "yellow" if value >= self.warn else "green"
+
+    def text(self, value: float | None) -> str:
+        """The number as shown."""
+        if value is None:
+            return "-"
+        if self.unit == "%":
+            return f"{value:.1f} %"
+        if self.unit == "s":
+            return _duration(value)
+        return f"{value:.0f}"
+
+
+#: The wallboard's tiles, with the thresholds of the Grafana panels (flows.grafana.dashboards).
+TILES: Final = (
+    Tile("open_conversations", "Open conversations", 60, 100),
+    Tile("at_risk", "At risk", 1, 5),
+    Tile("breached_now", "Breached now", 1, 3),
+    Tile("unassigned_now", "Unassigned waiting", 1, 3),
+    Tile("compliance_today", "Compliance today", 95, 90, higher_is_better=True, unit="%"),
+    Tile("median_first_response_today", "Median 1st response", 120, 180, unit="s"),
+    Tile("data_age", "Data age", 30, 60, unit="s"),
+)
+_TABLES: Final = ("running_clocks", "agent_load", "breach_feed", "windows_closing", "leads_short")
+_BY_NAME: Final = {q.name: q for q in WALLBOARD}
+
+
+@dataclass(frozen=True, slots=True)
+class Wallboard:
+    """One reading of every wallboard query.
+
+    Attributes:
+        tiles: Each tile's value by query name (None when the query gave no value).
+        tables: Each table's rows by query name.
+    """
+
+    tiles: dict[str, float | None]
+    tables: dict[str, list[Row]]
+
+
+def queries() -> list[Query]:
+    """The queries `top` runs: the Grafana wallboard's, the same objects."""
+    return [_BY_NAME[t.query] for t in TILES] + [_BY_NAME[name] for name in _TABLES]
+
+
+def read_wallboard(
+    conn: psycopg.Connection[Row],
+    prefix: str = DEFAULT_PREFIX,
+    timezone: str = DEFAULT_TIMEZONE,
+) -> Wallboard:
+    """Run every wallboard query once on `conn` and return the numbers and rows."""
+    tiles: dict[str, float | None] = {}
+    tables: dict[str, list[Row]] = {}
+    for query in queries():
+        rows = conn.execute(query.render(prefix, timezone)).fetchall()
+        if query.kind == "stat":
+            value = rows[0][0] if rows else None
+            tiles[query.name] = None if value is None else float(value)
+        else:
+            tables[query.name] = rows
+    return Wallboard(tiles, tables)
+
+
+def _duration(seconds: float) -> str:
+    sign = "-" if seconds < 0 else ""
+    s = abs(int(round(seconds)))
+    if s >= 3600:
+        return f"{sign}{s // 3600}h{s % 3600 // 60:02d}m"
+    if s >= 60:
+        return f"{sign}{s // 60}m{s % 60:02d}s"
+    return f"{sign}{s}s"
+
+
+def _left(seconds: float | None, state: str = "running") -> Text:
+    if seconds is None:
+        return Text("-")
+    label = _duration(seconds) + (" paused" if state == "paused" else "")
+    style = "red" if seconds < 0 or state == "breached" else "yellow" if seconds < 600 else ""
+    return Text(label, style=style)
+
+
+def _table(title: str, headers: Sequence[str], rows: list[list[RenderableType]]) -> Table:
+    table = Table(title=title, title_justify="left", expand=True, show_edge=False, pad_edge=False)
+    for header in headers:
+        table.add_column(header, overflow="ellipsis", no_wrap=True)
+    for row in rows:
+        table.add_row(*row)
+    if not rows:
+        table.add_row(*(["-"] + [""] * (len(headers) - 1)))
+    return table
+
+
+def _s(value: Any) -> str:
+    return "-" if value is None else str(value)
+
+
+def render(board: Wallboard, *, limit: int = 10) -> RenderableType:
+    """Draw the wallboard: tiles on top, then the tables (at most `limit` rows each)."""
+    tiles = Table.grid(expand=True, padding=(0, 1))
+    for _ in TILES:
+        tiles.add_column(justify="center", ratio=1)
+    tiles.add_row(*(Text(t.label, style="bold") for t in TILES))
+    tiles.add_row(
+        *(
+            Text(t.text(board.tiles.get(t.query)), style=f"bold white on {t.colour(v)}")
+            for t in TILES
+            for v in (board.tiles.get(t.query),)
+        )
+    )
+    t = board.tables
+    clocks: list[list[RenderableType]] = [
+        [_s(r[0]), _s(r[1]), _s(r[2]), _s(r[4]), _left(r[6], r[5])]
+        for r in t["running_clocks"][:limit]
+    ]
+    agents: list[list[RenderableType]] = [
+        [_s(r[0]), _s(r[1]), Text(_s(r[2]), style="red" if r[2] else "")]
+        for r in t["agent_load"][:limit]
+    ]
+    feed: list[list[RenderableType]] = [
+        [r[0].strftime("%H:%M:%S") if r[0] else "-", _s(r[1]), _s(r[2]), _s(r[3]), _s(r[6])]
+        for r in t["breach_feed"][:limit]
+    ]
+    windows: list[list[RenderableType]] = [
+        [_s(r[0]), _s(r[1]), _left(r[5])] for r in t["windows_closing"][:limit]
+    ]
+    leads: list[list[RenderableType]] = [
+        [_s(r[0]), _s(r[1]), _s(r[3]), _left(r[4])] for r in t["leads_short"][:limit]
+    ]
+    return Group(
+        tiles,
+        Text(""),
+        _table(
+            "Running clocks by time left",
+            ["conversation", "metric", "agent", "prio", "left"],
+            clocks,
+        ),
+        _table("Agents", ["agent", "open", "breaches today"], agents),
+        _table("Breaches today", ["at (UTC)", "conversation", "metric", "agent", "cause"], feed),
+        _table("WhatsApp windows closing < 2 h", ["conversation", "agent", "left"], windows),
+        _table("Leads short of attempts", ["conversation", "agent", "attempts", "left"], leads),
+    )
+
+
+class TopError(SlawatchError):
+    """QuestDB cannot be read; start it (`slawatch stack up`) or check --pg."""

@@ -1,0 +1,687 @@
+"""Every dashboard and alert query, run on a replayed month in the real QuestDB, against truth.
+
+The month is generated traffic with late events, run through the real engine and written with
+the monitor's own writer (which also creates the materialized views). Expected numbers are
+folded from the SLA records in Python (`tests.truthkit.Truth`), never from SQL.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections import defaultdict
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from flows.connectors.questdb import Heartbeat, QuestDBWriter, TableNames
+from flows.connectors.questdb.views import ViewNames
+from flows.core.records import DeadLetter, Record
+from flows.devstack import Endpoints
+from flows.reports.queries import QUERIES, AlertQuery
+from tests.conftest import QuestDB
+from tests.questdbkit import drop_tables, new_prefix, now_ms, sla, to_ms
+from tests.truthkit import TZ, Clock, Truth, compliance, local_midnight, replay_month
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
+
+# Seconds pass between the Python truth and the query on a busy machine.
+SLACK_S = 30.0
+CHAT = {"cadence", "service_window"}
+URGENT_SOURCES = {"demo_request", "pricing"}
+
+
+@dataclass(frozen=True)
+class Month:
+    """A month of records stored under `prefix`, and the truth folded from them."""
+
+    prefix: str
+    end: int
+    truth: Truth
+    questdb: QuestDB
+
+    def run(self, name: str, variables: dict[str, str] | None = None) -> list[tuple[Any, ...]]:
+        """Run the named shared query on this month's tables."""
+        sql = QUERIES[name].render(self.prefix, TZ, variables)
+        return self.questdb.query(sql)
+
+
+def write(stack: Endpoints, prefix: str, records: list[Record], beats: list[Heartbeat]) -> None:
+    """Write records and heartbeats as the monitor does, in batches, and close."""
+    writer = QuestDBWriter(stack.questdb_ilp_conf, prefix=prefix, report_timezone=TZ)
+    writer.ensure_tables()
+    for start in range(0, len(records), 5_000):
+        writer.write_batch(records[start : start + 5_000], emitted_at_ms=now_ms())
+    for beat in beats:
+        writer.write_heartbeat(beat)
+    writer.close()
+    assert writer.stats.rows_pending == 0
+
+
+def settle(questdb: QuestDB, prefix: str) -> None:
+    """Wait until every table's WAL is applied and the views caught up with the clocks table."""
+    for table in TableNames(prefix).all():
+        questdb.wait_for_wal(table)
+    clocks = questdb.query(f"SELECT count() FROM {prefix}clocks")[0][0]  # noqa: S608
+    views = ViewNames(prefix)
+    questdb.wait_for_rows(
+        f"SELECT sum(clocks) FROM {views.compliance_daily}",  # noqa: S608
+        until=lambda rows: bool(rows) and (rows[0][0] or 0) == clocks,
+        timeout=60,
+    )
+
+
+@pytest.fixture(scope="module")
+def month(stack: Endpoints, questdb: QuestDB) -> Iterator[Month]:
+    """A replayed month (about 4,500 conversations) in fresh tables, with a fresh heartbeat."""
+    end = now_ms()
+    records = replay_month(end)
+    prefix = new_prefix()
+    beats = [Heartbeat(worker="0", at=now_ms() - 2_000, watermark=end)]
+    try:
+        write(stack, prefix, records, beats)
+        settle(questdb, prefix)
+        yield Month(prefix, end, Truth(records), questdb)
+    finally:
+        drop_tables(questdb, prefix)
+
+
+def near(actual: float | None, expected: float | None, slack: float = 1e-6) -> bool:
+    """Equal within `slack` (absolute), None and NaN equal to each other."""
+    if actual is None or expected is None:
+        return actual is None and expected is None
+    if math.isnan(actual):
+        return False
+    return abs(actual - expected) <= slack
+
+
+def seconds_left(clock: Clock, now: int) -> float | None:
+    """What the running-clocks table shows for a clock at `now`."""
+    r = clock.last
+    if r.status == "paused":
+        return None if r.target is None else (r.target - r.elapsed) / 1000
+    return None if r.deadline_at is None else (r.deadline_at - now) / 1000
+
+
+def open_clocks(month: Month) -> list[Clock]:
+    return [c for c in month.truth.clocks if c.open]
+
+
+# -- the wallboard tiles ---------------------------------------------------------------------
+
+
+def test_month_has_every_state_the_wallboard_shows(month: Month) -> None:
+    """The replayed month has open, warning, breached, paused, unassigned and late clocks."""
+    running = open_clocks(month)
+    statuses = {c.last.status for c in running}
+    assert {"started", "warning", "breached", "paused"} <= statuses
+    assert any(c.last.metric == "assignment" for c in running)
+    assert any(c.last.late for c in month.truth.clocks)
+    assert sum(c.met for c in month.truth.clocks) > 1_000
+
+
+def test_stat_tiles_equal_the_records(month: Month) -> None:
+    """Open conversations, at risk, breached now and unassigned waiting equal the records."""
+    running = open_clocks(month)
+    expected = {
+        "open_conversations": len(
+            {c.last.conversation_id for c in running if c.last.metric not in CHAT}
+        ),
+        "at_risk": sum(1 for c in running if not c.last.breached and c.last.status == "warning"),
+        "breached_now": sum(1 for c in running if c.last.breached),
+        "unassigned_now": sum(1 for c in running if c.last.metric == "assignment"),
+    }
+    actual = {name: month.run(name)[0][0] for name in expected}
+    assert actual == expected
+    assert expected["breached_now"] > 0
+
+
+def test_compliance_today_equals_the_records(month: Month) -> None:
+    """Compliance today is met / (met + breached) of the clocks started since local midnight."""
+    today = local_midnight(now_ms())
+    clocks = [c for c in month.truth.clocks if c.last.started_at >= today]
+    assert near(month.run("compliance_today")[0][0], compliance(clocks), 1e-9)
+
+
+def test_median_first_response_today_equals_the_records(month: Month) -> None:
+    """The median first response of today's chats is the middle of their response times."""
+    today = local_midnight(now_ms())
+    times = sorted(
+        c.last.elapsed / 1000
+        for c in month.truth.where(metric="first_response")
+        if c.last.started_at >= today and c.last.status in ("met", "stopped")
+    )
+    actual = month.run("median_first_response_today")[0][0]
+    if not times:  # just after local midnight
+        assert actual is None
+        return
+    low, high = times[(len(times) - 1) // 2], times[len(times) // 2]
+    assert low * 0.999 <= actual <= high * 1.001
+
+
+def test_data_age_is_the_heartbeat_age(month: Month) -> None:
+    """The data-age tile shows seconds since the last heartbeat (written 2 s before the end)."""
+    age = month.run("data_age")[0][0]
+    assert 0 <= age <= (now_ms() - month.end) / 1000 + 2 + 1
+
+
+def test_running_clocks_table_is_sorted_by_time_left(month: Month) -> None:
+    """The running-clocks table lists the most urgent open clocks first, paused ones as paused."""
+    rows = month.run("running_clocks")
+    now = now_ms()
+    listed = [
+        (seconds_left(c, now), c)
+        for c in open_clocks(month)
+        if seconds_left(c, now) is not None
+        and (not c.last.breached or (c.last.deadline_at or 0) >= now - 3600_000)
+    ]
+    listed.sort(key=lambda pair: pair[0])
+    assert len(rows) == min(100, len(listed))
+    assert any(r[5] == "paused" for r in rows) or not any(
+        c.last.status == "paused" and left < listed[len(rows) - 1][0] for left, c in listed
+    )
+    lefts = [r[6] for r in rows]
+    assert lefts == sorted(lefts)
+    by_key: dict[tuple[str, str], list[Clock]] = defaultdict(list)
+    for _, c in listed:
+        by_key[(c.last.conversation_id, c.last.metric)].append(c)
+    for conv, metric, agent, team, priority, state, left in rows:
+        assert any(
+            (c.last.agent_id, c.last.team_id, c.last.priority) == (agent, team, priority)
+            and state == state_of(c)
+            and near(left, seconds_left(c, now), SLACK_S)
+            for c in by_key[(conv, metric)]
+        ), (conv, metric, state, left)
+    # Nothing left out is more urgent than what is shown.
+    expected_top = [left for left, _ in listed[: len(rows)]]
+    for shown, expected in zip(lefts, expected_top, strict=True):
+        assert near(shown, expected, SLACK_S)
+
+
+def state_of(clock: Clock) -> str:
+    if clock.last.status == "paused":
+        return "paused"
+    return "breached" if clock.last.breached else "running"
+
+
+def test_agent_load_equals_the_records(month: Month) -> None:
+    """Per agent: conversations with a running chat clock and breaches whose deadline was today."""
+    today = local_midnight(now_ms())
+    open_convs: dict[str, set[str]] = defaultdict(set)
+    breaches: dict[str, int] = defaultdict(int)
+    for c in month.truth.clocks:
+        r = c.last
+        if r.agent_id is None or not (c.open or (r.deadline_at or 0) >= today):
+            continue
+        open_convs[r.agent_id]
+        breaches[r.agent_id] += 0
+        if c.open and r.metric not in CHAT:
+            open_convs[r.agent_id].add(r.conversation_id)
+        if c.breached and (r.deadline_at or 0) >= today:
+            breaches[r.agent_id] += 1
+    expected = [(a, len(open_convs[a]), breaches[a]) for a in sorted(open_convs)]
+    assert [tuple(r) for r in month.run("agent_load")] == expected
+
+
+def test_breach_feed_lists_todays_breaches_with_cause(month: Month) -> None:
+    """The breach feed shows each clock breached today once, with its cause, newest first."""
+    today = local_midnight(now_ms())
+    expected = sorted(
+        (
+            (c.last.deadline_at, c.last.conversation_id, c.last.metric, c.cause)
+            for c in month.truth.clocks
+            if c.breached and (c.last.deadline_at or 0) >= today
+        ),
+        key=lambda t: (-t[0], t[1], t[2]),
+    )[:100]
+    rows = month.run("breach_feed")
+    assert [(to_ms(r[0]), r[1], r[2], r[6]) for r in rows] == expected
+    assert all(cause is not None for *_, cause in expected)
+
+
+def test_windows_closing_lists_unanswered_windows_due_within_2h(month: Month) -> None:
+    """WhatsApp windows closing within 2 h unanswered, with the seconds left."""
+    now = now_ms()
+    rows = {r[0]: r[5] for r in month.run("windows_closing")}
+    expected = {
+        c.last.conversation_id: (c.last.deadline_at - now) / 1000
+        for c in month.truth.where(metric="service_window")
+        if c.open
+        and not c.last.breached
+        and c.last.deadline_at is not None
+        and c.last.deadline_at <= now + 2 * 3600_000
+    }
+    # Only a window right at the 2 h edge may be in one list and not the other.
+    for conv in rows.keys() ^ expected.keys():
+        left = expected.get(conv, rows.get(conv))
+        assert left is not None
+        assert abs(left - 7200) < SLACK_S, conv
+    for conv in rows.keys() & expected.keys():
+        assert near(rows[conv], expected[conv], SLACK_S)
+
+
+def test_leads_short_of_attempts_equal_the_records(month: Month) -> None:
+    """Leads with a running contact-attempts clock, their attempts so far and the time left."""
+    now = now_ms()
+    rows = {r[0]: (r[3], r[4]) for r in month.run("leads_short")}
+    expected = {
+        c.last.conversation_id: (c.last.attempts, c.last.deadline_at)
+        for c in month.truth.where(metric="contact_attempts")
+        if c.open and not c.last.breached
+    }
+    assert rows.keys() == expected.keys()
+    for conv, (attempts, _left) in expected.items():
+        assert rows[conv][0] == attempts
+        deadline = next(
+            c.last.deadline_at
+            for c in month.truth.where(metric="contact_attempts", conversation_id=conv)
+            if c.open
+        )
+        assert deadline is not None
+        assert near(rows[conv][1], (deadline - now) / 1000, SLACK_S)
+
+
+# -- the agent scorecard ---------------------------------------------------------------------
+
+
+def last_full_week(now: int) -> tuple[str, int, int]:
+    """The local Monday (`YYYY-MM-DD`) of last week, and its start and end instants."""
+    local = datetime.fromtimestamp(now / 1000, tz=UTC).astimezone(ZoneInfo(TZ))
+    start = local_midnight(now, local.weekday() + 7)
+    monday = datetime.fromtimestamp(start / 1000, tz=UTC).astimezone(ZoneInfo(TZ)).date()
+    return monday.isoformat(), start, local_midnight(now, local.weekday())
+
+
+@pytest.fixture(scope="module")
+def scorecard(month: Month) -> tuple[dict[str, str], list[Clock]]:
+    """The busiest agent's clocks of last week, and the dashboard variables selecting them."""
+    week, start, end = last_full_week(now_ms())
+    counts: dict[str, int] = defaultdict(int)
+    for c in month.truth.clocks:
+        if c.last.agent_id is not None:
+            counts[c.last.agent_id] += 1
+    agent = max(sorted(counts), key=counts.__getitem__)
+    clocks = [
+        c
+        for c in month.truth.where(agent_id=agent)
+        if start <= c.last.started_at < end and c.last.status != "cancelled"
+    ]
+    assert clocks
+    return {"agent": agent, "week": week}, clocks
+
+
+def test_scorecard_counts_and_compliance(
+    month: Month, scorecard: tuple[dict[str, str], list[Clock]]
+) -> None:
+    """The scorecard's conversations, compliance and compliance per metric equal the records."""
+    variables, clocks = scorecard
+    assert month.run("sc_conversations", variables)[0][0] == len(
+        {c.last.conversation_id for c in clocks}
+    )
+    assert near(month.run("sc_compliance", variables)[0][0], compliance(clocks), 1e-9)
+    per_metric: dict[str, list[Clock]] = defaultdict(list)
+    for c in clocks:
+        per_metric[c.last.metric].append(c)
+    rows = month.run("sc_compliance_by_metric", variables)
+    assert [r[0] for r in rows] == sorted(per_metric)
+    for metric, met, breached, pct in rows:
+        group = per_metric[metric]
+        assert (met, breached) == (sum(c.met for c in group), sum(c.breached for c in group))
+        assert near(pct, compliance(group), 1e-9) or (pct is None and compliance(group) is None)
+
+
+def test_scorecard_response_times(
+    month: Month, scorecard: tuple[dict[str, str], list[Clock]]
+) -> None:
+    """Average and p90 reply times per reply metric equal those of the agent's replies."""
+    variables, clocks = scorecard
+    rows = month.run("sc_response_times", variables)
+    assert rows
+    for metric, responses, avg_s, p90_s in rows:
+        times = sorted(
+            c.last.elapsed / 1000
+            for c in clocks
+            if c.last.metric == metric and c.last.status in ("met", "stopped")
+        )
+        assert responses == len(times)
+        assert near(avg_s, sum(times) / len(times), 1e-6)
+        rank = math.ceil(0.9 * len(times)) - 1
+        low, high = times[max(rank - 1, 0)], times[min(rank + 1, len(times) - 1)]
+        assert low * 0.999 <= p90_s <= high * 1.001
+
+
+def test_scorecard_leads_breaches_and_volume(
+    month: Month, scorecard: tuple[dict[str, str], list[Clock]]
+) -> None:
+    """Contact attempts, qualification, breaches by cause, the breach list and daily chats."""
+    variables, clocks = scorecard
+    attempts = [c for c in clocks if c.last.metric == "contact_attempts"]
+    expected_attempts = (
+        len(attempts),
+        sum(c.last.attempts or 0 for c in attempts) if attempts else None,
+        sum(c.met for c in attempts),
+        sum(c.breached for c in attempts),
+        sum(c.open and not c.last.breached for c in attempts),
+    )
+    assert month.run("sc_contact_attempts", variables)[0] == expected_attempts
+    quals = [c for c in clocks if c.last.metric == "qualification"]
+    if quals:
+        assert month.run("sc_qualification", variables)[0] == (
+            sum(c.last.status in ("met", "stopped") for c in quals),
+            sum(c.breached for c in quals),
+            sum(c.open and not c.last.breached for c in quals),
+        )
+    causes: dict[str, int] = defaultdict(int)
+    for c in clocks:
+        if c.breached:
+            causes[str(c.cause)] += 1
+    rows = month.run("sc_breaches_by_cause", variables)
+    assert {str(cause): n for cause, n in rows} == causes
+    listed = month.run("sc_breach_list", variables)
+    assert sorted((r[1], r[2]) for r in listed) == sorted(
+        (c.last.conversation_id, c.last.metric) for c in clocks if c.breached
+    )
+    daily: dict[int, set[str]] = defaultdict(set)
+    for c in clocks:
+        daily[local_midnight(c.last.started_at)].add(c.last.conversation_id)
+    volume = {to_ms(r[0]): r[1] for r in month.run("sc_daily_volume", variables)}
+    assert volume == {day: len(convs) for day, convs in daily.items()}
+
+
+# -- trends ----------------------------------------------------------------------------------
+
+
+def test_trends_equal_the_records(month: Month) -> None:
+    """Daily compliance, by lead source, weekday and hour, causes by week and chats per day."""
+    since = local_midnight(now_ms(), 29)
+    zone = ZoneInfo(TZ)
+    clocks = [c for c in month.truth.clocks if c.last.started_at >= since]
+    by_day: dict[int, list[Clock]] = defaultdict(list)
+    by_source: dict[str, list[Clock]] = defaultdict(list)
+    by_weekday: dict[str, list[Clock]] = defaultdict(list)
+    by_hour: dict[str, list[Clock]] = defaultdict(list)
+    for c in clocks:
+        local = datetime.fromtimestamp(c.last.started_at / 1000, tz=UTC).astimezone(zone)
+        by_day[local_midnight(c.last.started_at)].append(c)
+        if c.last.lead_source is not None:
+            by_source[c.last.lead_source].append(c)
+        by_weekday[f"{local.isoweekday()} {local.strftime('%a')}"].append(c)
+        by_hour[f"{local.hour:02d}"].append(c)
+
+    daily = {to_ms(r[0]): r[1] for r in month.run("tr_daily_compliance")}
+    assert daily.keys() == by_day.keys()
+    for day, pct in daily.items():
+        assert near(pct, compliance(by_day[day]), 1e-9), day
+    sources = dict(month.run("tr_by_lead_source"))
+    assert sources.keys() == by_source.keys()
+    for source, pct in sources.items():
+        assert near(pct, compliance(by_source[source]), 1e-9)
+    for name, groups in (("tr_by_weekday", by_weekday), ("tr_by_hour", by_hour)):
+        rows = dict(month.run(name))
+        decided = {k: v for k, v in groups.items() if compliance(v) is not None}
+        assert rows.keys() == decided.keys(), name
+        for key, pct in rows.items():
+            assert near(pct, compliance(decided[key]), 1e-9), (name, key)
+    weekly: dict[tuple[int, str], int] = defaultdict(int)
+    for c in clocks:
+        if c.breached:
+            local = datetime.fromtimestamp(c.last.started_at / 1000, tz=UTC).astimezone(zone)
+            weekly[(local_midnight(c.last.started_at, local.weekday()), str(c.cause))] += 1
+    rows = month.run("tr_causes_by_week")
+    assert {(to_ms(r[0]), str(r[1])): r[2] for r in rows} == weekly
+    chats: dict[int, int] = defaultdict(int)
+    for c in month.truth.where(metric="first_response", seq=1):
+        if c.last.started_at >= since and c.last.status != "cancelled":
+            chats[local_midnight(c.last.started_at)] += 1
+    volume = {to_ms(r[0]): r[1] for r in month.run("tr_daily_volume")}
+    assert volume == chats
+
+
+# -- alert rules, evaluated as Grafana does --------------------------------------------------
+
+
+def evaluate(alert: AlertQuery, rows: list[tuple[Any, ...]]) -> dict[tuple[Any, ...], float]:
+    """Grafana's evaluation of a table-format alert query: one series per label set (the
+    string columns), reduced to its last value, then the threshold. Returns the firing series.
+    """
+    assert all(len(r) == len(alert.columns) for r in rows)
+    series: dict[tuple[Any, ...], float] = {}
+    for row in rows:
+        labels, value = tuple(row[:-1]), row[-1]
+        assert labels not in series, f"{alert.name}: two rows with the labels {labels}"
+        assert isinstance(value, int | float) or value is None
+        series[labels] = value
+    return {k: v for k, v in series.items() if alert.fires(v)}
+
+
+def alert(name: str) -> AlertQuery:
+    found = QUERIES[name]
+    assert isinstance(found, AlertQuery)
+    return found
+
+
+def test_urgent_breach_alert_fires_per_conversation_and_metric(month: Month) -> None:
+    """The urgent-breach rule fires once per running breached P1/VIP/hot-lead clock pair."""
+    rule = alert("al_urgent_breach")
+    firing = evaluate(rule, month.run(rule.name))
+    expected: dict[tuple[Any, ...], int] = defaultdict(int)
+    for c in open_clocks(month):
+        r = c.last
+        urgent = r.priority == "P1" or r.segment == "vip" or r.lead_source in URGENT_SOURCES
+        if r.breached and urgent:
+            expected[(r.conversation_id, r.metric, r.agent_id, r.team_id)] += 1
+    assert firing == expected
+    assert expected
+
+
+def test_window_closing_alert_fires_for_urgent_windows_under_an_hour(month: Month) -> None:
+    """The window rule fires for VIP/hot-lead windows with under 60 minutes left, no others."""
+    rule = alert("al_window_closing")
+    firing = evaluate(rule, month.run(rule.name))
+    now = now_ms()
+    expected = {}
+    edge = set()
+    for c in month.truth.where(metric="service_window"):
+        r = c.last
+        if c.open and not r.breached and (r.segment == "vip" or r.lead_source in URGENT_SOURCES):
+            assert r.deadline_at is not None
+            minutes = (r.deadline_at - now) / 60_000
+            if abs(minutes - 60) < 1:
+                edge.add(r.conversation_id)
+            elif minutes < 60:
+                expected[r.conversation_id] = minutes
+    got = {labels[0]: v for labels, v in firing.items() if labels[0] not in edge}
+    assert got.keys() == expected.keys()
+    for conv, minutes in expected.items():
+        assert near(got[conv], minutes, 1)
+
+
+def test_compliance_alerts_fire_for_teams_and_agents_under_target(month: Month) -> None:
+    """Team-today (< 90 %) and agent-7-day (< 80 %) rules fire exactly for those under target."""
+    now = now_ms()
+    today, week = local_midnight(now), local_midnight(now, 6)
+    teams: dict[str, list[Clock]] = defaultdict(list)
+    agents: dict[str, list[Clock]] = defaultdict(list)
+    for c in month.truth.clocks:
+        if c.last.team_id is not None and c.last.started_at >= today:
+            teams[c.last.team_id].append(c)
+        if c.last.agent_id is not None and c.last.started_at >= week:
+            agents[c.last.agent_id].append(c)
+    for name, groups, target in (
+        ("al_team_compliance", teams, 90),
+        ("al_agent_compliance_7d", agents, 80),
+    ):
+        rule = alert(name)
+        rows = month.run(name)
+        values = {k: compliance(v) for k, v in groups.items() if compliance(v) is not None}
+        assert {r[0]: r[1] for r in rows}.keys() == values.keys(), name
+        firing = evaluate(rule, rows)
+        assert {k[0] for k in firing} == {k for k, v in values.items() if v < target}, name
+
+
+def test_unassigned_alert_fires_after_five_minutes(month: Month) -> None:
+    """The unassigned rule fires for conversations waiting for an agent more than 5 minutes."""
+    rule = alert("al_unassigned")
+    firing = evaluate(rule, month.run(rule.name))
+    now = now_ms()
+    waiting = {
+        c.last.conversation_id: (now - c.last.started_at) / 60_000
+        for c in month.truth.where(metric="assignment")
+        if c.open
+    }
+    edge = {k for k, v in waiting.items() if abs(v - 5) < 1}
+    got = {k[0] for k in firing} - edge
+    assert got == {k for k, v in waiting.items() if v > 5} - edge
+    assert got
+
+
+@pytest.mark.parametrize(
+    ("beat_age_s", "fires"), [(5, False), (300, True)], ids=["fresh", "stalled"]
+)
+def test_stalled_monitor_alert(
+    stack: Endpoints, questdb: QuestDB, beat_age_s: int, fires: bool
+) -> None:
+    """The stalled rule fires when the last heartbeat is older than 60 s, not before."""
+    prefix = new_prefix()
+    try:
+        now = now_ms()
+        beats = [
+            Heartbeat(worker="0", at=now - beat_age_s * 1000 - 600_000),
+            Heartbeat(worker="1", at=now - beat_age_s * 1000),
+        ]
+        write(stack, prefix, [], beats)
+        settle(questdb, prefix)
+        rule = alert("al_monitor_stalled")
+        rows = questdb.query(rule.render(prefix, TZ))
+        assert len(rows) == 1
+        assert bool(evaluate(rule, rows)) is fires
+    finally:
+        drop_tables(questdb, prefix)
+
+
+def test_stalled_monitor_alert_has_no_data_before_the_first_heartbeat(
+    stack: Endpoints, questdb: QuestDB
+) -> None:
+    """With no heartbeat at all the rule's query returns no rows (NoData, alerting by design)."""
+    prefix = new_prefix()
+    try:
+        write(stack, prefix, [], [])
+        settle(questdb, prefix)
+        assert questdb.query(alert("al_monitor_stalled").render(prefix, TZ)) == []
+    finally:
+        drop_tables(questdb, prefix)
+
+
+@pytest.mark.parametrize(("recent", "fires"), [(3, False), (12, True)], ids=["few", "rising"])
+def test_dead_letter_alert(stack: Endpoints, questdb: QuestDB, recent: int, fires: bool) -> None:
+    """The dead-letter rule fires above 10 in the last 5 minutes; older ones do not count."""
+    prefix = new_prefix()
+    try:
+        writer = QuestDBWriter(stack.questdb_ilp_conf, prefix=prefix, report_timezone=TZ)
+        writer.ensure_tables()
+        now = now_ms()
+        old = [DeadLetter(reason="bad", raw="{}", source=f"old:{i}") for i in range(20)]
+        writer.write_batch(old, emitted_at_ms=now - 600_000)
+        new = [DeadLetter(reason="bad", raw="{}", source=f"new:{i}") for i in range(recent)]
+        writer.write_batch(new, emitted_at_ms=now)
+        writer.close()
+        settle(questdb, prefix)
+        rule = alert("al_dead_letters")
+        rows = questdb.query(rule.render(prefix, TZ))
+        assert rows == [(recent,)]
+        assert bool(evaluate(rule, rows)) is fires
+    finally:
+        drop_tables(questdb, prefix)
+
+
+# -- cost ------------------------------------------------------------------------------------
+
+
+def test_every_query_is_cheap_on_a_month(month: Month, capsys: pytest.CaptureFixture[str]) -> None:
+    """Every panel and alert query answers within 1 s on a replayed month (median of 5 runs)."""
+    week, _, _ = last_full_week(now_ms())
+    agent = month.truth.clocks[0].last.agent_id or "a1"
+    timings: dict[str, float] = {}
+    with month.questdb.connect() as conn:
+        for name, q in QUERIES.items():
+            sql = q.render(month.prefix, TZ, {"agent": agent, "week": week})
+            runs = []
+            for _ in range(5):
+                started = time.perf_counter()
+                conn.execute(sql).fetchall()
+                runs.append(time.perf_counter() - started)
+            timings[name] = sorted(runs)[2] * 1000
+    clocks = len(month.truth.clocks)
+    with capsys.disabled():
+        print(f"\nquery cost on a replayed month ({clocks} clocks), median of 5 runs:")
+        for name, ms in timings.items():
+            print(f"  {name:32s} {ms:7.1f} ms")
+    assert max(timings.values()) < 1000, timings
+
+
+def test_scorecard_variables_list_agents_and_local_weeks(month: Month) -> None:
+    """The agent variable lists every agent; the week variable every local Monday, newest first."""
+    agents = sorted({c.last.agent_id for c in month.truth.clocks if c.last.agent_id is not None})
+    assert [r[0] for r in month.run("var_agent")] == agents
+    zone = ZoneInfo(TZ)
+    mondays = set()
+    for c in month.truth.clocks:
+        local = datetime.fromtimestamp(c.last.started_at / 1000, tz=UTC).astimezone(zone)
+        mondays.add((local.date() - timedelta(days=local.weekday())).isoformat())
+    weeks = [r[0] for r in month.run("var_week")]
+    assert weeks == sorted(mondays, reverse=True)
+    assert last_full_week(now_ms())[0] in weeks
+
+
+def test_a_breach_closed_by_a_resolve_is_not_breached_now(
+    stack: Endpoints, questdb: QuestDB
+) -> None:
+    """A breached clock ended by `resolved` (status `closed`) leaves "breached now" and the
+    urgent alert, and still counts as breached in today's compliance."""
+    prefix = new_prefix()
+    start = now_ms() - 20 * 60_000
+    deadline = start + 5 * 60_000
+    resolve = start + 15 * 60_000
+    records = [
+        sla("started", conv="c-closed", started_at=start, priority="P1"),
+        sla(
+            "breached", conv="c-closed", started_at=start, at=deadline, cause="agent", priority="P1"
+        ),
+        sla("started", conv="c-open", started_at=start, priority="P1"),
+        sla("breached", conv="c-open", started_at=start, at=deadline, cause="agent", priority="P1"),
+        sla("started", conv="c-met", started_at=start),
+        sla("met", conv="c-met", started_at=start, at=start + 60_000),
+    ]
+    try:
+        write(stack, prefix, records, [])
+        settle(questdb, prefix)
+        assert questdb.query(QUERIES["breached_now"].render(prefix, TZ)) == [(2,)]
+        closed = sla(
+            "closed",
+            conv="c-closed",
+            started_at=start,
+            at=resolve,
+            breached=True,
+            priority="P1",
+            stopped_at=resolve,
+        )
+        write(stack, prefix, [closed], [])
+        settle(questdb, prefix)
+        assert questdb.query(QUERIES["breached_now"].render(prefix, TZ)) == [(1,)]
+        firing = evaluate(
+            alert("al_urgent_breach"), questdb.query(QUERIES["al_urgent_breach"].render(prefix, TZ))
+        )
+        assert [labels[0] for labels in firing] == ["c-open"]
+        today = local_midnight(now_ms())
+        if start >= today:
+            pct = questdb.query(QUERIES["compliance_today"].render(prefix, TZ))[0][0]
+            assert pct == pytest.approx(100.0 / 3)
+        feed = questdb.query(QUERIES["breach_feed"].render(prefix, TZ))
+        if deadline >= today:
+            assert sorted(r[1] for r in feed) == ["c-closed", "c-open"]
+    finally:
+        drop_tables(questdb, prefix)

@@ -1,0 +1,228 @@
+"""A replayed month for report tests: generated traffic with late events, run through the engine.
+
+`month_events` generates a month of WhatsApp conversations ending at a given instant (some
+still waiting at the end), in *delivery* order: a share of events arrives minutes after it
+happened, so the engine emits late corrections. `replay_month` runs the real engine over them
+the way `slawatch replay` does. `Truth` folds the records independently of the writer and of
+SQL: each clock's latest record, with the breach cause carried over.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import orjson
+
+from flows.connectors.questdb import record_is_open as clock_is_open
+from flows.core.policies import parse_policies
+from flows.core.records import Record, SlaRecord
+from flows.replay import replay_records
+
+TZ = "Asia/Jakarta"
+MINUTE = 60_000
+HOUR = 60 * MINUTE
+DAY = 24 * HOUR
+
+POLICIES = """
+calendars:
+  jakarta_office:
+    timezone: Asia/Jakarta
+    weekly:
+      mon: ["08:00-20:00"]
+      tue: ["08:00-20:00"]
+      wed: ["08:00-20:00"]
+      thu: ["08:00-20:00"]
+      fri: ["08:00-20:00"]
+      sat: ["09:00-15:00"]
+      sun: []
+policies:
+  - id: hot-leads
+    when: {lead_source: [demo_request, pricing]}
+    targets:
+      assignment: {within: 2m}
+      first_response: {within: 5m, warn_at: 0.6}
+      next_response: {within: 10m, warn_before: 3m}
+      resolution: {within: 8h, pause_when: [pending]}
+      qualification: {within: 2h}
+      contact_attempts: {min: 3, within: 4h, gap: 10m}
+      service_window: {within: 24h, warn_before: 2h}
+  - id: vip
+    when: {segment: [vip]}
+    targets:
+      assignment: {within: 3m}
+      first_response: {within: 5m}
+      next_response: {within: 10m}
+      resolution: {within: 12h, pause_when: [pending]}
+      service_window: {within: 24h, warn_before: 2h}
+  - id: office
+    calendar: jakarta_office
+    targets:
+      assignment: {within: 10m}
+      first_response: {within: 15m}
+      next_response: {within: 30m}
+      resolution: {within: 24h, pause_when: [pending]}
+teams:
+  sales: {agents: [a1, a2, a3, a4], supervisor: s1}
+  support: {agents: [b1, b2, b3], supervisor: s2}
+"""
+
+TEAMS = {"sales": ("a1", "a2", "a3", "a4"), "support": ("b1", "b2", "b3")}
+SOURCES = (None, None, None, "demo_request", "pricing", "referral", "newsletter")
+
+
+def conversation(conv: str, start: int, end: int, rng: random.Random) -> list[dict[str, Any]]:
+    """One conversation's events in time order, none after `end`."""
+    events: list[dict[str, Any]] = []
+    ids = iter(range(1, 10_000))
+
+    def add(at: int, type_: str, **fields: Any) -> None:
+        if at <= end:
+            body = {"event_id": f"{conv}-{next(ids)}", "type": type_, "conversation_id": conv}
+            events.append({**body, "occurred_at": at, **fields})
+
+    team = rng.choice(list(TEAMS))
+    attrs: dict[str, Any] = {
+        "priority": rng.choice(["P1", "P2", "P3", "P3", "P4"]),
+        "team_id": team,
+    }
+    source = rng.choice(SOURCES)
+    if source is not None:
+        attrs["lead_source"] = source
+        attrs["lead_status"] = "new"
+    if rng.random() < 0.1:
+        attrs["segment"] = "vip"
+    t = start
+    add(t, "conversation", action="opened", **attrs)
+    t += rng.randint(1_000, 30_000)
+    add(t, "message", direction="inbound", author="customer")
+    if rng.random() < 0.08:
+        return events  # never picked up
+    t += rng.choice([rng.randint(5_000, 90_000), rng.randint(60_000, 20 * MINUTE)])
+    agent = rng.choice(TEAMS[team])
+    add(t, "assignment", action="assigned", agent_id=agent, team_id=team)
+    if source is not None and rng.random() < 0.5:
+        for _ in range(rng.randint(1, 3)):
+            t += rng.randint(2 * MINUTE, 40 * MINUTE)
+            add(t, "activity", kind="call", agent_id=agent, outcome="no_answer")
+    if rng.random() < 0.07:
+        return events  # assigned, never answered
+    t += rng.choice(
+        [
+            rng.randint(10_000, 4 * MINUTE),
+            rng.randint(10_000, 4 * MINUTE),
+            rng.randint(MINUTE, HOUR),
+        ]
+    )
+    add(t, "message", direction="outbound", author="agent", agent_id=agent)
+    for _ in range(rng.randint(0, 3)):
+        t += rng.randint(30_000, 30 * MINUTE)
+        add(t, "message", direction="inbound", author="customer")
+        if rng.random() < 0.15:
+            t += rng.randint(MINUTE, 10 * MINUTE)
+            add(t, "conversation", action="updated", status="pending")
+            t += rng.randint(5 * MINUTE, 3 * HOUR)
+            add(t, "message", direction="inbound", author="customer")
+        t += rng.choice([rng.randint(10_000, 8 * MINUTE), rng.randint(MINUTE, 50 * MINUTE)])
+        add(t, "message", direction="outbound", author="agent", agent_id=agent)
+    if source is not None and rng.random() < 0.7:
+        t += rng.randint(5 * MINUTE, 3 * HOUR)
+        add(
+            t,
+            "conversation",
+            action="updated",
+            lead_status=rng.choice(["qualified", "disqualified"]),
+        )
+    if rng.random() < 0.85:
+        t += rng.randint(MINUTE, 6 * HOUR)
+        add(t, "conversation", action="resolved", outcome=rng.choice(["won", "lost", "answered"]))
+    return events
+
+
+def month_events(end: int, *, per_day: int = 150, days: int = 30, seed: int = 7) -> list[bytes]:
+    """JSONL lines of `days` days of traffic up to `end`, in delivery order (some arrive late)."""
+    rng = random.Random(seed)
+    start = end - days * DAY
+    timed: list[tuple[int, int, bytes]] = []
+    count = per_day * days
+    for n in range(count):
+        # The last hours are denser so "now" has open, warning and breached clocks.
+        opened = (
+            rng.randint(start, end - 2 * MINUTE) if n % 20 else end - rng.randint(1, 180) * MINUTE
+        )
+        for i, event in enumerate(conversation(f"c{n:05d}", opened, end, rng)):
+            delay = rng.randint(MINUTE, 15 * MINUTE) if rng.random() < 0.03 else 0
+            arrival = min(event["occurred_at"] + delay, end)
+            timed.append((arrival, n * 1000 + i, orjson.dumps(event)))
+    timed.sort()
+    return [line for _, _, line in timed]
+
+
+def replay_month(end: int, **kwargs: Any) -> list[Record]:
+    """Every record the engine emits for `month_events(end)`, the watermark finally at `end`."""
+    lines = month_events(end, **kwargs)
+    return list(replay_records(lines, parse_policies(POLICIES), until=end, lateness_ms=5_000))
+
+
+@dataclass(frozen=True, slots=True)
+class Clock:
+    """A clock's latest state, folded from its records in emission order."""
+
+    last: SlaRecord
+    cause: str | None
+
+    @property
+    def open(self) -> bool:
+        """Whether the clock still runs (the monitor's own rule)."""
+        return clock_is_open(self.last)
+
+    @property
+    def met(self) -> bool:
+        """Whether the clock ended fulfilled in time."""
+        return self.last.status == "met"
+
+    @property
+    def breached(self) -> bool:
+        """Whether the clock counts as breached in compliance."""
+        return self.last.breached and self.last.status != "cancelled"
+
+
+class Truth:
+    """Clocks folded from SLA records with no SQL: what every panel should show."""
+
+    def __init__(self, records: list[Record]) -> None:
+        clocks: dict[tuple[str, int, str, int], Clock] = {}
+        for r in records:
+            if not isinstance(r, SlaRecord):
+                continue
+            key = r.identity()
+            previous = clocks.get(key)
+            cause = r.cause if r.cause is not None else (previous.cause if previous else None)
+            clocks[key] = Clock(r, cause if r.breached else None)
+        self.clocks = list(clocks.values())
+
+    def where(self, **attrs: Any) -> Iterator[Clock]:
+        """Clocks whose latest record has these attribute values."""
+        for c in self.clocks:
+            if all(getattr(c.last, k) == v for k, v in attrs.items()):
+                yield c
+
+
+def local_midnight(instant_ms: int, days_back: int = 0) -> int:
+    """Epoch ms of the local (TZ) midnight starting the day of `instant_ms`, minus whole days."""
+    zone = ZoneInfo(TZ)
+    local = datetime.fromtimestamp(instant_ms / 1000, tz=UTC).astimezone(zone)
+    day = (local - timedelta(days=days_back)).date()
+    midnight = datetime(day.year, day.month, day.day, tzinfo=zone)
+    return int(midnight.timestamp() * 1000)
+
+
+def compliance(clocks: list[Clock]) -> float | None:
+    """Met / (met + breached) in percent, or None when nothing is decided."""
+    met = sum(c.met for c in clocks)
+    breached = sum(c.breached for c in clocks)
+    return None if met + breached == 0 else 100.0 * met / (met + breached)
