@@ -356,8 +356,9 @@ def _day(text: str | None, option: str, tz: tzinfo) -> date:
 def report() -> None:
     """Reports from QuestDB as text, Markdown or CSV (printed, written or sent).
 
-    Every report reads the clocks' final outcomes (compliance = met / (met + breached), with
-    `stopped` and `closed` counted as breached, SPEC §6). Days, weeks and months are local to --tz.
+    Compliance in every report is met / (met + breached) over each clock's final outcome, with
+    `stopped` and `closed` counted as breached and `cancelled` left out (SPEC §6). Days, weeks and
+    months are local to --tz.
     """
 
 

@@ -37,7 +37,8 @@ class SlaRecord:
         warn_at: The warning instant as known at `at`, or None.
         deadline_at: The deadline as known at `at`; None only on `paused` records.
         stopped_at: When the clock ended, for ending records other than `breached`.
-        elapsed: Counted ms from `started_at` to `at` (wall ms for `service_window`).
+        elapsed: Counted ms from `started_at` to `at` (wall ms for `service_window` and
+            `follow_up`).
         breached: Whether the clock had breached by `at`.
         agent_id: The assignee at `at`.
         team_id: The team at `at` (attribute, assignment, or the agent's team).
