@@ -24,7 +24,14 @@ SOURCES = (None, None, "demo_request", "pricing", "referral", "newsletter")
 
 @dataclass(frozen=True, slots=True)
 class FeedPlan:
-    """How busy the feed is: new conversations per minute and how often agents are slow."""
+    """How busy the feed is: new conversations per minute and how often agents are slow.
+
+    Attributes:
+        conversations_per_minute: Mean arrival rate (arrivals are a Poisson process).
+        slow_reply_share: Share of conversations whose first reply comes after 40-90 s.
+        no_reply_share: Share of conversations that get no reply at all (they breach).
+        seed: Random seed; the same seed and clock give the same feed.
+    """
 
     conversations_per_minute: float = 30.0
     slow_reply_share: float = 0.3
@@ -35,10 +42,23 @@ class FeedPlan:
 def conversation_script(
     conv_id: str, start_ms: int, rng: random.Random, plan: FeedPlan
 ) -> Iterator[tuple[int, dict[str, Any]]]:
-    """Yield (instant, event JSON) for one conversation, in time order."""
+    """Yield (instant, event JSON) for one conversation, in time order.
+
+    The script: `opened` (a random priority, sometimes a lead source), a customer message, an
+    assignment to one of `AGENTS` in team `sales`, then (unless it is a no-reply conversation) the
+    agent's reply, up to three more exchanges and a resolve. Instants are epoch ms UTC; event ids
+    are `<conv_id>-<n>`.
+
+    Args:
+        conv_id: The conversation id.
+        start_ms: The instant of its first event.
+        rng: The feed's random generator (drawn from in script order).
+        plan: How slow agents are.
+    """
     ids = itertools.count(1)
 
     def event(at: int, kind: str, **fields: Any) -> tuple[int, dict[str, Any]]:
+        """Return one SPEC §1 event of this conversation with the next event id."""
         body: dict[str, Any] = {
             "event_id": f"{conv_id}-{next(ids)}",
             "type": kind,
@@ -82,7 +102,21 @@ def run_feed(
     now_ms: Callable[[], int] = lambda: time.time_ns() // 1_000_000,
     sleep: Callable[[float], None] = time.sleep,
 ) -> int:
-    """Send events as their instants come, until `duration_s` passes; return how many."""
+    """Send events as their instants come, until `duration_s` passes; return how many.
+
+    Event time follows the wall clock: each event is sent once `now_ms()` reaches its instant, in
+    time order, polling every 100 ms.
+
+    Args:
+        send: Called with (conversation id as key, event JSON bytes) for each event.
+        plan: How busy the feed is.
+        duration_s: How long to run; None runs until interrupted.
+        now_ms: The wall clock in epoch ms (injected by tests).
+        sleep: How to wait between polls (injected by tests).
+
+    Returns:
+        The number of events sent.
+    """
     rng = random.Random(plan.seed)  # noqa: S311 - a demo, not cryptography
     start = now_ms()
     pending: list[tuple[int, int, dict[str, Any]]] = []

@@ -32,7 +32,16 @@ from flows.wallclock import now_ms as wall_now_ms
 
 @dataclass(slots=True)
 class ReplaySummary:
-    """Counts of one replay, printed as a single line on stderr."""
+    """Counts of one replay, printed as a single line on stderr.
+
+    Attributes:
+        events: Valid events read.
+        dead_letters: Lines rejected and events too late to correct.
+        records: SLA records emitted.
+        actions: Action records emitted.
+        statuses: SLA records per status.
+        until: The final watermark (epoch ms UTC), None for an empty file.
+    """
 
     events: int = 0
     dead_letters: int = 0
@@ -42,7 +51,11 @@ class ReplaySummary:
     until: int | None = None
 
     def line(self) -> str:
-        """Return the one-line human summary."""
+        """Return the one-line human summary.
+
+        E.g. "replayed 9 events (0 dead letters) up to 2026-11-23T09:30:00.000Z: 12 SLA records
+        (breached 1, met 3, started 4, …), 0 actions"; statuses are sorted by name.
+        """
         parts = ", ".join(f"{k} {v}" for k, v in sorted(self.statuses.items()))
         until = format_instant(self.until) if self.until is not None else "-"
         return (
@@ -65,6 +78,12 @@ def replay_records(
 ) -> Iterator[Record]:
     """Yield every record of SPEC §6 produced by replaying `lines` (JSONL, one event each).
 
+    Records come lazily, in the order the engine emits them: each line's records before the next
+    line is read. The watermark after each event is the largest event time so far minus
+    `lateness_ms`, so out-of-order lines within the lateness apply in time order and later ones are
+    corrected with `late: true` records (SPEC §5). Nothing is dropped silently: every unusable line
+    is a dead letter, and an `until` before the last event is raised to it.
+
     Args:
         lines: the events, one JSON object per line; blank lines are skipped.
         policies: the loaded policy file.
@@ -73,10 +92,13 @@ def replay_records(
         lateness_ms: the watermark trails the largest event time seen by this much.
         horizon_ms: the correction horizon (older late events become dead letters).
         max_future_ms: an event more than this after `now_ms` is a dead letter, as in the live
-            monitor, so one mistyped year cannot move the watermark to it and fire every
-            deadline; None accepts any instant (files generated for the future).
+            monitor, so one mistyped year cannot move the watermark to it and fire every deadline;
+            None accepts any instant (files generated for the future).
         now_ms: the wall clock for `max_future_ms`; None reads it once at the start.
         summary: counts to fill in, for the one-line summary.
+
+    Yields:
+        SLA records, action records and dead letters.
     """
     engine = Engine(policies, horizon_ms=horizon_ms)
     if max_future_ms is not None and now_ms is None:
@@ -108,6 +130,7 @@ def replay_records(
 
 
 def _count(records: list[Record], summary: ReplaySummary) -> list[Record]:
+    """Add `records` to the summary's counts and return them unchanged."""
     for rec in records:
         if isinstance(rec, SlaRecord):
             summary.records += 1
@@ -120,7 +143,16 @@ def _count(records: list[Record], summary: ReplaySummary) -> list[Record]:
 
 
 def write_jsonl(records: Iterable[Record], out: BinaryIO, clock: Callable[[], int]) -> None:
-    """Write records as JSON lines, stamping each with `emitted_at` from `clock` (epoch ms)."""
+    """Write records as JSON lines, stamping each with `emitted_at` from `clock` (epoch ms).
+
+    The wall clock is read per record (formatted once per millisecond); nothing else in a line
+    depends on it, so two replays differ only in `emitted_at`.
+
+    Args:
+        records: The records, written in order as they are produced.
+        out: A binary stream; it is not flushed or closed.
+        clock: The wall clock in epoch ms.
+    """
     dumps = orjson.dumps
     newline = orjson.OPT_APPEND_NEWLINE
     last_ms, last_text = -1, ""

@@ -73,6 +73,7 @@ Duration = Annotated[timedelta, BeforeValidator(parse_settings_duration)]
 
 
 def _split_list(value: object) -> object:
+    """Split comma-separated text into its non-empty, stripped parts; pass lists through."""
     if isinstance(value, str):
         return [part.strip() for part in value.split(",") if part.strip()]
     return value
@@ -82,11 +83,22 @@ TopicList = Annotated[list[str], NoDecode, BeforeValidator(_split_list)]
 
 
 def _ms(delta: timedelta) -> int:
+    """Return a `timedelta` as whole milliseconds (rounded)."""
     return round(delta.total_seconds() * 1000)
 
 
 class Settings(BaseSettings):
-    """Everything `slawatch run` needs to know; see the module docstring for the sources."""
+    """Everything `slawatch run` needs to know; see the module docstring for the sources.
+
+    Precedence, highest first: keyword arguments (the CLI's options), `SLAWATCH_*` variables,
+    `.env`, the defaults. Unknown `SLAWATCH_*` variables are ignored. Durations are held as
+    `timedelta`; the `*_ms` properties give the milliseconds the monitor works in. Secrets
+    (`questdb_conf`) are `SecretStr` and never printed.
+
+    Raises:
+        pydantic.ValidationError: a value does not parse (the CLI turns it into one line naming each
+            field).
+    """
 
     model_config = SettingsConfigDict(
         env_prefix=ENV_PREFIX,
@@ -229,6 +241,7 @@ class Settings(BaseSettings):
     @field_validator("input_topics")
     @classmethod
     def _topics_not_empty(cls, value: list[str]) -> list[str]:
+        """Refuse an empty input topic list."""
         if not value:
             msg = "at least one input topic is needed"
             raise ValueError(msg)
@@ -242,6 +255,7 @@ class Settings(BaseSettings):
     @field_validator("snapshot_interval", "backup_interval")
     @classmethod
     def _whole_seconds(cls, value: timedelta) -> timedelta:
+        """Refuse snapshot and backup intervals that are not whole seconds (as Bytewax needs)."""
         if value.total_seconds() != int(value.total_seconds()):
             msg = f"must be whole seconds (Bytewax's -s/-b take seconds), not {value}"
             raise ValueError(msg)
@@ -273,7 +287,11 @@ class Settings(BaseSettings):
         return max(1, _ms(self.heartbeat_interval))
 
     def kafka_common(self) -> dict[str, Any]:
-        """Return the librdkafka properties shared by consumers and producers."""
+        """Return the librdkafka properties shared by consumers and producers.
+
+        `kafka_config` (e.g. SASL credentials) is applied over `bootstrap.servers`, so it may also
+        replace it.
+        """
         return {"bootstrap.servers": self.bootstrap_servers, **self.kafka_config}
 
 
@@ -294,6 +312,7 @@ def settings_table() -> str:
 
 
 def _show(value: object) -> str:
+    """Return a default as the settings table shows it (`5s`, `200ms`, `unset`, `********`)."""
     if isinstance(value, timedelta):
         ms = _ms(value)
         if ms % 1000:

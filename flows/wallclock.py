@@ -10,5 +10,10 @@ import time
 
 
 def now_ms() -> int:
-    """Return the wall clock as integer epoch milliseconds (UTC)."""
+    """Return the wall clock as integer epoch milliseconds (UTC).
+
+    Returns:
+        Milliseconds since 1970-01-01T00:00:00Z, truncated; not monotonic (it follows the system
+        clock, which may be set back).
+    """
     return time.time_ns() // 1_000_000

@@ -29,6 +29,17 @@ class _Group(click.Group):
     """A click group that reports the project's own errors without a traceback."""
 
     def invoke(self, ctx: click.Context) -> Any:
+        """Run the chosen command; a `SlawatchError` becomes an `Error: ...` line, exit status 1.
+
+        Args:
+            ctx: The click context.
+
+        Returns:
+            What the command returns.
+
+        Raises:
+            click.ClickException: wrapping a `SlawatchError`, printed by click without a traceback.
+        """
         try:
             return super().invoke(ctx)
         except SlawatchError as exc:

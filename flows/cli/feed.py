@@ -33,7 +33,13 @@ def feed(
     duration: float | None,
     seed: int | None,
 ) -> None:
-    """Send a live simulated stream of WhatsApp conversation events to Kafka (the demo feed)."""
+    """Send a live simulated stream of WhatsApp conversation events to Kafka (the demo feed).
+
+    Events are SPEC §1 JSON, keyed by conversation id, sent to the first of the given topics when
+    their event time comes (event time is the wall clock). It runs until --duration seconds have
+    passed or Ctrl-C, then flushes what is queued (up to 10 s); after --duration it prints how many
+    events it sent. For realistic traffic with policies and reports, use `slawatch simulate`.
+    """
     from confluent_kafka import Producer  # noqa: PLC0415 - keep --help free of librdkafka
 
     from flows.feed import FeedPlan, run_feed  # noqa: PLC0415
@@ -46,6 +52,7 @@ def feed(
     topic = topic.split(",", maxsplit=1)[0]
 
     def send(key: str, value: bytes) -> None:
+        """Queue one event for `topic`, keyed by its conversation id (serves delivery callbacks)."""
         producer.produce(topic, value=value, key=key)
         producer.poll(0)
 

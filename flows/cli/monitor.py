@@ -18,7 +18,18 @@ _SHORT_OPTIONS = {"recovery_dir": "-r", "snapshot_interval": "-s", "backup_inter
 
 
 def _settings_options(command: Callable[..., Any]) -> Callable[..., Any]:
-    """Add one option per `Settings` field; its help names the environment variable."""
+    """Add one option per `Settings` field; its help names the environment variable.
+
+    Every option defaults to None, so only options actually given override the environment and
+    `.env`; `recovery_dir`, `snapshot_interval` and `backup_interval` also get Bytewax's short flags
+    (-r, -s, -b).
+
+    Args:
+        command: The click command to decorate.
+
+    Returns:
+        The command with the options added, in the settings' field order.
+    """
     for name, field in reversed(Settings.model_fields.items()):
         flag = "--" + name.replace("_", "-")
         decls = [flag, name] if name not in _SHORT_OPTIONS else [_SHORT_OPTIONS[name], flag, name]

@@ -59,7 +59,15 @@ def replay(
     horizon: str,
     max_future: str,
 ) -> None:
-    """Run the SLA engine over a JSONL file of events, with no services (SPEC §7)."""
+    """Run the SLA engine over a JSONL file of events, with no services (SPEC §7).
+
+    The watermark is the largest event time seen minus --lateness; at the end it moves to --until
+    (default, and never earlier than, the last event's time), so every warning and deadline due by
+    then fires. Every SLA record, action and dead letter (a bad line's source is FILE:LINE) is
+    written as JSONL; a one-line summary goes to stderr. Replaying the same file gives the same
+    records apart from `emitted_at`. An invalid policy file or option stops it with one error line
+    and exit status 1 (or 2 for a bad option value).
+    """
     pset = load_policies(policies_path)
     durations = {}
     for name, value in (("--lateness", lateness), ("--horizon", horizon)):
@@ -97,7 +105,18 @@ def replay(
 
 
 def _duration_option(name: str, value: str) -> int:
-    """Parse a duration option, or fail with one line naming the option."""
+    """Parse a duration option, or fail with one line naming the option.
+
+    Args:
+        name: The option as typed (`--lateness`), for the message.
+        value: The duration text (`45s`, `5m`, `4h`, `2d`).
+
+    Returns:
+        Milliseconds.
+
+    Raises:
+        click.BadParameter: the value is not a duration.
+    """
     try:
         return parse_duration(value)
     except DurationError as exc:

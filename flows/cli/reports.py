@@ -42,6 +42,14 @@ def _settings(
     questdb_pg_port: int | None,
     table_prefix: str | None,
 ) -> Settings:
+    """Return the monitor's `Settings` with the QuestDB options given on the command line applied.
+
+    Precedence, lowest first: `.env` and `SLAWATCH_*` variables, the running stack's addresses
+    (--from-stack), then the explicit options.
+
+    Raises:
+        SlawatchError: the resulting settings are invalid; the message names each field.
+    """
     given: dict[str, Any] = {}
     if from_stack:
         from flows.devstack import stack_overrides  # noqa: PLC0415
@@ -65,7 +73,17 @@ def _settings(
 
 
 def _where_options(command: Callable[..., Any]) -> Callable[..., Any]:
-    """Add the options that say where QuestDB is."""
+    """Add the options that say where QuestDB is.
+
+    --from-stack, --stack-dir, --questdb-http, --questdb-pg-port and --table-prefix; each defaults
+    to None so that the settings' own value applies (see `_settings`).
+
+    Args:
+        command: The click command to decorate.
+
+    Returns:
+        The decorated command; the options arrive in its `**where` keyword arguments.
+    """
     options = [
         click.option(
             "--from-stack",
@@ -139,6 +157,11 @@ def backfill_command(
 
     The records go through the live monitor's own writer, so dashboards and reports show the
     history. Idempotent: backfilling the same file again stores each row once.
+
+    The replay follows `slawatch replay` (same watermark, --until and --lateness). The tables are
+    created first; a QuestDB that cannot be reached, or refuses the tables, stops it before anything
+    is replayed. A progress bar shows on stderr (unless --quiet), then one summary line. Exit status
+    1 if any row could not be stored: backfill again once QuestDB takes them.
     """
     from rich.console import Console  # noqa: PLC0415 - keep --help fast
     from rich.progress import (  # noqa: PLC0415
@@ -197,6 +220,7 @@ def backfill_command(
     task = bar.add_task("backfill", total=events.stat().st_size or 1, counts="")
 
     def show(p: BackfillProgress) -> None:
+        """Update the progress bar: bytes read, and events, records and events/s so far."""
         rate = p.events / max(time.monotonic() - started, 1e-6)
         counts = f"{p.events:,} events, {p.records:,} records, {rate:,.0f} events/s"
         bar.update(task, completed=p.bytes_read, counts=counts)
@@ -221,6 +245,11 @@ def backfill_command(
 
 
 def _zone(_ctx: click.Context, _param: click.Parameter, value: str) -> tzinfo:
+    """Click callback of --tz: return the IANA zone (or UTC) named by `value`.
+
+    Raises:
+        click.BadParameter: the zone is unknown.
+    """
     if value.upper() == "UTC":
         return UTC
     try:
@@ -231,7 +260,14 @@ def _zone(_ctx: click.Context, _param: click.Parameter, value: str) -> tzinfo:
 
 
 def _output_options(command: Callable[..., Any]) -> Callable[..., Any]:
-    """Add --format, --output and --send."""
+    """Add --format, --output, --send and --tz.
+
+    Args:
+        command: The click command to decorate.
+
+    Returns:
+        The decorated command, receiving `fmt`, `output`, `send` and `tz`.
+    """
     options = [
         click.option(
             "--format",
@@ -267,6 +303,11 @@ def _output_options(command: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def _emit(report: Report, fmt: str, output: Path | None, send: bool) -> None:
+    """Render `report` in `fmt` and send it, write it to `output`, or print it (in that order).
+
+    Raises:
+        SlawatchError: the output file cannot be written, or sending fails.
+    """
     from flows.reports.send import NotifySettings, send_report  # noqa: PLC0415
 
     text = render(report, fmt)
@@ -285,16 +326,23 @@ def _emit(report: Report, fmt: str, output: Path | None, send: bool) -> None:
 
 
 def _store(where: dict[str, Any]) -> ReportStore:
+    """Return a `ReportStore` reading QuestDB over PG wire where the options say it is."""
     from flows.reports.data import ReportStore  # noqa: PLC0415
 
     return ReportStore.from_settings(_settings(**where))
 
 
 def _today(tz: tzinfo) -> date:
+    """Return today's date in `tz` (the wall clock: reports default to the current period)."""
     return datetime.now(tz).date()
 
 
 def _day(text: str | None, option: str, tz: tzinfo) -> date:
+    """Parse a `YYYY-MM-DD` option, defaulting to today in `tz`.
+
+    Raises:
+        click.BadParameter: the text is not a date; the message names `option`.
+    """
     if text is None:
         return _today(tz)
     try:
@@ -306,7 +354,12 @@ def _day(text: str | None, option: str, tz: tzinfo) -> date:
 
 @click.group()
 def report() -> None:
-    """Reports from QuestDB as text, Markdown or CSV (printed, written or sent)."""
+    """Reports from QuestDB as text, Markdown or CSV (printed, written or sent).
+
+    Compliance in every report is met / (met + breached) over each clock's final outcome, with
+    `stopped` and `closed` counted as breached and `cancelled` left out (SPEC §6). Days, weeks and
+    months are local to --tz.
+    """
 
 
 @report.command()
@@ -333,7 +386,11 @@ def scorecard(
     tz: tzinfo,
     **where: Any,
 ) -> None:
-    """Weekly scorecard: compliance per metric, response times, leads, breaches, trend."""
+    """Weekly scorecard: compliance per metric, response times, leads, breaches, trend.
+
+    The week is an ISO week (Monday to Sunday in --tz), last week by default; with --agent it covers
+    that agent only. With --policies it also shows the contact attempts each policy requires.
+    """
     from flows.reports.builders import parse_week, scorecard_report  # noqa: PLC0415
 
     if week is None:

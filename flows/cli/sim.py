@@ -1,7 +1,7 @@
 """`slawatch simulate` and `slawatch import`: simulated traffic and real-data importers.
 
-Registered on the main group at the end of `flows/cli.py`. Errors are `SimulationError`s (one
-sentence saying what to do), printed by the main group without a traceback.
+Registered on the main group in `flows/cli/__init__.py`. Errors are `SimulationError`s (one sentence
+saying what to do), printed by the main group without a traceback.
 """
 
 from __future__ import annotations
@@ -25,10 +25,16 @@ from flows.sim.simulator import DAY, Simulator, Timeline, default_start
 
 
 def _now_ms() -> int:
+    """Return the wall clock in epoch ms (the simulator's anchor; the core never reads it)."""
     return time.time_ns() // 1_000_000
 
 
 def _instant(value: str | None, option: str) -> int | None:
+    """Parse an optional instant option (RFC 3339 with offset, or epoch ms) into epoch ms UTC.
+
+    Raises:
+        SimulationError: the value is not an instant; the message names `option`.
+    """
     if value is None:
         return None
     try:
@@ -108,9 +114,12 @@ def simulate(
 ) -> None:
     """Simulate WhatsApp traffic of a business: to JSONL (history) or live to Kafka.
 
-    JSONL mode writes `--days` of history ending now (or from `--start`) as fast as possible.
-    Live mode (`--from-stack` or `--bootstrap-servers`) sends each event when it is due,
-    keyed by conversation, stamped with the wall clock, `--speed` times faster than real time.
+    JSONL mode writes `--days` of history ending now (or from `--start`) as fast as possible. Live
+    mode (`--from-stack` or `--bootstrap-servers`) sends each event when it is due, keyed by
+    conversation, stamped with the wall clock, `--speed` times faster than real time.
+
+    Without --seed a random seed is chosen and printed, so any run can be repeated: the same
+    business file, seed, start and span give the same events. A summary line goes to stderr.
     """
     business = load_business(business_path) if business_path else Business()
     if per_day is not None:
@@ -153,6 +162,11 @@ def simulate(
 
 
 def _open_out(path: Path) -> BinaryIO:
+    """Open `path` for writing bytes.
+
+    Raises:
+        SimulationError: the file cannot be created; the message says what to check.
+    """
     try:
         return path.open("wb")
     except OSError as exc:
@@ -161,6 +175,10 @@ def _open_out(path: Path) -> BinaryIO:
 
 
 def _send(sim: Simulator, timeline: Timeline, end: int | None, *, servers: str, topic: str) -> None:
+    """Send the simulation live to Kafka until `end` (None: until Ctrl-C), then print a summary.
+
+    Ctrl-C stops it quietly ("Stopped."); closing the sender then flushes what it queued.
+    """
     from flows.connectors.kafka.admin import EventSender  # noqa: PLC0415
 
     with EventSender(servers, topic) as sender:
@@ -182,7 +200,11 @@ def _send(sim: Simulator, timeline: Timeline, end: int | None, *, servers: str, 
 
 @click.group(name="import")
 def import_group() -> None:
-    """Convert real-data files into SPEC events (JSONL), with a summary that reconciles."""
+    """Convert real-data files into SPEC events (JSONL), with a summary that reconciles.
+
+    Each importer writes SPEC §1 events and prints, on stderr, how many input rows became events and
+    how many were skipped and why, so that the counts add up.
+    """
 
 
 _FILE = click.Path(exists=True, dir_okay=False, path_type=Path)
@@ -195,6 +217,7 @@ _OUTPUT = click.option(
 
 
 def _run_import(output: Path | None, convert: Callable[[BinaryIO], ImportSummary]) -> None:
+    """Run one importer into --output (standard output by default) and print its summary lines."""
     with ExitStack() as stack:
         if output is None or str(output) == "-":
             out: BinaryIO = sys.stdout.buffer
@@ -210,7 +233,11 @@ def _run_import(output: Path | None, convert: Callable[[BinaryIO], ImportSummary
 @click.argument("file", type=_FILE)
 @_OUTPUT
 def twcs(file: Path, output: Path | None) -> None:
-    """Import the Kaggle "Customer Support on Twitter" CSV (threads become conversations)."""
+    """Import the Kaggle "Customer Support on Twitter" CSV (threads become conversations).
+
+    Customer tweets become inbound messages and company replies outbound agent messages; the summary
+    on stderr says how many rows were converted or skipped, and why.
+    """
     _run_import(output, lambda out: import_twcs(file, out))
 
 
@@ -224,5 +251,9 @@ def twcs(file: Path, output: Path | None) -> None:
     help="Time zone of the file's zone-less timestamps.",
 )
 def helpdesk(file: Path, output: Path | None, timezone: str) -> None:
-    """Import the 4TU "Helpdesk" event log CSV (cases become conversations)."""
+    """Import the 4TU "Helpdesk" event log CSV (cases become conversations).
+
+    Timestamps in the file carry no zone: --timezone says where they were recorded. The summary on
+    stderr says how many rows were converted or skipped, and why.
+    """
     _run_import(output, lambda out: import_helpdesk(file, out, timezone=timezone))

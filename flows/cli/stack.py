@@ -11,6 +11,7 @@ from flows.devstack import Stack
 
 
 def _progress(message: str) -> None:
+    """Print a progress line of the stack on stderr (stdout stays for results)."""
     click.echo(message, err=True)
 
 
@@ -25,14 +26,21 @@ def _progress(message: str) -> None:
 )
 @click.pass_context
 def stack(ctx: click.Context, directory: Path | None) -> None:
-    """Run a local Kafka and QuestDB from Maven Central jars (needs java 17+, and mvn once)."""
+    """Run a local Kafka and QuestDB from Maven Central jars (needs java 17+, and mvn once).
+
+    The stack lives in one state folder (data, logs, ports, process ids); `up` is idempotent and
+    `down` keeps the data. The monitor finds it with `slawatch run --from-stack`.
+    """
     ctx.obj = Stack(directory=directory, progress=_progress)
 
 
 @stack.command()
 @click.pass_obj
 def fetch(obj: Stack) -> None:
-    """Fetch the Kafka and QuestDB jars into the cache (done by `up` when needed)."""
+    """Fetch the Kafka and QuestDB jars into the cache (done by `up` when needed).
+
+    Uses Maven (`mvn`) once; later runs find the jars in the cache and need no network.
+    """
     jars = obj.fetch()
     click.echo(f"Jars ready in {jars.root}")
 
@@ -40,7 +48,11 @@ def fetch(obj: Stack) -> None:
 @stack.command()
 @click.pass_obj
 def up(obj: Stack) -> None:
-    """Start the stack, or reuse it if it already runs; wait until both servers answer."""
+    """Start the stack, or reuse it if it already runs; wait until both servers answer.
+
+    Prints where Kafka and QuestDB answer. A failure to fetch, start or reach a server stops it with
+    one error line; the servers' logs stay in the state folder.
+    """
     obj.up()
     click.echo(obj.status().describe())
 
@@ -48,7 +60,10 @@ def up(obj: Stack) -> None:
 @stack.command()
 @click.pass_obj
 def down(obj: Stack) -> None:
-    """Stop the stack's processes; data and logs stay in its folder."""
+    """Stop the stack's processes; data and logs stay in its folder.
+
+    The next `up` starts them again on the same data.
+    """
     if obj.down():
         click.echo(f"Stopped the stack in {obj.dir}")
     else:
@@ -59,7 +74,10 @@ def down(obj: Stack) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
 @click.pass_obj
 def status(obj: Stack, as_json: bool) -> None:
-    """Say whether the stack runs and where it answers."""
+    """Say whether the stack runs and where it answers.
+
+    With --json, print the same as a JSON object (for scripts and the test fixtures).
+    """
     current = obj.status()
     if as_json:
         click.echo(json.dumps(current.to_dict(), indent=2))

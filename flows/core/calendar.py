@@ -58,7 +58,11 @@ _Day = tuple[tuple[int, ...], tuple[int, ...], int]
 
 
 class WallClock:
-    """Wall-clock time, 24/7: every millisecond counts."""
+    """Wall-clock time, 24/7: every millisecond counts.
+
+    The business time of targets without a calendar and of the wall-clock metrics (`service_window`,
+    `follow_up`). Stateless; one shared instance, `WALL_CLOCK`, is compared by identity.
+    """
 
     __slots__ = ()
 
@@ -67,7 +71,15 @@ class WallClock:
         return start + counted if counted > 0 else start
 
     def counted(self, start: int, end: int) -> int:
-        """Return `end - start`, or 0 when `end <= start`."""
+        """Return `end - start`, or 0 when `end <= start`.
+
+        Args:
+            start: Epoch ms UTC.
+            end: Epoch ms UTC.
+
+        Returns:
+            Milliseconds.
+        """
         return end - start if end > start else 0
 
     def is_open(self, at: int) -> bool:
@@ -75,7 +87,7 @@ class WallClock:
         return True
 
     def next_opening(self, at: int) -> int | None:
-        """Return `at`: the wall clock is always open."""
+        """Return `at`: the wall clock is always open (never None)."""
         return at
 
     def __repr__(self) -> str:
@@ -156,8 +168,16 @@ class Calendar:
     def add(self, start: int, counted: int) -> int:
         """Return the first instant t >= `start` at which `counted` open ms lie in [start, t].
 
-        A start in closed time counts from the next opening; a target used up exactly at a
-        closing instant is due at that instant. `counted <= 0` returns `start`.
+        SPEC §2: a start in closed time counts from the next opening; a target used up exactly at a
+        closing instant is due at that instant (not at the next opening). `counted <= 0` returns
+        `start`.
+
+        Args:
+            start: Epoch ms UTC the counting starts at.
+            counted: Open milliseconds to count.
+
+        Returns:
+            Epoch ms UTC.
 
         Raises:
             CalendarError: the calendar closes for good before `counted` ms have been counted.
@@ -185,7 +205,18 @@ class Calendar:
         return self._add_from(day + 1, remaining, start, counted)
 
     def counted(self, start: int, end: int) -> int:
-        """Return the open ms in [start, end) (0 when `end <= start`)."""
+        """Return the open ms in [start, end) (0 when `end <= start`).
+
+        The inverse of `add` for open spans: `counted(s, add(s, n)) == n` for every `n > 0` the
+        calendar can count.
+
+        Args:
+            start: Epoch ms UTC.
+            end: Epoch ms UTC.
+
+        Returns:
+            Open milliseconds (holidays, closed days and the hours between intervals excluded).
+        """
         if end <= start:
             return 0
         days = self._days
@@ -206,13 +237,27 @@ class Calendar:
         return total + _before(days.get(last) or self._build_day(last), end)
 
     def is_open(self, at: int) -> bool:
-        """Return whether `at` lies in an open interval (starts included, ends excluded)."""
+        """Return whether `at` lies in an open interval (starts included, ends excluded).
+
+        Args:
+            at: Epoch ms UTC.
+        """
         day = at // _DAY_MS
         bounds = (self._days.get(day) or self._build_day(day))[0]
         return bool(bisect_right(bounds, at) & 1)
 
     def next_opening(self, at: int) -> int | None:
-        """Return `at` if open, else the next opening (None if the calendar never opens again)."""
+        """Return `at` if open, else the next opening (None if the calendar never opens again).
+
+        Used for the `after_hours` breach cause (SPEC §4): a clock started while closed whose breach
+        comes no later than 2 h after this instant.
+
+        Args:
+            at: Epoch ms UTC.
+
+        Returns:
+            Epoch ms UTC, or None past the last open override of a calendar without weekly hours.
+        """
         day = at // _DAY_MS
         bounds = (self._days.get(day) or self._build_day(day))[0]
         i = bisect_right(bounds, at)
@@ -235,7 +280,14 @@ class Calendar:
     # -- internals ----------------------------------------------------------------------------
 
     def _add_from(self, day: int, remaining: int, start: int, counted: int) -> int:
-        """Finish `add` from the start of UTC day `day` with `remaining` (> 0) ms still to count."""
+        """Finish `add` from the start of UTC day `day` with `remaining` (> 0) ms still to count.
+
+        Skips whole 32-day blocks and days whose open time is less than what is left.
+
+        Raises:
+            CalendarError: the calendar never opens again before `remaining` is used up; the message
+                names the original `start` and `counted`.
+        """
         last_day = None if self._end is None else (self._end - 1) // _DAY_MS
         days = self._days
         while last_day is None or day <= last_day:
@@ -274,7 +326,14 @@ class Calendar:
         return total
 
     def _build_day(self, day: int) -> _Day:
-        """Compute and cache UTC day `day`'s open stretches, clipped to the day."""
+        """Compute and cache UTC day `day`'s open stretches, clipped to the day.
+
+        A UTC day can hold parts of three local dates; touching or overlapping stretches are merged,
+        so the boundaries alternate opening, closing and are strictly increasing.
+
+        Returns:
+            The boundaries, the open ms before each boundary, and the day's total open ms.
+        """
         low = day * _DAY_MS
         high = low + _DAY_MS
         ordinal = day + _EPOCH_ORDINAL
@@ -318,7 +377,16 @@ class Calendar:
         return spans
 
     def _boundary(self, ordinal: int, minute: int) -> int:
-        """Return the first instant whose local reading is date `ordinal`, `minute` or later."""
+        """Return the first instant whose local reading is date `ordinal`, `minute` or later.
+
+        SPEC §4 (DST): a time skipped when clocks go forward maps to the transition instant; a time
+        repeated when clocks go back is its first occurrence. `minute == 1440` is the next date's
+        midnight.
+
+        Raises:
+            CalendarError: the date is outside what `datetime` can represent, or the zone's data
+                cannot place the time.
+        """
         if minute == _DAY_MINUTES:
             ordinal += 1
             minute = 0
@@ -395,7 +463,12 @@ def _items(values: object) -> Iterable[object]:
 
 
 def _parse_weekly(weekly: object) -> tuple[_Hours, ...]:
-    """Return the hours of each weekday, Monday first."""
+    """Return the hours of each weekday, Monday first.
+
+    Raises:
+        CalendarError: `weekly` is not a mapping, names an unknown weekday, or a day's intervals are
+            invalid.
+    """
     if not isinstance(weekly, Mapping):
         msg = f"weekly hours must map weekday keys to intervals, got {weekly!r}"
         raise CalendarError(msg)
@@ -409,7 +482,15 @@ def _parse_weekly(weekly: object) -> tuple[_Hours, ...]:
 
 
 def _parse_hours(intervals: object, where: str) -> _Hours:
-    """Parse one day's `"HH:MM-HH:MM"` intervals into sorted, non-overlapping minute pairs."""
+    """Parse one day's `"HH:MM-HH:MM"` intervals into sorted, non-overlapping minute pairs.
+
+    Intervals that touch (`08:00-12:00`, `12:00-13:00`) are allowed and count as one stretch; None
+    or `[]` is a closed day.
+
+    Raises:
+        CalendarError: not a list, a malformed interval, or overlapping intervals; the message
+            starts with `where`.
+    """
     if intervals is None:
         return ()
     try:
@@ -443,7 +524,11 @@ def _parse_interval(value: object, where: str) -> tuple[int, int]:
 
 
 def _parse_date(value: object, what: str) -> int:
-    """Parse a local ISO date (`YYYY-MM-DD`, or a `date` from YAML) into its ordinal."""
+    """Parse a local ISO date (`YYYY-MM-DD`, or a `date` from YAML) into its ordinal.
+
+    Raises:
+        CalendarError: the value is not a valid date; the message names `what` and the value.
+    """
     if isinstance(value, date) and not isinstance(value, datetime):
         return value.toordinal()
     if isinstance(value, str) and _DATE_RE.fullmatch(value):

@@ -1,9 +1,15 @@
 """One SLA clock: counted time, pauses, warning and deadline instants.
 
-A clock measures one metric once. It counts time on its business-time calendar from
-`count_from` (the start, or for `service_window` the latest customer message), excluding paused
-stretches, and knows the instants at which the counted time reaches the warning offset and the
-target. It emits nothing itself: `flows.core.conversation` decides what happens and when.
+A clock measures one metric once. It counts time on its business-time calendar from `count_from`
+(the start, or for `service_window` the latest customer message), excluding paused stretches, and
+knows the instants at which the counted time reaches the warning offset and the target. It emits
+nothing itself: `flows.core.conversation` decides what happens and when.
+
+The arithmetic implements SPEC §2 (deadline = the instant at which counted time since the start
+equals the target; a clock started while closed counts from the next opening; a target used up
+exactly at a closing instant is due at that closing instant), SPEC §3 (a retarget recomputes from
+the original start) and SPEC §4 (warnings in the same counted time; paused time does not count; a
+promised `due_at` is a fixed deadline).
 """
 
 from __future__ import annotations
@@ -14,7 +20,38 @@ from flows.exceptions import CalendarError
 
 
 class Clock:
-    """Mutable state of one clock; instants and durations are epoch / counted milliseconds."""
+    """Mutable state of one clock; instants and durations are epoch / counted milliseconds.
+
+    Attributes:
+        metric: The `Metric` it measures.
+        cycle: The cycle it belongs to (1, 2, …).
+        seq: Its number among the clocks of its metric (per cycle, or per conversation for
+            conversation-scoped metrics).
+        started_at: Epoch ms UTC of its start; never moves.
+        count_from: Start of the running stretch, None while paused.
+        counted: Counted ms of the closed stretches (`segments`) before `count_from`.
+        segments: The closed counting stretches `(start, end)`, allocated at the first pause.
+        tgt: The policy's target, None while unmeasured.
+        target: The target in counted ms, None while unmeasured.
+        fixed_deadline: A promised `due_at` (epoch ms) that is the deadline whatever is counted.
+        cal: The business-time calendar it counts on (`WALL_CLOCK` for wall-clock time).
+        policy_id: The id of the policy that bound its target.
+        deadline: Epoch ms UTC at which it breaches; None while unmeasured or paused.
+        warn: Epoch ms UTC at which it warns; None likewise.
+        warned: Whether its warning has fired (or was skipped because it coincided with the
+            deadline).
+        breached: Whether its deadline has passed unfulfilled; never goes back to False.
+        done: Whether it has ended (met, stopped, closed, cancelled, or a breached window).
+        stopped_at: Epoch ms UTC at which it ended, if it did.
+        attempts: Contact attempts counted so far (`contact_attempts` only).
+        last_attempt: Epoch ms UTC of the last counted attempt (`contact_attempts` only).
+
+    Args:
+        metric: The `Metric` it measures.
+        cycle: The cycle it belongs to.
+        seq: Its number among the clocks of its metric.
+        started_at: Epoch ms UTC of its start.
+    """
 
     __slots__ = (
         "attempts",
@@ -84,7 +121,18 @@ class Clock:
         return self.count_from is None
 
     def instant_of(self, offset: int) -> int | None:
-        """Return the instant at which `offset` counted ms are reached (None: not while paused)."""
+        """Return the instant at which `offset` counted ms are reached (None: not while paused).
+
+        Walks the closed stretches first; an offset they do not use up is added to the running
+        stretch on the calendar (so an offset used up exactly at a closing instant lands on it).
+
+        Args:
+            offset: Counted milliseconds since the start (the target, or the warning offset).
+
+        Returns:
+            Epoch ms UTC, or None when the offset lies beyond the closed stretches while the clock
+            is paused, or the calendar never opens again.
+        """
         cal = self.cal
         try:
             if self.segments:
@@ -102,7 +150,15 @@ class Clock:
             return None
 
     def elapsed(self, at: int) -> int:
-        """Return the counted ms from the start to `at` (wall ms for `service_window`)."""
+        """Return the counted ms from the start to `at` (wall ms for `service_window`).
+
+        A clock with a fixed deadline (`follow_up`) and `service_window` count wall-clock time from
+        their start; every other clock counts its calendar's open time, minus paused stretches. This
+        is the SLA record's `elapsed_s` in milliseconds.
+
+        Args:
+            at: Epoch ms UTC, not before the start.
+        """
         if self.metric == "service_window" or self.fixed_deadline is not None:
             return max(0, at - self.started_at)
         total = self.counted
@@ -111,7 +167,15 @@ class Clock:
         return total
 
     def recompute(self) -> None:
-        """Recompute the warning and deadline instants from the start and the target."""
+        """Recompute the warning and deadline instants from the start and the target.
+
+        Always from the original start (SPEC §3), so it serves both a fresh clock and a retarget. A
+        fixed deadline is used as is, warning `warn_before` ahead of it (or at `warn_at` × target of
+        wall time). Otherwise the deadline is where the target is used up in counted time and the
+        warning where `warn_at` × target, or target − `warn_before` (not below 0), is. A clock
+        without a target gets neither; a paused clock whose instants lie past its closed stretches
+        gets None.
+        """
         tgt = self.tgt
         target = self.target
         if tgt is None or target is None:
@@ -132,7 +196,18 @@ class Clock:
         self.warn = self.instant_of(warn_offset)
 
     def deadline_if_resumed(self, at: int) -> int | None:
-        """Return the deadline the clock would have if it resumed counting at `at`."""
+        """Return the deadline the clock would have if it resumed counting at `at`.
+
+        SPEC §4 edge rules: every ending record carries a deadline, and a clock that ends while
+        paused carries this one. The clock is left unchanged.
+
+        Args:
+            at: Epoch ms UTC at which the clock ends.
+
+        Returns:
+            Epoch ms UTC, or the current deadline when the clock is running, unmeasured or has a
+            fixed deadline.
+        """
         if self.count_from is not None or self.target is None or self.fixed_deadline is not None:
             return self.deadline
         self.count_from = at
@@ -142,7 +217,11 @@ class Clock:
             self.count_from = None
 
     def pause(self, at: int) -> None:
-        """Stop counting at `at`."""
+        """Stop counting at `at` (no-op while already paused).
+
+        The running stretch is closed and its counted time added to `counted`; the caller then
+        recomputes the instants (which become None unless reached within the closed stretches).
+        """
         start = self.count_from
         if start is None:
             return
@@ -153,12 +232,18 @@ class Clock:
         self.count_from = None
 
     def resume(self, at: int) -> None:
-        """Count again from `at`."""
+        """Count again from `at` (no-op while running); the caller then recomputes the instants."""
         if self.count_from is None:
             self.count_from = at
 
     def next_instant(self) -> int | None:
-        """Return the next instant at which the clock warns or breaches, if any."""
+        """Return the next instant at which the clock warns or breaches, if any.
+
+        Returns:
+            The earlier of the pending warning and the deadline (epoch ms UTC); None once the clock
+            is done or breached (a breached clock has nothing more to fire), or while it has no
+            instants.
+        """
         if self.done:
             return None
         nxt = None

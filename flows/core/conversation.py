@@ -1,9 +1,25 @@
 """The per-conversation clock machine (SPEC §4).
 
-A `Conversation` applies its events in event-time order and fires its clocks' warnings and
-deadlines when told that time has passed them. It appends records to the `Context`'s output
-list. It never reads the wall clock, and it depends on other conversations only through the
-`Context`'s agent load counts (for the `overloaded` cause and reassignment).
+A `Conversation` applies its events in event-time order and fires its clocks' warnings and deadlines
+when told that time has passed them. It appends records to the `Context`'s output list. It never
+reads the wall clock, and it depends on other conversations only through the `Context`'s agent load
+counts (for the `overloaded` cause and reassignment).
+
+Units: every instant is epoch milliseconds UTC (event time), every duration counted milliseconds;
+records convert to seconds and RFC 3339 only when they are encoded.
+
+Where each rule of SPEC §4 lives:
+
+- a cycle opens (first customer message, `opened`): `Conversation._open_cycle`;
+- customer messages (`first_response`, `next_response`, `resolution`, `service_window`, contact
+  made): `Conversation._inbound`;
+- replies, attempts and agent activity: `Conversation._outbound`, `_attempt`, `_activity`,
+  `_agent_activity`;
+- `assigned` / `unassigned` (`assignment`, `handoff`, `contact_attempts`): `_assignment`;
+- attribute changes, lead status, bot hand-off: `_update`; policy changes: `_reselect`;
+- `pause_when`: `_set_status`, `_apply_pauses`; `resolved`: `_resolve`; `reopened`: `_reopen`;
+- warnings, breaches and their cause: `fire_until`, `_warn`, `_breach`, `_cause`;
+- escalations (SPEC §3, §6 action records): `_escalate`, `_pick_agent`.
 """
 
 from __future__ import annotations
@@ -42,7 +58,18 @@ AFTER_HOURS_GRACE_MS: Final = 2 * 3600 * 1000
 
 
 class Context:
-    """What conversations share within one engine: policies, agent loads and the output list."""
+    """What conversations share within one engine: policies, agent loads and the output list.
+
+    Attributes:
+        policies: The policy file in force (`bind` replaces it).
+        tracked: Every metric some policy gives a target; a metric outside it never gets a clock,
+            not even an unmeasured one.
+        team_of_agent: The first team listing each agent (for records without a `team_id`).
+        loads: Open conversations per agent on this worker (SPEC §4 `overloaded`, §6 reassign).
+            Shared by every shard of the worker; not part of a snapshot.
+        rr: Per team, the index of the agent last chosen by a reassignment (round-robin ties).
+        out: Records emitted since the engine last drained it, in emission order.
+    """
 
     __slots__ = (
         "_policy_cache",
@@ -72,14 +99,27 @@ class Context:
         return state
 
     def __setstate__(self, state: dict[str, object] | tuple[None, dict[str, object]]) -> None:
-        """Restore a snapshot taken with `__getstate__` (or, before it existed, by default)."""
+        """Restore a snapshot taken with `__getstate__` (or, before it existed, by default).
+
+        Args:
+            state: The mapping `__getstate__` returned, or the `(None, slots)` pair of a default
+                pickle of a slotted object.
+        """
         values = state[1] if isinstance(state, tuple) else state
         for name, value in values.items():
             object.__setattr__(self, name, value)
         self.loads, self.rr, self.out = {}, {}, []
 
     def bind(self, policies: PolicySet) -> None:
-        """Use `policies` from now on (at start-up, or when a snapshot is restored)."""
+        """Use `policies` from now on (at start-up, or when a snapshot is restored).
+
+        Recomputes the tracked metrics, the agents' teams and the attribute keys any `when` reads,
+        and empties the policy cache, so nothing chosen under the previous file survives. Running
+        clocks keep their bound targets until their conversation next reselects.
+
+        Args:
+            policies: The loaded policy file.
+        """
         self.policies = policies
         self.tracked: frozenset[str] = frozenset(
             metric for policy in policies.policies for metric in policy.targets
@@ -95,11 +135,32 @@ class Context:
         self._policy_cache: dict[tuple[AttrValue, ...], Policy | None] = {}
 
     def policy_reads(self, key: str) -> bool:
-        """Return whether any policy's `when` reads this attribute."""
+        """Return whether any policy's `when` reads this attribute.
+
+        A change to an attribute no policy reads cannot change the policy, so callers skip the
+        reselection (and its retarget records).
+
+        Args:
+            key: A conversation attribute name (`priority`, `channel`, …).
+
+        Returns:
+            True if at least one policy's `when` has the key.
+        """
         return key in self._when_keys
 
     def policy_for(self, attrs: dict[str, AttrValue]) -> Policy | None:
-        """Return the policy for these attributes (memoised on the attributes policies read)."""
+        """Return the policy for these attributes (memoised on the attributes policies read).
+
+        SPEC §3: the first policy whose `when` matches applies. The cache is keyed on the values of
+        the attributes some `when` reads and holds at most 65,536 entries (later keys are computed
+        each time, never evicted).
+
+        Args:
+            attrs: The conversation's current attributes.
+
+        Returns:
+            The matching policy, or None when no policy matches (nothing is measured).
+        """
         key = tuple([attrs.get(k) for k in self._when_keys])
         try:
             return self._policy_cache[key]
@@ -111,7 +172,19 @@ class Context:
 
 
 class Conversation:
-    """All SLA state of one conversation."""
+    """All SLA state of one conversation.
+
+    Invariants: events reach `apply` in event-time order (ties in input order) and every timer due
+    before an event's instant has fired (`fire_until`) before it; `clocks` holds only the clocks
+    still running (including unmeasured ones, which emit nothing until a policy gives them a
+    target); `cycle` is 0 until the first cycle opens; `phase` is `IDLE`, `OPEN` or `RESOLVED`. A
+    conversation is rebuilt, not patched, when a late event arrives: the engine replays `log` from
+    `base`.
+
+    Args:
+        conversation_id: The SPEC §1 `conversation_id`.
+        ctx: The engine's shared context (its policy file selects the starting policy).
+    """
 
     __slots__ = (
         "agent",
@@ -178,7 +251,11 @@ class Conversation:
         self.base: Conversation | None = None
 
     def __setstate__(self, state: tuple[None, dict[str, object]]) -> None:
-        """Restore a pickled conversation; older snapshots lack the newer slots' defaults."""
+        """Restore a pickled conversation; older snapshots lack the newer slots' defaults.
+
+        Args:
+            state: The `(None, slots)` pair a default pickle of a slotted object produces.
+        """
         self.base = None
         self.res_record = None
         self.cadence_off = False
@@ -209,6 +286,11 @@ class Conversation:
     # ------------------------------------------------------------------ records
 
     def _team_id(self, ctx: Context) -> str | None:
+        """Return the team a record names, or None.
+
+        The `team_id` attribute, else the assignment's `team_id`, else the assignee's first team in
+        the policy file.
+        """
         team = self.attrs.get("team_id")
         if isinstance(team, str):
             return team
@@ -221,6 +303,20 @@ class Conversation:
     def _record(
         self, ctx: Context, clock: Clock, status: str, at: int, cause: str | None = None
     ) -> None:
+        """Append one SLA record (SPEC §6) for `clock` with `status` taking effect at `at`.
+
+        The record carries the conversation's attributes as they are now (agent, team, priority,
+        segment, lead source, channel), `attempts` for `contact_attempts` only, and `cause` only
+        when given (breaches). An ending record of a paused clock carries the deadline it would have
+        had had it resumed at `at` (SPEC §4 edge rules), so only `paused` records leave it null.
+
+        Args:
+            ctx: The context whose output list receives the record.
+            clock: The clock the record describes.
+            status: A `Status` name.
+            at: Epoch ms UTC at which the status took effect.
+            cause: A `Cause` name, for `breached` records.
+        """
         attrs = self.attrs
         priority = attrs.get("priority")
         segment = attrs.get("segment")
@@ -261,6 +357,12 @@ class Conversation:
     # ------------------------------------------------------------------ clock lifecycle
 
     def _target_value(self, metric: str, tgt: Target, clock: Clock | None) -> int | None:
+        """Return the target in counted ms for `metric` under `tgt`, or None if it is not measured.
+
+        SPEC §3/§4: `cadence` takes the duration listed for the current `lead_status`; `follow_up`
+        runs from the promise to its `due_at` (so it needs the clock); every other metric uses
+        `within`.
+        """
         if metric == Metric.CADENCE:
             status = self.attrs.get("lead_status")
             return tgt.cadence.get(status) if isinstance(status, str) else None
@@ -271,7 +373,13 @@ class Conversation:
         return tgt.within
 
     def _bind(self, clock: Clock) -> None:
-        """Attach the current policy's target (or none) to a clock and compute its instants."""
+        """Attach the current policy's target (or none) to a clock and compute its instants.
+
+        The clock counts wall-clock time when its metric is wall-clock (`service_window`,
+        `follow_up`), when no policy applies, or when the policy has no calendar; otherwise it
+        counts the policy's business time (SPEC §2). Deadlines are recomputed from the clock's
+        original start (SPEC §3), so binding a new target is a retarget.
+        """
         policy = self.policy
         tgt = policy.targets.get(clock.metric) if policy is not None else None
         clock.tgt = tgt
@@ -286,6 +394,11 @@ class Conversation:
         clock.recompute()
 
     def _should_pause(self, clock: Clock) -> bool:
+        """Return whether `clock` must not count time now (SPEC §3 `pause_when`).
+
+        True when the clock's target lists the conversation's current `status` (default `open`). A
+        promised `due_at` and WhatsApp's 24-hour window are fixed instants and never pause.
+        """
         tgt = clock.tgt
         # A promised due_at and WhatsApp's window are fixed instants: nothing pauses them.
         if tgt is None or not tgt.pause_when or clock.fixed_deadline is not None:
@@ -303,6 +416,24 @@ class Conversation:
         *,
         fixed_deadline: int | None = None,
     ) -> Clock | None:
+        """Start a new clock of `metric` at `at` (SPEC §4, "starts" column).
+
+        The clock takes the next `seq` of its metric and the current policy's target. A measured
+        clock emits `started`, then `paused` at once when the conversation's status pauses it, and
+        breaches (or warns) at once if its instants are already past. A metric no policy tracks gets
+        no clock; one the current policy does not measure gets an unmeasured clock that a later
+        policy change can start measuring (`_reselect`).
+
+        Args:
+            ctx: The shared context.
+            metric: A `Metric` name.
+            at: Epoch ms UTC of the start (the event's instant).
+            fixed_deadline: For `follow_up`, the promised `due_at` (epoch ms), which is the
+                deadline.
+
+        Returns:
+            The new clock, or None when no policy tracks the metric.
+        """
         if metric not in ctx.tracked:
             return None
         seq = self.seqs.get(metric, 0) + 1
@@ -321,14 +452,23 @@ class Conversation:
         return clock
 
     def _catch_up(self, ctx: Context, clock: Clock, at: int) -> None:
-        """Breach (or warn) at once a clock whose recomputed instants are already past."""
+        """Breach (or warn) at once a clock whose recomputed instants are already past.
+
+        SPEC §3: a recomputed deadline that is already past breaches at once; the record's `at` is
+        the event's instant and its `deadline_at` the recomputed deadline. An instant equal to `at`
+        is not caught up here: it fires through `fire_until`, after the events of that instant.
+        """
         if clock.deadline is not None and clock.deadline < at and not clock.breached:
             self._breach(ctx, clock, at)
         elif clock.warn is not None and clock.warn < at and not clock.warned and not clock.breached:
             self._warn(ctx, clock, at)
 
     def _finish(self, ctx: Context, clock: Clock, at: int) -> None:
-        """Fulfil a clock: `met` before its breach, `stopped` after it."""
+        """Fulfil a clock: `met` before its breach, `stopped` after it.
+
+        SPEC §4: a clock stopped exactly at its deadline is met (events at a deadline instant apply
+        before the breach fires). The clock keeps the deadline it had; `stopped_at` is `at`.
+        """
         clock.done = True
         clock.stopped_at = at
         if clock.measured:
@@ -348,18 +488,28 @@ class Conversation:
         self._drop(clock)
 
     def _drop(self, clock: Clock) -> None:
+        """Remove `clock` from the running clocks (no-op if it is not there)."""
         try:
             self.clocks.remove(clock)
         except ValueError:
             pass
 
     def _running(self, metric: str) -> Clock | None:
+        """Return the running clock of `metric` (the oldest, should there be several), or None."""
         for clock in self.clocks:
             if clock.metric == metric:
                 return clock
         return None
 
     def _cause(self, ctx: Context, clock: Clock, at: int) -> str:
+        """Return the breach cause of `clock` breaching at `at` (SPEC §4, "Breach cause").
+
+        The first that applies: `unassigned` (no assignee); `bot_handled` (`handled_by` is `bot`);
+        `after_hours` (the clock started while the policy's calendar was closed and breaches no
+        later than 2 h after the next opening; wall-clock metrics read the policy's calendar here
+        too); `overloaded` (the assignee holds at least the policy's `overload_at` open
+        conversations on this worker, default 20); else `agent`.
+        """
         if self.agent is None:
             return Cause.UNASSIGNED
         if self.attrs.get("handled_by") == "bot":
@@ -379,11 +529,22 @@ class Conversation:
         return Cause.AGENT
 
     def _warn(self, ctx: Context, clock: Clock, at: int) -> None:
+        """Emit `warning` for `clock` at `at` and run the policy's `on: warning` escalations.
+
+        SPEC §3/§4: the warning instant is `warn_at` × target, or `warn_before` ahead of the
+        deadline, in the clock's counted time.
+        """
         clock.warned = True
         self._record(ctx, clock, Status.WARNING, at)
         self._escalate(ctx, clock, Status.WARNING, at)
 
     def _breach(self, ctx: Context, clock: Clock, at: int) -> None:
+        """Emit `breached` (with its cause) for `clock` at `at` and run `on: breached` escalations.
+
+        SPEC §4: a breached clock keeps running until it stops (`stopped`) or a resolve closes it
+        (`closed`), so lateness can be measured; `service_window` is the exception: once breached it
+        is over (`stopped_at` stays null) and the next customer message opens a new window.
+        """
         clock.breached = True
         clock.warned = True
         cause = self._cause(ctx, clock, at)
@@ -396,6 +557,19 @@ class Conversation:
         self._escalate(ctx, clock, Status.BREACHED, at)
 
     def _escalate(self, ctx: Context, clock: Clock, trigger: str, at: int) -> None:
+        """Emit the action records the current policy's escalations ask for (SPEC §3, §6).
+
+        Only escalations whose `on` is `trigger` and whose metric is the clock's apply, and only
+        while the clock was bound by the current policy (an escalation of a policy that no longer
+        applies does not fire). `notify: supervisor` names the team's supervisor when the team has
+        one.
+
+        Args:
+            ctx: The shared context (output list, teams, loads).
+            clock: The clock that warned or breached.
+            trigger: `warning` or `breached`.
+            at: Epoch ms UTC of the warning or breach.
+        """
         policy = self.policy
         if policy is None or not policy.escalations or clock.policy_id != policy.id:
             return
@@ -426,6 +600,10 @@ class Conversation:
         to_agent: str | None = None,
         notify: str | None = None,
     ) -> None:
+        """Append one action record (SPEC §6) for `clock`.
+
+        Its `reason` reads "<metric> <trigger>: <why>"; `from_agent` is the current assignee.
+        """
         ctx.out.append(
             ActionRecord(
                 action=action,
@@ -444,6 +622,16 @@ class Conversation:
         )
 
     def _pick_agent(self, ctx: Context) -> tuple[str | None, str]:
+        """Choose the agent a reassignment goes to (SPEC §6 action record, `to_agent`).
+
+        The team member with the fewest open conversations on this worker, never the current
+        assignee; ties go to the first such agent after the team's last pick (round-robin), and the
+        pick is remembered in `ctx.rr`.
+
+        Returns:
+            The agent (None when the conversation has no known team or the team no other agent) and
+            the reason text the action record carries.
+        """
         team_id = self._team_id(ctx)
         team = ctx.policies.teams.get(team_id) if team_id is not None else None
         if team is None:
@@ -470,7 +658,12 @@ class Conversation:
     # ------------------------------------------------------------------ time
 
     def next_due(self) -> int | None:
-        """Return the earliest pending warning or deadline instant of the measured clocks."""
+        """Return the earliest pending warning or deadline instant of the running clocks.
+
+        Returns:
+            Epoch ms UTC, or None when no clock has an instant to fire (none running, all paused or
+            unmeasured, or all breached).
+        """
         nxt = None
         for clock in self.clocks:
             inst = clock.next_instant()
@@ -479,7 +672,19 @@ class Conversation:
         return nxt
 
     def fire_until(self, ctx: Context, limit: int, *, inclusive: bool = True) -> None:
-        """Emit every warning and breach due up to `limit`, in time order."""
+        """Emit every warning and breach due up to `limit`, in time order.
+
+        A clock whose warning and deadline coincide only breaches (no separate warning). Each
+        instant fired moves `last_fired`, so an event that later arrives at or before it is known to
+        be late.
+
+        Args:
+            ctx: The shared context that receives the records.
+            limit: Epoch ms UTC (the watermark or the next event's instant).
+            inclusive: Whether instants equal to `limit` fire; the engine passes False before
+                applying an event at `limit`, since events at a deadline instant apply before the
+                breach fires (SPEC §4 edge rules).
+        """
         while True:
             due = self.next_due()
             if due is None or due > limit or (due == limit and not inclusive):
@@ -500,7 +705,15 @@ class Conversation:
     # ------------------------------------------------------------------ events
 
     def apply(self, ctx: Context, event: Event) -> None:
-        """Apply one event at its own instant (timers before it must have fired already)."""
+        """Apply one event at its own instant (timers before it must have fired already).
+
+        Dispatches on the event's type (SPEC §1): inbound and outbound messages, assignments,
+        conversation actions and activities. Events at one instant apply in the order given.
+
+        Args:
+            ctx: The shared context that receives the records.
+            event: A decoded event of this conversation.
+        """
         at = event.occurred_at
         self.last_t = max(self.last_t, at)
         if isinstance(event, MessageEvent):
@@ -516,10 +729,16 @@ class Conversation:
             self._activity(ctx, event, at)
 
     def _load(self, ctx: Context, delta: int) -> None:
+        """Add `delta` to the assignee's open-conversation count while the cycle is open."""
         if self.agent is not None and self.phase == OPEN:
             ctx.loads[self.agent] = ctx.loads.get(self.agent, 0) + delta
 
     def _open_cycle(self, ctx: Context, at: int) -> None:
+        """Open a new cycle at `at` (SPEC §4: a customer message after `resolved`, or `opened`).
+
+        The cycle number goes up by one, per-cycle `seq`s restart (conversation-scoped metrics keep
+        counting) and the per-cycle flags reset. An unassigned conversation starts `assignment`.
+        """
         if self.cycle > 0:
             # Clocks started before the first cycle opened (a promise, say) belong to cycle 1.
             self.seqs = {m: n for m, n in self.seqs.items() if m in CONVERSATION_SCOPED}
@@ -537,6 +756,11 @@ class Conversation:
             self._start(ctx, Metric.ASSIGNMENT, at)
 
     def _set_status(self, ctx: Context, status: str, at: int) -> None:
+        """Set the conversation `status` (`open` / `pending`) and apply what it changes.
+
+        A status change can change the policy (`_reselect`) and pauses or resumes the clocks whose
+        `pause_when` lists it (SPEC §3).
+        """
         old = self.attrs.get("status") or "open"
         if status == old:
             return
@@ -545,6 +769,11 @@ class Conversation:
         self._apply_pauses(ctx, at)
 
     def _apply_pauses(self, ctx: Context, at: int) -> None:
+        """Pause or resume every measured running clock as the current status asks (SPEC §3).
+
+        Each change emits `paused` or `resumed`; a resumed clock whose recomputed deadline is
+        already past breaches at once.
+        """
         for clock in list(self.clocks):
             if not clock.measured or clock.done:
                 continue
@@ -560,6 +789,11 @@ class Conversation:
                 self._catch_up(ctx, clock, at)
 
     def _is_reply(self, event: MessageEvent) -> bool:
+        """Return whether a message fulfils reply clocks (SPEC §4).
+
+        An agent's message that is not a `note` (templates count), or a bot's under
+        `bot_replies_count: true`. System messages never count.
+        """
         if event.kind == "note":
             return False
         if event.author == "agent":
@@ -567,9 +801,11 @@ class Conversation:
         return event.author == "bot" and self.policy is not None and self.policy.bot_replies_count
 
     def _bot_handled(self) -> bool:
+        """Return whether `handled_by` is `bot` (then customer messages start no reply clock)."""
         return self.attrs.get("handled_by") == "bot"
 
     def _set_channel(self, ctx: Context, channel: str, at: int) -> None:
+        """Record the message's channel; reselect the policy if some `when` reads `channel`."""
         if channel == self.channel:
             return
         self.channel = channel
@@ -579,6 +815,15 @@ class Conversation:
             self._apply_pauses(ctx, at)
 
     def _inbound(self, ctx: Context, event: MessageEvent, at: int) -> None:
+        """SPEC §4, an inbound customer message.
+
+        In order: opens a cycle if none is open; sets a `pending` conversation back to `open`; marks
+        the oldest unanswered message; the cycle's first one starts `resolution` and (unless the bot
+        handles the chat) `first_response`; a later one after a reply starts `next_response` if no
+        reply clock runs (one clock per wait). It opens a `service_window` if none runs, else
+        retargets it to `within` after this message. After a first contact attempt it is contact
+        made: `contact_attempts` is met.
+        """
         self._set_channel(ctx, event.channel, at)
         if self.phase != OPEN:
             self._open_cycle(ctx, at)
@@ -613,6 +858,14 @@ class Conversation:
             self._finish(ctx, attempts, at)
 
     def _outbound(self, ctx: Context, event: MessageEvent, at: int) -> None:
+        """SPEC §4, an outbound message.
+
+        A `note` does nothing. A reply (`_is_reply`) fulfils `first_response`, `next_response` and
+        every `follow_up`, and, unless it is a `template`, the `service_window`. An agent's message
+        is also a contact attempt and agent activity (`cadence`), and the cycle's first one starts
+        `qualification` when the conversation has a `lead_source` and `lead_status` is unset or
+        `new`.
+        """
         self._set_channel(ctx, event.channel, at)
         if event.kind == "note":
             return
@@ -642,6 +895,17 @@ class Conversation:
             self._agent_activity(ctx, at)
 
     def _attempt(self, ctx: Context, at: int, *, connected: bool) -> None:
+        """SPEC §4, "Attempts": count a contact attempt for `contact_attempts`.
+
+        One less than `gap` (default 10m) after the last counted attempt is part of it. The clock is
+        met at the `min`-th attempt, or at once when the attempt made contact (`connected`).
+
+        Args:
+            ctx: The shared context.
+            at: Epoch ms UTC of the attempt.
+            connected: Whether the attempt reached the customer (an activity with outcome
+                `connected`).
+        """
         clock = self._running(Metric.CONTACT_ATTEMPTS)
         if clock is None:
             return
@@ -654,6 +918,11 @@ class Conversation:
             self._finish(ctx, clock, at)
 
     def _agent_activity(self, ctx: Context, at: int) -> None:
+        """SPEC §4, `cadence`: agent activity ends the running silence and starts the next one.
+
+        The next clock starts only while `lead_status` is one the target lists and no won/lost
+        resolution switched cadence off.
+        """
         cadence = self._running(Metric.CADENCE)
         if cadence is not None:
             self._finish(ctx, cadence, at)
@@ -661,7 +930,7 @@ class Conversation:
             self._start(ctx, Metric.CADENCE, at)
 
     def _cadence_listed(self) -> bool:
-        """Whether a cadence clock should run now: a listed lead status, and not won/lost."""
+        """Return whether a cadence clock should run now: a listed lead status, and not won/lost."""
         policy = self.policy
         if policy is None or self.cadence_off:
             return False
@@ -670,10 +939,18 @@ class Conversation:
         return tgt is not None and isinstance(status, str) and status in tgt.cadence
 
     def _activity(self, ctx: Context, event: ActivityEvent, at: int) -> None:
+        """SPEC §1/§4, `activity`: a contact attempt and agent activity, never a reply."""
         self._attempt(ctx, at, connected=event.outcome == "connected")
         self._agent_activity(ctx, at)
 
     def _assignment(self, ctx: Context, event: AssignmentEvent, at: int) -> None:
+        """SPEC §4, `assigned` / `unassigned`.
+
+        `assigned` moves the load to the new assignee, meets `assignment`, meets `handoff` when the
+        event's `role` is the target's `to_role` (default `ae`), and starts `contact_attempts` at
+        the cycle's first assignment when the conversation has a `lead_source`. `unassigned`
+        (ignored when nobody is assigned) starts a new `assignment` clock while the cycle is open.
+        """
         if event.action == "assigned":
             self._load(ctx, -1)
             self.agent = event.agent_id
@@ -704,6 +981,12 @@ class Conversation:
                 self._start(ctx, Metric.ASSIGNMENT, at)
 
     def _conversation(self, ctx: Context, event: ConversationEvent, at: int) -> None:
+        """SPEC §1, `conversation` events: dispatch on the action.
+
+        `opened` (which opens a cycle when none is open) and `updated` set attributes; `resolved`
+        and `reopened` end and continue cycles; `follow_up_promised` starts `follow_up` with its
+        `due_at` as the deadline (one without `due_at` is ignored).
+        """
         action = event.action
         if action in ("opened", "updated"):
             if action == "opened" and self.phase != OPEN:
@@ -717,6 +1000,16 @@ class Conversation:
             self._start(ctx, Metric.FOLLOW_UP, at, fixed_deadline=event.due_at)
 
     def _update(self, ctx: Context, event: ConversationEvent, at: int) -> None:
+        """SPEC §1/§4, `opened` / `updated`: set attributes and apply what they change.
+
+        Stops come first, so a clock fulfilled by this change is not retargeted by it: a lead status
+        of qualified/disqualified/nurture meets `qualification`; leaving `new` is contact made for
+        `contact_attempts`; leaving `qualified` cancels `handoff`. Then the policy is chosen again
+        (retargets) and pauses applied. A lead-status change cancels a cadence whose status is no
+        longer listed or starts one for a listed status, and `qualified` starts `handoff`. The
+        hand-off from bot to human with a customer message unanswered starts `first_response` (no
+        reply yet this cycle) or `next_response`, counted from the hand-off.
+        """
         attrs = self.attrs
         old_status = attrs.get("lead_status")
         old_handled = attrs.get("handled_by") or "human"
@@ -774,7 +1067,14 @@ class Conversation:
                     self._start(ctx, Metric.NEXT_RESPONSE, at)
 
     def _reselect(self, ctx: Context, at: int) -> None:
-        """Choose the policy again and retarget running clocks whose target changed."""
+        """Choose the policy again and retarget running clocks whose target changed (SPEC §3).
+
+        For each running clock not yet breached (a breach is never undone): a new target, policy or
+        calendar recomputes its instants from its original start and emits `retargeted` (or
+        `started` for a clock that becomes measured, paused at once if the status pauses it); a
+        recomputed instant already past fires at once. A clock whose target disappears ends
+        `cancelled` with the deadline it had.
+        """
         self.policy = ctx.policy_for(self.attrs)
         for clock in list(self.clocks):
             if clock.done or clock.breached:
@@ -808,6 +1108,14 @@ class Conversation:
             self._catch_up(ctx, clock, at)
 
     def _resolve(self, ctx: Context, event: ConversationEvent, at: int) -> None:
+        """SPEC §4, `resolved`: the cycle ends.
+
+        `resolution` is fulfilled (its final record is kept in case a `reopened` resumes it). Every
+        other running clock ends unfulfilled (`cancelled`, or `closed` if breached), except
+        `service_window`, which a resolve never ends, and `cadence`, which ends only with outcome
+        `won` or `lost` (and then stays off until `lead_status` next changes). A `pending` status
+        becomes `open`. A resolve while no cycle is open is ignored.
+        """
         if self.phase != OPEN:
             return
         res = self._running(Metric.RESOLUTION)
@@ -835,6 +1143,13 @@ class Conversation:
         self.unanswered = None
 
     def _reopen(self, ctx: Context, at: int) -> None:
+        """SPEC §4, `reopened`: continue the resolved cycle.
+
+        The resolution clock resumes, the time spent resolved counting as paused (a breach before
+        the resolve stands); clocks the resolve cancelled stay cancelled. The cycle counts as
+        replied, so customer messages start `next_response`; an unassigned conversation starts
+        `assignment`. A reopen with no resolved cycle to continue is ignored.
+        """
         if self.phase != RESOLVED:
             return
         self.phase = OPEN

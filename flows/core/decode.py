@@ -71,6 +71,11 @@ class _Invalid(Exception):
     """Raised inside the decoder with the rejection reason; turned into `Rejected`."""
 
     def __init__(self, reason: str) -> None:
+        """Carry `reason`, the text the dead letter will show.
+
+        Args:
+            reason: The rejection reason, naming the field at fault.
+        """
         super().__init__(reason)
         self.reason = reason
 
@@ -127,6 +132,15 @@ def decode_event(
 
 
 def _decode_object(obj: dict[str, Any]) -> Event:
+    """Build the event of a decoded JSON object, or raise `_Invalid` naming the field at fault.
+
+    SPEC §1: every event needs `event_id`, `type`, `conversation_id` and `occurred_at`; the rest
+    depends on `type`. The common fields are checked inline (the hot path); a failing one is read
+    again by a field reader only to word the reason.
+
+    Raises:
+        _Invalid: a required field is missing, empty, of the wrong type or out of range.
+    """
     # Every event has these four: check them inline, and call the readers only to explain.
     event_id = obj.get("event_id")
     if type(event_id) is not str or not event_id:
@@ -150,6 +164,14 @@ def _decode_object(obj: dict[str, Any]) -> Event:
 
 
 def _message(obj: dict[str, Any], event_id: str, conversation_id: str, at: int) -> MessageEvent:
+    """Build a `message` event (SPEC §1).
+
+    `direction` and `author` are required; `agent_id` is required when the author is `agent`.
+    `channel` defaults to `whatsapp` and `kind` to `text`; message content is never read.
+
+    Raises:
+        _Invalid: naming the field at fault.
+    """
     direction = _required_enum(obj, "direction", DIRECTIONS)
     author = _required_enum(obj, "author", AUTHORS)
     agent_id = _optional_nonempty(obj, "agent_id")
@@ -174,6 +196,13 @@ def _message(obj: dict[str, Any], event_id: str, conversation_id: str, at: int) 
 def _assignment(
     obj: dict[str, Any], event_id: str, conversation_id: str, at: int
 ) -> AssignmentEvent:
+    """Build an `assignment` event (SPEC §1): `action`; `agent_id` required when `assigned`.
+
+    `team_id` must be non-empty when given; `role` and `by` are free text.
+
+    Raises:
+        _Invalid: naming the field at fault.
+    """
     action = _required_enum(obj, "action", ASSIGNMENT_ACTIONS)
     agent_id = _optional_nonempty(obj, "agent_id")
     if agent_id is None and action == "assigned":
@@ -193,6 +222,14 @@ def _assignment(
 def _conversation(
     obj: dict[str, Any], event_id: str, conversation_id: str, at: int
 ) -> ConversationEvent:
+    """Build a `conversation` event (SPEC §1); only the fields its `action` uses are read.
+
+    `opened`/`updated` carry attributes, `resolved` an optional `outcome`, `follow_up_promised` a
+    required `due_at` instant (epoch ms UTC); `reopened` nothing.
+
+    Raises:
+        _Invalid: naming the field at fault.
+    """
     action = _required_enum(obj, "action", CONVERSATION_ACTIONS)
     if action in ATTRIBUTE_ACTIONS:
         return ConversationEvent(event_id, conversation_id, at, action, _attributes(obj))
@@ -208,6 +245,18 @@ def _conversation(
 
 
 def _attributes(obj: dict[str, Any]) -> tuple[tuple[str, AttrValue], ...]:
+    """Read the conversation attributes present in `obj`, in sorted key order.
+
+    A `null` value is kept as None (it clears the attribute); `tags` is a list of strings;
+    `priority`, `lead_status`, `handled_by` and `status` must be one of their values; `team_id` must
+    be non-empty.
+
+    Returns:
+        (key, value) pairs, only for keys present.
+
+    Raises:
+        _Invalid: naming the attribute at fault.
+    """
     attrs: list[tuple[str, AttrValue]] = []
     for key in _SORTED_ATTRIBUTE_KEYS:
         if key not in obj:
@@ -232,6 +281,11 @@ def _attributes(obj: dict[str, Any]) -> tuple[tuple[str, AttrValue], ...]:
 
 
 def _tags(value: object) -> tuple[str, ...]:
+    """Return `tags` as a tuple of strings.
+
+    Raises:
+        _Invalid: not a list, or a list holding something other than strings.
+    """
     if type(value) is list and all(type(tag) is str for tag in value):
         return tuple(value)
     if type(value) is list:
@@ -242,6 +296,11 @@ def _tags(value: object) -> tuple[str, ...]:
 
 
 def _activity(obj: dict[str, Any], event_id: str, conversation_id: str, at: int) -> ActivityEvent:
+    """Build an `activity` event (SPEC §1): `kind` and `agent_id` required, `outcome` optional.
+
+    Raises:
+        _Invalid: naming the field at fault.
+    """
     return ActivityEvent(
         event_id,
         conversation_id,
@@ -256,6 +315,7 @@ def _activity(obj: dict[str, Any], event_id: str, conversation_id: str, at: int)
 
 
 def _required_nonempty(obj: dict[str, Any], key: str) -> str:
+    """Return `obj[key]`, which must be a non-empty string; else raise `_Invalid` naming `key`."""
     value = obj.get(key)
     if type(value) is str and value:
         return value
@@ -267,6 +327,7 @@ def _required_nonempty(obj: dict[str, Any], key: str) -> str:
 
 
 def _optional_nonempty(obj: dict[str, Any], key: str) -> str | None:
+    """Return `obj[key]` (a non-empty string) or None when absent or null; else raise `_Invalid`."""
     value = obj.get(key)
     if value is None or (type(value) is str and value):
         return value
@@ -276,6 +337,7 @@ def _optional_nonempty(obj: dict[str, Any], key: str) -> str | None:
 
 
 def _optional_string(obj: dict[str, Any], key: str) -> str | None:
+    """Return `obj[key]` (any string, even empty), or None if absent or null; else `_Invalid`."""
     value = obj.get(key)
     if value is None or type(value) is str:
         return value
@@ -283,6 +345,7 @@ def _optional_string(obj: dict[str, Any], key: str) -> str | None:
 
 
 def _required_enum(obj: dict[str, Any], key: str, allowed: tuple[str, ...]) -> str:
+    """Return `obj[key]`, which must be one of `allowed`; else raise `_Invalid` listing them."""
     value = obj.get(key)
     if type(value) is str and value in allowed:
         return value
@@ -294,6 +357,11 @@ def _required_enum(obj: dict[str, Any], key: str, allowed: tuple[str, ...]) -> s
 
 
 def _required_instant(obj: dict[str, Any], key: str) -> int:
+    """Return `obj[key]` as epoch ms UTC (RFC 3339 with offset, or integer epoch ms).
+
+    Raises:
+        _Invalid: the field is missing or not a valid instant (the reason says why).
+    """
     if key not in obj:
         _missing(key)
     try:
@@ -307,6 +375,7 @@ def _required_instant(obj: dict[str, Any], key: str) -> int:
 
 
 def _missing(key: str, when_key: str | None = None, when_value: str | None = None) -> NoReturn:
+    """Raise `_Invalid`: "missing field 'F'", with "(required when K is 'V')" when conditional."""
     reason = f"missing field '{key}'"
     if when_key is not None:
         reason = f"{reason} (required when {when_key} is '{when_value}')"
@@ -314,22 +383,26 @@ def _missing(key: str, when_key: str | None = None, when_value: str | None = Non
 
 
 def _empty(key: str) -> NoReturn:
+    """Raise `_Invalid`: "field 'F' must not be empty"."""
     reason = f"field '{key}' must not be empty"
     raise _Invalid(reason)
 
 
 def _wrong_type(key: str, expected: str, value: object) -> NoReturn:
+    """Raise `_Invalid`: "field 'F' must be <expected>, not <JSON type of value>"."""
     reason = f"field '{key}' must be {expected}, not {_json_type(value)}"
     raise _Invalid(reason)
 
 
 def _not_one_of(key: str, allowed: tuple[str, ...], value: str) -> NoReturn:
+    """Raise `_Invalid`: "field 'F' must be one of 'A', 'B', not 'X'" (X cut to 40 characters)."""
     choices = ", ".join(f"'{choice}'" for choice in allowed)
     reason = f"field '{key}' must be one of {choices}, not {_show(value)}"
     raise _Invalid(reason)
 
 
 def _syntax_reason(raw: bytes, exc: orjson.JSONDecodeError) -> str:
+    """Return why orjson could not parse `raw`: bad UTF-8 (byte and offset), else bad JSON."""
     # orjson reports bad UTF-8 and bad JSON alike; Python's codec tells them apart and says where.
     try:
         bytes(raw).decode("utf-8")
@@ -342,6 +415,7 @@ def _syntax_reason(raw: bytes, exc: orjson.JSONDecodeError) -> str:
 
 
 def _json_type(value: object) -> str:
+    """Return the JSON type of a parsed value as a reason says it ("null", "an integer", …)."""
     if value is None:
         return "null"
     if isinstance(value, bool):
@@ -360,12 +434,14 @@ def _json_type(value: object) -> str:
 
 
 def _show(text: str) -> str:
+    """Return `repr(text)`, cut to 40 characters, so a reason never carries a long value."""
     if len(text) > _MAX_SHOWN:
         text = text[: _MAX_SHOWN - 3] + "..."
     return repr(text)
 
 
 def _seconds(ms: int) -> str:
+    """Format milliseconds as seconds with at most three decimals and no trailing zeros."""
     return f"{ms / 1000:.3f}".rstrip("0").rstrip(".")
 
 
@@ -417,5 +493,6 @@ def event_to_json(event: Event) -> dict[str, Any]:
 
 
 def _put(out: dict[str, Any], key: str, value: str | None) -> None:
+    """Set `out[key]` to `value` unless it is None (optional fields are left out, not null)."""
     if value is not None:
         out[key] = value

@@ -1,14 +1,19 @@
 """The SLA engine: many conversations driven by event time.
 
-`Engine.process(events, watermark)` buffers the events, then applies every buffered event and
-fires every warning and deadline up to `watermark`, strictly in time order (at one instant,
-events first, in input order; then timers). It returns the records produced. The caller owns
-the watermark: `slawatch replay` uses the largest event time seen, the live monitor a
-per-shard watermark that follows the wall clock when the input is idle.
+`Engine.process(events, watermark)` buffers the events, then applies every buffered event and fires
+every warning and deadline up to `watermark`, strictly in time order (at one instant, events first,
+in input order; then timers). It returns the records produced. The caller owns the watermark:
+`slawatch replay` uses the largest event time seen, the live monitor a per-shard watermark that
+follows the wall clock when the input is idle (SPEC §5).
 
 An event older than what its conversation has already processed is *late*: the conversation is
-rebuilt from its event log with the late event in place, and every record that differs from what
-was emitted is emitted again with `late: true` (a clock that no longer exists is `cancelled`).
+rebuilt from its event log with the late event in place, and every record that differs from what was
+emitted is emitted again with `late: true` (a clock that no longer exists is `cancelled`). Stores
+that keep the latest record per clock therefore converge to the truth (SPEC §5).
+
+Duplicates (SPEC §1): a repeated `event_id` is ignored, whether it is still in the engine's filter
+or, once the filter forgot it, in its conversation's log. Units: instants are epoch ms UTC,
+`horizon_ms` is milliseconds.
 """
 
 from __future__ import annotations
@@ -34,11 +39,18 @@ DEFAULT_HORIZON_MS: Final = 24 * 3600 * 1000
 
 
 def _time(event: Event) -> int:
+    """Return an event's instant (epoch ms UTC): the sort key of the pending buffer and logs."""
     return event.occurred_at
 
 
 class Engine:
-    """Holds the conversations of one shard (or of a whole replay) and their timers."""
+    """Holds the conversations of one shard (or of a whole replay) and their timers.
+
+    Invariants: events are applied in (event time, arrival) order, and a conversation's warnings and
+    deadlines before an event's instant fire before it, so replaying the same input gives the same
+    records (SPEC §5). `processed_until` never goes back. The timer heap may hold stale entries (a
+    conversation's due instant moved); they are skipped when popped.
+    """
 
     __slots__ = (
         "_compacted_at",
@@ -56,10 +68,11 @@ class Engine:
         """Create an empty engine.
 
         Args:
-            policies: the loaded policy file.
-            horizon_ms: how far behind the watermark a late event can still correct outcomes.
-                Quiet conversations forget their event logs, and the engine the ids of events,
-                once they are older than this, so memory stays bounded on a long run.
+            policies: The loaded policy file.
+            horizon_ms: How far behind the watermark a late event can still correct outcomes. Quiet
+                conversations forget their event logs, and the engine the ids of events, once they
+                are older than this, so memory stays bounded on a long run. A late event behind a
+                forgotten log becomes a dead letter instead of a correction.
         """
         self.ctx = Context(policies)
         self.conversations: dict[str, Conversation] = {}
@@ -87,21 +100,27 @@ class Engine:
         return state
 
     def __setstate__(self, state: dict[str, object]) -> None:
-        """Restore a snapshot taken with `__getstate__`."""
+        """Restore a snapshot taken with `__getstate__`.
+
+        The restored engine shares no loads with anyone until `share_loads` is called.
+
+        Args:
+            state: The mapping `__getstate__` returned.
+        """
         for name, value in state.items():
             object.__setattr__(self, name, value)
 
     def share_loads(self, loads: dict[str, int], rr: dict[str, int], *, count_own: bool) -> None:
         """Count agent loads and round-robin positions in dictionaries shared with others.
 
-        The live monitor's shards on one worker share one pair, so an agent's open
-        conversations are counted across them (the `overloaded` cause, reassignment).
+        The live monitor's shards on one worker share one pair, so an agent's open conversations are
+        counted across them (the `overloaded` cause, reassignment).
 
         Args:
-            loads: open conversations per agent, shared.
-            rr: last round-robin position per team, shared.
-            count_own: add this engine's open assigned conversations to `loads` (an engine
-                restored from a snapshot, whose conversations nobody has counted yet).
+            loads: Open conversations per agent, shared.
+            rr: Last round-robin position per team, shared.
+            count_own: Add this engine's open assigned conversations to `loads` (an engine restored
+                from a snapshot, whose conversations nobody has counted yet).
         """
         if count_own:
             for conv in self.conversations.values():
@@ -114,7 +133,12 @@ class Engine:
 
     @contextmanager
     def _isolated(self) -> Iterator[list[SlaRecord | ActionRecord | DeadLetter]]:
-        """Run a replay on copies of the shared loads, collecting its records apart."""
+        """Run a replay on copies of the shared loads, collecting its records apart.
+
+        Yields:
+            The list the replay's records are appended to; the engine's own loads, round-robin
+            positions and output list are restored on exit.
+        """
         ctx = self.ctx
         loads, rr, out = ctx.loads, ctx.rr, ctx.out
         ctx.loads, ctx.rr, ctx.out = dict(loads), dict(rr), []
@@ -128,7 +152,18 @@ class Engine:
     ) -> list[SlaRecord | ActionRecord | DeadLetter]:
         """Buffer `events`, then apply all events and timers up to `watermark`.
 
-        Returns the records produced, in time order.
+        Events later than `watermark` stay buffered until a later call's watermark passes them.
+        Among due events and timers, those of an earlier instant come first; at one instant events
+        apply before timers (SPEC §4 edge rules), and events in arrival order. Every `horizon / 24`
+        of watermark progress the engine compacts (`compact`).
+
+        Args:
+            events: Decoded events in any order (usually one fetch's worth).
+            watermark: Epoch ms UTC up to which everything has been seen.
+
+        Returns:
+            The records produced, in time order: SLA and action records, late corrections, and
+            dead letters for events too late to correct.
         """
         pending = self._pending
         if events:
@@ -167,7 +202,14 @@ class Engine:
         return out
 
     def next_due(self) -> int | None:
-        """Return the earliest instant at which something is pending (event or timer)."""
+        """Return the earliest instant at which something is pending (event or timer).
+
+        Stale timer entries at the top of the heap are dropped on the way.
+
+        Returns:
+            Epoch ms UTC, or None when nothing is buffered or scheduled. The live monitor turns it
+            into the wall instant Bytewax should wake the shard at.
+        """
         best = self._pending[0].occurred_at if self._pending else None
         timers = self._timers
         convs = self.conversations
@@ -182,12 +224,18 @@ class Engine:
         return best
 
     def _schedule(self, conv: Conversation) -> None:
+        """Push a timer for the conversation's next due instant, unless one is already scheduled."""
         due = conv.next_due()
         if due is not None and due != conv.scheduled:
             conv.scheduled = due
             heapq.heappush(self._timers, (due, conv.id))
 
     def _fire(self, entry: tuple[int, str]) -> None:
+        """Fire one timer entry: the conversation's warnings and deadlines at its instant.
+
+        A stale entry (the conversation's next due instant is no longer this one) is ignored; the
+        conversation's next instant is scheduled afterwards.
+        """
         at, cid = entry
         conv = self.conversations.get(cid)
         if conv is None or conv.next_due() != at:
@@ -197,6 +245,13 @@ class Engine:
         self._schedule(conv)
 
     def _apply(self, at: int, event: Event) -> None:
+        """Apply one due event to its conversation (created on first sight).
+
+        A repeated `event_id` is ignored (SPEC §1). An event before its conversation's latest
+        applied event, or at or before its latest fired timer, is late: the conversation is rebuilt
+        (`_rebuild`), or, if its log before the event was forgotten, the event becomes a dead letter
+        (`_too_late`). Otherwise it is logged, applied and the next timer scheduled.
+        """
         convs = self.conversations
         cid = event.conversation_id
         conv = convs.get(cid)
@@ -229,9 +284,12 @@ class Engine:
     def compact(self, cutoff: int) -> None:
         """Forget what only late events older than `cutoff` would need.
 
-        Conversations with no running clock whose last activity is before `cutoff` drop their
-        event logs; event ids older than `cutoff` are dropped from the duplicate filter (an old
-        duplicate is then recognised in its conversation's log, if it still has one).
+        Conversations with no running clock whose last activity is before `cutoff` drop their event
+        logs; event ids older than `cutoff` are dropped from the duplicate filter (an old duplicate
+        is then recognised in its conversation's log, if it still has one).
+
+        Args:
+            cutoff: Epoch ms UTC; usually the watermark minus the horizon.
         """
         self._compacted_at = cutoff + self.horizon
         for conv in self.conversations.values():
@@ -243,6 +301,11 @@ class Engine:
             self.seen_from = cutoff
 
     def _too_late(self, event: Event) -> DeadLetter:
+        """Return the dead letter for a late event whose conversation forgot the history it needs.
+
+        The reason names the event's instant, the conversation, the instant before which its history
+        was forgotten and the correction horizon; `raw` is the event re-encoded as JSON.
+        """
         return dead_letter(
             (
                 f"event at {format_instant(event.occurred_at)} is too late to correct "
@@ -257,6 +320,15 @@ class Engine:
     def _replay(
         self, cid: str, base: Conversation | None, log: list[Event], until: int
     ) -> Conversation:
+        """Rebuild a conversation from `base` (None: from nothing) by applying `log` in order.
+
+        Timers before each event's instant fire first (not those at it: events at an instant apply
+        before its timers), and every timer up to `until` at the end. Records go to the context's
+        current output list, so callers wrap this in `_isolated`.
+
+        Returns:
+            The rebuilt conversation, with `base` as its base and `log` as its log.
+        """
         ctx = self.ctx
         conv = Conversation(cid, ctx) if base is None else base.clone()
         conv.base = base
@@ -268,7 +340,16 @@ class Engine:
         return conv
 
     def _rebuild(self, old: Conversation, late: Event) -> None:
-        """Recompute a conversation with a late event and emit what changed, marked late."""
+        """Recompute a conversation with a late event and emit what changed, marked late.
+
+        SPEC §5: the conversation is replayed twice from its base up to what was already processed,
+        without and with the late event; every SLA record of the second run that the first did not
+        produce is emitted with `late: true`, new action records are emitted as they are, and each
+        clock's latest record is emitted last so stores keeping the latest state per clock converge.
+        A clock that only the first run had is `cancelled` at the late event's instant (or returns
+        to the record that ended it before a reopen the late event undid). Agent loads move from the
+        old state to the new.
+        """
         until = max(self.processed_until, old.last_t)
         out, loads = self.ctx.out, self.ctx.loads
         if old.agent is not None and old.phase == OPEN:

@@ -27,7 +27,23 @@ AttrValue = str | tuple[str, ...] | None
 
 @dataclass(frozen=True, slots=True)
 class MessageEvent:
-    """A WhatsApp message in or out of the conversation (content is never carried)."""
+    """A WhatsApp message in or out of the conversation (content is never carried).
+
+    SPEC §1 `message`. Every inbound message is the customer's, whatever `author` says; only an
+    outbound `agent` message that is not a `note` is a reply (or a bot's, if the policy says so).
+
+    Attributes:
+        event_id: Unique id; a repeated one is ignored.
+        conversation_id: The conversation it belongs to.
+        occurred_at: Event time, epoch ms UTC.
+        direction: `inbound` (from the customer) or `outbound`.
+        author: `customer`, `agent`, `bot` or `system`.
+        agent_id: The agent, required when `author` is `agent`.
+        message_id: The inbox's message id, if given.
+        channel: Default `whatsapp`; policies may match on it.
+        kind: Default `text`; a `note` never counts as a reply, a `template` does (but does not end
+            the `service_window`).
+    """
 
     event_id: str
     conversation_id: str
@@ -44,7 +60,20 @@ class MessageEvent:
 
 @dataclass(frozen=True, slots=True)
 class AssignmentEvent:
-    """An agent is assigned to, or removed from, the conversation."""
+    """An agent is assigned to, or removed from, the conversation.
+
+    SPEC §1 `assignment`; the assignee stays across cycles until `unassigned` or a new `assigned`.
+
+    Attributes:
+        event_id: Unique id; a repeated one is ignored.
+        conversation_id: The conversation it belongs to.
+        occurred_at: Event time, epoch ms UTC.
+        action: `assigned` or `unassigned`.
+        agent_id: The agent; required when `assigned`.
+        team_id: The team, if given (it names the team in records).
+        role: The assignee's role (`sdr`, `ae`, …); `handoff` is met by its target's `to_role`.
+        by: `auto`, `manual` or `escalation`, if given (informational).
+    """
 
     event_id: str
     conversation_id: str
@@ -62,8 +91,17 @@ class AssignmentEvent:
 class ConversationEvent:
     """A change to the conversation: attributes, resolution, reopening or a follow-up promise.
 
-    `attrs` holds only the attribute keys present in the input, as sorted `(key, value)` pairs;
-    a JSON `null` clears the attribute. `tags` is a tuple of strings.
+    `attrs` holds only the attribute keys present in the input, as sorted `(key, value)` pairs; a
+    JSON `null` clears the attribute. `tags` is a tuple of strings.
+
+    Attributes:
+        event_id: Unique id; a repeated one is ignored.
+        conversation_id: The conversation it belongs to.
+        occurred_at: Event time, epoch ms UTC.
+        action: `opened`, `updated`, `resolved`, `reopened` or `follow_up_promised`.
+        attrs: The attributes set (only for `opened` / `updated`).
+        outcome: The resolution's outcome (`won`, `lost`, …), only for `resolved`.
+        due_at: The promised instant, epoch ms UTC, only for `follow_up_promised`.
     """
 
     event_id: str
@@ -79,7 +117,16 @@ class ConversationEvent:
 
 @dataclass(frozen=True, slots=True)
 class ActivityEvent:
-    """Work on the lead outside the chat (call, email, ...): a contact attempt, never a reply."""
+    """Work on the lead outside the chat (call, email, ...): a contact attempt, never a reply.
+
+    Attributes:
+        event_id: Unique id; a repeated one is ignored.
+        conversation_id: The conversation it belongs to.
+        occurred_at: Event time, epoch ms UTC.
+        kind: `call`, `email`, `sms`, `meeting`, `other` (any non-empty text is accepted).
+        agent_id: The agent who did it.
+        outcome: `connected` is contact made for `contact_attempts`; other values are kept as given.
+    """
 
     event_id: str
     conversation_id: str
@@ -96,12 +143,17 @@ Event = MessageEvent | AssignmentEvent | ConversationEvent | ActivityEvent
 
 @dataclass(frozen=True, slots=True)
 class Rejected:
-    """A raw input that is not a valid event: it becomes a dead letter with this reason."""
+    """A raw input that is not a valid event: it becomes a dead letter with this reason.
+
+    Attributes:
+        reason: Why, naming the field at fault (e.g. "missing field 'occurred_at'").
+    """
 
     reason: str
 
 
 def _reduce(event: Event) -> tuple[type[Event], tuple[object, ...]]:
+    """Return how pickle rebuilds an event: its class and its fields in slot order."""
     # Pickle as (class, positional fields): the dataclass default builds a field list per
     # object, which made engine snapshots (thousands of logged events) twice as slow.
     return type(event), tuple([getattr(event, name) for name in event.__slots__])

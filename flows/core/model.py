@@ -68,7 +68,16 @@ class Target:
 
 @dataclass(frozen=True, slots=True)
 class Escalation:
-    """An action taken when a clock of `metric` emits `on` (`warning` or `breached`)."""
+    """An action taken when a clock of `metric` emits `on` (`warning` or `breached`).
+
+    SPEC §3 `escalations`; each fires one SPEC §6 action record per `notify` and per `reassign`.
+
+    Attributes:
+        on: `warning` or `breached`.
+        metric: The metric whose clocks trigger it (the policy has a target for it).
+        notify: Whom to notify: `supervisor` (the team's), or a role or person as written.
+        reassign: Whether to suggest reassigning to the least-loaded team member.
+    """
 
     on: str
     metric: str
@@ -82,6 +91,16 @@ class Policy:
 
     `when` maps an attribute name to the accepted values (any of them matches). A list-valued
     attribute (`tags`) matches when any of its values is accepted.
+
+    Attributes:
+        id: Unique within the file; records carry it as `policy_id`.
+        when: Attribute → accepted values; empty matches every conversation.
+        targets: Metric → target; a metric without one is not measured.
+        calendar: The business time targets count (None: 24/7 wall clock).
+        calendar_id: The calendar's name in the file (snapshots refer to it).
+        bot_replies_count: Whether a bot's reply fulfils reply clocks.
+        escalations: What to do on warnings and breaches, in file order.
+        overload_at: Open conversations from which an assignee is `overloaded` (SPEC §4).
     """
 
     id: str
@@ -96,7 +115,13 @@ class Policy:
 
 @dataclass(frozen=True, slots=True)
 class Team:
-    """A team: its agents in round-robin order and its supervisor."""
+    """A team: its agents in round-robin order and its supervisor.
+
+    Attributes:
+        id: The team id, as `team_id` attributes and assignments name it.
+        agents: Agent ids, distinct, in round-robin order.
+        supervisor: Who `notify: supervisor` reaches, if anyone.
+    """
 
     id: str
     agents: tuple[str, ...]
@@ -105,7 +130,13 @@ class Team:
 
 @dataclass(frozen=True, slots=True)
 class PolicySet:
-    """Everything loaded from a policy file."""
+    """Everything loaded from a policy file.
+
+    Attributes:
+        policies: In file order; the first match applies (`select_policy`).
+        teams: By id.
+        calendars: By name.
+    """
 
     policies: tuple[Policy, ...]
     teams: Mapping[str, Team] = field(default_factory=dict)

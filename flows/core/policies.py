@@ -175,6 +175,12 @@ def select_policy(policies: Sequence[Policy], attrs: Mapping[str, AttrValue]) ->
 
 
 def _matches(attrs: Mapping[str, AttrValue], key: str, accepted: frozenset[str]) -> bool:
+    """Return whether the attribute `key` has one of the `accepted` values (SPEC §3 `when`).
+
+    A list of values means any of them; for a tuple attribute (`tags`) one accepted element is
+    enough. An unset attribute takes its SPEC §1 default (`handled_by: human`, `status: open`) or
+    matches nothing.
+    """
     value = attrs.get(key)
     if value is None:
         value = _ATTRIBUTE_DEFAULTS.get(key)
@@ -186,26 +192,47 @@ def _matches(attrs: Mapping[str, AttrValue], key: str, accepted: frozenset[str])
 
 
 def _line(node: Node) -> int:
+    """Return the 1-based line on which `node` starts (what every `PolicyError` names)."""
     return int(node.start_mark.line) + 1
 
 
 def _listed(names: Sequence[str]) -> str:
+    """Return `names` joined for an error message ("a, b, c")."""
     return ", ".join(names)
 
 
 class _Reader:
-    """Walks the composed YAML nodes of one file, building model values or failing with a line."""
+    """Walks the composed YAML nodes of one file, building model values or failing with a line.
+
+    Every method either returns a validated value or raises `PolicyError` naming `path`, the line of
+    the offending node and a reason that says what is allowed; none returns a partial value.
+
+    Args:
+        path: The file name the errors name.
+    """
 
     def __init__(self, path: str) -> None:
         self.path = path
         self._constructor = SafeConstructor()
 
     def fail(self, node: Node, reason: str) -> NoReturn:
+        """Raise `PolicyError` for `node` with `reason`.
+
+        Raises:
+            PolicyError: Always, naming the file and the node's line.
+        """
         raise PolicyError(reason, path=self.path, line=_line(node))
 
     # -- the document ------------------------------------------------------------------------
 
     def policy_set(self, root: Node) -> PolicySet:
+        """Read the whole document: `calendars`, `teams` and `policies` (required).
+
+        Calendars come first, so policies can name them; only the three top-level keys are allowed.
+
+        Returns:
+            The validated policy set.
+        """
         entries = self.mapping(root, "the policy file")
         self.only_keys(entries, _TOP_KEYS, "top level")
         calendars: dict[str, Calendar] = {}
@@ -223,12 +250,26 @@ class _Reader:
     # -- calendars ---------------------------------------------------------------------------
 
     def calendars(self, node: Node) -> dict[str, Calendar]:
+        """Read the `calendars` mapping: one `Calendar` per id (SPEC §2)."""
         result: dict[str, Calendar] = {}
         for cal_id, (key, value) in self.mapping(node, "'calendars'").items():
             result[cal_id] = self.calendar(cal_id, key, value)
         return result
 
     def calendar(self, cal_id: str, key: ScalarNode, node: Node) -> Calendar:
+        """Read one calendar: `timezone` and `weekly` required, `holidays` and `overrides` optional.
+
+        The interval syntax, day names, dates and time zone are checked by `Calendar` itself; its
+        `CalendarError` is reported on the calendar's key line.
+
+        Args:
+            cal_id: The calendar's id (its key in `calendars`).
+            key: The key node, for the line of errors about the calendar as a whole.
+            node: The calendar's mapping.
+
+        Returns:
+            The validated calendar.
+        """
         where = f"calendar {cal_id!r}"
         entries = self.mapping(node, where)
         self.only_keys(entries, _CALENDAR_KEYS, where)
@@ -259,6 +300,11 @@ class _Reader:
     # -- teams -------------------------------------------------------------------------------
 
     def teams(self, node: Node) -> dict[str, Team]:
+        """Read the `teams` mapping (SPEC §3): a non-empty list of distinct agents and a supervisor.
+
+        Returns:
+            The teams by id, in file order.
+        """
         result: dict[str, Team] = {}
         for team_id, (key, value) in self.mapping(node, "'teams'").items():
             where = f"team {team_id!r}"
@@ -284,6 +330,18 @@ class _Reader:
     # -- policies ----------------------------------------------------------------------------
 
     def policies(self, node: Node, calendars: Mapping[str, Calendar]) -> tuple[Policy, ...]:
+        """Read the `policies` list (SPEC §3: the first policy whose `when` matches applies).
+
+        The list must not be empty; ids must be unique; a policy that an earlier one shadows (every
+        conversation it matches is matched first) is refused, since it could never apply.
+
+        Args:
+            node: The list node.
+            calendars: The calendars the policies may name.
+
+        Returns:
+            The policies in file order.
+        """
         if not isinstance(node, SequenceNode):
             self.fail(node, "'policies' must be a list of policies (first match wins)")
         if not node.value:
@@ -311,6 +369,22 @@ class _Reader:
     def policy(
         self, node: Node, index: int, calendars: Mapping[str, Calendar]
     ) -> tuple[Policy, Node]:
+        """Read one policy (SPEC §3).
+
+        Keys: `id` (required), `when`, `calendar`, `bot_replies_count`, `overload_at`, `targets`,
+        `escalations`.
+
+        Defaults: no `when` matches everything, no calendar means 24/7 wall-clock time, bots'
+        replies do not count, `overload_at` is 20. A metric without a target is not measured.
+
+        Args:
+            node: The policy's mapping.
+            index: Its 0-based position in the list (for errors before its id is known).
+            calendars: The calendars it may name.
+
+        Returns:
+            The policy and its id node (for the line of a duplicate-id error).
+        """
         entries = self.mapping(node, f"policy #{index + 1}")
         if "id" not in entries:
             self.fail(node, f"policy #{index + 1}: missing 'id'")
@@ -375,6 +449,14 @@ class _Reader:
         return policy, id_node
 
     def when(self, node: Node, where: str) -> dict[str, frozenset[str]]:
+        """Read a policy's `when`: each known attribute (or `channel`) with one value or a list.
+
+        Attributes with a closed set of values (priority, lead_status, handled_by, status) are
+        checked against it, since any other value could never match.
+
+        Returns:
+            The accepted values per attribute.
+        """
         result: dict[str, frozenset[str]] = {}
         for key, (key_node, value) in self.mapping(node, f"{where}, when").items():
             if key not in WHEN_KEYS:
@@ -399,6 +481,24 @@ class _Reader:
     # -- targets -----------------------------------------------------------------------------
 
     def target(self, metric: str, key: ScalarNode, node: Node, where: str) -> Target:
+        """Read one metric's target (SPEC §3), checking the keys that metric allows.
+
+        Durations are counted milliseconds. `within` is required except for `follow_up` (its
+        deadline is the promised `due_at`) and `cadence` (a duration per listed lead status, at
+        least one). `warn_at` (a fraction strictly between 0 and 1, default 0.8) and `warn_before`
+        (shorter than the target) exclude each other. `contact_attempts` requires `min` (≥ 1) and
+        takes `gap` (default 10m); `min` attempts `gap` apart must fit in `within`. `handoff`'s
+        `to_role` defaults to `ae`. `pause_when` lists `open` and/or `pending`.
+
+        Args:
+            metric: The metric name (a key of `targets`).
+            key: The metric's key node, for errors about the target as a whole.
+            node: The target's mapping (or null, for a metric without keys).
+            where: The location text errors start with.
+
+        Returns:
+            The validated target.
+        """
         entries: _Entries = {} if node.tag == _NULL_TAG else self.mapping(node, where)
         allowed = _TARGET_KEYS[metric]
         for name, (name_node, _) in entries.items():
@@ -500,6 +600,14 @@ class _Reader:
     def escalations(
         self, node: Node, targets: Mapping[str, Target], where: str
     ) -> tuple[Escalation, ...]:
+        """Read a policy's `escalations` list (SPEC §3).
+
+        Each entry needs `on` (`warning` or `breached`) and a `metric` the policy has a target for,
+        and does something: `notify` (a role or person) and/or `reassign: true`.
+
+        Returns:
+            The escalations in file order.
+        """
         if not isinstance(node, SequenceNode):
             self.fail(node, f"{where}: 'escalations' must be a list")
         result: list[Escalation] = []
@@ -544,7 +652,18 @@ class _Reader:
     # -- node readers ------------------------------------------------------------------------
 
     def mapping(self, node: Node, where: str) -> _Entries:
-        """Return the mapping's entries by key text, in file order, merge keys applied."""
+        """Return the mapping's entries by key text, in file order, merge keys applied.
+
+        A key written twice in the mapping itself is refused; a key given both explicitly and
+        through a merge (`<<: *anchor`) takes the explicit value.
+
+        Args:
+            node: The node that must be a mapping.
+            where: The location text errors start with.
+
+        Returns:
+            Key text → (key node, value node).
+        """
         if not isinstance(node, MappingNode):
             self.fail(node, f"{where} must be a mapping of 'key: value' entries")
         own: dict[str, int] = {}
@@ -568,16 +687,19 @@ class _Reader:
         return entries
 
     def key(self, node: Node, where: str) -> str:
+        """Return a mapping key's text; keys must be non-empty plain scalars."""
         if not isinstance(node, ScalarNode) or node.tag == _NULL_TAG or not node.value:
             self.fail(node, f"{where}: keys must be plain names")
         return str(node.value)
 
     def only_keys(self, entries: _Entries, allowed: Sequence[str], where: str) -> None:
+        """Refuse the first key of `entries` that is not in `allowed`, listing the allowed keys."""
         for key, (key_node, _) in entries.items():
             if key not in allowed:
                 self.fail(key_node, f"{where}: unknown key {key!r}; allowed: {_listed(allowed)}")
 
     def text(self, node: Node, where: str) -> str:
+        """Return a scalar's text, stripped; a list, a mapping, null or blank is refused."""
         if not isinstance(node, ScalarNode) or node.tag == _NULL_TAG:
             self.fail(node, f"{where} must be a single value, not {_shown(node)}")
         value = str(node.value).strip()
@@ -586,15 +708,26 @@ class _Reader:
         return value
 
     def items(self, node: Node) -> list[Node]:
+        """Return the items of a list node, or the node itself as a list of one."""
         return list(node.value) if isinstance(node, SequenceNode) else [node]
 
     def texts(self, node: Node, where: str, *, allow_empty: bool) -> tuple[str, ...]:
-        """Read a value or a list of values (a single value is a list of one)."""
+        """Read a value or a list of values (a single value is a list of one).
+
+        Args:
+            node: A scalar or a list of scalars.
+            where: The location text errors start with.
+            allow_empty: Whether an empty list is accepted.
+
+        Returns:
+            The texts, in file order.
+        """
         if isinstance(node, SequenceNode) and not node.value and not allow_empty:
             self.fail(node, f"{where}: the list is empty; give at least one value")
         return tuple(self.text(item, where) for item in self.items(node))
 
     def duration(self, node: Node, where: str) -> int:
+        """Return a SPEC §2 duration (`45s`, `5m`, `4h`, `2d`, `1h30m`) in milliseconds."""
         if not isinstance(node, ScalarNode) or node.tag == _NULL_TAG:
             self.fail(node, f"{where} must be a duration such as 45s, 5m, 4h, 2d or 1h30m")
         try:
@@ -603,11 +736,13 @@ class _Reader:
             self.fail(node, f"{where}: {err}")
 
     def boolean(self, node: Node, where: str) -> bool:
+        """Return a YAML boolean (`true` / `false`); other scalars, quoted text included, fail."""
         if not isinstance(node, ScalarNode) or node.tag != _BOOL_TAG:
             self.fail(node, f"{where} must be true or false, not {_shown(node)}")
         return bool(self._constructor.construct_yaml_bool(node))
 
     def integer(self, node: Node, where: str, minimum: int) -> int:
+        """Return a YAML integer not below `minimum`; floats and quoted numbers are refused."""
         if not isinstance(node, ScalarNode) or node.tag != _INT_TAG:
             self.fail(node, f"{where} must be a whole number, not {_shown(node)}")
         value = int(self._constructor.construct_yaml_int(node))
@@ -616,6 +751,7 @@ class _Reader:
         return value
 
     def fraction(self, node: Node, where: str) -> float:
+        """Return a number strictly between 0 and 1 (`warn_at`)."""
         if not isinstance(node, ScalarNode) or node.tag not in (_INT_TAG, _FLOAT_TAG):
             self.fail(node, f"{where} must be a number between 0 and 1, not {_shown(node)}")
         if node.tag == _INT_TAG:
@@ -628,6 +764,7 @@ class _Reader:
 
 
 def _shown(node: Node) -> str:
+    """Describe a node for an error message: its value, "empty", "a list" or "a mapping"."""
     if node.tag == _NULL_TAG:
         return "empty"
     if isinstance(node, ScalarNode):
@@ -636,7 +773,11 @@ def _shown(node: Node) -> str:
 
 
 def _shadows(earlier: Policy, later: Policy) -> bool:
-    """Whether every conversation `later` matches is already matched by `earlier`."""
+    """Whether every conversation `later` matches is already matched by `earlier`.
+
+    True when each key `earlier` tests is tested by `later` too, with accepted values that `earlier`
+    also accepts; an `earlier` with an empty `when` shadows everything after it.
+    """
     return all(
         key in later.when and later.when[key] <= accepted for key, accepted in earlier.when.items()
     )

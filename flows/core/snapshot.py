@@ -27,6 +27,11 @@ _loading = threading.local()
 
 
 def _active() -> PolicySet:
+    """Return the policy set `load_engine` is binding the snapshot to (thread-local).
+
+    Raises:
+        pickle.UnpicklingError: called outside `load_engine` (a snapshot unpickled directly).
+    """
     policies: PolicySet | None = getattr(_loading, "policies", None)
     if policies is None:
         msg = "engine snapshots can only be loaded through load_engine()"
@@ -35,6 +40,7 @@ def _active() -> PolicySet:
 
 
 def _policy(policy_id: str) -> Policy | None:
+    """Return the loaded policy with this id, or None if the policy file no longer has it."""
     for policy in _active().policies:
         if policy.id == policy_id:
             return policy
@@ -42,25 +48,43 @@ def _policy(policy_id: str) -> Policy | None:
 
 
 def _target(policy_id: str, metric: str) -> Target | None:
+    """Return the loaded target of `metric` in policy `policy_id`, or None.
+
+    None leaves the clock unmeasured until its conversation next reselects its policy.
+    """
     policy = _policy(policy_id)
     return policy.targets.get(metric) if policy is not None else None
 
 
 def _calendar(name: str) -> BusinessTime:
+    """Return the loaded calendar of this name; a removed calendar becomes wall-clock time."""
     cal = _active().calendars.get(name)
     return cal if cal is not None else WALL_CLOCK
 
 
 def _wall() -> BusinessTime:
+    """Return the shared `WALL_CLOCK`, which must keep its identity across restores."""
     return WALL_CLOCK
 
 
 def _policy_set() -> PolicySet:
+    """Return the loaded policy set (the context's reference is replaced, not pickled)."""
     return _active()
 
 
 def dump_engine(engine: Engine) -> bytes:
-    """Serialize an engine's state (conversations, timers, pending events) without policies."""
+    """Serialize an engine's state (conversations, timers, pending events) without policies.
+
+    Policies, targets and calendars are written as references (policy id, metric, calendar name);
+    the duplicate filter and the worker-shared loads are left out (`Engine.__getstate__`,
+    `Context.__getstate__`).
+
+    Args:
+        engine: The engine to snapshot; it is not changed.
+
+    Returns:
+        Pickle bytes for `load_engine` (this project's recovery store only).
+    """
     policies = engine.ctx.policies
     targets = {
         id(tgt): (policy.id, metric)
@@ -70,9 +94,11 @@ def dump_engine(engine: Engine) -> bytes:
     calendars = {id(cal): name for name, cal in policies.calendars.items()}
 
     def reduce_target(tgt: Target) -> tuple[Callable[..., Any], tuple[str, str]]:
+        """Pickle a target as (policy id, metric); an unknown target as ("", metric)."""
         return _target, targets.get(id(tgt), ("", tgt.metric))
 
     def reduce_calendar(cal: Calendar) -> tuple[Callable[..., Any], tuple[str]]:
+        """Pickle a calendar as its name in the policy file ("" if it is not one of them)."""
         return _calendar, (calendars.get(id(cal), ""),)
 
     buf = io.BytesIO()
@@ -89,7 +115,22 @@ def dump_engine(engine: Engine) -> bytes:
 
 
 def load_engine(data: bytes, policies: PolicySet) -> Engine:
-    """Rebuild an engine from `dump_engine` output, bound to `policies`."""
+    """Rebuild an engine from `dump_engine` output, bound to `policies`.
+
+    A policy, target or calendar that no longer exists in `policies` leaves its clocks unmeasured
+    (or on wall-clock time); edited ones apply to clocks already running. The restored engine shares
+    no loads until `Engine.share_loads`.
+
+    Args:
+        data: Bytes written by `dump_engine` (never foreign input: this unpickles).
+        policies: The policy file loaded at this start.
+
+    Returns:
+        The restored engine.
+
+    Raises:
+        TypeError: the bytes hold something other than an engine.
+    """
     _loading.policies = policies
     try:
         engine = pickle.loads(data)  # noqa: S301 - our own recovery store, never foreign input

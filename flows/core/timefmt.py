@@ -85,6 +85,14 @@ def parse_instant(value: object) -> int:
 
 
 def _parse_text(text: str) -> int:
+    """Parse an RFC 3339 date-time with an offset into epoch ms UTC (fraction truncated to ms).
+
+    Lower-case `t` and `z` are accepted, as RFC 3339 allows.
+
+    Raises:
+        ValueError: not RFC 3339 with an offset (the message says what is missing), not a real
+            date-time, or out of range in UTC.
+    """
     if _RFC3339.fullmatch(text) is None:
         raise ValueError(_why_not_rfc3339(text))
     try:
@@ -105,6 +113,7 @@ def _parse_text(text: str) -> int:
 
 
 def _why_not_rfc3339(text: str) -> str:
+    """Return why `text` is not RFC 3339: a bare date, a missing offset, or another shape."""
     shown = _show(text)
     if _DATE_ONLY.fullmatch(text):
         return f"{shown} is a date without a time; use e.g. {text}T00:00:00Z"
@@ -114,12 +123,14 @@ def _why_not_rfc3339(text: str) -> str:
 
 
 def _show(text: str) -> str:
+    """Return `repr(text)`, cut to 40 characters."""
     if len(text) > _MAX_SHOWN:
         text = text[: _MAX_SHOWN - 3] + "..."
     return repr(text)
 
 
 def _json_type(value: object) -> str:
+    """Return the JSON type of a value that is neither a string nor an integer, for a reason."""
     if value is None:
         return "null"
     if isinstance(value, dict):
@@ -159,6 +170,11 @@ def format_instant(ms: int) -> str:
 
 
 def _minute_prefix(minute: int) -> str:
+    """Return (and cache) the `YYYY-MM-DDTHH:MM:` text of an epoch minute.
+
+    Raises:
+        ValueError: the minute is outside `MIN_INSTANT`..`MAX_INSTANT`.
+    """
     if not MIN_INSTANT <= minute * 60_000 <= MAX_INSTANT:
         msg = f"epoch milliseconds out of range ({MIN_INSTANT}..{MAX_INSTANT})"
         raise ValueError(msg)

@@ -16,7 +16,10 @@ from typing import Final, Literal
 
 
 class Metric:
-    """SLA metrics (SPEC §4): one clock measures one metric in one cycle."""
+    """SLA metrics (SPEC §4): one clock measures one metric in one cycle.
+
+    `ALL` lists them in SPEC order. Plain `str` constants, so records carry them as they are.
+    """
 
     ASSIGNMENT: Final = "assignment"
     FIRST_RESPONSE: Final = "first_response"
@@ -49,7 +52,13 @@ class Metric:
 
 
 class Status:
-    """Statuses of an SLA record (SPEC §6)."""
+    """Statuses of an SLA record (SPEC §6).
+
+    `started` opens a clock; `warning`, `paused`, `resumed` and `retargeted` keep it open;
+    `breached` keeps it open except for `service_window`; `met` (fulfilled in time), `stopped`
+    (fulfilled after its breach), `closed` (ended by `resolved` after its breach) and `cancelled`
+    (ended before its breach, left out of compliance) end it (see `clock_is_open`).
+    """
 
     STARTED: Final = "started"
     WARNING: Final = "warning"
@@ -77,7 +86,12 @@ class Status:
 
 
 class Cause:
-    """Breach causes (SPEC §4), in the order the first that applies is chosen."""
+    """Breach causes (SPEC §4), in the order the first that applies is chosen.
+
+    `unassigned`: no assignee; `bot_handled`: the bot handles the chat; `after_hours`: started while
+    the desk was closed and breached within 2 h of its opening; `overloaded`: the assignee held at
+    least `overload_at` open conversations; `agent`: none of these.
+    """
 
     UNASSIGNED: Final = "unassigned"
     BOT_HANDLED: Final = "bot_handled"
@@ -146,9 +160,16 @@ def clock_is_open(status: str, metric: str) -> bool:
     """Return whether a clock whose latest record has `status` is still running.
 
     A clock runs while its latest status is `started`, `warning`, `retargeted`, `resumed` or
-    `paused`, and after `breached` (a breached clock keeps running until it stops, SPEC §4),
-    except a `service_window`, which is over once breached. `met`, `stopped`, `closed` and
-    `cancelled` end it.
+    `paused`, and after `breached` (a breached clock keeps running until it stops, SPEC §4), except
+    a `service_window`, which is over once breached. `met`, `stopped`, `closed` and `cancelled` end
+    it.
+
+    Args:
+        status: The status of the clock's latest record.
+        metric: The clock's metric.
+
+    Returns:
+        True while the clock runs (what a wallboard shows as a live clock).
     """
     if status in OPEN_STATUSES:
         return True

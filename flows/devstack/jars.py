@@ -39,7 +39,11 @@ def _silent(_message: str) -> None:
 
 @dataclass(frozen=True, slots=True)
 class Jars:
-    """The fetched jars: Kafka's runtime classpath folder and the QuestDB jar."""
+    """The fetched jars: Kafka's runtime classpath folder and the QuestDB jar.
+
+    Attributes:
+        root: The folder of the pinned versions' jars (see `jars_in`).
+    """
 
     root: Path
 
@@ -214,6 +218,7 @@ def fetch_jars(cache_dir: Path, progress: Progress = _silent) -> Jars:
 
 
 def _tail(path: Path, lines: int = 20) -> str:
+    """Return the last `lines` lines of a log file ("" if it cannot be read), for error messages."""
     try:
         text = path.read_text(encoding="utf-8", errors="replace")
     except OSError:
@@ -222,4 +227,5 @@ def _tail(path: Path, lines: int = 20) -> str:
 
 
 def _utc_now() -> str:
+    """Return the wall clock as ISO 8601 UTC to the second (log headers and `state.json`)."""
     return datetime.now(UTC).isoformat(timespec="seconds")

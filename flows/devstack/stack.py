@@ -106,7 +106,17 @@ def default_stack_dir(cache_dir: Path | None = None) -> Path:
 
 @dataclass(frozen=True, slots=True)
 class Endpoints:
-    """Where a running stack answers; every address is on loopback."""
+    """Where a running stack answers; every address is on loopback.
+
+    Attributes:
+        kafka_port: Kafka's client listener (`bootstrap.servers`).
+        kafka_controller_port: Kafka's KRaft controller listener.
+        questdb_http_port: QuestDB's HTTP port (web console, `/exec`, ILP over HTTP).
+        questdb_pg_port: QuestDB's PostgreSQL wire port (what reports read).
+        questdb_ilp_tcp_port: QuestDB's ILP-over-TCP port (slawatch itself writes over HTTP).
+        questdb_min_http_port: QuestDB's health/metrics HTTP port.
+        host: The loopback address every listener binds to.
+    """
 
     kafka_port: int
     kafka_controller_port: int
@@ -152,14 +162,26 @@ class Endpoints:
 
     @classmethod
     def allocate(cls) -> Endpoints:
-        """Pick six distinct free loopback ports."""
+        """Pick six distinct free loopback ports.
+
+        The ports were free a moment ago; another process may still take one before the servers bind
+        it, in which case the start-up fails and `up` can be run again.
+        """
         kafka, controller, http, pg, ilp_tcp, min_http = _free_ports(6)
         return cls(kafka, controller, http, pg, ilp_tcp, min_http)
 
 
 @dataclass(frozen=True, slots=True)
 class _State:
-    """What `state.json` holds about one stack."""
+    """What `state.json` holds about one stack.
+
+    Attributes:
+        endpoints: The ports the stack listens on (kept across restarts when still free).
+        cluster_id: Kafka's cluster id, bound to its formatted data folder.
+        kafka_pid: Kafka's process id, None when stopped.
+        questdb_pid: QuestDB's process id, None when stopped.
+        started_at: When `up` last started it (ISO 8601 UTC, seconds).
+    """
 
     endpoints: Endpoints
     cluster_id: str
@@ -168,11 +190,18 @@ class _State:
     started_at: str | None
 
     def to_json(self) -> str:
+        """Return the state as the indented JSON of `state.json`, with its format version."""
         payload = {"format": STATE_FORMAT, **asdict(self)}
         return json.dumps(payload, indent=2) + "\n"
 
     @classmethod
     def from_json(cls, text: str) -> _State:
+        """Parse `state.json`.
+
+        Raises:
+            ValueError: the file is not JSON, or is of another format version.
+            KeyError: a field is missing.
+        """
         raw = json.loads(text)
         if raw.get("format") != STATE_FORMAT:
             message = f"unknown state format {raw.get('format')!r}"
@@ -191,6 +220,15 @@ class StackStatus:
     """A snapshot of one stack: whether it runs and where it answers.
 
     `running` is true only when both processes are alive and both answer a query.
+
+    Attributes:
+        directory: The stack's state folder.
+        running: Both processes alive and (when probed) answering.
+        kafka_running: Kafka's process is alive (it may not answer yet).
+        questdb_running: QuestDB's process is alive.
+        endpoints: Where it answers, None if it never started.
+        kafka_pid: Kafka's process id while alive.
+        questdb_pid: QuestDB's process id while alive.
     """
 
     directory: Path
@@ -278,6 +316,7 @@ class Stack:
     )
 
     def __post_init__(self) -> None:
+        """Resolve the cache and state folders (defaults from the environment) once."""
         self.cache_dir = (self.cache_dir or default_cache_dir()).resolve()
         self.directory = (self.directory or default_stack_dir(self.cache_dir)).resolve()
 
@@ -378,6 +417,20 @@ class Stack:
     # -- starting ---------------------------------------------------------------------------
 
     def _start(self, previous: _State | None) -> Endpoints:
+        """Start QuestDB, format Kafka's storage if needed, start Kafka, and wait until both answer.
+
+        The state file is written after each spawn, so a later `down` finds every process that was
+        started; on any failure (or Ctrl-C) both are stopped again before the error rises.
+
+        Args:
+            previous: The last state, whose ports and Kafka data are reused when still possible.
+
+        Returns:
+            Where the stack answers.
+
+        Raises:
+            StackError: java or mvn is missing, formatting failed, or a server did not come up.
+        """
         java = require_java()
         jars = self.fetch()
         started = time.monotonic()
@@ -405,6 +458,11 @@ class Stack:
         return endpoints
 
     def _choose_endpoints(self, previous: _State | None) -> tuple[Endpoints, str]:
+        """Return the ports and Kafka cluster id to start with.
+
+        The previous ones when all its ports are free again (Kafka's data stays usable); else new
+        ports, a new cluster id, and Kafka's data folder is wiped.
+        """
         # Kafka records the controller's address in its formatted metadata log, so the data
         # folder can only be kept when the previous ports can be taken again.
         if previous is not None and all(_port_free(p) for p in previous.endpoints.ports()):
@@ -413,6 +471,11 @@ class Stack:
         return Endpoints.allocate(), _new_cluster_id()
 
     def _spawn(self, name: str, argv: list[str]) -> int:
+        """Start one server in its own session, appending its output to `logs/<name>.log`.
+
+        Returns:
+            The process id.
+        """
         log = self.dir / "logs" / f"{name}.log"
         with log.open("ab") as out:
             out.write(f"\n==== {_utc_now()} {' '.join(argv)}\n".encode())
@@ -431,18 +494,23 @@ class Stack:
         return proc.pid
 
     def _kafka_config(self) -> Path:
+        """Return the path of Kafka's rendered `server.properties`."""
         return self.dir / "kafka" / "server.properties"
 
     def _questdb_root(self) -> Path:
+        """Return QuestDB's root folder (its `conf/` and data)."""
         return self.dir / "questdb"
 
     def _kafka_marker(self) -> str:
+        """Return the text that must appear on a live Kafka process's command line."""
         return str(self._kafka_config())
 
     def _questdb_marker(self) -> str:
+        """Return the text that must appear on a live QuestDB process's command line."""
         return str(self._questdb_root())
 
     def _kafka_argv(self, java: str, jars: Jars) -> list[str]:
+        """Return the command line that runs the Kafka broker (KRaft, single node)."""
         return [
             java,
             *KAFKA_JAVA_OPTS,
@@ -454,6 +522,11 @@ class Stack:
         ]
 
     def _format_kafka(self, java: str, jars: Jars, endpoints: Endpoints, cluster_id: str) -> None:
+        """Write Kafka's configuration and format its storage unless it already is formatted.
+
+        Raises:
+            StackError: formatting failed or took over 120 s; the message shows the log's tail.
+        """
         data = self.dir / "kafka" / "data"
         data.mkdir(parents=True, exist_ok=True)
         config = render_kafka_config(endpoints, data)
@@ -495,6 +568,7 @@ class Stack:
             raise StackError(message)
 
     def _questdb_argv(self, java: str, jars: Jars, endpoints: Endpoints) -> list[str]:
+        """Write QuestDB's `server.conf` and return the command line that runs it."""
         root = self._questdb_root()
         (root / "conf").mkdir(parents=True, exist_ok=True)
         (root / "conf" / "server.conf").write_text(
@@ -512,6 +586,12 @@ class Stack:
         ]
 
     def _wait_ready(self, state: _State, started: float) -> None:
+        """Wait until both servers answer, reporting each as it does.
+
+        Raises:
+            StackError: a server exited (with its log's tail), or did not answer within
+                `start_timeout` seconds of `started`.
+        """
         deadline = started + self.start_timeout
         pending = {"Kafka", "QuestDB"}
         while pending:
@@ -540,6 +620,13 @@ class Stack:
     # -- stopping ---------------------------------------------------------------------------
 
     def _terminate(self, state: _State) -> bool:
+        """Stop the stack's live processes: SIGTERM, then SIGKILL after `stop_timeout`.
+
+        Only processes that are still this stack's (`_alive` checks the marker) are signalled.
+
+        Returns:
+            True if any process was running.
+        """
         targets = [
             pid
             for pid, marker in (
@@ -605,6 +692,7 @@ class Stack:
         return True
 
     def _both_alive(self, state: _State) -> bool:
+        """Return whether both recorded processes are alive and belong to this stack."""
         return self._alive(state.kafka_pid, self._kafka_marker()) and self._alive(
             state.questdb_pid, self._questdb_marker()
         )
@@ -622,6 +710,7 @@ class Stack:
                 fcntl.flock(handle, fcntl.LOCK_UN)
 
     def _read_state(self) -> _State | None:
+        """Return the recorded state, or None if there is none or it cannot be read (logged)."""
         try:
             return _State.from_json(self.state_file.read_text(encoding="utf-8"))
         except FileNotFoundError:
@@ -631,6 +720,7 @@ class Stack:
             return None
 
     def _write_state(self, state: _State) -> None:
+        """Write `state.json` atomically (a temporary file, then a rename)."""
         tmp = self.state_file.with_suffix(".json.tmp")
         tmp.write_text(state.to_json(), encoding="utf-8")
         os.replace(tmp, self.state_file)
@@ -640,6 +730,12 @@ class Stack:
 
 
 def _render(template: Path, **values: object) -> str:
+    """Fill a `string.Template` from the package's `infra/` folder.
+
+    Raises:
+        StackError: the template is missing.
+        KeyError: the template names a value not given.
+    """
     if not template.is_file():
         message = f"The stack's template {template} is missing: run slawatch from a checkout."
         raise StackError(message)
@@ -711,6 +807,7 @@ def _questdb_answers(endpoints: Endpoints, timeout: float) -> bool:
 
 
 def _tcp_open(host: str, port: int, timeout: float) -> bool:
+    """Return whether a TCP connection to `host:port` opens within `timeout` (≤ 1 s)."""
     try:
         with socket.create_connection((host, port), timeout=min(timeout, 1.0)):
             return True
@@ -733,6 +830,7 @@ def _free_ports(count: int) -> list[int]:
 
 
 def _port_free(port: int) -> bool:
+    """Return whether `port` can be bound on loopback now (TIME_WAIT counts as free)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         # The servers bind with SO_REUSEADDR, so a port in TIME_WAIT is free for them too.
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -753,6 +851,7 @@ def _new_cluster_id() -> str:
 
 
 def _signal(pid: int, sig: signal.Signals) -> None:
+    """Send `sig` to `pid`; a process that is already gone is not an error."""
     with contextlib.suppress(ProcessLookupError):
         os.kill(pid, sig)
 
@@ -763,6 +862,9 @@ def running_endpoints(directory: Path | None = None, *, need_questdb: bool = Tru
     Args:
         directory: the stack's state folder (None: the default folder).
         need_questdb: also require QuestDB to run (False: Kafka alone is enough).
+
+    Returns:
+        The stack's endpoints.
 
     Raises:
         StackError: the stack (or the part needed) does not run; the message says to start it.
@@ -780,6 +882,12 @@ def running_endpoints(directory: Path | None = None, *, need_questdb: bool = Tru
 
 def stack_overrides(directory: Path | None = None) -> dict[str, Any]:
     """Return the Kafka and QuestDB addresses of a running `slawatch stack` as settings.
+
+    Args:
+        directory: The stack's state folder (None: the default folder).
+
+    Returns:
+        `bootstrap_servers`, `questdb_http` and `questdb_pg_port`, ready for `Settings(**...)`.
 
     Raises:
         StackError: the stack does not run.

@@ -78,21 +78,30 @@ __all__ = ["MonitorStreams", "build_monitor", "get_flow", "questdb_conf"]
 
 @dataclass(frozen=True, slots=True)
 class MonitorStreams:
-    """The monitor's outputs: every record (dead letters included) and the shard statuses."""
+    """The monitor's outputs: every record (dead letters included) and the shard statuses.
+
+    Attributes:
+        records: One list per shard activation or per fetch with dead letters; each list in emission
+            order (SPEC §6 records, `late` corrections, dead letters).
+        statuses: `(shard, ShardStatus)`, at most one per shard per heartbeat interval.
+    """
 
     records: Stream[list[Record]]
     statuses: Stream[tuple[str, ShardStatus]]
 
 
 def _is_shard_item(item: tuple[str, ShardBatch] | list[DeadLetter]) -> bool:
+    """Return whether a decoded item is a shard batch (else it is a list of dead letters)."""
     return isinstance(item, tuple)
 
 
 def _records_of(item: tuple[str, ShardOutput]) -> list[Record] | None:
+    """Return a shard output's records, or None (filtered out) when it has none."""
     return item[1][0] or None
 
 
 def _status_of(item: tuple[str, ShardOutput]) -> tuple[str, ShardStatus] | None:
+    """Return `(shard, status)` of a shard output, or None when it carries no status."""
     status = item[1][1]
     return None if status is None else (item[0], status)
 
@@ -106,18 +115,27 @@ def build_monitor(
 ) -> MonitorStreams:
     """Add the monitor's steps after a stream of fetches; return its output streams.
 
+    Step ids (`decode_and_shard`, `split_dead_letters`, `sla_engine`, `shard_records`,
+    `shard_status`, `all_records`) are part of the recovery state: renaming one orphans the shards'
+    snapshots.
+
     Args:
         fetches: the input, one `Fetch` per Kafka poll (or a `TestingSource` of them).
         policies: the policies.
         config: the monitor's configuration.
         clock: the wall clock in epoch ms for the shards (injected by tests).
+
+    Returns:
+        The records stream (SLA and action records and dead letters) and the statuses stream.
     """
     loads = _AgentLoads()
 
     def decode(fetch: Fetch) -> list[tuple[str, ShardBatch] | list[DeadLetter]]:
+        """Decode one fetch into shard batches and dead letters (`decode_fetch`)."""
         return decode_fetch(fetch, config)
 
     def builder(resume: ShardState | None) -> ShardLogic:
+        """Create a shard's logic, fresh or from its snapshot, sharing this worker's agent loads."""
         return ShardLogic(policies, config, loads, clock, resume)
 
     # [(shard, ShardBatch) | list[DeadLetter]]
@@ -136,7 +154,14 @@ def build_monitor(
 
 
 def questdb_conf(settings: Settings) -> str | None:
-    """Return the QuestDB client configuration of `settings`, or None if QuestDB is disabled."""
+    """Return the QuestDB client configuration of `settings`, or None if QuestDB is disabled.
+
+    A full client configuration string (`questdb_conf`, a secret) wins over `questdb_http`
+    (`host:port`, ILP over HTTP); an empty `questdb_http` disables QuestDB.
+
+    Args:
+        settings: The process's settings.
+    """
     if settings.questdb_conf is not None:
         return settings.questdb_conf.get_secret_value()
     if not settings.questdb_http:
@@ -152,16 +177,23 @@ def get_flow(
 ) -> Dataflow:
     """Build the live monitor's dataflow from `settings` (default: `Settings()`).
 
-    Reads the policy file, checks the QuestDB configuration and reads the input topics'
-    partitions now, so that a bad policy file, a bad QuestDB configuration or a missing topic
-    stops the start-up with a one-line error before any worker starts.
+    Reads the policy file, checks the QuestDB configuration and reads the input topics' partitions
+    now, so that a bad policy file, a bad QuestDB configuration or a missing topic stops the
+    start-up with a one-line error before any worker starts.
 
     Args:
         settings: the configuration; None reads it from the environment and `.env`.
         questdb_sink: the QuestDB sink; None builds `QuestDBSink` from the settings (none when
             QuestDB is disabled).
-        heartbeat_writers: where heartbeats go; None logs them, and stores them in QuestDB
-            unless it is disabled.
+        heartbeat_writers: where heartbeats go; None logs them, and stores them in QuestDB unless it
+            is disabled.
+
+    Returns:
+        The dataflow, ready for `python -m bytewax.run` or `cli_main`.
+
+    Raises:
+        PolicyError: the policy file is invalid.
+        ConnectorError: the QuestDB configuration is unusable, or the input topics cannot be listed.
     """
     settings = settings if settings is not None else Settings()
     if not logging.getLogger().handlers:

@@ -35,7 +35,15 @@ HeartbeatItem = tuple[str, ShardStatus] | list[Record]
 
 
 def heartbeat_json(beat: Heartbeat) -> dict[str, Any]:
-    """Return a heartbeat as a JSON object (instants as RFC 3339)."""
+    """Return a heartbeat as a JSON object (instants as RFC 3339).
+
+    Args:
+        beat: One worker's heartbeat.
+
+    Returns:
+        `type`, `worker`, `at`, `watermark` (None until every shard has one), `lag_ms`,
+        `events_in`, `records_out`, `dead_letters`.
+    """
     return {
         "type": "heartbeat",
         "worker": beat.worker,
@@ -53,19 +61,29 @@ def log_heartbeats(worker: int) -> HeartbeatWriter:
     del worker
 
     def write(beat: Heartbeat) -> None:
+        """Log one heartbeat at INFO as a single JSON line."""
         _log.info("%s", orjson.dumps(heartbeat_json(beat)).decode())
 
     return write
 
 
 def questdb_heartbeats(conf: str, prefix: str) -> HeartbeatWriterFactory:
-    """Return a factory of writers that store heartbeats in `<prefix>heartbeat`."""
+    """Return a factory of writers that store heartbeats in `<prefix>heartbeat`.
+
+    Each worker gets its own `QuestDBWriter`, created when the worker starts.
+
+    Args:
+        conf: The QuestDB client configuration string.
+        prefix: The table prefix.
+    """
 
     def build(worker: int) -> HeartbeatWriter:
+        """Return the writer of one worker (its own QuestDB connection)."""
         del worker
         writer = QuestDBWriter(conf, prefix=prefix)
 
         def write(beat: Heartbeat) -> None:
+            """Store one heartbeat row."""
             writer.write_heartbeat(beat)
 
         return write
@@ -75,6 +93,19 @@ def questdb_heartbeats(conf: str, prefix: str) -> HeartbeatWriterFactory:
 
 @dataclass
 class _HeartbeatPartition(StatelessSinkPartition[HeartbeatItem]):
+    """One worker's heartbeat: the latest status per shard and the record counts.
+
+    Attributes:
+        worker: The worker's index.
+        interval_ms: The least time between two heartbeats.
+        writers: Where each heartbeat goes.
+        clock: The wall clock in epoch ms.
+        latest: The latest status of each shard of this worker.
+        records: Records counted since the process started.
+        dead_letters: Dead letters counted since the process started.
+        last: The wall instant of the last heartbeat.
+    """
+
     worker: int
     interval_ms: int
     writers: list[HeartbeatWriter]
@@ -85,6 +116,14 @@ class _HeartbeatPartition(StatelessSinkPartition[HeartbeatItem]):
     last: int = _NEVER
 
     def write_batch(self, items: list[HeartbeatItem]) -> None:
+        """Count the batch's records and statuses; write a heartbeat when the interval has passed.
+
+        No heartbeat is written before some shard has reported a status. A writer that fails is
+        logged and skipped: a heartbeat must never stop the monitor.
+
+        Args:
+            items: Shard statuses and record lists, in arrival order.
+        """
         for item in items:
             if isinstance(item, tuple):
                 self.latest[item[0]] = item[1]
@@ -136,11 +175,21 @@ class HeartbeatSink(DynamicSink[HeartbeatItem]):
         *,
         clock: Callable[[], int] = now_ms,
     ) -> None:
+        """Configure the sink; nothing is opened until Bytewax builds a worker's partition."""
         self._interval = interval_ms
         self._writers = list(writers)
         self._clock = clock
 
     def build(self, step_id: str, worker_index: int, worker_count: int) -> _HeartbeatPartition:
-        """Start this worker's heartbeat."""
+        """Start this worker's heartbeat.
+
+        Args:
+            step_id: The Bytewax step id (unused).
+            worker_index: The worker's index; it names the heartbeat's `worker`.
+            worker_count: The number of workers (unused).
+
+        Returns:
+            The worker's sink partition.
+        """
         writers = [factory(worker_index) for factory in self._writers]
         return _HeartbeatPartition(worker_index, self._interval, writers, self._clock)

@@ -31,7 +31,13 @@ _log = logging.getLogger(__name__)
 
 @dataclass(frozen=True, slots=True)
 class Cluster:
-    """How the monitor is spread over threads and processes (Bytewax's `-w`, `-i`, `-a`)."""
+    """How the monitor is spread over threads and processes (Bytewax's `-w`, `-i`, `-a`).
+
+    Attributes:
+        workers_per_process: Worker threads in this process (≥ 1).
+        process_id: This process's index in `addresses`; None for a single process.
+        addresses: `host:port` of every process of the cluster, the same list in each.
+    """
 
     workers_per_process: int = 1
     process_id: int | None = None
@@ -41,8 +47,8 @@ class Cluster:
         """Refuse inconsistent options before anything starts.
 
         Raises:
-            SlawatchError: a process id without addresses, or the other way round, or an id
-                outside the address list.
+            SlawatchError: fewer than one worker per process, a process id without addresses, or the
+                other way round, or an id outside the address list.
         """
         if self.workers_per_process < 1:
             msg = f"workers per process must be at least 1, not {self.workers_per_process}"
@@ -98,8 +104,18 @@ def ensure_recovery_store(
 def run_monitor(settings: Settings, cluster: Cluster | None = None) -> None:
     """Run the live monitor in this process until it is stopped (blocks).
 
-    Creates the recovery store if `settings.recovery_dir` is set and holds none, builds the
-    dataflow (which reads the policy file and the input partitions) and hands it to Bytewax.
+    Creates the recovery store if `settings.recovery_dir` is set and holds none, builds the dataflow
+    (which reads the policy file and the input partitions) and hands it to Bytewax. In a cluster
+    only process 0 creates a shared store; the others wait for it. Ctrl-C or SIGTERM ends it
+    normally (logged, not raised).
+
+    Args:
+        settings: The configuration (topics, QuestDB, recovery, snapshot intervals).
+        cluster: How it is spread; None is one process with one worker.
+
+    Raises:
+        SlawatchError: inconsistent cluster options, no recovery store in time, an invalid policy
+            file, or Kafka / QuestDB refusing the start-up.
     """
     cluster = cluster or Cluster()
     cluster.check()

@@ -52,13 +52,38 @@ ShardState = tuple[bytes, ClockState]
 
 
 def shard_of(conversation_id: str, shards: int) -> int:
-    """Return the shard of a conversation: `crc32(conversation_id) % shards` (stable everywhere)."""
+    """Return the shard of a conversation: `crc32(conversation_id) % shards` (stable everywhere).
+
+    Stable across processes, restarts and Python versions (unlike `hash`), so a conversation's state
+    is found on the same shard after a restore. Changing `shards` moves conversations: recovery
+    state is only valid for the shard count it was written with.
+
+    Args:
+        conversation_id: The SPEC §1 `conversation_id`.
+        shards: The number of shards (> 0).
+
+    Returns:
+        A shard number in `0 .. shards - 1`.
+    """
     return zlib.crc32(conversation_id.encode()) % shards
 
 
 @dataclass(frozen=True, slots=True)
 class MonitorConfig:
-    """What the monitor's steps need besides the policies."""
+    """What the monitor's steps need besides the policies.
+
+    Durations are milliseconds.
+
+    Attributes:
+        shards: Shards conversations are spread over (≥ 4× workers spreads them evenly).
+        lateness_ms: Allowed lateness subtracted from the watermark (SPEC §5, default 5 s).
+        max_report_age_ms: How long a partition's progress report counts as fresh.
+        max_future_ms: How far ahead of the reader's wall clock `occurred_at` may lie before the
+            event is a dead letter.
+        horizon_ms: The engine's correction horizon for late events.
+        max_event_bytes: Inputs longer than this are dead letters.
+        heartbeat_interval_ms: How often a shard reports its status for the heartbeat.
+    """
 
     shards: int = 64
     lateness_ms: int = 5_000
@@ -74,7 +99,18 @@ class MonitorConfig:
 
     @classmethod
     def from_settings(cls, settings: Settings, partitions: Iterable[str] = ()) -> MonitorConfig:
-        """Derive the monitor's configuration from `Settings`."""
+        """Derive the monitor's configuration from `Settings`.
+
+        A progress report stays fresh for ten idle ticks (at least one second); snapshots are taken
+        only when a recovery directory is configured.
+
+        Args:
+            settings: The process's settings.
+            partitions: Every input partition (`topic/partition`), as the source lists them.
+
+        Returns:
+            The configuration.
+        """
         return cls(
             shards=settings.shards,
             lateness_ms=settings.lateness_ms,
@@ -90,7 +126,16 @@ class MonitorConfig:
 
 @dataclass(frozen=True, slots=True)
 class ShardBatch:
-    """What one fetch brings to one shard: its events and the partition's progress report."""
+    """What one fetch brings to one shard: its events and the partition's progress report.
+
+    Attributes:
+        partition: The input partition (`topic/partition`).
+        events: The fetch's decoded events of this shard, in partition order (may be empty).
+        caught_up: Whether the reader had reached the partition's end when it fetched.
+        wall: The reader's wall clock at the fetch, epoch ms UTC.
+        position: The partition offset after the fetch.
+        backlog: Messages still to read in the partition after the fetch.
+    """
 
     partition: str
     events: list[Event]
@@ -104,7 +149,13 @@ class ShardBatch:
 
 @dataclass(frozen=True, slots=True)
 class ShardStatus:
-    """A shard's vital signs, for the heartbeat."""
+    """A shard's vital signs, for the heartbeat.
+
+    Attributes:
+        watermark: The shard's watermark (epoch ms UTC), None until every partition reported.
+        backlog: Messages its partitions still have to read.
+        wall: The wall clock when the status was taken, epoch ms UTC.
+    """
 
     watermark: int | None
     backlog: int
@@ -125,9 +176,18 @@ def decode_fetch(
     """Decode one fetch and group its events by shard.
 
     Returns one `(shard, ShardBatch)` per shard that has events in the fetch, plus one for every
-    other shard when the fetch must be broadcast (ticks, and fetches of a partition that is
-    behind, so that no shard believes it caught up); and one list of dead letters if any input
-    was unusable (kept as the original text, truncated past `MAX_DEAD_LETTER_RAW` bytes).
+    other shard when the fetch must be broadcast (ticks, and fetches of a partition that is behind,
+    so that no shard believes it caught up); and one list of dead letters if any input was unusable
+    (kept as the original text, truncated past `MAX_DEAD_LETTER_RAW` bytes).
+
+    Nothing is dropped silently: a Kafka error, a message without a value and every rejected event
+    becomes a dead letter whose source is `topic/partition/offset`. The fetch's largest event time
+    is capped at the reader's wall clock, so an event stamped slightly in the future is applied at
+    its own time without pulling every shard's watermark ahead.
+
+    Args:
+        fetch: One fetch of one partition from the Kafka source.
+        config: The monitor's configuration (shards, limits).
     """
     shards = config.shards
     by_shard: dict[int, list[Event]] = {}
@@ -182,6 +242,7 @@ class _AgentLoads(threading.local):
     """
 
     def __init__(self) -> None:
+        """Start with no loads and no round-robin positions (per thread)."""
         self.loads: dict[str, int] = {}
         self.rr: dict[str, int] = {}
 
@@ -228,7 +289,15 @@ class ShardLogic(StatefulBatchLogic[ShardBatch, ShardOutput, ShardState]):
         self.last_status = _NEVER
 
     def on_batch(self, values: list[ShardBatch]) -> tuple[Iterable[ShardOutput], bool]:
-        """Take in the events and progress reports, then run the engine up to the watermark."""
+        """Take in the events and progress reports, then run the engine up to the watermark.
+
+        Args:
+            values: The batches routed to this shard since its last activation.
+
+        Returns:
+            At most one output (records and, every heartbeat interval, a status) and RETAIN: a
+            shard's state is never discarded.
+        """
         report = self.clock.report
         events: list[Event] = []
         for batch in values:
@@ -245,14 +314,30 @@ class ShardLogic(StatefulBatchLogic[ShardBatch, ShardOutput, ShardState]):
         return self._run(events)
 
     def on_notify(self) -> tuple[Iterable[ShardOutput], bool]:
-        """The watermark has reached the next due instant: fire what is due."""
+        """The watermark has reached the next due instant: fire what is due.
+
+        Returns:
+            As `on_batch`.
+        """
         return self._run([])
 
     def on_eof(self) -> tuple[Iterable[ShardOutput], bool]:
-        """The input ended (tests, finite runs): fire what the watermark allows."""
+        """The input ended (tests, finite runs): fire what the watermark allows.
+
+        Returns:
+            As `on_batch`.
+        """
         return self._run([])
 
     def _run(self, events: list[Event]) -> tuple[list[ShardOutput], bool]:
+        """Apply `events` and every timer up to the watermark at the wall clock's now.
+
+        With no watermark yet (a partition has not reported) events are buffered and nothing fires.
+        A change marks the engine for the next snapshot.
+
+        Returns:
+            The outputs (none when nothing was emitted and no status is due) and RETAIN.
+        """
         now = self.now()
         mark = self.clock.watermark(now)
         records: list[Record] = list(self.engine.process(events, _NEVER if mark is None else mark))
@@ -269,7 +354,14 @@ class ShardLogic(StatefulBatchLogic[ShardBatch, ShardOutput, ShardState]):
         return [], StatefulBatchLogic.RETAIN
 
     def notify_at(self) -> datetime | None:
-        """Return when (wall clock, UTC) the watermark will pass the engine's next due instant."""
+        """Return when (wall clock, UTC) the watermark will pass the engine's next due instant.
+
+        Bytewax needs an aware UTC datetime here; a naive one would crash the dataflow.
+
+        Returns:
+            The wake-up instant, or None when nothing is due or the watermark does not follow the
+            wall clock yet (the next fetch will activate the shard anyway).
+        """
         due = self.engine.next_due()
         if due is None:
             return None

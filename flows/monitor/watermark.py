@@ -54,12 +54,21 @@ class PartitionReport:
 class ShardClock:
     """Event time of one shard: the minimum over its input partitions' watermarks.
 
+    SPEC §5: a partition's watermark is the largest event time read from it, or, while its reader is
+    caught up, the reader's wall clock (no further than `max_report_age_ms` past its last report),
+    minus the allowed lateness. So breaches fire on a quiet stream, and while a backlog is read the
+    watermark follows the events, so a reply waiting in the backlog never causes a false breach.
+    Instants are epoch ms UTC.
+
     Args:
         lateness_ms: allowed lateness; the watermark stays this far behind the event time.
-        partitions: every input partition the shard must hear from before it has a watermark.
-            None (or empty) means the partitions that have reported so far.
-        max_report_age_ms: how long after a caught-up report the partition still vouches for
-            the wall clock; a few times the readers' idle tick interval.
+        partitions: every input partition the shard must hear from before it has a watermark. None
+            (or empty) means the partitions that have reported so far.
+        max_report_age_ms: how long after a caught-up report the partition still vouches for the
+            wall clock; a few times the readers' idle tick interval.
+
+    Raises:
+        ValueError: `lateness_ms` or `max_report_age_ms` is negative.
     """
 
     __slots__ = ("_floor", "expected", "lateness", "max_report_age", "reports")
@@ -116,6 +125,11 @@ class ShardClock:
             known.backlog = backlog
 
     def _partition_watermark(self, rep: PartitionReport, now: int) -> int | None:
+        """Return one partition's watermark at wall time `now`, or None if it has none yet.
+
+        The larger of its largest event time and, when caught up, the wall clock (capped at the
+        report's wall time plus `max_report_age`), minus the lateness.
+        """
         best = rep.max_event
         if rep.caught_up:
             wall = min(now, rep.wall + self.max_report_age)
@@ -184,7 +198,14 @@ class ShardClock:
         )
 
     def restore(self, state: ClockState) -> None:
-        """Resume from `state()`: every partition counts as behind until it reports again."""
+        """Resume from `state()`: every partition counts as behind until it reports again.
+
+        The watermark never goes back behind the restored one; with no caught-up partition it waits
+        for events or fresh reports.
+
+        Args:
+            state: What `state()` returned before the restart.
+        """
         floor, partitions = state
         self._floor = floor
         self.reports = {

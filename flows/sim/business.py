@@ -33,10 +33,17 @@ DEFAULT_HOURLY = (
 
 
 class _Model(BaseModel):
+    """Base of the business models: frozen, no unknown keys, defaults validated too."""
+
     model_config = ConfigDict(frozen=True, extra="forbid", validate_default=True)
 
 
 def _duration_ms(value: object) -> int:
+    """Return a duration in ms: an int is seconds, text is a SPEC §2 duration (`45s`, `2h`).
+
+    Raises:
+        ValueError: the text is not a duration (pydantic reports it against the field).
+    """
     if isinstance(value, int) and not isinstance(value, bool):
         return value * 1000
     try:
@@ -46,6 +53,11 @@ def _duration_ms(value: object) -> int:
 
 
 def _hhmm(text: str) -> int:
+    """Return a local `HH:MM` time as minutes after midnight (`24:00` allowed, as 1440).
+
+    Raises:
+        ValueError: not `HH:MM`, or not a time of day.
+    """
     hours, _, minutes = text.partition(":")
     if not (hours.isdigit() and minutes.isdigit() and len(minutes) == 2):
         msg = f"{text!r} is not a time such as '08:00'"
@@ -60,8 +72,14 @@ def _hhmm(text: str) -> int:
 class Agent(_Model):
     """One agent: id, role (`sdr` qualifies leads, `ae` closes them, `cs` serves) and shift.
 
-    `shift` is local `HH:MM-HH:MM` (an end before the start runs past midnight); `days` are
-    the weekdays worked.
+    `shift` is local `HH:MM-HH:MM` (an end before the start runs past midnight); `days` are the
+    weekdays worked.
+
+    Attributes:
+        id: The agent id events carry.
+        role: `sdr`, `ae` or `cs` (default).
+        shift: Local working hours, default `08:00-17:00`.
+        days: Weekday keys worked, default Monday to Saturday.
     """
 
     id: str = Field(min_length=1)
@@ -72,6 +90,7 @@ class Agent(_Model):
     @field_validator("shift")
     @classmethod
     def _check_shift(cls, value: str) -> str:
+        """Refuse a shift that is not `HH:MM-HH:MM`."""
         start, sep, end = value.partition("-")
         if not sep:
             msg = f"shift {value!r} must look like '08:00-17:00'"
@@ -83,6 +102,7 @@ class Agent(_Model):
     @field_validator("days")
     @classmethod
     def _check_days(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        """Refuse weekday keys other than `mon` .. `sun`."""
         unknown = [d for d in value if d not in WEEKDAYS]
         if unknown:
             msg = f"unknown weekday(s) {unknown}; use {', '.join(WEEKDAYS)}"
@@ -99,14 +119,25 @@ class Agent(_Model):
 
 
 class Team(_Model):
-    """A team: its agents (round-robin order) and its supervisor."""
+    """A team: its agents (round-robin order) and its supervisor.
+
+    Attributes:
+        agents: At least one agent.
+        supervisor: Who `notify: supervisor` reaches, if anyone.
+    """
 
     agents: tuple[Agent, ...] = Field(min_length=1)
     supervisor: str | None = None
 
 
 class LeadSource(_Model):
-    """Where leads come from, what share of conversations they are, and how hot they are."""
+    """Where leads come from, what share of conversations they are, and how hot they are.
+
+    Attributes:
+        name: The `lead_source` value conversations carry.
+        share: Probability that a (non-campaign) conversation is a lead of this source.
+        tier: `hot`, `warm` or `cold`: which response times apply.
+    """
 
     name: str = Field(min_length=1)
     share: float = Field(ge=0)
@@ -127,11 +158,19 @@ class Response(_Model):
     @field_validator("median", mode="before")
     @classmethod
     def _parse_median(cls, value: object) -> int:
+        """Accept the median as seconds or a duration; hold it in ms."""
         return _duration_ms(value)
 
 
 class Campaign(_Model):
-    """An ad campaign that sends a spike of leads from `at` (local) for `minutes` every day."""
+    """An ad campaign that sends a spike of leads from `at` (local) for `minutes` every day.
+
+    Attributes:
+        at: Local start time `HH:MM`.
+        minutes: How long the spike lasts (arrivals thin out exponentially over it).
+        share: Share of each day's conversations that come from the campaign.
+        lead_source: The lead source campaign conversations carry.
+    """
 
     at: str = "19:00"
     minutes: int = Field(default=60, gt=0, le=24 * 60)
@@ -141,11 +180,13 @@ class Campaign(_Model):
     @field_validator("at")
     @classmethod
     def _check_at(cls, value: str) -> str:
+        """Refuse a start time that is not `HH:MM`."""
         _hhmm(value)
         return value
 
 
 def _default_teams() -> dict[str, Team]:
+    """Return the built-in Jakarta teams: `sales` (three SDRs, two AEs) and `support` (four CS)."""
     sales = (
         Agent(id="sdr.rina", role="sdr", shift="08:00-17:00"),
         Agent(id="sdr.budi", role="sdr", shift="13:00-22:00"),
@@ -166,6 +207,7 @@ def _default_teams() -> dict[str, Team]:
 
 
 def _default_sources() -> tuple[LeadSource, ...]:
+    """Return the built-in lead sources (hot: demo requests, pricing; warm; cold)."""
     return (
         LeadSource(name="demo_request", share=0.08, tier="hot"),
         LeadSource(name="pricing", share=0.12, tier="hot"),
@@ -177,6 +219,7 @@ def _default_sources() -> tuple[LeadSource, ...]:
 
 
 def _default_responses() -> dict[str, Response]:
+    """Return the built-in response times per tier (hot leads fastest, cold slowest)."""
     return {
         "hot": Response(median=120, sigma=1.2, never=0.03),
         "warm": Response(median=480, sigma=1.2, never=0.04),
@@ -224,11 +267,13 @@ class Business(_Model):
     @field_validator("assignment_median", "customer_reply_median", mode="before")
     @classmethod
     def _parse_duration(cls, value: object) -> int:
+        """Accept the two medians as seconds or a duration; hold them in ms."""
         return _duration_ms(value)
 
     @field_validator("priorities")
     @classmethod
     def _check_priorities(cls, value: dict[str, float]) -> dict[str, float]:
+        """Refuse priorities outside P1..P4, negative weights, or none at all."""
         if not value or set(value) - set(PRIORITIES) or any(w < 0 for w in value.values()):
             msg = f"priorities must map some of {', '.join(PRIORITIES)} to non-negative weights"
             raise ValueError(msg)
@@ -237,6 +282,7 @@ class Business(_Model):
     @field_validator("responses")
     @classmethod
     def _check_responses(cls, value: dict[str, Response]) -> dict[str, Response]:
+        """Refuse unknown tiers; tiers not given keep their defaults."""
         unknown = set(value) - set(TIERS)
         if unknown:
             msg = f"unknown response tier(s) {sorted(unknown)}; use {', '.join(TIERS)}"
@@ -246,6 +292,7 @@ class Business(_Model):
     @field_validator("timezone")
     @classmethod
     def _check_timezone(cls, value: str) -> str:
+        """Refuse a time zone that is not an IANA name."""
         try:
             ZoneInfo(value)
         except (ZoneInfoNotFoundError, ValueError) as exc:
@@ -256,6 +303,7 @@ class Business(_Model):
     @field_validator("hourly")
     @classmethod
     def _check_hourly(cls, value: tuple[float, ...]) -> tuple[float, ...]:
+        """Refuse an hourly profile that is not 24 non-negative weights, not all zero."""
         if len(value) != 24 or any(v < 0 for v in value) or not any(value):
             msg = "hourly must list 24 non-negative weights, one per local hour, not all zero"
             raise ValueError(msg)
@@ -264,6 +312,7 @@ class Business(_Model):
     @field_validator("teams")
     @classmethod
     def _check_teams(cls, value: dict[str, Team]) -> dict[str, Team]:
+        """Refuse teams without any `cs` or `sdr` agent (nobody could answer first)."""
         roles = {a.role for t in value.values() for a in t.agents}
         if "cs" not in roles and "sdr" not in roles:
             msg = "teams need at least one agent with role 'cs' or 'sdr'"
@@ -281,6 +330,14 @@ class Business(_Model):
 
 def load_business(path: str | Path) -> Business:
     """Read a business YAML file.
+
+    An empty file is the default business.
+
+    Args:
+        path: The YAML file.
+
+    Returns:
+        The validated business.
 
     Raises:
         SimulationError: the file is missing, not YAML, or a field is invalid (named).
@@ -300,8 +357,16 @@ def load_business(path: str | Path) -> Business:
 def parse_business(data: object, where: str = "<business>") -> Business:
     """Build a `Business` from parsed YAML data.
 
+    Args:
+        data: The parsed YAML (a mapping).
+        where: The file name the messages name.
+
+    Returns:
+        The validated business.
+
     Raises:
-        SimulationError: a field is invalid; the message names it and says why.
+        SimulationError: a field is invalid, or the lead sources' shares add up to over 1; the
+            message names it and says what to fix.
     """
     if not isinstance(data, dict):
         msg = f"business file {where} must hold a mapping of settings; see examples/business.yaml"

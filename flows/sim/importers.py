@@ -28,7 +28,17 @@ from flows.exceptions import SimulationError
 
 @dataclass(slots=True)
 class ImportSummary:
-    """What an import read, converted, skipped (by reason), derived and wrote."""
+    """What an import read, converted, skipped (by reason), derived and wrote.
+
+    Attributes:
+        source: The input file, as named in the summary.
+        rows_read: Data rows read (the header excluded).
+        rows_converted: Rows that became one event each.
+        skipped: Rows not used, per reason.
+        derived: Events added that no row holds (e.g. `opened`), per kind.
+        events_written: Events written.
+        conversations: Distinct conversations in the output.
+    """
 
     source: str
     rows_read: int = 0
@@ -51,7 +61,10 @@ class ImportSummary:
         )
 
     def lines(self) -> list[str]:
-        """Return the human summary: the two balances, then one line per reason."""
+        """Return the human summary: the two balances, then one line per reason.
+
+        Reasons are listed most frequent first, skips before derived events.
+        """
         out = [
             f"{self.source}: read {self.rows_read} rows = {self.rows_converted} converted + "
             f"{self.rows_skipped} skipped",
@@ -64,6 +77,15 @@ class ImportSummary:
 
 
 def _write(events: list[tuple[int, int, dict[str, Any]]], out: BinaryIO) -> int:
+    """Sort events by (instant, file order), stamp `occurred_at` as RFC 3339 and write JSONL.
+
+    Args:
+        events: (epoch ms, file order, event body without `occurred_at`); sorted in place.
+        out: The binary stream written to.
+
+    Returns:
+        The number of events written.
+    """
     events.sort(key=lambda e: (e[0], e[1]))
     dumps, newline = orjson.dumps, orjson.OPT_APPEND_NEWLINE
     for at, _, body in events:
@@ -73,6 +95,11 @@ def _write(events: list[tuple[int, int, dict[str, Any]]], out: BinaryIO) -> int:
 
 
 def _read_text(path: Path) -> str:
+    """Return a file's text, decoded as UTF-8 with line endings left as they are.
+
+    Raises:
+        SimulationError: the file cannot be read or is not UTF-8; the message says what to do.
+    """
     try:
         # Bytes, not read_text: universal newlines would turn the bare \r of a field into rows.
         return path.read_bytes().decode("utf-8")
@@ -99,7 +126,15 @@ TWCS_COLUMNS = (
 
 @dataclass(frozen=True, slots=True)
 class Tweet:
-    """The fields of one tweet that the import uses (never its text)."""
+    """The fields of one tweet that the import uses (never its text).
+
+    Attributes:
+        tweet_id: The tweet's id.
+        author_id: The customer's or company's handle.
+        inbound: Whether a customer wrote it.
+        at: When it was posted, epoch ms UTC.
+        parent: The tweet it answers, if any.
+    """
 
     tweet_id: int
     author_id: str
@@ -109,7 +144,17 @@ class Tweet:
 
 
 def parse_twcs_row(row: dict[str, str]) -> Tweet | str:
-    """Return the row's `Tweet`, or the reason it cannot be used."""
+    """Return the row's `Tweet`, or the reason it cannot be used.
+
+    The text is never read. `created_at` is Twitter's `Tue Oct 31 22:10:47 +0000 2017` form;
+    `in_response_to_tweet_id` may be written as a float (`123.0`), as pandas exports it.
+
+    Args:
+        row: The CSV row by column name.
+
+    Returns:
+        The tweet, or a skip reason naming the column at fault.
+    """
     tweet_id = row.get("tweet_id", "").strip()
     if not tweet_id.isdigit():
         return "tweet_id is not a number"
@@ -161,12 +206,19 @@ def twcs_threads(tweets: Iterable[Tweet]) -> dict[int, int]:
 
 
 def twcs_conversation_id(root: int) -> str:
-    """Return the conversation id of the thread rooted at tweet `root`."""
+    """Return the conversation id of the thread rooted at tweet `root`: `twcs-<root>`."""
     return f"twcs-{root}"
 
 
 def read_twcs(path: Path, summary: ImportSummary) -> list[Tweet]:
-    """Read the usable tweets of a twcs CSV, counting every row in `summary`."""
+    """Read the usable tweets of a twcs CSV, counting every row in `summary`.
+
+    Rows with the wrong number of columns, unusable fields or a repeated tweet id are skipped with
+    their reason.
+
+    Raises:
+        SimulationError: the file cannot be read or lacks the twcs columns.
+    """
     # A record of the sample holds bare carriage returns in an unquoted field, which ends a
     # row for Python's csv module: they are not line breaks, so they become spaces.
     text = _read_text(path).replace("\r", " ")
@@ -196,9 +248,19 @@ def read_twcs(path: Path, summary: ImportSummary) -> list[Tweet]:
 def import_twcs(path: Path, out: BinaryIO) -> ImportSummary:
     """Convert the twcs CSV at `path` into message events written to `out` as JSONL.
 
-    Each tweet becomes one `message`: inbound tweets are customer messages, company tweets are
-    agent messages whose `agent_id` is the company handle; `channel` is `twitter`. A thread is
-    a conversation (see `twcs_threads`). No events are derived.
+    Each tweet becomes one `message`: inbound tweets are customer messages, company tweets are agent
+    messages whose `agent_id` is the company handle; `channel` is `twitter`. A thread is a
+    conversation (see `twcs_threads`). No events are derived.
+
+    Args:
+        path: The CSV file.
+        out: Where the JSONL goes (sorted by `occurred_at`).
+
+    Returns:
+        The reconciling summary.
+
+    Raises:
+        SimulationError: the file cannot be read or is not a twcs CSV.
     """
     summary = ImportSummary(source=str(path))
     tweets = read_twcs(path, summary)
@@ -240,12 +302,17 @@ def _value_number(text: str) -> str | None:
 
 
 def _body(conv: str, base: str, etype: str, /, suffix: str = "", **fields: Any) -> dict[str, Any]:
+    """Return an event body for helpdesk conversation `conv`; fields that are None are left out.
+
+    The event id is `base` (the conversation and CSV line) plus `suffix` for derived events.
+    """
     body = {"event_id": base + suffix, "type": etype, "conversation_id": conv}
     body.update({k: v for k, v in fields.items() if v is not None})
     return body
 
 
 def _snake(text: str) -> str:
+    """Return `text` lower-cased, spaces as underscores (`Resolve ticket` → `resolve_ticket`)."""
     return "_".join(text.lower().split())
 
 
@@ -255,6 +322,7 @@ class _Case:
     __slots__ = ("conv", "resolved", "started")
 
     def __init__(self, conv: str) -> None:
+        """Start a case that has not opened yet and is not resolved."""
         self.conv = conv
         self.started = False
         self.resolved = False
@@ -263,13 +331,24 @@ class _Case:
 def import_helpdesk(path: Path, out: BinaryIO, *, timezone: str = "Europe/Rome") -> ImportSummary:
     """Convert the 4TU Helpdesk CSV at `path` into events written to `out` as JSONL.
 
-    Mapping (docs/IMPORTERS.md explains each choice): a case is a conversation; its first row
-    also derives `opened` and, unless it is `Insert ticket`, the customer's inbound message;
-    `Insert ticket` is an inbound customer message; `Assign seriousness` sets the priority
-    (`service_level` Value N -> PN); `Take in charge ticket` assigns the Resource;
-    `Wait` sets status pending; `Resolve ticket` and `Closed` resolve (a second one is
-    skipped: already resolved); work after a resolve derives `reopened`; other activities
-    become `activity` events of kind `other`. Zone-less timestamps are read in `timezone`.
+    Mapping (docs/IMPORTERS.md explains each choice): a case is a conversation; its first row also
+    derives `opened` and, unless it is `Insert ticket`, the customer's inbound message; `Insert
+    ticket` is an inbound customer message; `Assign seriousness` sets the priority (`service_level`
+    Value N -> PN); `Take in charge ticket` assigns the Resource; `Wait` sets status pending;
+    `Resolve ticket` and `Closed` resolve (a second one is skipped: already resolved); work after a
+    resolve derives `reopened`; other activities become `activity` events of kind `other`. Zone-less
+    timestamps are read in `timezone`.
+
+    Args:
+        path: The CSV file.
+        out: Where the JSONL goes (sorted by `occurred_at`).
+        timezone: The IANA zone of the file's timestamps.
+
+    Returns:
+        The reconciling summary.
+
+    Raises:
+        SimulationError: unknown time zone, unreadable file, or not a Helpdesk CSV.
     """
     try:
         zone = ZoneInfo(timezone)
@@ -288,6 +367,7 @@ def import_helpdesk(path: Path, out: BinaryIO, *, timezone: str = "Europe/Rome")
     order = 0
 
     def add(at: int, body: dict[str, Any], derived: str | None = None) -> None:
+        """Queue one event: a converted row, or (with `derived`) an event the row implies."""
         nonlocal order
         order += 1
         events.append((at, order, body))

@@ -19,7 +19,15 @@ from flows.sim.simulator import SimEvent, Timeline, stamp_body
 
 @dataclass(slots=True)
 class SimSummary:
-    """What one simulator run produced."""
+    """What one simulator run produced.
+
+    Attributes:
+        events: Events written or sent, duplicates included.
+        duplicates: Second deliveries of an event (same `event_id`).
+        late: Events delivered at least a second after they occurred.
+        first: The earliest output `occurred_at`, epoch ms UTC.
+        last: The latest output `occurred_at`, epoch ms UTC.
+    """
 
     events: int = 0
     duplicates: int = 0
@@ -38,7 +46,12 @@ class SimSummary:
             self.last = at
 
     def line(self, conversations: int, where: str) -> str:
-        """Return the one-line human summary."""
+        """Return the one-line human summary.
+
+        Args:
+            conversations: Conversations the simulator generated.
+            where: Where the events went (a file, standard output, a topic).
+        """
         span = (
             f" from {format_instant(self.first)} to {format_instant(self.last)}"
             if self.first is not None and self.last is not None
@@ -51,7 +64,18 @@ class SimSummary:
 
 
 def write_jsonl(stream: Iterable[SimEvent], out: BinaryIO, timeline: Timeline) -> SimSummary:
-    """Write every event of `stream` as one JSON line, in delivery order, without waiting."""
+    """Write every event of `stream` as one JSON line, in delivery order, without waiting.
+
+    Instants are mapped through `timeline` and written as RFC 3339 UTC.
+
+    Args:
+        stream: The simulator's events in delivery order.
+        out: The binary stream written to; not flushed or closed.
+        timeline: Maps simulated to output instants.
+
+    Returns:
+        What was written.
+    """
     summary = SimSummary()
     dumps, newline = orjson.dumps, orjson.OPT_APPEND_NEWLINE
     for event in stream:
@@ -71,8 +95,18 @@ def send_live(
 ) -> SimSummary:
     """Send each event, keyed by conversation, when its delivery instant comes on `timeline`.
 
-    The timeline should be anchored at the wall clock, so `occurred_at` is never in the future
-    when sent. Runs until the stream ends (or forever, for an endless stream).
+    The timeline should be anchored at the wall clock, so `occurred_at` is never in the future when
+    sent. Runs until the stream ends (or forever, for an endless stream).
+
+    Args:
+        stream: The simulator's events in delivery order.
+        send: Called with (conversation id, event JSON bytes).
+        timeline: Maps simulated to output instants (and thus to wall time).
+        now_ms: The wall clock in epoch ms (injected by tests).
+        sleep: How to wait, in seconds (injected by tests).
+
+    Returns:
+        What was sent.
     """
     summary = SimSummary()
     dumps = orjson.dumps

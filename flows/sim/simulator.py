@@ -52,8 +52,14 @@ DAY = 24 * HOUR
 class SimEvent:
     """One simulated event: when it is delivered, when it occurred, and its JSON body.
 
-    `body` holds instants (`occurred_at`, `due_at`) as epoch ms of simulated time; `duplicate`
-    marks the second delivery of an event already delivered.
+    `body` holds instants (`occurred_at`, `due_at`) as epoch ms of simulated time; `duplicate` marks
+    the second delivery of an event already delivered.
+
+    Attributes:
+        deliver_at: When slawatch receives it, epoch ms of simulated time (≥ `occurred_at`).
+        occurred_at: Its event time, epoch ms of simulated time.
+        body: The SPEC §1 event with instants still as epoch ms (see `stamp_body`).
+        duplicate: Whether this is a redelivery (same `event_id`) of an earlier event.
     """
 
     deliver_at: int
@@ -73,6 +79,11 @@ class Timeline:
 
     With `speed` 1 and `anchor == origin` the output is the simulated time itself; a live run
     anchors at the wall clock; `speed` 60 plays a simulated hour in a minute.
+
+    Attributes:
+        origin: The simulated instant that maps to `anchor` (epoch ms).
+        anchor: The output instant of `origin` (epoch ms).
+        speed: Time compression (> 0); output intervals are simulated ones divided by it.
     """
 
     origin: int
@@ -87,7 +98,15 @@ class Timeline:
 
 
 def stamp_body(body: dict[str, Any], timeline: Timeline) -> dict[str, Any]:
-    """Return a copy of `body` with its instants mapped through `timeline` as RFC 3339 text."""
+    """Return a copy of `body` with its instants mapped through `timeline` as RFC 3339 text.
+
+    Args:
+        body: A `SimEvent.body`; it is not changed.
+        timeline: The mapping from simulated to output time.
+
+    Returns:
+        The event as it is written or sent: `occurred_at` (and `due_at`) as RFC 3339 UTC.
+    """
     out = dict(body)
     out["occurred_at"] = format_instant(timeline(body["occurred_at"]))
     if "due_at" in out:
@@ -96,13 +115,22 @@ def stamp_body(body: dict[str, Any], timeline: Timeline) -> dict[str, Any]:
 
 
 class _Shifts:
-    """When each agent works, in UTC epoch ms, computed per local date and cached."""
+    """When each agent works, in UTC epoch ms, computed per local date and cached.
+
+    Args:
+        business: The business whose time zone the shifts are local to.
+    """
 
     def __init__(self, business: Business) -> None:
         self.zone = ZoneInfo(business.timezone)
         self._local = functools.lru_cache(maxsize=4096)(self._window)
 
     def _window(self, agent: Agent, day: int) -> tuple[int, int] | None:
+        """Return an agent's shift on local date `day` (a proleptic ordinal) in UTC epoch ms.
+
+        Returns:
+            (start, end), or None when the agent does not work that weekday.
+        """
         d = date.fromordinal(day)
         if WEEKDAYS[d.weekday()] not in agent.days:
             return None
@@ -138,13 +166,26 @@ class _Shifts:
 
 @dataclass(frozen=True, slots=True)
 class _Arrival:
+    """A conversation's arrival: its instant, its lead source (None for service) and its tier."""
+
     at: int
     source: str | None
     tier: str
 
 
 class Simulator:
-    """Generates the events of one business from one seed (see the module docstring)."""
+    """Generates the events of one business from one seed (see the module docstring).
+
+    Deterministic: all randomness comes from one `random.Random(seed)` drawn in a fixed order, so
+    the same business, seed and span give the same events. Not thread-safe.
+
+    Args:
+        business: The business (agents, shifts, volume, shares, response times).
+        seed: The random seed.
+
+    Attributes:
+        conversations: Conversations generated so far (their ids are `sim<seed>-<n>`).
+    """
 
     def __init__(self, business: Business, *, seed: int) -> None:
         self.business = business
@@ -166,7 +207,12 @@ class Simulator:
     # -- arrivals ---------------------------------------------------------------------------
 
     def arrivals(self, start: int, end: int | None) -> Iterator[_Arrival]:
-        """Yield conversation arrivals in time order from `start` until `end` (None: forever)."""
+        """Yield conversation arrivals in time order from `start` until `end` (None: forever).
+
+        Each local day draws its count from a normal around `conversations_per_day` (scaled by
+        `weekend_factor` on Saturdays and Sundays); each arrival is a campaign spike, a lead of a
+        source by its share, or a service chat.
+        """
         b, rng, zone = self.business, self.rng, self.shifts.zone
         day = self.shifts.local_day(start)
         while True:
@@ -187,6 +233,7 @@ class Simulator:
             day += 1
 
     def _arrival(self, midnight: datetime) -> _Arrival:
+        """Draw one arrival on the local day from `midnight`: a campaign lead, or by the hour."""
         b, rng = self.business, self.rng
         campaign = b.campaign
         if campaign is not None and rng.random() < campaign.share:
@@ -209,7 +256,11 @@ class Simulator:
     # -- the stream -------------------------------------------------------------------------
 
     def events(self, start: int, end: int | None = None) -> Iterator[SimEvent]:
-        """Yield the events occurring in [`start`, `end`) in delivery order (None: no end)."""
+        """Yield the events occurring in [`start`, `end`) in delivery order (None: no end).
+
+        Ties in delivery time keep generation order. A conversation arriving before `end` may have
+        events after it; those are left out.
+        """
         heap: list[tuple[int, int, SimEvent]] = []
         for arrival in self.arrivals(start, end):
             while heap and heap[0][0] <= arrival.at:
@@ -226,7 +277,10 @@ class Simulator:
     # -- agents -----------------------------------------------------------------------------
 
     def pick_agent(self, roles: tuple[str, ...], t: int) -> tuple[str, Agent]:
-        """Return the (team, agent) with one of `roles` free soonest after `t`, round-robin."""
+        """Return the (team, agent) with one of `roles` free soonest after `t`, round-robin.
+
+        Falls back to the `cs` and `sdr` agents when no agent has one of `roles`.
+        """
         candidates = self.business.agents(*roles) or self.business.agents("cs", "sdr")
         turn = next(self._rr)
         ranked = sorted(
@@ -244,7 +298,13 @@ class Simulator:
 
 
 class _Conversation:
-    """The script of one conversation: a list of events in occurrence order."""
+    """The script of one conversation: a list of events in occurrence order.
+
+    Args:
+        sim: The simulator (its random generator, shifts and agent picking).
+        conv: The conversation id.
+        arrival: When and how the conversation arrives.
+    """
 
     def __init__(self, sim: Simulator, conv: str, arrival: _Arrival) -> None:
         self.sim = sim
@@ -263,6 +323,11 @@ class _Conversation:
     # -- emitting ---------------------------------------------------------------------------
 
     def emit(self, at: int, etype: str, /, **fields: Any) -> int:
+        """Append one event (and maybe a late delivery or a duplicate); return its instant `at`.
+
+        A share `late_share` is delivered 1 s to 30 min late and a share `duplicate_share` again
+        within two minutes. The conversation's open/resolved state follows its actions.
+        """
         body: dict[str, Any] = {
             "event_id": f"{self.conv}-{next(self.ids)}",
             "type": etype,
@@ -299,6 +364,7 @@ class _Conversation:
         return t
 
     def agent_says(self, at: int, kind: str = "text") -> int:
+        """Append an outbound message of the assigned agent; return its instant."""
         assert self.agent is not None
         self.emit(
             at, "message", direction="outbound", author="agent", agent_id=self.agent.id, kind=kind
@@ -317,6 +383,7 @@ class _Conversation:
         return t
 
     def assign(self, at: int, roles: tuple[str, ...], *, by: str = "auto") -> int:
+        """Assign an agent with one of `roles` once on shift; return the assignment's instant."""
         team, agent = self.sim.pick_agent(roles, at)
         t = self.sim.shifts.next_on(agent, at) + self.sim.lognormal(self.b.assignment_median, 1.0)
         self.agent, self.team = agent, team
@@ -332,6 +399,7 @@ class _Conversation:
         return t
 
     def customer_delay(self) -> int:
+        """Return how long the customer takes to answer (log-normal, at least 5 s)."""
         return self.sim.lognormal(self.b.customer_reply_median, 1.4) + 5 * SECOND
 
     # -- the script -------------------------------------------------------------------------
@@ -346,6 +414,11 @@ class _Conversation:
         return self.out
 
     def script(self) -> None:
+        """Write the conversation from its opening to its outcome (see the module docstring).
+
+        Opening attributes, the customer's first burst, an optional bot greeting and hand-off, the
+        assignment; then no reply at all (a share), or the first reply and the lead or service path.
+        """
         a, rng, b = self.arrival, self.rng, self.b
         lead = a.source is not None
         attrs: dict[str, Any] = {}
@@ -409,6 +482,11 @@ class _Conversation:
         return t + SECOND
 
     def lead(self, t: int) -> None:
+        """Script a lead after its first reply.
+
+        It is qualified (hand-off to an AE, meeting, close), nurtured, disqualified, or silent
+        (chased).
+        """
         rng, b = self.rng, self.b
         if rng.random() < b.silent_share:
             self.chase(t)
@@ -450,6 +528,7 @@ class _Conversation:
             )
 
     def activity(self, at: int, kind: str, outcome: str | None) -> int:
+        """Append an agent activity at the agent's next shift instant; return that instant."""
         assert self.agent is not None
         at = self.sim.shifts.next_on(self.agent, at)
         self.emit(at, "activity", kind=kind, agent_id=self.agent.id, outcome=outcome)
@@ -474,6 +553,11 @@ class _Conversation:
             self.emit(t + MINUTE, "conversation", action="resolved", outcome="lost")
 
     def service(self, t: int) -> None:
+        """Script a service chat after its first reply.
+
+        Exchanges, maybe a pending stretch, the resolve; sometimes a reopen, and sometimes the
+        customer comes back days later (a new cycle).
+        """
         rng, b = self.rng, self.b
         t = self.exchange(t, rng.choice((0, 1, 1, 2, 3)))
         if rng.random() < b.pending_share:
@@ -511,5 +595,13 @@ class _Conversation:
 
 
 def default_start(now_ms: int, days: float) -> int:
-    """Return the start of a history of `days` that ends at `now_ms` (whole seconds)."""
+    """Return the start of a history of `days` that ends at `now_ms` (whole seconds).
+
+    Args:
+        now_ms: The end, epoch ms UTC (usually the wall clock).
+        days: The history's length in simulated days (may be fractional).
+
+    Returns:
+        Epoch ms, rounded down to a whole second.
+    """
     return (now_ms - round(days * DAY)) // SECOND * SECOND
