@@ -161,8 +161,9 @@ def demo(*, days: float, speed: float, seed: int) -> None:
             msg = f"the monitor stopped at start-up; see {monitor_log.name}"
             raise SlawatchError(msg)
         simulator = _start(
+            # Another seed than the history's: conversation ids must not collide with it.
             _slawatch("simulate", "--business", str(business), "--from-stack",
-                      "--speed", f"{speed:g}", "--seed", str(seed)),
+                      "--speed", f"{speed:g}", "--seed", str(seed + 1)),
             sim_log,
             env,
         )  # fmt: skip
