@@ -1081,7 +1081,7 @@ class Conversation:
                 continue
             old = (clock.policy_id, clock.target, clock.cal)
             was_measured = clock.measured
-            before = (clock.tgt, clock.deadline, clock.warn)
+            old_tgt, old_deadline, old_warn = clock.tgt, clock.deadline, clock.warn
             self._bind(clock)
             if (clock.policy_id, clock.target, clock.cal) == old:
                 continue
@@ -1089,7 +1089,7 @@ class Conversation:
                 if was_measured:
                     # Its target is gone: it ends as it stood, with the deadline it had.
                     clock.policy_id, clock.target, clock.cal = old
-                    clock.tgt, clock.deadline, clock.warn = before
+                    clock.tgt, clock.deadline, clock.warn = old_tgt, old_deadline, old_warn
                     clock.done = True
                     clock.stopped_at = at
                     self._record(ctx, clock, Status.CANCELLED, at)

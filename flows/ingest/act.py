@@ -241,13 +241,20 @@ def run(
             **settings.kafka_config,
         }
     )
-    consumer.subscribe([settings.actions_topic])
+    assigned: list[bool] = []
+    # The idle clock starts once the group has given this consumer its partitions: joining a
+    # group takes seconds on a busy broker, and idleness before that means nothing.
+    consumer.subscribe(
+        [settings.actions_topic], on_assign=lambda _consumer, _parts: assigned.append(True)
+    )
     idle_since = time.monotonic()
     try:
         while not should_stop():
             message = consumer.poll(0.2)
             if message is None:
-                if (
+                if not assigned:
+                    idle_since = time.monotonic()
+                elif (
                     exit_when_idle_s is not None
                     and time.monotonic() - idle_since > exit_when_idle_s
                 ):
