@@ -262,6 +262,19 @@ def scorecard_report(
     reopened and resolved again) and that had no `next_response` clock (the customer never
     waited a second time), over the cycles resolved.
 
+    Summary measures, over the week's clocks (of the agent, when one is given):
+
+    * cycles assigned: distinct cycles with a clock whose latest record names an agent;
+    * replies, average and p90 response s: fulfilled `first_response` and `next_response`
+      clocks and their counted seconds, also for the previous week, and the p90's change;
+    * contact attempts made: the sum of `attempts` of the `contact_attempts` clocks; leads
+      with / short of the required attempts: those clocks met / breached;
+    * leads decided: `qualification` clocks fulfilled; leads qualified: `handoff` clocks
+      started; leads in qualification: open and not breached; conversion: qualified over
+      decided;
+    * cycles resolved: fulfilled `resolution` clocks; first-contact resolutions as above;
+    * compliance over every metric, the previous week's, and the change in points.
+
     Args:
         store: where the clock rows are read.
         monday: the first day of the week (any day is taken as the start of a 7-day week).
@@ -281,6 +294,7 @@ def scorecard_report(
     last_week = [r for r in everyone if r.started_at < week_start]
 
     def mine(rows: list[ClockRow]) -> list[ClockRow]:
+        """Keep the rows of `agent` (all rows for the team scorecard)."""
         return rows if agent is None else [r for r in rows if r.agent_id == agent]
 
     rows, previous = mine(this_week), mine(last_week)
@@ -383,6 +397,12 @@ def daily_report(store: ReportStore, day: date, tz: tzinfo = UTC) -> Report:
     Sections: the breaches whose deadline fell that day; the clocks still running whose deadline
     falls the next day; compliance per agent of the clocks decided that day (met with their stop
     that day, breached with their deadline that day).
+
+    A breach counts on the day its deadline fell, whenever its clock started; a met clock on
+    the day it stopped. Breach rows show the deadline, the clock (conversation, cycle,
+    metric, seq), the agent, the target in counted seconds, the cause and the latest status
+    (`breached` while it runs, or how it ended). Due rows show the deadline, the clock, the
+    agent and the status (`started`, `warning`, `paused`, ...).
 
     Args:
         store: where the clock rows are read.
@@ -560,6 +580,11 @@ def baseline_report(store: ReportStore, last_day: date, days: int, tz: tzinfo = 
     fulfilled within it. A clock never fulfilled counts as missing every candidate. A note
     flags compliance of at least `TOO_EASY_PCT` ("target may be too easy") or below
     `TOO_HARD_PCT` ("target may be too hard").
+
+    Columns: metric, lead source, clocks decided, median / p80 / p90 of the time taken
+    (counted seconds, fulfilled clocks only), the current target (s), compliance %, one
+    compliance % per candidate target, and the note. A group whose clocks were all breached
+    and never fulfilled shows `-` for the times.
 
     Args:
         store: where the clock rows are read.

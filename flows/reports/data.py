@@ -91,7 +91,12 @@ class ClockRow:
 
     @property
     def outcome(self) -> str:
-        """`met`, `breached` (also `stopped` and `closed`), `cancelled`, or `open` (undecided)."""
+        """`met`, `breached` (also `stopped` and `closed`), `cancelled`, or `open` (undecided).
+
+        A clock counts as `breached` from its breach on, even while it still runs: a late
+        reply does not undo a breach. `cancelled` wins over a breach (the clock counts in
+        neither side of compliance). Any other unbreached status is `open`.
+        """
         if self.status == "cancelled":
             return "cancelled"
         if self.breached:
@@ -102,7 +107,11 @@ class ClockRow:
 
     @property
     def fulfilled(self) -> bool:
-        """Whether the clock was fulfilled (`met`, or `stopped` after its breach)."""
+        """Whether the clock was fulfilled (`met`, or `stopped` after its breach).
+
+        Only a fulfilled clock has a time taken (`elapsed_s`) that report percentiles use;
+        a `closed` clock ended by a resolve without being fulfilled is not one.
+        """
         return self.status in ("met", "stopped")
 
     @property

@@ -51,6 +51,12 @@ class Report:
     def section(self, title: str) -> Section:
         """Return the section with this title.
 
+        Args:
+            title: the section's exact title, e.g. `Breaches`.
+
+        Returns:
+            The first section with that title.
+
         Raises:
             KeyError: No section has that title.
         """

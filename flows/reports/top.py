@@ -54,6 +54,9 @@ class Tile:
         Thresholds are inclusive: a count equal to `bad` is red, equal to `warn` yellow; with
         `higher_is_better`, a value equal to `warn` is green and equal to `bad` yellow.
 
+        Args:
+            value: the tile query's value, or None.
+
         Returns:
             A `rich` colour name: `green`, `yellow`, `red` or `grey50`.
         """
@@ -68,6 +71,12 @@ class Tile:
 
         Per cent with one decimal (`97.5 %`), seconds as a duration (`2m05s`, `1h03m`),
         counts as whole numbers, and `-` when there is no value.
+
+        Args:
+            value: the tile query's value, or None.
+
+        Returns:
+            The text the tile shows.
         """
         if value is None:
             return "-"
@@ -96,9 +105,12 @@ _BY_NAME: Final = {q.name: q for q in WALLBOARD}
 class Wallboard:
     """One reading of every wallboard query.
 
+    All queries of a reading run one after the other on one connection, each at its own
+    `now()`, so two numbers of one frame may be a few milliseconds apart.
+
     Attributes:
         tiles: Each tile's value by query name (None when the query gave no value).
-        tables: Each table's rows by query name.
+        tables: Each table's rows by query name, columns in the query's `columns` order.
     """
 
     tiles: dict[str, float | None]
