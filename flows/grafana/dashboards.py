@@ -91,6 +91,10 @@ class _Builder:
 
         Time-series panels get `format: time_series` (Grafana reads the `time` column as the
         x axis); every other panel reads a table.
+
+        Args:
+            query: the panel's query, rendered with this builder's prefix and zone.
+            ref: the target's `refId`; panels here have one target, `A`.
         """
         time_series = query.kind == "timeseries"
         return {
@@ -107,6 +111,10 @@ class _Builder:
 
         The options are read again each time the dashboard loads (`refresh: 1`), in the
         query's own order, with no "All" option.
+
+        Args:
+            name: the variable's name, used as `$name` in the panels' SQL.
+            query_name: the query listing its options (first column).
 
         Raises:
             KeyError: No query is called `query_name`.
