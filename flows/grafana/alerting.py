@@ -36,14 +36,21 @@ WALLBOARD_PATH: Final = f"/d/{WALLBOARD_UID}?kiosk&autofitpanels"
 class RuleSpec:
     """How one alert query becomes a Grafana rule.
 
+    The query gives the condition (what fires and at which threshold); the spec gives how it
+    is evaluated and routed. The values are Grafana's own words, passed through unchecked:
+    a typo shows when Grafana loads the file or `slawatch provision` sends it.
+
     Attributes:
         query: The name of an `AlertQuery` in `flows.reports.queries`.
         group: Rule group (`urgent`: every 10 s, `compliance`: every minute).
         severity: `critical` pages at once, never muted; `warning` is muted out of hours.
-        pending: Grafana's `for`: how long the condition must hold before firing.
-        no_data: State when the query returns no rows, and why.
-        exec_error: State when the query fails, and why.
-        summary: The annotation a person reads first (Go template over `.Labels`/`.Values`).
+        pending: Grafana's `for`: how long the condition must hold before firing (`0s`, `5m`).
+        no_data: State when the query returns no rows (`OK`, `NoData`, `Alerting`,
+            `KeepLast`); the reason is in the comment beside the rule in `RULES`.
+        exec_error: State when the query fails (`Error`, `Alerting`, `OK`, `KeepLast`); the
+            reason likewise.
+        summary: The annotation a person reads first (Go template over `.Labels`/`.Values`;
+            `.Values.B.Value` is the reduced number the threshold judged).
     """
 
     query: str
@@ -139,6 +146,12 @@ _GROUPS: Final = {"urgent": "10s", "compliance": "1m"}
 
 
 def _alert_query(spec: RuleSpec) -> AlertQuery:
+    """Return the `AlertQuery` that `spec` names.
+
+    Raises:
+        KeyError: No query has that name.
+        TypeError: The query is a panel query, not an alert query.
+    """
     query = QUERIES[spec.query]
     if not isinstance(query, AlertQuery):
         msg = f"{spec.query} is not an alert query"
@@ -147,6 +160,13 @@ def _alert_query(spec: RuleSpec) -> AlertQuery:
 
 
 def _rule(spec: RuleSpec, prefix: str, timezone: str) -> Json:
+    """Return the Grafana rule of `spec`: query A, reduce B (last, nulls dropped), threshold C.
+
+    The rule's uid is the query's name with `al_` made `slawatch-` and `_` made `-`
+    (`al_urgent_breach` is `slawatch-urgent-breach`), so it stays the same across
+    provisioning runs. Every alert carries labels `severity` and `product: slawatch` and
+    points to the wallboard; its title and description are the query's.
+    """
     query = _alert_query(spec)
     sql = query.render(prefix, timezone)
     return {
@@ -210,7 +230,15 @@ def _rule(spec: RuleSpec, prefix: str, timezone: str) -> Json:
 
 
 def rule_groups(prefix: str = DEFAULT_PREFIX, timezone: str = DEFAULT_TIMEZONE) -> list[Json]:
-    """Return the rule groups (`slawatch-urgent` every 10 s, `slawatch-compliance` every 1 m)."""
+    """Return the rule groups (`slawatch-urgent` every 10 s, `slawatch-compliance` every 1 m).
+
+    Args:
+        prefix: the monitor's table prefix, rendered into every rule's query.
+        timezone: the team's IANA zone, which decides when "today" starts.
+
+    Returns:
+        Both groups, in the `slawatch` folder, each with its rules in `RULES` order.
+    """
     return [
         {
             "orgId": 1,
@@ -224,7 +252,16 @@ def rule_groups(prefix: str = DEFAULT_PREFIX, timezone: str = DEFAULT_TIMEZONE) 
 
 
 def contact_points() -> list[Json]:
-    """A webhook and an e-mail receiver, addresses from the environment Grafana runs in."""
+    """A webhook and an e-mail receiver, addresses from the environment Grafana runs in.
+
+    `${SLAWATCH_ALERT_WEBHOOK_URL}` and `${SLAWATCH_ALERT_EMAILS}` are left for Grafana to
+    expand when it loads the file, so no address is written into the repository. Both
+    receivers also send a message when an alert resolves; all e-mail recipients share one
+    message.
+
+    Returns:
+        The one contact point, `slawatch-oncall`.
+    """
     return [
         {
             "orgId": 1,
@@ -252,6 +289,13 @@ def policies() -> list[Json]:
 
     Critical alerts are grouped per conversation and metric (one notification each) with no
     `group_wait`, so a breach reaches the webhook within one evaluation (10 s).
+
+    Warnings are grouped per team and agent, wait a minute for company, repeat every 4 h at
+    most and are muted by `MUTE_OUTSIDE_HOURS`. A still-firing critical alert is repeated
+    every hour.
+
+    Returns:
+        The one policy tree, rooted at the `slawatch-oncall` contact point.
     """
     return [
         {
@@ -285,7 +329,15 @@ def policies() -> list[Json]:
 
 
 def mute_times(timezone: str = DEFAULT_TIMEZONE) -> list[Json]:
-    """Outside business hours in the team's zone: before 08:00 and from 20:00, and Sundays."""
+    """Outside business hours in the team's zone: before 08:00 and from 20:00, and Sundays.
+
+    Args:
+        timezone: the team's IANA zone; Grafana evaluates the hours there, daylight saving
+            included.
+
+    Returns:
+        The one mute timing, `slawatch-outside-business-hours`.
+    """
     return [
         {
             "orgId": 1,
@@ -306,7 +358,16 @@ def mute_times(timezone: str = DEFAULT_TIMEZONE) -> list[Json]:
 
 
 def alerting(prefix: str = DEFAULT_PREFIX, timezone: str = DEFAULT_TIMEZONE) -> Json:
-    """The whole alerting provisioning file (`apiVersion: 1`)."""
+    """The whole alerting provisioning file (`apiVersion: 1`).
+
+    Args:
+        prefix: the monitor's table prefix.
+        timezone: the team's IANA zone, for "today" in the queries and for the mute timing.
+
+    Returns:
+        The rule groups, contact points, notification policies and mute timings, in that
+        order, as `flows.grafana.files` writes them to `alerting/slawatch.yaml`.
+    """
     return {
         "apiVersion": 1,
         "groups": rule_groups(prefix, timezone),

@@ -4,6 +4,13 @@ Plain dictionaries in the classic dashboard model that file provisioning loads
 (`schemaVersion` 41). Every target is raw SQL against the data source uid `questdb`
 (`rawQuery`, `editorMode: code`), taken from `flows.reports.queries`, rendered with the team's
 calendar zone. Dashboards have stable uids (at most 40 characters) and no `id`.
+
+The builders are pure: the same prefix and zone give the same JSON, byte for byte once
+written by `flows.grafana.files`, which is how `slawatch dashboards --check` finds the
+committed files stale. Panel titles, descriptions and units come from the queries; only the
+layout, thresholds and display options are decided here. Thresholds are the SLA targets the
+teams agreed on (compliance 95 %, yellow from 90 %; first response 3 min) and match the
+terminal wallboard's (`flows.reports.top.TILES`).
 """
 
 from __future__ import annotations
@@ -39,24 +46,37 @@ RED: Final = "red"
 
 
 def _steps(*steps: tuple[str, float | None]) -> Json:
+    """Return absolute thresholds: each `(colour, from_value)`; the first's value is None.
+
+    A value takes the colour of the last step whose `from_value` it reaches (inclusive), as
+    Grafana evaluates absolute thresholds.
+    """
     return {
         "mode": "absolute",
         "steps": [{"color": color, "value": value} for color, value in steps],
     }
 
 
-#: Fewer is better: green, then yellow from `warn`, red from `bad`.
 def _lower_is_better(warn: float, bad: float) -> Json:
+    """Fewer is better: green, then yellow from `warn`, red from `bad` (`warn` < `bad`)."""
     return _steps((GREEN, None), (YELLOW, warn), (RED, bad))
 
 
-#: More is better (compliance %): red, then yellow from `warn`, green from `good`.
 def _higher_is_better(warn: float, good: float) -> Json:
+    """More is better (compliance %): red, then yellow from `warn`, green from `good`."""
     return _steps((RED, None), (YELLOW, warn), (GREEN, good))
 
 
 class _Builder:
-    """Renders queries into targets and lays panels out left to right, top to bottom."""
+    """Renders queries into targets and lays panels out left to right, top to bottom.
+
+    One builder makes one dashboard: panel ids count from 1 in the order panels are added,
+    and the grid is Grafana's, 24 columns wide.
+
+    Args:
+        prefix: the monitor's table prefix, rendered into every query.
+        timezone: the team's IANA zone, rendered into every query.
+    """
 
     def __init__(self, prefix: str, timezone: str) -> None:
         self.prefix = prefix
@@ -67,6 +87,15 @@ class _Builder:
         self._row_h = 0
 
     def target(self, query: Query, ref: str = "A") -> Json:
+        """Return a raw-SQL target for `query` on the QuestDB data source.
+
+        Time-series panels get `format: time_series` (Grafana reads the `time` column as the
+        x axis); every other panel reads a table.
+
+        Args:
+            query: the panel's query, rendered with this builder's prefix and zone.
+            ref: the target's `refId`; panels here have one target, `A`.
+        """
         time_series = query.kind == "timeseries"
         return {
             "refId": ref,
@@ -78,6 +107,18 @@ class _Builder:
         }
 
     def variable(self, name: str, query_name: str) -> Json:
+        """Return a single-value dashboard variable `$name` whose options a query lists.
+
+        The options are read again each time the dashboard loads (`refresh: 1`), in the
+        query's own order, with no "All" option.
+
+        Args:
+            name: the variable's name, used as `$name` in the panels' SQL.
+            query_name: the query listing its options (first column).
+
+        Raises:
+            KeyError: No query is called `query_name`.
+        """
         query = QUERIES[query_name]
         sql = query.render(self.prefix, self.timezone)
         return {
@@ -96,6 +137,11 @@ class _Builder:
         }
 
     def place(self, w: int, h: int) -> Json:
+        """Return the grid position of the next `w` x `h` panel, reading order.
+
+        A panel that does not fit in what is left of the row starts a new row below the
+        tallest panel of the current one.
+        """
         if self._x + w > 24:
             self._x = 0
             self._y += self._row_h
@@ -117,6 +163,23 @@ class _Builder:
         overrides: list[Json] | None = None,
         custom: Json | None = None,
     ) -> Json:
+        """Add the panel of query `name`, placed next, and return it.
+
+        The panel's type is the query's `kind`, its description and unit the query's.
+
+        Args:
+            name: the query's name in `flows.reports.queries.QUERIES`.
+            w: width in grid columns (of 24).
+            h: height in grid rows.
+            title: a title other than the query's (for instance one naming the target).
+            thresholds: colour steps of the main value; colours it by threshold when given.
+            options: the panel type's options.
+            overrides: per-field overrides (for instance coloured cells).
+            custom: the field config's `custom` block (draw style, threshold lines).
+
+        Raises:
+            KeyError: No query is called `name`.
+        """
         query = QUERIES[name]
         defaults: Json = {"unit": query.unit}
         if thresholds is not None:
@@ -140,6 +203,7 @@ class _Builder:
 
 
 def _stat_options(color_mode: str = "background") -> Json:
+    """Return a stat panel's options: one big value, the last non-null, no sparkline."""
     return {
         "colorMode": color_mode,
         "graphMode": "none",
@@ -154,6 +218,7 @@ def _stat_options(color_mode: str = "background") -> Json:
 
 
 def _table_options(sort_by: str | None = None, desc: bool = False) -> Json:
+    """Return a table panel's options, sorted by `sort_by` if given (else in query order)."""
     options: Json = {"showHeader": True, "cellHeight": "md", "frameIndex": 0}
     if sort_by is not None:
         options["sortBy"] = [{"displayName": sort_by, "desc": desc}]
@@ -161,6 +226,7 @@ def _table_options(sort_by: str | None = None, desc: bool = False) -> Json:
 
 
 def _colour_cells(field: str, thresholds: Json) -> Json:
+    """Return an override that colours the background of `field`'s cells by `thresholds`."""
     return {
         "matcher": {"id": "byName", "options": field},
         "properties": [
@@ -174,6 +240,16 @@ def _colour_cells(field: str, thresholds: Json) -> Json:
 def _dashboard(
     uid: str, title: str, panels: list[Json], *, refresh: str, time_from: str, **extra: Any
 ) -> Json:
+    """Return a dashboard model around `panels`: read-only, tagged `slawatch`, browser time.
+
+    Args:
+        uid: the stable uid the dashboard's URL uses.
+        title: the title shown in Grafana.
+        panels: the panels, from one `_Builder`.
+        refresh: the auto-refresh interval (`5s`, `1m`), or `""` for none.
+        time_from: the time picker's start (`now-24h`); the queries ignore it.
+        **extra: top-level keys to set or replace (for instance `templating`).
+    """
     model: Json = {
         "uid": uid,
         "title": title,
@@ -202,6 +278,24 @@ def wallboard(prefix: str = DEFAULT_PREFIX, timezone: str = DEFAULT_TIMEZONE) ->
 
     Meant for a TV in kiosk mode (`/d/slawatch-wallboard?kiosk&autofitpanels`), refreshed
     every 5 s (Grafana's default minimum).
+
+    The count tiles are yellow from their first clock (target 0) and red from 5 at risk, 3
+    breached or 3 unassigned; open conversations yellow from 60, red from 100. Compliance is
+    green from 95 %, yellow from 90 %; the median first response yellow from 2 min and red
+    from 3 min; data age yellow from 30 s and red from 60 s (the stall alert's threshold).
+    Time-left cells are red once the deadline has passed.
+
+    Layout, top to bottom: the six tiles in one row (4 columns each); the running clocks (12),
+    the agents' bar gauge (8) and the data age tile (4); then today's breach feed (12), the
+    WhatsApp windows closing (6) and the leads short of attempts (6). The agents' bars are
+    yellow from 15 open conversations and red from 20.
+
+    Args:
+        prefix: the monitor's table prefix.
+        timezone: the team's IANA zone, which decides when "today" starts.
+
+    Returns:
+        The dashboard model, uid `slawatch-wallboard`.
     """
     b = _Builder(prefix, timezone)
     stat = _stat_options()
@@ -323,7 +417,23 @@ def wallboard(prefix: str = DEFAULT_PREFIX, timezone: str = DEFAULT_TIMEZONE) ->
 
 
 def scorecard(prefix: str = DEFAULT_PREFIX, timezone: str = DEFAULT_TIMEZONE) -> Json:
-    """The weekly agent review: pick an agent and a (local, Monday-based) week."""
+    """The weekly agent review: pick an agent and a (local, Monday-based) week.
+
+    Its variables `$agent` and `$week` are filled by the `var_agent` and `var_week` queries;
+    the panels read the clocks started in that week whose latest record names the agent. It
+    does not refresh by itself.
+
+    Layout: conversations, compliance (coloured against 90 % / 95 %), contact attempts and
+    qualification in the first row; compliance per metric (cells coloured the same way) and
+    response times; daily chats (bars) and breaches by cause; then every breach, full width.
+
+    Args:
+        prefix: the monitor's table prefix.
+        timezone: the team's IANA zone, which decides the weeks' bounds.
+
+    Returns:
+        The dashboard model, uid `slawatch-scorecard`.
+    """
     b = _Builder(prefix, timezone)
     stat = _stat_options("value")
     b.panel("sc_conversations", 6, 5, options=stat)
@@ -397,7 +507,22 @@ def scorecard(prefix: str = DEFAULT_PREFIX, timezone: str = DEFAULT_TIMEZONE) ->
 
 
 def trends(prefix: str = DEFAULT_PREFIX, timezone: str = DEFAULT_TIMEZONE) -> Json:
-    """Thirty days of compliance against the 90 % and 95 % lines, and what drives it."""
+    """Thirty days of compliance against the 90 % and 95 % lines, and what drives it.
+
+    Compliance per day, per lead source, per local weekday and hour the clock started, breach
+    causes per week, and daily chat volume; refreshed every minute.
+
+    The daily compliance series draws the 90 % and 95 % lines and shades the bands they bound
+    (red, yellow, green); the weekday and hour bars are coloured by the same steps, so a bar
+    under 90 % is red whatever its neighbours.
+
+    Args:
+        prefix: the monitor's table prefix.
+        timezone: the team's IANA zone, which decides the days.
+
+    Returns:
+        The dashboard model, uid `slawatch-trends`.
+    """
     b = _Builder(prefix, timezone)
     lines = _steps((RED, None), (YELLOW, 90), (GREEN, 95))
     series = {
@@ -460,5 +585,13 @@ def trends(prefix: str = DEFAULT_PREFIX, timezone: str = DEFAULT_TIMEZONE) -> Js
 
 
 def dashboards(prefix: str = DEFAULT_PREFIX, timezone: str = DEFAULT_TIMEZONE) -> list[Json]:
-    """Return the three dashboards, wallboard first."""
+    """Return the three dashboards, wallboard first.
+
+    Args:
+        prefix: the monitor's table prefix.
+        timezone: the team's IANA calendar zone.
+
+    Returns:
+        The wallboard, the scorecard and the trends, as dashboard models.
+    """
     return [wallboard(prefix, timezone), scorecard(prefix, timezone), trends(prefix, timezone)]

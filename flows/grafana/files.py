@@ -32,6 +32,7 @@ class _Dumper(yaml.SafeDumper):
 
 
 def _str(dumper: yaml.SafeDumper, value: str) -> yaml.Node:
+    """Represent a string, as a `|` literal block when it spans lines."""
     style = "|" if "\n" in value else None
     return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
 
@@ -40,12 +41,20 @@ _Dumper.add_representer(str, _str)
 
 
 def _yaml(data: Any) -> str:
+    """Return `data` as YAML in its own key order, after the do-not-edit header."""
     body = yaml.dump(data, Dumper=_Dumper, sort_keys=False, allow_unicode=True, width=100)
     return _HEADER + body
 
 
 def provider() -> dict[str, Any]:
-    """The dashboard provider: every JSON file beside it, in the `slawatch` folder."""
+    """The dashboard provider: every JSON file beside it, in the `slawatch` folder.
+
+    Grafana re-reads the folder every 30 s and refuses edits made in its UI, so the files
+    stay the one source of the dashboards; a dashboard whose file is removed is deleted.
+
+    Returns:
+        The provider file's data (`apiVersion: 1`).
+    """
     return {
         "apiVersion": 1,
         "providers": [
@@ -67,7 +76,17 @@ def provider() -> dict[str, Any]:
 def provisioning_files(
     prefix: str = DEFAULT_PREFIX, timezone: str = DEFAULT_TIMEZONE
 ) -> dict[str, str]:
-    """Return every generated file's text by its path relative to `dashboards/provisioning`."""
+    """Return every generated file's text by its path relative to `dashboards/provisioning`.
+
+    Args:
+        prefix: the monitor's table prefix, rendered into every query.
+        timezone: the team's IANA calendar zone, rendered into every query.
+
+    Returns:
+        `dashboards/slawatch.yaml` (the provider), one `dashboards/<uid>.json` per dashboard
+        (two-space indented, ending with a newline) and `alerting/slawatch.yaml`; the same
+        arguments always give the same text.
+    """
     files = {"dashboards/slawatch.yaml": _yaml(provider())}
     for board in dashboards(prefix, timezone):
         files[f"dashboards/{board['uid']}.json"] = json.dumps(board, indent=2) + "\n"
@@ -78,7 +97,21 @@ def provisioning_files(
 def write_files(
     root: Path, prefix: str = DEFAULT_PREFIX, timezone: str = DEFAULT_TIMEZONE
 ) -> list[Path]:
-    """Write the generated files under `root`; return those whose content changed."""
+    """Write the generated files under `root`; return those whose content changed.
+
+    A file whose content is already right is not touched (its modification time stays), so
+    Grafana does not reload it; missing folders are created. Files under `root` that are not
+    generated (the data source file) are left alone.
+
+    Args:
+        root: the `dashboards/provisioning` folder.
+        prefix: the monitor's table prefix.
+        timezone: the team's IANA calendar zone.
+
+    Returns:
+        The paths written, new or changed, in `provisioning_files` order; empty when the
+        committed files are current.
+    """
     changed = []
     for relative, text in provisioning_files(prefix, timezone).items():
         path = root / relative

@@ -45,14 +45,19 @@ class GrafanaError(SlawatchError):
 
 @dataclass(slots=True)
 class ProvisionReport:
-    """What one run did: objects created, updated and left as they were."""
+    """What one run did: objects created, updated and left as they were.
+
+    Each list holds the objects' names as the terminal shows them (`dashboard <uid>`,
+    `rule group <name>`, ...), in the order they were provisioned. A run that changed nothing
+    has only `unchanged` entries, which is how a second run proves it is idempotent.
+    """
 
     created: list[str] = field(default_factory=list)
     updated: list[str] = field(default_factory=list)
     unchanged: list[str] = field(default_factory=list)
 
     def line(self) -> str:
-        """One human line for the terminal."""
+        """One human line for the terminal: `N created, N updated, N unchanged`."""
         return (
             f"{len(self.created)} created, {len(self.updated)} updated, "
             f"{len(self.unchanged)} unchanged"
@@ -63,6 +68,15 @@ def covers(actual: Any, wanted: Any) -> bool:
     """Whether `actual` (as Grafana returns it) holds every field of `wanted` with its value.
 
     Dicts compare key by key on `wanted`'s keys; lists element by element, same length.
+    Fields that Grafana adds (ids, versions, timestamps) are ignored, so an object it holds
+    as provisioned is "covered" and left alone.
+
+    Args:
+        actual: the object as Grafana returned it (None when it does not exist).
+        wanted: the object as slawatch would write it.
+
+    Returns:
+        True when writing `wanted` would change nothing that slawatch sets.
     """
     if isinstance(wanted, Mapping):
         return isinstance(actual, Mapping) and all(
@@ -78,7 +92,17 @@ def covers(actual: Any, wanted: Any) -> bool:
 
 
 def datasource(questdb_address: str, user: str, password: str) -> Json:
-    """The QuestDB data source (the built-in PostgreSQL plugin), uid `questdb`."""
+    """The QuestDB data source (the built-in PostgreSQL plugin), uid `questdb`.
+
+    Args:
+        questdb_address: `host:port` of QuestDB's PG wire as Grafana's server reaches it.
+        user: the QuestDB user.
+        password: the QuestDB password, kept in `secureJsonData` (Grafana never returns it).
+
+    Returns:
+        The data source body for Grafana's `/api/datasources` (database `qdb`, no TLS,
+        queries sent from Grafana's server).
+    """
     return {
         "uid": DATASOURCE_UID,
         "name": "QuestDB",
@@ -92,6 +116,14 @@ def datasource(questdb_address: str, user: str, password: str) -> Json:
 
 
 def _receivers(env: Mapping[str, str]) -> list[Json]:
+    """Return the contact point's receivers with their addresses filled from `env`.
+
+    Unlike the provisioning file, the HTTP API gets real addresses: a receiver whose variable
+    (`SLAWATCH_ALERT_WEBHOOK_URL`, `SLAWATCH_ALERT_EMAILS`) is empty or unset is left out.
+
+    Raises:
+        GrafanaError: Neither variable is set, so no alert could reach anyone.
+    """
     out = []
     for point in contact_points():
         for receiver in point["receivers"]:
@@ -116,11 +148,18 @@ Call = tuple[str, str, Json]
 
 
 class _Session:
+    """One provisioning run's HTTP calls, recording each object's outcome in the report."""
+
     def __init__(self, api: GrafanaApi, report: ProvisionReport) -> None:
         self.client = api.client
         self.report = report
 
     def get(self, path: str) -> Any:
+        """Return the JSON at `/api<path>`, or None when Grafana answers 404 (no such object).
+
+        Raises:
+            GrafanaClientError: Grafana answered another error.
+        """
         try:
             return self.client.GET(path)
         except GrafanaClientError as exc:
@@ -129,10 +168,24 @@ class _Session:
             raise
 
     def send(self, call: Call) -> None:
+        """Make one write call; Grafana's answer is not needed.
+
+        Raises:
+            GrafanaClientError: Grafana refused it.
+        """
         method, path, body = call
         getattr(self.client, method)(path, json=body)
 
     def sync(self, name: str, current: Any, wanted: Json, create: Call, update: Call) -> None:
+        """Create the object if it is missing, update it if it differs, else leave it.
+
+        Args:
+            name: the object as the report names it.
+            current: the object as Grafana holds it, or None if it does not exist.
+            wanted: the fields that must match (`covers`) for the object to be left alone.
+            create: the call that creates it.
+            update: the call that replaces it.
+        """
         if current is None:
             self.send(create)
             self.report.created.append(name)
@@ -155,6 +208,13 @@ def provision(
 ) -> ProvisionReport:
     """Create or update the data source, folder, dashboards and alerting objects.
 
+    Idempotent: an object that already matches is not written, so a second run reports
+    everything unchanged. Objects are written in dependency order (data source, folder,
+    dashboards, rule groups, contact points, mute timing, notification policy); a failure
+    stops the run, leaving what was written before it in place. The data source password is
+    never compared (Grafana does not return it), so changing only the password needs the data
+    source to be deleted first.
+
     Args:
         api: A client for the Grafana to provision (admin or editor token).
         questdb_address: `host:port` of QuestDB's PG wire as Grafana's server reaches it.
@@ -168,7 +228,8 @@ def provision(
         What was created, updated and left alone.
 
     Raises:
-        GrafanaError: Grafana cannot be reached or refused a request.
+        GrafanaError: Grafana cannot be reached or refused a request, or no contact point
+            address is set in `env`.
     """
     report = ProvisionReport()
     receivers = _receivers(os.environ if env is None else env)
@@ -202,6 +263,12 @@ def _provision(
     prefix: str,
     timezone: str,
 ) -> None:
+    """Make `provision`'s calls, after checking that Grafana answers `/api/health`.
+
+    Raises:
+        GrafanaClientError: Grafana refused a request.
+        OSError: Grafana cannot be reached.
+    """
     s.client.GET("/health")
     ds = datasource(address, user, password)
     public = {k: v for k, v in ds.items() if k != "secureJsonData"}
@@ -280,5 +347,6 @@ def _provision(
 
 
 def _seconds(interval: str) -> int:
+    """Return a Grafana interval (`10s`, `1m`, `4h`) in seconds, as the rule-group API wants."""
     units = {"s": 1, "m": 60, "h": 3600}
     return int(interval[:-1]) * units[interval[-1]]

@@ -42,13 +42,33 @@ ATTEMPTS: Final = 3
 
 
 def action_key(record: dict[str, Any]) -> str:
-    """Return the identity of an action record (the same for every redelivery of it)."""
+    """Return the identity of an action record (the same for every redelivery of it).
+
+    Args:
+        record: an action record as JSON (SPEC §6); missing fields read as `None`.
+
+    Returns:
+        `action|trigger|conversation_id|cycle|metric|seq`, e.g.
+        `notify|breach|cw:7:42|1|first_response|1`.
+    """
     parts = ("action", "trigger", "conversation_id", "cycle", "metric", "seq")
     return "|".join(str(record.get(part)) for part in parts)
 
 
 class Ledger:
-    """The actions already applied: an append-only JSONL file, loaded at start."""
+    """The actions already applied: an append-only JSONL file, loaded at start.
+
+    One line per applied action: `{"key": <action_key>, "outcome": "<labels>"}`. The file is
+    never rewritten or trimmed; keep it with the consumer group, since a new ledger with an
+    old group (or the reverse) may repeat or skip actions.
+
+    Args:
+        path: the ledger file; created (with its folder) at the first `add`.
+
+    Raises:
+        orjson.JSONDecodeError: a line of an existing ledger is not JSON.
+        KeyError: a line has no `key`.
+    """
 
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -59,6 +79,7 @@ class Ledger:
                     self.applied.add(orjson.loads(line)["key"])
 
     def __contains__(self, key: str) -> bool:
+        """Whether the action with this `action_key` was applied already."""
         return key in self.applied
 
     def add(self, key: str, outcome: str) -> None:
@@ -94,7 +115,20 @@ class ActionRunner:
     sleep: Callable[[float], None] = time.sleep
 
     def handle(self, record: dict[str, Any]) -> list[str]:
-        """Carry out one record (action records only); return the outcome labels it got."""
+        """Carry out one record (action records only); return the outcome labels it got.
+
+        A record already in the ledger is skipped (`duplicate`). A record is added to the
+        ledger once at least one of its side effects is done (`*_done`), so a `notify` whose
+        webhook succeeded and whose e-mail failed is not sent again. An action whose every
+        side effect failed (`*_failed`) is counted and logged but not retried later.
+
+        Args:
+            record: one decoded message of the actions topic.
+
+        Returns:
+            The outcome labels, e.g. `["reassign_done"]`, `["webhook_done", "mail_failed"]`,
+            `["duplicate"]`, `["not_an_action"]`.
+        """
         if record.get("type") != "action":
             return self._count(["not_an_action"], record)
         key = action_key(record)
@@ -112,6 +146,7 @@ class ActionRunner:
         return self._count(outcomes, record)
 
     def _count(self, outcomes: list[str], record: dict[str, Any]) -> list[str]:
+        """Count and log each outcome of `record`; return `outcomes` unchanged."""
         for outcome in outcomes:
             self.outcomes[outcome] += 1
             log.info(
@@ -125,6 +160,13 @@ class ActionRunner:
         return outcomes
 
     def _retry(self, attempt: Callable[[], None]) -> bool:
+        """Run `attempt` up to `ATTEMPTS` times, backing off 0.2, 0.4, 0.8 s after failures.
+
+        Only network, HTTP-status and SMTP errors are retried; others propagate.
+
+        Returns:
+            True as soon as one attempt succeeds; False when all failed.
+        """
         for number in range(ATTEMPTS):
             try:
                 attempt()
@@ -136,6 +178,13 @@ class ActionRunner:
         return False
 
     def _reassign(self, record: dict[str, Any]) -> str:
+        """Assign a Chatwoot conversation to the action's `to_agent`.
+
+        Returns:
+            `reassign_done` or `reassign_failed`, or why nothing was tried: disabled, not a
+            Chatwoot conversation, no candidate agent, an agent with no Chatwoot user id,
+            dry run, or no API client.
+        """
         if not self.settings.act_reassign:
             return "reassign_disabled"
         parts = str(record.get("conversation_id")).split(":")
@@ -161,6 +210,14 @@ class ActionRunner:
         return "reassign_done" if self._retry(attempt) else "reassign_failed"
 
     def _notify(self, record: dict[str, Any]) -> list[str]:
+        """Send the notification through every configured channel: webhook, then e-mail.
+
+        The e-mail goes to `notify_addresses[notify]`, or to `notify` itself when it is an
+        address.
+
+        Returns:
+            One outcome per channel tried, or `["notify_not_configured"]`.
+        """
         outcomes: list[str] = []
         if self.settings.notify_webhook_url is not None:
             outcomes.append(self._notify_webhook(record))
@@ -171,6 +228,11 @@ class ActionRunner:
         return outcomes or ["notify_not_configured"]
 
     def _notify_webhook(self, record: dict[str, Any]) -> str:
+        """POST the action record as JSON, with its `action_key` as `Idempotency-Key`.
+
+        Returns:
+            `webhook_done` (a 2xx answer), `webhook_failed` or `webhook_dry_run`.
+        """
         if self.dry_run:
             return "webhook_dry_run"
         client = self.webhook or httpx.Client(timeout=10)
@@ -183,6 +245,14 @@ class ActionRunner:
         return "webhook_done" if self._retry(attempt) else "webhook_failed"
 
     def _notify_mail(self, record: dict[str, Any], address: str | None) -> str:
+        """E-mail the action's reason, conversation, cycle, instant and agent to `address`.
+
+        The subject names the metric, trigger and conversation; header `X-Slawatch-Action`
+        carries the `action_key`.
+
+        Returns:
+            `mail_done`, `mail_failed`, `mail_no_address` or `mail_dry_run`.
+        """
         if address is None:
             return "mail_no_address"
         if self.dry_run:
@@ -204,6 +274,7 @@ class ActionRunner:
         return "mail_done" if self._retry(lambda: send(message)) else "mail_failed"
 
     def _smtp_send(self, message: EmailMessage) -> None:
+        """Send one message through `smtp_host:smtp_port` (no login, no TLS, 10 s timeout)."""
         with smtplib.SMTP(
             str(self.settings.smtp_host), self.settings.smtp_port, timeout=10
         ) as smtp:
@@ -220,6 +291,11 @@ def run(
     """Consume `settings.actions_topic` in group `settings.act_group` and carry out each action.
 
     Offsets are committed after each action is handled (and recorded in the ledger).
+
+    The group starts at the topic's earliest offset the first time, so a new group carries
+    out every action still on the topic unless the ledger already holds it. A message that
+    is not a JSON object is handled as an empty record (`not_an_action`) and committed;
+    Kafka errors on a message are logged and skipped.
 
     Args:
         runner: what carries the actions out.

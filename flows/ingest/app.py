@@ -55,7 +55,11 @@ class ProduceFailed(Exception):
 
 
 class EventSink(Protocol):
-    """Where the receiver's messages go: `(topic, key, value)`, acknowledged before returning."""
+    """Where the receiver's messages go: `(topic, key, value)`, acknowledged before returning.
+
+    The receiver answers a webhook only after `send` returns, so an implementation must not
+    return before the messages are durable; tests use one that records what it was given.
+    """
 
     async def send(self, messages: list[tuple[str, str, bytes]]) -> None:
         """Produce the messages and wait for every acknowledgement.
@@ -73,6 +77,11 @@ class KafkaSink:
 
     A background thread polls the producer; delivery callbacks hand the result back to the
     event loop that produced the message.
+
+    Args:
+        config: librdkafka properties (`IngestSettings.producer_config`: bootstrap servers,
+            idempotence, `acks=all`).
+        timeout_s: how long one `send` waits for all its acknowledgements (s).
     """
 
     def __init__(self, config: dict[str, Any], *, timeout_s: float = 10.0) -> None:
@@ -85,11 +94,20 @@ class KafkaSink:
         self._thread.start()
 
     def _poll(self) -> None:
+        """Serve delivery callbacks until `close`, waking every 50 ms."""
         while self._running:
             self._producer.poll(0.05)
 
     async def send(self, messages: list[tuple[str, str, bytes]]) -> None:
         """Produce `(topic, key, value)` messages; return once Kafka acknowledged them all.
+
+        Messages are produced in order, so the events of one conversation (one key) keep
+        their order on the topic. A full producer queue makes the call wait without blocking
+        the event loop. After a timeout, messages still queued may yet be delivered: the
+        platform's retry then repeats them, which the event ids make harmless.
+
+        Args:
+            messages: `(topic, key, value)` triples; an empty list returns at once.
 
         Raises:
             ProduceFailed: a delivery failed, or not every ack came within the timeout.
@@ -125,6 +143,10 @@ class KafkaSink:
 
 
 def _settle(future: asyncio.Future[None], err: Any) -> None:
+    """Resolve a delivery's future on its event loop: done, or `ProduceFailed` with the error.
+
+    A future already done (its request timed out) is left as it is.
+    """
     if future.done():
         return
     if err is not None:
@@ -134,7 +156,12 @@ def _settle(future: asyncio.Future[None], err: Any) -> None:
 
 
 class Metrics:
-    """Counters and latency histograms, rendered in the Prometheus text format."""
+    """Counters and latency histograms, rendered in the Prometheus text format.
+
+    Thread-safe: any thread may update it while `/metrics` renders it.
+    Counters only grow for the life of the process (a restart starts them at 0, which
+    Prometheus' `rate` handles). Histogram buckets are `LATENCY_BUCKETS`, in seconds.
+    """
 
     def __init__(self) -> None:
         self.counters: Counter[tuple[str, tuple[tuple[str, str], ...]]] = Counter()
@@ -159,7 +186,12 @@ class Metrics:
             self._sums[name] = self._sums.get(name, 0.0) + seconds
 
     def render(self) -> str:
-        """Return every metric in the Prometheus text exposition format."""
+        """Return every metric in the Prometheus text exposition format.
+
+        Counters are sorted by name and labels, each name preceded by its `# TYPE` line;
+        histograms follow with cumulative `_bucket` lines (`le="+Inf"` last), `_sum` and
+        `_count`. The text ends with a newline.
+        """
         lines: list[str] = []
         with self._lock:
             seen: set[str] = set()
@@ -181,6 +213,7 @@ class Metrics:
 
 
 def _labels(labels: tuple[tuple[str, str], ...]) -> str:
+    """Return a metric's label set as `{key="value",...}`, or nothing when it has none."""
     if not labels:
         return ""
     inner = ",".join(f'{key}="{value}"' for key, value in labels)
@@ -188,10 +221,18 @@ def _labels(labels: tuple[tuple[str, str], ...]) -> str:
 
 
 class _TooLarge(Exception):
-    pass
+    """The request body is longer than the receiver accepts (answered 413)."""
 
 
 async def _read_body(request: Request, limit: int) -> bytes:
+    """Return the request body, reading no more than `limit` bytes of it.
+
+    A declared `Content-Length` above the limit is refused before reading; a body that
+    grows past it while streaming (no or a false length) is refused at that point.
+
+    Raises:
+        _TooLarge: the body is longer than `limit` bytes.
+    """
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise _TooLarge
@@ -214,17 +255,34 @@ def create_app(
 ) -> Starlette:
     """Build the receiver.
 
+    Every POST answers with a JSON body: `{"events", "ignored", "dead_letters"}` counts on
+    200; `{"error": ...}` on 401 (signature enforced and wrong), 404 (a Chatwoot account not
+    among `chatwoot_accounts`, when that is set), 413 (body too large) or 503 (Kafka did not
+    take the request: retry). A body
+    that maps to nothing usable is still answered 200: its reasons became dead letters, and
+    a retry would not map it any better.
+
     Args:
         settings: endpoints, secrets, limits and mapping choices.
         sink: where mapped events and dead letters go (closed when the app shuts down).
         metrics: the counters to update (a fresh set by default); exposed on `/metrics`.
         clock: the wall clock in unix seconds (replay windows, `emitted_at`); tests inject it.
+
+    Returns:
+        The Starlette app; `app.state.metrics` is the `Metrics` it updates.
     """
     stats = metrics or Metrics()
     chatwoot_options = settings.chatwoot_options()
     whatsapp_options = settings.whatsapp_options()
 
     async def deliver(endpoint: str, body: bytes, mapped: Mapped) -> Response:
+        """Produce the mapped events and dead letters together, then count and answer.
+
+        Events are keyed by `conversation_id`; each unmappable reason becomes one dead letter
+        keyed `webhook:<endpoint>` carrying the redacted body. Counters are updated only
+        once Kafka took everything, so a 503 request counts as a request and a produce
+        failure, not as events.
+        """
         messages = [
             (settings.topic, event["conversation_id"], orjson.dumps(event))
             for event in mapped.events
@@ -261,6 +319,11 @@ def create_app(
         )
 
     def refused(endpoint: str, reason: str | None) -> Response | None:
+        """Apply the endpoint's signature mode to a failed check: a 401 only under `enforce`.
+
+        Under `log` a failure is counted and logged and the request goes on; under `off`
+        it is not even counted.
+        """
         mode = settings.mode(endpoint)
         if reason is None or mode == "off":
             return None
@@ -271,6 +334,7 @@ def create_app(
         return None
 
     async def read(request: Request, endpoint: str) -> bytes | Response:
+        """Count the request and return its body, or the 413 answer when it is too large."""
         stats.inc("slawatch_ingest_requests_total", endpoint=endpoint)
         try:
             return await _read_body(request, settings.max_body_bytes)
@@ -279,6 +343,11 @@ def create_app(
             return JSONResponse({"error": "body too large"}, status_code=413)
 
     async def chatwoot(request: Request) -> Response:
+        """Receive a Chatwoot webhook for the account in the path, checked and mapped.
+
+        The signature is checked with the account's secret (HMAC of timestamp and body,
+        within the replay window) or, for unsigned Chatwoot versions, the path token.
+        """
         account = request.path_params["account"]
         endpoint = f"chatwoot/{account}"
         if settings.chatwoot_accounts and account not in settings.chatwoot_accounts:
@@ -304,6 +373,7 @@ def create_app(
         return await deliver(endpoint, body, map_chatwoot(body, account, chatwoot_options))
 
     async def whatsapp_verify(request: Request) -> Response:
+        """Answer Meta's subscription handshake: echo `hub.challenge`, or 403 on a bad token."""
         params = request.query_params
         token = settings.whatsapp_verify_token
         challenge = meta_handshake(
@@ -318,6 +388,7 @@ def create_app(
         return PlainTextResponse(challenge)
 
     async def whatsapp(request: Request) -> Response:
+        """Receive a WhatsApp Cloud API webhook, checked (`X-Hub-Signature-256`) and mapped."""
         endpoint = "whatsapp"
         body = await read(request, endpoint)
         if isinstance(body, Response):
@@ -334,13 +405,16 @@ def create_app(
         return await deliver(endpoint, body, map_whatsapp(body, whatsapp_options))
 
     async def healthz(_request: Request) -> Response:
+        """Say the process is up (it does not check Kafka: a request's 503 does)."""
         return JSONResponse({"status": "ok"})
 
     async def metrics_endpoint(_request: Request) -> Response:
+        """Expose the counters in the Prometheus text format, version 0.0.4."""
         return PlainTextResponse(stats.render(), media_type="text/plain; version=0.0.4")
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
+        """Close the sink (flushing it) when the server shuts down."""
         try:
             yield
         finally:
@@ -362,6 +436,7 @@ def create_app(
 
 
 def _uvicorn_config(app: Starlette, host: str, port: int) -> Any:
+    """Return uvicorn's configuration for the receiver: no access log, warnings only."""
     import uvicorn  # noqa: PLC0415
 
     # No access log: a Chatwoot URL may hold a shared token in its path.
@@ -369,7 +444,14 @@ def _uvicorn_config(app: Starlette, host: str, port: int) -> Any:
 
 
 def serve(settings: IngestSettings) -> None:
-    """Run the receiver until interrupted (uvicorn handles SIGINT/SIGTERM gracefully)."""
+    """Run the receiver until interrupted (uvicorn handles SIGINT/SIGTERM gracefully).
+
+    Blocks. On shutdown, requests in flight are finished and the Kafka producer is flushed
+    before the process exits.
+
+    Args:
+        settings: where to listen, where to produce, and the endpoints' secrets and modes.
+    """
     import uvicorn  # noqa: PLC0415
 
     sink = KafkaSink(settings.producer_config(), timeout_s=settings.produce_timeout_s)
@@ -379,7 +461,10 @@ def serve(settings: IngestSettings) -> None:
 
 
 def free_port(host: str = "127.0.0.1") -> int:
-    """Return a TCP port that is free on `host` right now."""
+    """Return a TCP port that is free on `host` right now.
+
+    Another process may take it before it is used; good enough for tests on loopback.
+    """
     with socket.socket() as sock:
         sock.bind((host, 0))
         port: int = sock.getsockname()[1]
@@ -391,6 +476,17 @@ def running(app: Starlette, host: str = "127.0.0.1", port: int | None = None) ->
     """Serve `app` with uvicorn in a thread; yield its base URL, and stop it afterwards.
 
     For tests and benchmarks: the real server on loopback, not an in-process test client.
+
+    Args:
+        app: the receiver, from `create_app`.
+        host: the address to listen on.
+        port: the port; a free one when None.
+
+    Yields:
+        The base URL, `http://host:port`, once the server accepts connections.
+
+    Raises:
+        RuntimeError: the server did not start within 10 s.
     """
     import uvicorn  # noqa: PLC0415
 

@@ -89,10 +89,14 @@ class ChatwootOptions:
 def map_chatwoot(body: bytes, account: str, options: ChatwootOptions | None = None) -> Mapped:
     """Map one Chatwoot webhook body to SPEC §1 events.
 
+    Pure: no I/O and no clock; event times come from the payload, so the same body maps to
+    the same events with the same ids every time. A body that cannot be mapped gives no
+    events and one `unmappable` reason; message content is never copied into an event.
+
     Args:
         body: the raw webhook body.
         account: the Chatwoot account id, from the webhook URL.
-        options: mapping choices.
+        options: mapping choices; the defaults when None.
 
     Returns:
         The events, what was ignored and why, flags and unmappable reasons.
@@ -109,6 +113,18 @@ def map_chatwoot(body: bytes, account: str, options: ChatwootOptions | None = No
 
 def map_payload(payload: dict[str, Any], account: str, opts: ChatwootOptions, out: Mapped) -> None:
     """Map one decoded Chatwoot payload into `out` (also used by `reconcile`).
+
+    Dispatches on `event`: `message_created` to `map_message`; `conversation_created` to an
+    `opened` event; `conversation_updated` and `conversation_status_changed` to the changes
+    they carry; the agent-bot `conversation_resolved` / `conversation_opened` to a status
+    change. Contact, inbox, typing, automation and `message_updated` events are ignored with
+    their name as the counter label.
+
+    Args:
+        payload: the webhook body as a JSON object.
+        account: the Chatwoot account id, from the webhook URL.
+        opts: mapping choices.
+        out: where events, ignored parts and flags are added.
 
     Raises:
         MappingError: the payload is not one Chatwoot sends, or lacks an id or time.
@@ -147,8 +163,27 @@ def map_message(
 ) -> None:
     """Map one Chatwoot message (webhook `message_created` or a REST message) into `out`.
 
+    Produces one SPEC §1 `message` event, id `cw:{account}:m:{id}`. Reads `message_type`
+    (text or Chatwoot's integer; `activity` messages are ignored, `incoming` is inbound from
+    the customer, `outgoing` and `template` are outbound), `private` (an internal note:
+    outbound `kind: note`, never a reply), `sender.type` / `sender.id` (a `user` is an agent
+    with `agent_id` = the user id; an agent bot or Captain is `bot`; no sender is
+    `null_sender_author`), `attachments` (`kind: media`), `created_at` (`occurred_at`) and
+    the conversation's `display_id`. An outgoing message with WhatsApp `template_params`, or
+    of type `template`, is `kind: template`; a `template` message not sent by a user is
+    authored `bot`. An incoming message sent by a user is mapped and flagged
+    `incoming_user_sender`.
+
+    Args:
+        payload: the message as a JSON object.
+        account: the Chatwoot account id.
+        opts: mapping choices.
+        out: where the event goes.
+        display_id: the conversation's display id when the caller knows it (the REST API's
+            messages do not carry it); read from the message otherwise.
+
     Raises:
-        MappingError: the message has no id, conversation or time.
+        MappingError: the message has no id, conversation or time, or an unknown type.
     """
     message_type = payload.get("message_type")
     if isinstance(message_type, int):
@@ -201,6 +236,7 @@ def map_message(
 
 
 def _is_whatsapp_template(payload: dict[str, Any]) -> bool:
+    """Whether a message carries WhatsApp `template_params` (Chatwoot sends those as type 1)."""
     for key in ("additional_attributes", "content_attributes"):
         attributes = payload.get(key)
         if isinstance(attributes, dict) and attributes.get("template_params"):
@@ -211,6 +247,12 @@ def _is_whatsapp_template(payload: dict[str, Any]) -> bool:
 def _set_author(
     event: dict[str, Any], sender: object, sender_type: object, opts: ChatwootOptions
 ) -> None:
+    """Set `author` (and `agent_id`) of an outbound message or note from its sender.
+
+    A user with an id is `agent`; an agent bot or Captain is `bot`; no sender at all is
+    `null_sender_author` (with `null_sender_agent` when that is `agent`); any other sender
+    (a contact, a platform) is `system`.
+    """
     if sender_type == "user" and isinstance(sender, dict) and sender.get("id") is not None:
         event.update(author="agent", agent_id=str(sender["id"]))
     elif sender_type in _BOT_SENDERS:
@@ -227,6 +269,11 @@ def _set_author(
 
 
 def _display_id(payload: dict[str, Any]) -> object:
+    """Return the conversation's `display_id` (the number the UI shows), else its `id`.
+
+    Raises:
+        MappingError: the payload has neither.
+    """
     display_id = payload.get("display_id") or payload.get("id")
     if display_id is None or isinstance(display_id, bool):
         msg = "conversation has no 'id'"
@@ -235,6 +282,13 @@ def _display_id(payload: dict[str, Any]) -> object:
 
 
 def _changes(payload: dict[str, Any]) -> dict[str, tuple[Any, Any]] | None:
+    """Return `changed_attributes` as `{name: (previous, current)}`, or None if absent.
+
+    Chatwoot sends a list of one-key objects (sometimes one object); later keys win.
+
+    Raises:
+        MappingError: an item of the list is not an object.
+    """
     raw = payload.get("changed_attributes")
     if raw is None:
         return None
@@ -253,6 +307,15 @@ def _changes(payload: dict[str, Any]) -> dict[str, tuple[Any, Any]] | None:
 def _attributes(
     custom: object, labels: object, opts: ChatwootOptions, out: Mapped
 ) -> dict[str, Any]:
+    """Return the SPEC §1 conversation attributes read from custom attributes and labels.
+
+    Reads the custom attributes named by `opts` as `segment`, `lead_source` and
+    `lead_status` (an empty value clears the attribute: None); a lead status that is not one
+    of SPEC's is ignored (counted as `bad_lead_status`). Labels become `tags` (all of them, so
+    a removed label disappears), and the first of `segment_labels` present sets `segment`.
+    Only what the payload holds is returned, so an update never clears an attribute it did
+    not mention.
+    """
     attributes: dict[str, Any] = {}
     if isinstance(custom, dict):
         for key, name in (
@@ -281,6 +344,7 @@ def _attributes(
 
 
 def _label_list(labels: object) -> list[str]:
+    """Return labels from a list or a comma-separated string; anything else gives none."""
     if isinstance(labels, str):
         return [part.strip() for part in labels.split(",") if part.strip()]
     if isinstance(labels, list):
@@ -289,6 +353,14 @@ def _label_list(labels: object) -> list[str]:
 
 
 def _base(payload: dict[str, Any], account: str, what: str, at: int) -> dict[str, Any]:
+    """Return the common fields of a conversation-change event, without its `action`.
+
+    The id `cw:{account}:c:{display_id}:{what}:{seconds}` names the change and its whole
+    second, so the two webhooks of one change, or a redelivery, give the same id.
+
+    Raises:
+        MappingError: the payload names no conversation.
+    """
     display_id = _display_id(payload)
     return {
         "event_id": f"cw:{account}:c:{display_id}:{what}:{at // 1000}",
@@ -299,6 +371,17 @@ def _base(payload: dict[str, Any], account: str, what: str, at: int) -> dict[str
 
 
 def _created(payload: dict[str, Any], account: str, opts: ChatwootOptions, out: Mapped) -> None:
+    """Map `conversation_created` to a SPEC §1 `conversation` event, action `opened`.
+
+    Reads `created_at` (`occurred_at`), `status` (`pending`: a bot handles it, `handled_by:
+    bot`; `snoozed`: waiting on the customer, `status: pending`), `priority` (urgent..low as
+    P1..P4), `meta.team.id` (`team_id`), custom attributes and labels. An assignee already
+    set (`meta.assignee.id`) adds an `assignment` event, action `assigned`, at the same
+    instant.
+
+    Raises:
+        MappingError: the conversation has no id or no readable `created_at`.
+    """
     at = epoch_ms(payload.get("created_at"), "conversation 'created_at'")
     event = _base(payload, account, "opened", at)
     event["action"] = "opened"
@@ -324,6 +407,11 @@ def _created(payload: dict[str, Any], account: str, opts: ChatwootOptions, out: 
 
 
 def _assignment(payload: dict[str, Any], account: str, agent: object, at: int) -> dict[str, Any]:
+    """Return a SPEC §1 `assignment` event: `assigned` to `agent` (as text), or `unassigned`.
+
+    Raises:
+        MappingError: the payload names no conversation.
+    """
     if agent is None:
         event = _base(payload, account, "assignee:none", at)
         event.update(type="assignment", action="unassigned")
@@ -334,6 +422,18 @@ def _assignment(payload: dict[str, Any], account: str, agent: object, at: int) -
 
 
 def _updated(payload: dict[str, Any], account: str, opts: ChatwootOptions, out: Mapped) -> None:
+    """Map a conversation change to SPEC §1 events, all at the change's instant.
+
+    Reads `changed_attributes`: `status` (see `_status`), `assignee_id` (an `assignment`
+    event), and `team_id`, `priority`, `custom_attributes` and the label keys, which together
+    give one `conversation` event, action `updated`, whose id hashes the attributes set. A
+    `conversation_status_changed` without `changed_attributes` takes the payload's `status`.
+    A change of nothing SLA-relevant is ignored (`no_sla_change`); keys that are neither
+    mapped nor known to be quiet are counted as `unmapped_attribute`.
+
+    Raises:
+        MappingError: the change has no readable instant or names no conversation.
+    """
     changes = _changes(payload)
     event_name = payload.get("event")
     if changes is not None and event_name == "conversation_status_changed":
@@ -413,6 +513,15 @@ def _status(
     at: int,
     out: Mapped,
 ) -> None:
+    """Map a status change to SPEC §1 `conversation` events.
+
+    `resolved` gives action `resolved` (with `outcome` from the outcome custom attribute,
+    if set). Leaving `resolved` gives `reopened` first. Then the new status: `open` is a
+    human handling it (`handled_by: human`, `status: open`; from `snoozed` only `status:
+    open`), `pending` is a bot handling it (`handled_by: bot`), `snoozed` is waiting on the
+    customer (`status: pending`); an unknown status is ignored. Reopening straight to `open`
+    gives only the `reopened` event.
+    """
     previous, current = change
     if current == "resolved":
         event = _base(payload, account, "status:resolved", at)

@@ -26,7 +26,13 @@ _MS_THRESHOLD: Final = 100_000_000_000
 
 @dataclass(frozen=True, slots=True)
 class Ignored:
-    """A part of a payload that carries nothing for SLAs: `kind` is the counter label."""
+    """A part of a payload that carries nothing for SLAs: `kind` is the counter label.
+
+    Attributes:
+        kind: a short snake_case label (`message_reaction`, `status_read`, `no_changes`),
+            the `kind` label of `slawatch_ingest_ignored_total`.
+        reason: one sentence for logs and `ingest map`.
+    """
 
     kind: str
     reason: str
@@ -61,7 +67,12 @@ class Mapped:
             self.events.append(event)
 
     def ignore(self, kind: str, reason: str) -> None:
-        """Record a part ignored on purpose."""
+        """Record a part ignored on purpose (counted, never a dead letter).
+
+        Args:
+            kind: the counter label.
+            reason: why it carries nothing for SLAs.
+        """
         self.ignored.append(Ignored(kind, reason))
 
 
@@ -75,6 +86,16 @@ def epoch_ms(value: object, what: str) -> int:
     Accepts integer or float epoch seconds or milliseconds, a string of digits (WhatsApp's unix
     seconds), an RFC 3339 string with an offset, or (taken as UTC) Ruby's `2025-05-15 19:11:08
     UTC` and an ISO date-time without an offset.
+
+    Numbers from 100 000 000 000 up are taken as milliseconds, below it as seconds (so
+    seconds work until the year 5138); fractions of seconds are rounded to the millisecond.
+
+    Args:
+        value: the timestamp as the platform sent it.
+        what: the field's name, for the error message (e.g. `message 'timestamp'`).
+
+    Returns:
+        The instant in epoch milliseconds UTC.
 
     Raises:
         MappingError: the value is none of these; the message names `what`.
@@ -114,7 +135,11 @@ def _lenient_utc(text: str) -> int | None:
 
 
 def short_hash(value: object) -> str:
-    """Return 16 hex digits of the SHA-256 of a JSON value (sorted keys): a stable id part."""
+    """Return 16 hex digits of the SHA-256 of a JSON value (sorted keys): a stable id part.
+
+    Equal values give equal parts whatever their key order, so two deliveries of one change
+    get one event id.
+    """
     data = orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
     return hashlib.sha256(data).hexdigest()[:16]
 

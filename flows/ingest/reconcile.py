@@ -59,6 +59,11 @@ class Catchup:
 
 
 def _get(client: httpx.Client, path: str, params: dict[str, Any]) -> Any:
+    """GET one API path and return its decoded JSON.
+
+    Raises:
+        ReconcileError: the API cannot be reached or answered other than 200.
+    """
     try:
         response = client.get(path, params=params)
     except httpx.HTTPError as exc:
@@ -71,6 +76,15 @@ def _get(client: httpx.Client, path: str, params: dict[str, Any]) -> Any:
 
 
 def _conversations(client: httpx.Client, account: str, since_s: int) -> Iterator[dict[str, Any]]:
+    """Yield the account's conversations with activity at or after `since_s`, newest first.
+
+    Every status and assignee is included. Pages are read until one holds a conversation
+    older than `since_s` (the list is sorted by last activity), an empty page, or
+    `MAX_PAGES`.
+
+    Raises:
+        ReconcileError: a page could not be read.
+    """
     path = f"/api/v1/accounts/{account}/conversations"
     for page in range(1, MAX_PAGES + 1):
         params = {
@@ -90,6 +104,7 @@ def _conversations(client: httpx.Client, account: str, since_s: int) -> Iterator
 
 
 def _activity_s(conversation: dict[str, Any]) -> int:
+    """Return a conversation's last activity in epoch seconds; 0 when it has none readable."""
     stamp = conversation.get("timestamp") or conversation.get("last_activity_at")
     try:
         return epoch_ms(stamp, "conversation 'timestamp'") // 1000
@@ -100,6 +115,16 @@ def _activity_s(conversation: dict[str, Any]) -> int:
 def _messages(
     client: httpx.Client, account: str, display_id: object, since_s: int
 ) -> list[dict[str, Any]]:
+    """Return a conversation's messages back to `since_s` (or a little before), oldest first.
+
+    The API returns the newest page first; older pages are asked for with `before=<oldest
+    id>` until a page reaches before `since_s`, is empty, or has an unreadable time. A
+    message seen on two pages is kept once. Messages before `since_s` may be returned; the
+    caller filters the events.
+
+    Raises:
+        ReconcileError: a page could not be read.
+    """
     path = f"/api/v1/accounts/{account}/conversations/{display_id}/messages"
     found: dict[object, dict[str, Any]] = {}
     params: dict[str, Any] = {}
@@ -132,6 +157,12 @@ def catch_up(
         account: the Chatwoot account id.
         since_s: the checkpoint, in epoch seconds: conversations with activity at or after it.
         options: the mapping choices (the receiver's).
+
+    Returns:
+        The events at or after `since_s`, per conversation in the order they apply (the
+        opening, the messages, the current assignee's assignment before that agent's first
+        reply, the resolution), and the checkpoint for the next run. A conversation or
+        message that cannot be mapped is reported in `mapped.unmappable`, not raised.
 
     Raises:
         ReconcileError: the API could not be read.
@@ -180,6 +211,12 @@ def catch_up(
 
 
 def _assignee(conversation: dict[str, Any], account: str, out: Mapped) -> None:
+    """Add an `assignment` event (action `assigned`) for the conversation's current assignee.
+
+    It is placed at, and just before, that agent's first reply among the mapped events; an
+    assignee who has not replied gets none. Its id ends in `:rest`, unlike any webhook id,
+    because its time is inferred rather than read from Chatwoot.
+    """
     meta = conversation.get("meta")
     assignee = meta.get("assignee") if isinstance(meta, dict) else None
     agent = assignee.get("id") if isinstance(assignee, dict) else None

@@ -22,7 +22,18 @@ VerifyMode = Literal["off", "log", "enforce"]
 
 
 class IngestSettings(BaseSettings):
-    """Settings of `slawatch ingest` (and the mapping choices `ingest map` shares)."""
+    """Settings of `slawatch ingest` (and the mapping choices `ingest map` shares).
+
+    Read from `SLAWATCH_INGEST_<FIELD>` variables, then `.env`; unknown variables are
+    ignored and the object is frozen once built. Each field's meaning is its `description`.
+    Secrets are `SecretStr`, so they never show in a log or a `repr`. Also read by `slawatch
+    reconcile chatwoot` and `slawatch act` (Chatwoot URL and token, the actions topic, the
+    agent map and the notify destinations).
+
+    Raises:
+        pydantic.ValidationError: a variable does not parse (e.g. a dict that is not a JSON
+            object, a port out of range, an unknown verify mode).
+    """
 
     model_config = SettingsConfigDict(
         env_prefix=INGEST_ENV_PREFIX, env_file=".env", extra="ignore", frozen=True
@@ -131,14 +142,21 @@ class IngestSettings(BaseSettings):
     )
 
     def mode(self, endpoint: str) -> VerifyMode:
-        """Return the signature check of an endpoint (`whatsapp` or `chatwoot/<account>`)."""
+        """Return the signature check of an endpoint (`whatsapp` or `chatwoot/<account>`).
+
+        The most specific entry of `verify` wins: the endpoint itself, then its family
+        (`chatwoot` for every account), then `verify_default` (`enforce` unless set).
+        """
         if endpoint in self.verify:
             return self.verify[endpoint]
         family = endpoint.split("/", 1)[0]
         return self.verify.get(family, self.verify_default)
 
     def chatwoot_options(self) -> ChatwootOptions:
-        """Return the Chatwoot mapping choices."""
+        """Return the Chatwoot mapping choices.
+
+        The channel stays `ChatwootOptions`' default (`whatsapp`).
+        """
         return ChatwootOptions(
             segment_attribute=self.segment_attribute,
             lead_source_attribute=self.lead_source_attribute,
@@ -150,7 +168,11 @@ class IngestSettings(BaseSettings):
         )
 
     def whatsapp_options(self) -> WhatsAppOptions:
-        """Return the WhatsApp mapping choices."""
+        """Return the WhatsApp mapping choices.
+
+        The pseudonym key is passed as its UTF-8 bytes; an empty key makes pseudonyms
+        guessable from phone numbers, so set it on every receiver that feeds one monitor.
+        """
         return WhatsAppOptions(
             pseudonym_key=self.pseudonym_key.get_secret_value().encode(),
             referral_lead_source=self.referral_lead_source,
@@ -160,7 +182,12 @@ class IngestSettings(BaseSettings):
         )
 
     def producer_config(self) -> dict[str, Any]:
-        """Return the librdkafka properties of the idempotent producer (`acks=all`)."""
+        """Return the librdkafka properties of the idempotent producer (`acks=all`).
+
+        `kafka_config` is applied last, so it may override any default (for instance to add
+        SASL properties or change `linger.ms`); turning idempotence off loses the
+        no-duplicate guarantee of the producer's own retries.
+        """
         return {
             "bootstrap.servers": self.bootstrap_servers,
             "enable.idempotence": True,

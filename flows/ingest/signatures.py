@@ -19,6 +19,7 @@ _PREFIX = "sha256="
 
 
 def _hex_matches(expected: bytes, header: str | None) -> bool:
+    """Whether `header` is `sha256=<hex>` of `expected` (hex case-insensitive, constant time)."""
     if not header or not header.startswith(_PREFIX):
         return False
     given = header[len(_PREFIX) :].strip().lower()
@@ -73,7 +74,19 @@ def check_chatwoot(
 
 
 def check_meta(body: bytes, *, app_secret: str | None, signature: str | None) -> str | None:
-    """Check Meta's `X-Hub-Signature-256` over the raw body; None when valid, else why not."""
+    """Check Meta's `X-Hub-Signature-256` over the raw body; None when valid, else why not.
+
+    The body must be the bytes as received: re-encoded JSON (other spacing, escaped
+    characters) does not match. Meta signs with the app secret, one per Meta app.
+
+    Args:
+        body: the raw request body.
+        app_secret: the Meta app secret (None: no check possible, which is a reason).
+        signature: the `X-Hub-Signature-256` header.
+
+    Returns:
+        None when the signature matches, else why not: no secret, missing, or wrong.
+    """
     if app_secret is None:
         return "no app secret configured"
     if signature is None:
@@ -87,7 +100,17 @@ def check_meta(body: bytes, *, app_secret: str | None, signature: str | None) ->
 def meta_handshake(
     mode: str | None, token: str | None, challenge: str | None, verify_token: str | None
 ) -> str | None:
-    """Answer Meta's GET verification: the challenge to echo back, or None to refuse (403)."""
+    """Answer Meta's GET verification: the challenge to echo back, or None to refuse (403).
+
+    Args:
+        mode: the `hub.mode` query parameter; only `subscribe` is answered.
+        token: the `hub.verify_token` parameter.
+        challenge: the `hub.challenge` parameter, echoed as it is.
+        verify_token: the token configured for this receiver; None refuses every handshake.
+
+    Returns:
+        The challenge when the tokens match (compared in constant time), else None.
+    """
     if mode != "subscribe" or token is None or verify_token is None or challenge is None:
         return None
     if not hmac.compare_digest(token.encode(), verify_token.encode()):

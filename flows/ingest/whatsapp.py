@@ -66,6 +66,15 @@ def map_whatsapp(body: bytes, options: WhatsAppOptions | None = None) -> Mapped:
     Accepts the full notification (`{"object", "entry": [{"changes": [...]}]}`), one
     `changes[]` item (`{"field", "value"}`) or a bare `value`.
 
+    Pure: no I/O, no clock; the same body and options always give the same events, with the
+    same ids, so a retried delivery is dropped by the monitor as a duplicate. A bad change
+    does not stop the others: its reason goes to `unmappable` and the next change is mapped.
+    No message text, caption or phone number is copied into an event.
+
+    Args:
+        body: the raw webhook body (UTF-8 JSON).
+        options: the mapping's choices; the defaults when None.
+
     Returns:
         The events (inbound messages, outbound replies, lead sources), what was ignored
         (reactions, edits, revokes, later statuses, other fields) and what could not be mapped.
@@ -87,6 +96,15 @@ def map_whatsapp(body: bytes, options: WhatsAppOptions | None = None) -> Mapped:
 
 
 def _changes(document: dict[str, Any]) -> list[dict[str, Any]]:
+    """Return the `changes[]` items of a notification, a `changes` item or a bare `value`.
+
+    A bare `value` is taken as field `smb_message_echoes` when it holds `message_echoes`,
+    else as `messages`. Items that are not objects are skipped.
+
+    Raises:
+        MappingError: the document has none of these shapes, or `entry` / `changes` is not a
+            list.
+    """
     if "entry" in document:
         entries = document["entry"]
         if not isinstance(entries, list):
@@ -110,6 +128,16 @@ def _changes(document: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def _change(change: dict[str, Any], opts: WhatsAppOptions, out: Mapped) -> None:
+    """Map one change: its `messages`, `message_echoes` and `statuses`, in that order.
+
+    Reads `field` (only `messages` and `smb_message_echoes` are mapped; others are ignored
+    with kind `field_<name>`), `value.metadata.phone_number_id` (the business number, part of
+    every id) and `value.contacts` (to find the customer when an item names none).
+
+    Raises:
+        MappingError: `value` is not an object or has no `metadata.phone_number_id`, or an
+            item cannot be mapped (the change's later items are then not mapped).
+    """
     field = change.get("field")
     value = change.get("value")
     if field not in MESSAGE_FIELDS:
@@ -137,6 +165,15 @@ def _change(change: dict[str, Any], opts: WhatsAppOptions, out: Mapped) -> None:
 def _customer(
     wa_id: object, user_id: object, contacts: list[dict[str, Any]], opts: WhatsAppOptions
 ) -> str:
+    """Return the customer part of the conversation id: a pseudonym, never a phone number.
+
+    A phone number (`wa_id`, or the single contact's) becomes `p` + the first 20 hex digits
+    of its HMAC-SHA256 under `pseudonym_key`; without one, the business-scoped user id is
+    used as it is (it identifies the customer only to this business).
+
+    Raises:
+        MappingError: neither a phone number nor a user id is known.
+    """
     phone = _phone(wa_id)
     bsuid = user_id if isinstance(user_id, str) and user_id else None
     if len(contacts) == 1:
@@ -157,6 +194,7 @@ def _customer(
 
 
 def _phone(value: object) -> str | None:
+    """Return a phone number's digits (without `+`, blanks or dashes), or None if not one."""
     if not isinstance(value, str):
         return None
     digits = value.strip().lstrip("+").replace(" ", "").replace("-", "")
@@ -164,6 +202,11 @@ def _phone(value: object) -> str | None:
 
 
 def _message_id(item: dict[str, Any]) -> str:
+    """Return the item's WhatsApp message id (`wamid.…`, field `id`).
+
+    Raises:
+        MappingError: the item has no non-empty string `id`.
+    """
     message_id = item.get("id")
     if not isinstance(message_id, str) or not message_id:
         msg = "message has no 'id'"
@@ -172,6 +215,7 @@ def _message_id(item: dict[str, Any]) -> str:
 
 
 def _kind(message_type: object) -> str:
+    """Return the SPEC §1 message `kind` of a WhatsApp message `type`: media, template or text."""
     if message_type in MEDIA_TYPES:
         return "media"
     if message_type == "template":
@@ -186,6 +230,18 @@ def _inbound(
     opts: WhatsAppOptions,
     out: Mapped,
 ) -> None:
+    """Map a customer's message to a SPEC §1 `message` event (inbound, author `customer`).
+
+    Reads `messages[].type` (reactions, edits, revokes and system messages are ignored;
+    media types give `kind: media`), `id` (the event id `wa:{number}:in:{wamid}` and
+    `message_id`), `timestamp` (unix seconds: `occurred_at`), `from` / `from_user_id` (the
+    customer) and `referral`. A Click-to-WhatsApp `referral` first adds a `conversation`
+    event, action `updated`, setting `lead_source` to `referral_lead_source`, at the same
+    instant, so the policy for that lead source applies to the message.
+
+    Raises:
+        MappingError: the item is not an object, or has no id, timestamp or customer.
+    """
     if not isinstance(message, dict):
         msg = "a 'messages' item must be an object"
         raise MappingError(msg)
@@ -231,6 +287,16 @@ def _echo(
     opts: WhatsAppOptions,
     out: Mapped,
 ) -> None:
+    """Map a reply typed in the WhatsApp Business app to a SPEC §1 `message` event.
+
+    The event is outbound, author `agent`, `agent_id` = `echo_agent_id`. Reads
+    `message_echoes[].type` (reactions, edits and the like are ignored), `id` (event id
+    `wa:{number}:out:{wamid}`, the same as its `sent` status would give, so the two collapse),
+    `timestamp` and `to` / `to_user_id` (the customer).
+
+    Raises:
+        MappingError: the item is not an object, or has no id, timestamp or customer.
+    """
     if not isinstance(echo, dict):
         msg = "a 'message_echoes' item must be an object"
         raise MappingError(msg)
@@ -261,8 +327,17 @@ def parse_callback_tag(tag: object, opts: WhatsAppOptions) -> tuple[str, str | N
 
     Parts are separated by `;` or `,` (e.g. `agent:a7;template`). Anything else is untagged.
 
+    The tag is what the sending system wrote into the API call; WhatsApp hands it back on
+    the message's statuses. When parts disagree the last author part wins. An untagged
+    message is authored `untagged_author`, and, if that is `agent`, by `untagged_agent_id`.
+
+    Args:
+        tag: the `biz_opaque_callback_data` value, or anything else (then untagged).
+        opts: the mapping's choices for untagged messages.
+
     Returns:
-        `(author, agent_id, is_template)`.
+        `(author, agent_id, is_template)`: author `agent`, `bot` or `system`; `agent_id` only
+        for `agent`.
     """
     author, agent_id, template = opts.untagged_author, None, False
     if isinstance(tag, str):
@@ -286,6 +361,19 @@ def _status(
     opts: WhatsAppOptions,
     out: Mapped,
 ) -> None:
+    """Map the `sent` status of a business message to a SPEC §1 `message` event (outbound).
+
+    Messages sent through the API are seen only by their statuses; the first, `sent`, is the
+    reply's instant. Later statuses (`delivered`, `read`, `failed`, ...) are ignored. Reads
+    `statuses[].id` (event id `wa:{number}:out:{wamid}`), `timestamp`, `recipient_id` /
+    `recipient_user_id` (the customer), `biz_opaque_callback_data` (author and agent, see
+    `parse_callback_tag`) and `pricing.category` / `conversation.origin.type`: a template
+    category marks the message `kind: template`, which does not answer the customer's 24-hour
+    `service_window` (SPEC §4).
+
+    Raises:
+        MappingError: the item is not an object, or has no id, timestamp or customer.
+    """
     if not isinstance(status, dict):
         msg = "a 'statuses' item must be an object"
         raise MappingError(msg)

@@ -68,19 +68,28 @@ class BackfillSummary:
     rows_lost: int
 
     def line(self) -> str:
-        """Return the one-line human summary."""
+        """Return the one-line human summary.
+
+        The replay's own line, then the rows stored; rows lost are named only when there
+        are some, in capitals (`NOT stored`) so that they are not missed.
+        """
         lost = f", {self.rows_lost} rows NOT stored" if self.rows_lost else ""
         return f"{self.replay.line()}; {self.rows_written} rows stored in QuestDB{lost}"
 
 
 class _CountingReader:
-    """Iterates the lines of a binary file, counting the bytes consumed."""
+    """Iterates the lines of a binary file, counting the bytes consumed.
+
+    `consumed` is what the progress bar shows against the file's size; it counts each line
+    with its newline as soon as the line is handed on.
+    """
 
     def __init__(self, source: BinaryIO) -> None:
         self.source = source
         self.consumed = 0
 
     def __iter__(self) -> Iterator[bytes]:
+        """Yield each line (newline included), adding its length to `consumed` first."""
         for line in self.source:
             self.consumed += len(line)
             yield line
@@ -126,6 +135,11 @@ def backfill(
             batch: list[Record] = []
 
             def flush() -> None:
+                """Write the batch stamped with the replay's event time, then report progress.
+
+                Raises:
+                    ConnectorError: QuestDB is failing and the writer could not flush.
+                """
                 nonlocal batch
                 if batch:
                     writer.write_batch(batch, emitted_at_ms=stamp)

@@ -53,7 +53,19 @@ _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def percentile(values: Sequence[float], p: float) -> float | None:
-    """Return the `p`-th quantile (0..1) of `values`, interpolating linearly; None if empty."""
+    """Return the `p`-th quantile (0..1) of `values`, interpolating linearly; None if empty.
+
+    The rank is `(n - 1) * p` in the sorted values; between two ranks the result lies on the
+    straight line between their values, so `p=0` is the minimum, `p=1` the maximum and `p=0.5`
+    of an even count the mean of the middle two (as `numpy.percentile`'s default).
+
+    Args:
+        values: the sample, in any order (not modified).
+        p: the quantile, from 0 to 1.
+
+    Returns:
+        The quantile, in the unit of `values`; None for an empty sample.
+    """
     if not values:
         return None
     ordered = sorted(values)
@@ -64,20 +76,27 @@ def percentile(values: Sequence[float], p: float) -> float | None:
 
 
 def _pct(part: int, whole: int) -> float | None:
+    """Return `part` of `whole` in per cent; None when `whole` is 0 (no ratio, not 0 %)."""
     return None if whole == 0 else 100.0 * part / whole
 
 
 def _num(value: float | None) -> str:
+    """Format a number with one decimal, or `-` when there is none."""
     return "-" if value is None else f"{value:.1f}"
 
 
 def _change(now: float | None, before: float | None) -> str:
+    """Format `now - before` with its sign and one decimal, or `-` if either is missing."""
     if now is None or before is None:
         return "-"
     return f"{now - before:+.1f}"
 
 
 def _when(ms: int | None, tz: tzinfo = UTC) -> str:
+    """Format an epoch-ms instant in `tz` (ISO 8601, milliseconds), or `-` for None.
+
+    In UTC it is the SPEC's `...Z` form; in another zone it carries the zone's offset.
+    """
     if ms is None:
         return "-"
     if tz is UTC or _zone(tz) in ("UTC", "Etc/UTC"):
@@ -86,24 +105,37 @@ def _when(ms: int | None, tz: tzinfo = UTC) -> str:
 
 
 def _local(ms: int, tz: tzinfo) -> datetime:
+    """Return an epoch-ms instant as an aware datetime in `tz`."""
     return (_EPOCH + timedelta(milliseconds=ms)).astimezone(tz)
 
 
 def _zone(tz: tzinfo) -> str:
+    """Return the zone's name for headers: its IANA key if it has one, else its abbreviation."""
     return str(getattr(tz, "key", None) or tz.tzname(None) or tz)
 
 
 def _name(value: str | None) -> str:
+    """Return a cell for an optional name: the name, or `(none)`."""
     return "(none)" if value is None else value
 
 
 def day_start(day: date, tz: tzinfo = UTC) -> int:
-    """Return the start of `day` (local midnight in `tz`) in epoch ms."""
+    """Return the start of `day` (local midnight in `tz`) in epoch ms.
+
+    Args:
+        day: the calendar day.
+        tz: the zone whose midnight starts it; UTC by default.
+
+    Returns:
+        The instant, epoch ms UTC. Days are half-open: `[day_start(d), day_start(d + 1))`, which
+        is 23 or 25 hours long on a daylight-saving change.
+    """
     midnight = datetime(day.year, day.month, day.day, tzinfo=tz)
     return (midnight - _EPOCH) // timedelta(milliseconds=1)
 
 
 def _compliance(rows: Iterable[ClockRow]) -> tuple[int, int]:
+    """Count `(met, breached)` clocks by `ClockRow.outcome`; cancelled and open ones in neither."""
     met = breached = 0
     for row in rows:
         outcome = row.outcome
@@ -115,6 +147,7 @@ def _compliance(rows: Iterable[ClockRow]) -> tuple[int, int]:
 
 
 def _by(rows: Iterable[ClockRow], key: Callable[[ClockRow], str]) -> dict[str, list[ClockRow]]:
+    """Group rows by `key`, keeping their order within each group."""
     groups: dict[str, list[ClockRow]] = defaultdict(list)
     for row in rows:
         groups[key(row)].append(row)
@@ -124,6 +157,11 @@ def _by(rows: Iterable[ClockRow], key: Callable[[ClockRow], str]) -> dict[str, l
 def _compliance_rows(
     now: dict[str, list[ClockRow]], before: dict[str, list[ClockRow]] | None = None
 ) -> tuple[tuple[str, ...], ...]:
+    """Return one row per group, sorted by name: name, met, breached, compliance %.
+
+    With `before`, each row also gets the group's compliance % in `before` and the change in
+    points; a group missing from `before` shows `-` for both.
+    """
     out = []
     for name in sorted(now):
         met, breached = _compliance(now[name])
@@ -138,6 +176,10 @@ def _compliance_rows(
 
 
 def _breach_rows(rows: Iterable[ClockRow], tz: tzinfo) -> tuple[tuple[str, ...], ...]:
+    """Return the breached clocks of `rows` as `_BREACH_HEADERS` rows, by deadline.
+
+    Ties are ordered by conversation, cycle, metric and seq, so a report is reproducible.
+    """
     breaches = sorted(
         (r for r in rows if r.outcome == "breached"),
         key=lambda r: (r.deadline_at or 0, r.conversation_id, r.cycle, r.metric, r.seq),
@@ -177,6 +219,15 @@ _BREACH_HEADERS: Final = (
 def parse_week(text: str) -> date:
     """Return the Monday of an ISO week written `2026-W47`.
 
+    Case and surrounding blanks are ignored (`2026-w47 ` is accepted). Week 1 is the week
+    holding the year's first Thursday, so a week's Monday may fall in the previous year.
+
+    Args:
+        text: the week, `YYYY-Www`.
+
+    Returns:
+        The Monday of that week, a calendar date with no zone.
+
     Raises:
         ValueError: The text is not an ISO week.
     """
@@ -210,6 +261,31 @@ def scorecard_report(
     First-contact resolution: a cycle whose `resolution` clock was fulfilled once (never
     reopened and resolved again) and that had no `next_response` clock (the customer never
     waited a second time), over the cycles resolved.
+
+    Summary measures, over the week's clocks (of the agent, when one is given):
+
+    * cycles assigned: distinct cycles with a clock whose latest record names an agent;
+    * replies, average and p90 response s: fulfilled `first_response` and `next_response`
+      clocks and their counted seconds, also for the previous week, and the p90's change;
+    * contact attempts made: the sum of `attempts` of the `contact_attempts` clocks; leads
+      with / short of the required attempts: those clocks met / breached;
+    * leads decided: `qualification` clocks fulfilled; leads qualified: `handoff` clocks
+      started; leads in qualification: open and not breached; conversion: qualified over
+      decided;
+    * cycles resolved: fulfilled `resolution` clocks; first-contact resolutions as above;
+    * compliance over every metric, the previous week's, and the change in points.
+
+    Args:
+        store: where the clock rows are read.
+        monday: the first day of the week (any day is taken as the start of a 7-day week).
+        agent: one agent's id, or None for the whole team.
+        tz: the zone of the week's days and of the instants shown.
+        required_attempts: each policy's minimum contact attempts by policy id, or None to
+            show `-` for the attempts required.
+
+    Returns:
+        The report: the title names the week (and agent); percentages have one decimal and
+        show `-` when nothing was decided.
     """
     week_start, week_end = day_start(monday, tz), day_start(monday + timedelta(days=7), tz)
     previous_start = day_start(monday - timedelta(days=7), tz)
@@ -218,6 +294,7 @@ def scorecard_report(
     last_week = [r for r in everyone if r.started_at < week_start]
 
     def mine(rows: list[ClockRow]) -> list[ClockRow]:
+        """Keep the rows of `agent` (all rows for the team scorecard)."""
         return rows if agent is None else [r for r in rows if r.agent_id == agent]
 
     rows, previous = mine(this_week), mine(last_week)
@@ -320,6 +397,20 @@ def daily_report(store: ReportStore, day: date, tz: tzinfo = UTC) -> Report:
     Sections: the breaches whose deadline fell that day; the clocks still running whose deadline
     falls the next day; compliance per agent of the clocks decided that day (met with their stop
     that day, breached with their deadline that day).
+
+    A breach counts on the day its deadline fell, whenever its clock started; a met clock on
+    the day it stopped. Breach rows show the deadline, the clock (conversation, cycle,
+    metric, seq), the agent, the target in counted seconds, the cause and the latest status
+    (`breached` while it runs, or how it ended). Due rows show the deadline, the clock, the
+    agent and the status (`started`, `warning`, `paused`, ...).
+
+    Args:
+        store: where the clock rows are read.
+        day: the day reported.
+        tz: the zone of the day's bounds and of the instants shown.
+
+    Returns:
+        The report; a section with no rows says `None.` (or that no clock was decided).
     """
     start = day_start(day, tz)
     next_day = day_start(day + timedelta(days=1), tz)
@@ -384,6 +475,12 @@ def daily_report(store: ReportStore, day: date, tz: tzinfo = UTC) -> Report:
 def parse_month(text: str) -> date:
     """Return the first day of a month written `2026-11`.
 
+    Args:
+        text: the month, `YYYY-MM` (surrounding blanks ignored).
+
+    Returns:
+        The first day of that month.
+
     Raises:
         ValueError: The text is not a month.
     """
@@ -402,6 +499,15 @@ def causes_report(store: ReportStore, month: date, tz: tzinfo = UTC) -> Report:
     A breach belongs to the month of its deadline. For each cause, the agents, lead sources and
     hours of the day (in `tz`) of the deadline carrying most of its breaches (the top three of
     each, with their share of that cause).
+
+    Args:
+        store: where the clock rows are read.
+        month: any day of the month reported.
+        tz: the zone of the month's bounds and of the hours.
+
+    Returns:
+        The report: causes by number of breaches (most first, ties by name), a clock with no
+        cause counted as `(none)`; shares in per cent of all breaches, then of the cause.
     """
     first = month.replace(day=1)
     following = date(first.year + first.month // 12, first.month % 12 + 1, 1)
@@ -456,6 +562,7 @@ def causes_report(store: ReportStore, month: date, tz: tzinfo = UTC) -> Report:
 
 
 def _usual_target(rows: Iterable[ClockRow]) -> float | None:
+    """Return the most common `target_s` of `rows` (the smallest on a tie); None if none has one."""
     counts = Counter(r.target_s for r in rows if r.target_s is not None)
     if not counts:
         return None
@@ -473,6 +580,21 @@ def baseline_report(store: ReportStore, last_day: date, days: int, tz: tzinfo = 
     fulfilled within it. A clock never fulfilled counts as missing every candidate. A note
     flags compliance of at least `TOO_EASY_PCT` ("target may be too easy") or below
     `TOO_HARD_PCT` ("target may be too hard").
+
+    Columns: metric, lead source, clocks decided, median / p80 / p90 of the time taken
+    (counted seconds, fulfilled clocks only), the current target (s), compliance %, one
+    compliance % per candidate target, and the note. A group whose clocks were all breached
+    and never fulfilled shows `-` for the times.
+
+    Args:
+        store: where the clock rows are read.
+        last_day: the last day of the period, included.
+        days: the period's length in days.
+        tz: the zone of the days.
+
+    Returns:
+        The report, one row per metric and lead source (sorted), times in counted seconds; a
+        clock with no lead source is grouped as `(none)`.
     """
     end = day_start(last_day + timedelta(days=1), tz)
     start = day_start(last_day + timedelta(days=1 - days), tz)

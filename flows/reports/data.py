@@ -91,7 +91,12 @@ class ClockRow:
 
     @property
     def outcome(self) -> str:
-        """`met`, `breached` (also `stopped` and `closed`), `cancelled`, or `open` (undecided)."""
+        """`met`, `breached` (also `stopped` and `closed`), `cancelled`, or `open` (undecided).
+
+        A clock counts as `breached` from its breach on, even while it still runs: a late
+        reply does not undo a breach. `cancelled` wins over a breach (the clock counts in
+        neither side of compliance). Any other unbreached status is `open`.
+        """
         if self.status == "cancelled":
             return "cancelled"
         if self.breached:
@@ -102,7 +107,11 @@ class ClockRow:
 
     @property
     def fulfilled(self) -> bool:
-        """Whether the clock was fulfilled (`met`, or `stopped` after its breach)."""
+        """Whether the clock was fulfilled (`met`, or `stopped` after its breach).
+
+        Only a fulfilled clock has a time taken (`elapsed_s`) that report percentiles use;
+        a `closed` clock ended by a resolve without being fulfilled is not one.
+        """
         return self.status in ("met", "stopped")
 
     @property
@@ -112,6 +121,10 @@ class ClockRow:
 
 
 def _row(values: Sequence[Any]) -> ClockRow:
+    """Build a `ClockRow` from one result row, in `_CLOCK_COLUMNS` order.
+
+    Null `elapsed_s` reads as 0.0; null `started_at` and `updated_at` as 0 (the epoch).
+    """
     (started, conv, cycle, metric, seq, status, is_open, breached, cause, deadline, stopped) = (
         values[:11]
     )
@@ -139,11 +152,15 @@ def _row(values: Sequence[Any]) -> ClockRow:
 
 
 def _timestamp(ms: int) -> datetime:
+    """Return epoch ms as the naive UTC datetime that QuestDB compares timestamps with."""
     return datetime.fromtimestamp(ms / 1000, tz=UTC).replace(tzinfo=None)
 
 
 class ReportStore:
     """Reads the tables of one table prefix from QuestDB's PostgreSQL wire port.
+
+    Each query opens its own short connection (autocommit), so a store holds no connection
+    between calls and is cheap to keep. It only reads; nothing here writes to QuestDB.
 
     Args:
         conninfo: libpq connection string (host, port, user, password, dbname, sslmode).
@@ -158,7 +175,18 @@ class ReportStore:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> ReportStore:
-        """Build the store from `SLAWATCH_QUESTDB_*` settings and `SLAWATCH_TABLE_PREFIX`."""
+        """Build the store from `SLAWATCH_QUESTDB_*` settings and `SLAWATCH_TABLE_PREFIX`.
+
+        The PG-wire host is the host of `SLAWATCH_QUESTDB_HTTP` (127.0.0.1 if it names
+        none), the port `SLAWATCH_QUESTDB_PG_PORT`; database `qdb`, no TLS, and a 5 s connect
+        timeout.
+
+        Args:
+            settings: the monitor's settings.
+
+        Returns:
+            A store for the monitor's table prefix.
+        """
         host = settings.questdb_http.rsplit(":", 1)[0] or "127.0.0.1"
         port = settings.questdb_pg_port
         password = settings.questdb_password.get_secret_value()
@@ -176,8 +204,16 @@ class ReportStore:
     def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         """Run one query and return its rows.
 
+        Args:
+            sql: the query, with `%s` placeholders.
+            params: the values bound to the placeholders.
+
+        Returns:
+            Every row, as psycopg returns them (timestamps as naive UTC datetimes).
+
         Raises:
-            ConnectorError: QuestDB cannot be reached, or the tables do not exist.
+            ConnectorError: QuestDB cannot be reached, the tables do not exist, or QuestDB
+                refused the query.
         """
         try:
             with psycopg.connect(self.conninfo, autocommit=True) as conn:
@@ -206,6 +242,10 @@ class ReportStore:
             **ranges: `column=(from, before)` for `started_at`, `deadline_at`, `stopped_at` or
                 `updated_at`: `from <= column < before`; either bound may be None.
 
+        Returns:
+            The matching clocks, each once (the table holds one row per clock), in no
+            particular order; every clock when no range is given.
+
         Raises:
             ValueError: A range names another column.
         """
@@ -233,6 +273,16 @@ class ReportStore:
         """Count, per cycle, the records that ended its `resolution` clock (met or stopped).
 
         More than one means the cycle was resolved, reopened and resolved again.
+
+        Args:
+            started_from: the first `started_at` counted (epoch ms UTC, included).
+            started_before: the end of the range (epoch ms UTC, excluded).
+
+        Returns:
+            Records per `(conversation_id, cycle)`; a cycle never resolved is absent (0).
+
+        Raises:
+            ConnectorError: QuestDB cannot be read.
         """
         sql = (
             "SELECT conversation_id, cycle, count() "  # noqa: S608 - validated table name

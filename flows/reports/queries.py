@@ -19,6 +19,14 @@ Conventions every query keeps (see docs/ANALYTICS.md):
   `$__timeFilter` and no time column; zero rows mean "nothing to report".
 * No query uses `$__timeFilter`: the wallboard shows "now" and "today", the scorecard a chosen
   week, the trends the last 30 days, whatever the dashboard's time picker says.
+
+Units every query keeps: `*_s` columns are seconds (`elapsed_s` and `target_s` counted
+seconds, business hours and pauses applied; `seconds_left` wall-clock seconds to `deadline_at`,
+negative once it has passed), `*_min` minutes, `*_pct` per cent (0-100); instants
+(`breached_at`, `time`, `week`) are QuestDB timestamps in UTC, which Grafana shows in the
+browser's zone. A ratio over zero decided clocks has no value, never 0 %. What each column of
+each query means is listed under its group (`WALLBOARD`, `SCORECARD`, `VARIABLES`, `TRENDS`,
+`ALERTS`); docs/ANALYTICS.md shows the rendered SQL.
 """
 
 from __future__ import annotations
@@ -64,6 +72,10 @@ _URGENT: Final = (
 class Query:
     """One named SQL query and what its consumer needs from it.
 
+    A value: the dashboards, the alert rules, `slawatch top` and docs/ANALYTICS.md all read the
+    same object, so a query changed here changes all of them (and the committed dashboard
+    files must be generated again).
+
     Attributes:
         name: Stable identifier (also the panel's or rule's key).
         title: What a user reads above the panel.
@@ -90,11 +102,19 @@ class Query:
     ) -> str:
         """Return the SQL for tables with `prefix` and days in `timezone`.
 
+        Table and view names come from `TableNames` / `ViewNames` (which validate the prefix),
+        and "today" and "N days ago" become expressions of QuestDB's `now()`, so the SQL is
+        evaluated afresh on every run rather than fixed when rendered. Variable values are
+        pasted into the SQL as they are, which is why quotes and backslashes are refused.
+
         Args:
             prefix: The monitor's table prefix.
             timezone: The team's IANA calendar zone.
             variables: Values for Grafana variables (`{"agent": "a1", "week": "2026-11-23"}`);
                 omitted ones stay `$name` for Grafana to fill in.
+
+        Returns:
+            SQL that QuestDB runs as is, or Grafana after substituting the remaining variables.
 
         Raises:
             ValueError: The time zone is unknown, or a variable value holds a quote.
@@ -126,6 +146,10 @@ class Query:
 class AlertQuery(Query):
     """An alert rule's query and its Grafana condition (reduce last, then threshold).
 
+    Each row is one alert instance: its text and symbol columns are the instance's labels, its
+    one numeric column the value that `fires` judges. Grafana and `fires` agree by design; the
+    tests use `fires` to predict which instances Grafana raises.
+
     Attributes:
         op: Threshold evaluator: `gt` (fires above `threshold`) or `lt` (below).
         threshold: The value the reduced number is compared to.
@@ -135,7 +159,15 @@ class AlertQuery(Query):
     threshold: float = 0.0
 
     def fires(self, value: float | None) -> bool:
-        """Whether one series with this reduced value fires (null or NaN never does)."""
+        """Whether one series with this reduced value fires (null or NaN never does).
+
+        Args:
+            value: the reduced (last) value of the series, or None when it has none.
+
+        Returns:
+            True when `value` is strictly above (`gt`) or strictly below (`lt`) `threshold`;
+            a value equal to the threshold never fires.
+        """
         if value is None or math.isnan(value):
             return False
         return value > self.threshold if self.op == "gt" else value < self.threshold
@@ -287,6 +319,37 @@ WALLBOARD: Final = (
         "s",
     ),
 )
+"""The live wallboard: "now" and "today" (the team's local day), one query per panel.
+
+Columns, by query (a clock is one row of `{clocks}`, its latest state):
+
+* `open_conversations.open_conversations`: distinct conversations with at least one open
+  clock other than `cadence` and `service_window`.
+* `at_risk.at_risk`: open clocks whose latest status is `warning` and that have not breached.
+* `breached_now.breached_now`: open clocks that have breached (a resolve, a reply or a
+  cancellation ends them; a breached `service_window` is no longer open).
+* `unassigned_now.unassigned_now`: open `assignment` clocks, i.e. conversations with no agent.
+* `compliance_today.compliance_pct`: met / (met + breached) in per cent, of the clocks started
+  since local midnight (from `{compliance_daily}`).
+* `median_first_response_today.median_s`: approximate median of `elapsed_s` (counted seconds)
+  of today's `first_response` clocks that were fulfilled (`met`, or `stopped` after a breach).
+* `data_age.data_age_s`: seconds since the newest heartbeat of any worker.
+* `running_clocks`: the clock's `conversation_id`, `metric`, `agent_id`, `team_id` and
+  `priority`; `state` is `paused`, `breached` or `running`; `seconds_left` is, for a paused
+  clock, what is left of its target in counted seconds, else wall-clock seconds to the deadline
+  (negative once breached). Clocks without a deadline are left out unless paused, and breached
+  ones once their deadline is more than an hour old; at most 100 rows.
+* `agent_load`: per `agent_id`, `open_conversations` (distinct conversations with an open chat
+  clock) and `breaches_today` (clocks breached, not cancelled, with the deadline since local
+  midnight), for every agent with an open clock or a deadline today.
+* `breach_feed`: `breached_at` (the deadline that was missed), the clock's `conversation_id`,
+  `metric`, `agent_id`, `team_id`, `priority`, and the breach `cause`; newest 100 first.
+* `windows_closing`: unanswered `service_window` clocks closing within 2 h: the clock's
+  `conversation_id`, `agent_id`, `team_id`, `priority`, `segment`, and `seconds_left` to the
+  window's end.
+* `leads_short`: open `contact_attempts` clocks not yet breached: `conversation_id`,
+  `agent_id`, `lead_source`, `attempts` made so far, `seconds_left` to the deadline.
+"""
 
 # -- agent scorecard ($agent, $week) ---------------------------------------------------------
 
@@ -395,6 +458,29 @@ SCORECARD: Final = (
         "s",
     ),
 )
+"""The agent scorecard: one agent (`$agent`) and one local week (`$week`, its Monday).
+
+Every query keeps the clocks started in the week whose latest record names the agent.
+Columns, by query:
+
+* `sc_conversations.conversations`: distinct conversations with a clock that was not cancelled.
+* `sc_compliance.compliance_pct`: met / (met + breached) in per cent, over every metric.
+* `sc_compliance_by_metric`: per `metric`, the clocks `met`, `breached` and `compliance_pct`.
+* `sc_response_times`: per reply metric (`first_response`, `next_response`), the fulfilled
+  clocks (`responses`), their average `avg_s` and approximate 90th percentile `p90_s` of
+  counted seconds.
+* `sc_contact_attempts`: of the week's `contact_attempts` clocks (not cancelled): `leads`,
+  `attempts` made in all, `done` (met: reached or fully attempted), `short` (breached: too
+  few attempts at the deadline) and `running` (open, not breached).
+* `sc_qualification`: of the `qualification` clocks: `decided` (met or stopped: qualified,
+  disqualified or nurtured), `overdue` (breached, not cancelled), `in_progress` (open, not
+  breached).
+* `sc_daily_volume`: per local day (`time`, the UTC instant of local midnight), the distinct
+  `conversations` with a clock that was not cancelled.
+* `sc_breaches_by_cause`: per `cause`, the number of `breaches` (most first).
+* `sc_breach_list`: every breach: `breached_at` (the missed deadline), `conversation_id`,
+  `metric`, `cause`, `target_s`, `elapsed_s` (counted seconds) and the clock's latest `status`.
+"""
 
 #: The scorecard's dashboard variables: the agents, and the local Mondays that have clocks.
 VARIABLES: Final = (
@@ -416,6 +502,8 @@ VARIABLES: Final = (
         "The local Monday of every week with clocks, newest first.",
     ),
 )
+"""The scorecard's variables: `var_agent.agent_id` (every agent named on a clock, sorted) and
+`var_week.week` (each local Monday with a clock started in its week, `YYYY-MM-DD` text)."""
 
 # -- trends (last 30 local days) -------------------------------------------------------------
 
@@ -489,6 +577,22 @@ TRENDS: Final = (
         "Chats (cycles a customer opened) per local day.",
     ),
 )
+"""The trends: the clocks started in the last 30 local days (today included).
+
+Columns, by query:
+
+* `tr_daily_compliance`: per local day, `time` (the UTC instant of local midnight) and
+  `compliance_pct`, met / (met + breached) of the clocks started that day.
+* `tr_by_lead_source`: per `lead_source` (clocks with none left out), `compliance_pct`.
+* `tr_by_weekday`: per local weekday, `weekday` (text `1 Mon` ... `7 Sun`, so it sorts) and
+  `compliance_pct` of the decided clocks started on it.
+* `tr_by_hour`: per local hour, `hour` (text `00` ... `23`) and `compliance_pct` of the
+  decided clocks started in it.
+* `tr_causes_by_week`: per local week, `week` (the UTC instant of its Monday's midnight),
+  `cause`, and the `breaches` (not cancelled) of clocks started in it.
+* `tr_daily_volume`: per local day, `time` and `conversations`: cycles a customer opened by
+  writing (their `first_response` clock, not cancelled), from `{volume_daily}`.
+"""
 
 # -- alert rules -----------------------------------------------------------------------------
 
@@ -576,6 +680,23 @@ ALERTS: Final = (
         threshold=10,
     ),
 )
+"""The alert rules: one row per alert instance, labels first and the judged value last.
+
+Columns, by rule (the value, then when it fires):
+
+* `al_urgent_breach`: labels `conversation_id`, `metric`, `agent_id`, `team_id`;
+  `breached_clocks`, open breached clocks of a P1, VIP or demo/pricing lead; fires above 0.
+* `al_window_closing`: labels `conversation_id`, `agent_id`, `team_id`; `minutes_left` of an
+  unanswered VIP or hot-lead WhatsApp window; fires below 60.
+* `al_team_compliance`: label `team_id`; `compliance_pct` of the team's clocks started today
+  (teams with nothing decided give no row); fires below 90.
+* `al_agent_compliance_7d`: label `agent_id`; `compliance_pct` of the clocks started in the
+  last 7 local days, today included; fires below 80.
+* `al_unassigned`: labels `conversation_id`, `team_id`; `waiting_min`, minutes since the open
+  `assignment` clock started; fires above 5.
+* `al_monitor_stalled`: `heartbeat_age_s`, seconds since the newest heartbeat; fires above 60.
+* `al_dead_letters`: `dead_letters` emitted in the last 5 minutes; fires above 10.
+"""
 
 #: Every query by name.
 QUERIES: Final[Mapping[str, Query]] = {
@@ -585,6 +706,13 @@ QUERIES: Final[Mapping[str, Query]] = {
 
 def query(name: str) -> Query:
     """Return the query called `name`.
+
+    Args:
+        name: a `Query.name`, e.g. `breach_feed` or `al_monitor_stalled`.
+
+    Returns:
+        The one query of that name, from any group (wallboard, scorecard, variables, trends
+        or alerts).
 
     Raises:
         KeyError: No query has that name.

@@ -51,6 +51,12 @@ class Report:
     def section(self, title: str) -> Section:
         """Return the section with this title.
 
+        Args:
+            title: the section's exact title, e.g. `Breaches`.
+
+        Returns:
+            The first section with that title.
+
         Raises:
             KeyError: No section has that title.
         """
@@ -66,6 +72,17 @@ def render(report: Report, fmt: str) -> str:
     CSV holds one block per section: a row with the section's title, its header row, its rows
     and an empty row.
 
+    Text and Markdown show the title, the report's lines, then each section's table (left out
+    when it has no rows) followed by its notes; CSV holds only the tables, so a spreadsheet
+    reads them, and drops the title, lines and notes.
+
+    Args:
+        report: the report.
+        fmt: one of `FORMATS`.
+
+    Returns:
+        The rendering, ending with one newline (CSV: with the empty row of its last block).
+
     Raises:
         ValueError: `fmt` is not one of `FORMATS`.
     """
@@ -80,6 +97,7 @@ def render(report: Report, fmt: str) -> str:
 
 
 def _text(report: Report) -> str:
+    """Render as plain text: underlined titles, columns padded to their widest cell."""
     out = [report.title, "=" * len(report.title), *report.lines]
     for section in report.sections:
         out += ["", section.title, "-" * len(section.title)]
@@ -96,10 +114,12 @@ def _text(report: Report) -> str:
 
 
 def _md_cell(text: str) -> str:
+    """Escape the pipes of a cell, which would otherwise split a Markdown table column."""
     return text.replace("|", "\\|")
 
 
 def _markdown(report: Report) -> str:
+    """Render as Markdown: `#` title, `##` per section, a pipe table, notes as line breaks."""
     out = [f"# {report.title}", ""]
     out += [f"{line}  " for line in report.lines]
     for section in report.sections:
@@ -117,6 +137,7 @@ def _markdown(report: Report) -> str:
 
 
 def _csv(report: Report) -> str:
+    """Render the sections' tables as CSV blocks (quoting as the `csv` module's default)."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     for section in report.sections:

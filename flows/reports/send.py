@@ -34,13 +34,19 @@ class SendError(SlawatchError):
 
 
 def _split(value: object) -> object:
+    """Split a comma-separated environment value into its non-blank, stripped parts."""
     if isinstance(value, str):
         return [part.strip() for part in value.split(",") if part.strip()]
     return value
 
 
 class NotifySettings(BaseSettings):
-    """Where `--send` delivers reports (`SLAWATCH_NOTIFY_*` variables)."""
+    """Where `--send` delivers reports (`SLAWATCH_NOTIFY_*` variables).
+
+    Read from the environment, then from `.env` in the working directory; unknown variables
+    are ignored. Nothing is required: with no webhook and no e-mail configured, `send_report`
+    refuses to run rather than silently sending nothing.
+    """
 
     model_config = SettingsConfigDict(
         env_prefix="SLAWATCH_NOTIFY_", env_file=".env", env_file_encoding="utf-8", extra="ignore"
@@ -67,6 +73,15 @@ class NotifySettings(BaseSettings):
 def send_report(report: Report, text: str, fmt: str, settings: NotifySettings) -> list[str]:
     """Deliver the rendered `text` of `report` to every configured destination.
 
+    The webhook is tried first, then e-mail; the first failure stops the delivery, so a
+    destination after it is not tried.
+
+    Args:
+        report: the report (its title is the webhook `title` and the e-mail subject).
+        text: the report as rendered, sent as it is.
+        fmt: the rendering's format (`text`, `markdown`, `csv`), passed on to the webhook.
+        settings: the destinations.
+
     Returns:
         A description of each destination reached (e.g. `webhook https://...`).
 
@@ -90,6 +105,12 @@ def send_report(report: Report, text: str, fmt: str, settings: NotifySettings) -
 
 
 def _post(url: str, report: Report, text: str, fmt: str, timeout_s: float) -> None:
+    """POST the report as JSON to an http(s) webhook; an answer without an error status counts.
+
+    Raises:
+        SendError: The URL is not http(s), the webhook answered an error status or cannot be
+            reached.
+    """
     if not url.startswith(("http://", "https://")):
         msg = f"SLAWATCH_NOTIFY_WEBHOOK_URL {url!r} must start with http:// or https://"
         raise SendError(msg)
@@ -109,6 +130,11 @@ def _post(url: str, report: Report, text: str, fmt: str, timeout_s: float) -> No
 
 
 def _mail(report: Report, text: str, settings: NotifySettings) -> None:
+    """E-mail the report as plain text to every recipient in one message.
+
+    Raises:
+        SendError: The mail server cannot be reached or refused the login or the message.
+    """
     message = EmailMessage()
     message["Subject"] = report.title
     message["From"] = settings.email_from

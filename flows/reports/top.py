@@ -49,7 +49,17 @@ class Tile:
     unit: str = ""
 
     def colour(self, value: float | None) -> str:
-        """The tile's colour for `value` (grey when there is no value)."""
+        """The tile's colour for `value` (grey when there is no value).
+
+        Thresholds are inclusive: a count equal to `bad` is red, equal to `warn` yellow; with
+        `higher_is_better`, a value equal to `warn` is green and equal to `bad` yellow.
+
+        Args:
+            value: the tile query's value, or None.
+
+        Returns:
+            A `rich` colour name: `green`, `yellow`, `red` or `grey50`.
+        """
         if value is None:
             return "grey50"
         if self.higher_is_better:
@@ -57,7 +67,17 @@ class Tile:
         return "red" if value >= self.bad else "yellow" if value >= self.warn else "green"
 
     def text(self, value: float | None) -> str:
-        """The number as shown."""
+        """The number as shown.
+
+        Per cent with one decimal (`97.5 %`), seconds as a duration (`2m05s`, `1h03m`),
+        counts as whole numbers, and `-` when there is no value.
+
+        Args:
+            value: the tile query's value, or None.
+
+        Returns:
+            The text the tile shows.
+        """
         if value is None:
             return "-"
         if self.unit == "%":
@@ -85,9 +105,12 @@ _BY_NAME: Final = {q.name: q for q in WALLBOARD}
 class Wallboard:
     """One reading of every wallboard query.
 
+    All queries of a reading run one after the other on one connection, each at its own
+    `now()`, so two numbers of one frame may be a few milliseconds apart.
+
     Attributes:
         tiles: Each tile's value by query name (None when the query gave no value).
-        tables: Each table's rows by query name.
+        tables: Each table's rows by query name, columns in the query's `columns` order.
     """
 
     tiles: dict[str, float | None]
@@ -95,7 +118,11 @@ class Wallboard:
 
 
 def queries() -> list[Query]:
-    """The queries `top` runs: the Grafana wallboard's, the same objects."""
+    """The queries `top` runs: the Grafana wallboard's, the same objects.
+
+    Returns:
+        The tiles' queries in `TILES` order, then the five tables' queries.
+    """
     return [_BY_NAME[t.query] for t in TILES] + [_BY_NAME[name] for name in _TABLES]
 
 
@@ -104,7 +131,20 @@ def read_wallboard(
     prefix: str = DEFAULT_PREFIX,
     timezone: str = DEFAULT_TIMEZONE,
 ) -> Wallboard:
-    """Run every wallboard query once on `conn` and return the numbers and rows."""
+    """Run every wallboard query once on `conn` and return the numbers and rows.
+
+    Args:
+        conn: an open PG-wire connection to QuestDB.
+        prefix: the monitor's table prefix.
+        timezone: the team's IANA zone, which decides when "today" starts.
+
+    Returns:
+        Each tile's value as a float (None when its query gave no row or a null) and each
+        table's rows as QuestDB returned them.
+
+    Raises:
+        psycopg.Error: QuestDB refused a query (for instance, the tables do not exist).
+    """
     tiles: dict[str, float | None] = {}
     tables: dict[str, list[Row]] = {}
     for query in queries():
@@ -118,6 +158,7 @@ def read_wallboard(
 
 
 def _duration(seconds: float) -> str:
+    """Format seconds, rounded, as `45s`, `2m05s` or `1h03m` (negative with a leading `-`)."""
     sign = "-" if seconds < 0 else ""
     s = abs(int(round(seconds)))
     if s >= 3600:
@@ -128,6 +169,7 @@ def _duration(seconds: float) -> str:
 
 
 def _left(seconds: float | None, state: str = "running") -> Text:
+    """Format time left: red once past or breached, yellow under 10 minutes, `paused` marked."""
     if seconds is None:
         return Text("-")
     label = _duration(seconds) + (" paused" if state == "paused" else "")
@@ -136,6 +178,7 @@ def _left(seconds: float | None, state: str = "running") -> Text:
 
 
 def _table(title: str, headers: Sequence[str], rows: list[list[RenderableType]]) -> Table:
+    """Build a full-width table whose cells never wrap; an empty one shows a `-` row."""
     table = Table(title=title, title_justify="left", expand=True, show_edge=False, pad_edge=False)
     for header in headers:
         table.add_column(header, overflow="ellipsis", no_wrap=True)
@@ -147,11 +190,22 @@ def _table(title: str, headers: Sequence[str], rows: list[list[RenderableType]])
 
 
 def _s(value: Any) -> str:
+    """Return a cell's text: `-` for null."""
     return "-" if value is None else str(value)
 
 
 def render(board: Wallboard, *, limit: int = 10) -> RenderableType:
-    """Draw the wallboard: tiles on top, then the tables (at most `limit` rows each)."""
+    """Draw the wallboard: tiles on top, then the tables (at most `limit` rows each).
+
+    The breach feed shows the breach's time of day in UTC (`HH:MM:SS`), as QuestDB returns it.
+
+    Args:
+        board: one reading, from `read_wallboard`.
+        limit: most rows shown per table.
+
+    Returns:
+        A `rich` renderable to print or to show in a `Live` display.
+    """
     tiles = Table.grid(expand=True, padding=(0, 1))
     for _ in TILES:
         tiles.add_column(justify="center", ratio=1)

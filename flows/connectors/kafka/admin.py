@@ -27,7 +27,16 @@ _quiet.propagate = False
 
 
 def log_client_error(err: KafkaError) -> None:
-    """Log a client-wide Kafka error (the client retries by itself unless it is fatal)."""
+    """Log a client-wide Kafka error (the client retries by itself unless it is fatal).
+
+    Used as librdkafka's `error_cb` by every consumer and producer of the monitor. It never
+    raises: a broker that is down is a warning while librdkafka reconnects, and only a fatal
+    error (for instance a fenced idempotent producer) is logged as an error; the consumer or
+    producer that hit it reports the failure on its own path.
+
+    Args:
+        err: the error librdkafka passed to the callback.
+    """
     if err.fatal():
         _log.error("Kafka client error (fatal): %s", err.str())
     else:
@@ -36,6 +45,18 @@ def log_client_error(err: KafkaError) -> None:
 
 def ensure_topics(settings: Settings, partitions: int) -> list[str]:
     """Create the input and output topics that do not exist yet; return the names created.
+
+    The topics are `settings.input_topics`, then the events, actions and dead-letter topics,
+    each named once even if two settings name the same topic. Existing topics are left as they
+    are (their partition count is not changed), and a topic that another process creates at the
+    same time counts as existing, so calling this twice, or from two processes, is safe.
+
+    Args:
+        settings: the monitor's settings (broker and topic names).
+        partitions: partitions of each topic created; replication follows the broker default.
+
+    Returns:
+        The names of the topics this call created, in the order above; empty if all existed.
 
     Raises:
         ConnectorError: Kafka refused to create a topic.
@@ -70,6 +91,19 @@ class EventSender:
 
     Entering checks that the broker answers within `timeout_s`; leaving flushes and raises if
     any event could not be delivered.
+
+    librdkafka's own log goes to a silent logger, so an unreachable broker shows as one
+    `ConnectorError` sentence instead of a stream of retries on the terminal. Events are sent
+    in the order `send` is called; Kafka keeps that order per key.
+
+    Args:
+        bootstrap_servers: the broker list, `host:port[,host:port...]`.
+        topic: the one topic every event goes to.
+        timeout_s: how long entering waits for the broker and leaving waits for the flush (s).
+
+    Attributes:
+        failed: events whose delivery Kafka reported as failed so far.
+        first_error: the first client or delivery error seen, for the message; None if none.
     """
 
     def __init__(self, bootstrap_servers: str, topic: str, *, timeout_s: float = 10.0) -> None:
@@ -101,6 +135,11 @@ class EventSender:
                 self.first_error = str(err)
 
     def __enter__(self) -> EventSender:
+        """Check that the broker answers, then return this sender.
+
+        Raises:
+            ConnectorError: the broker did not answer within `timeout_s`.
+        """
         from confluent_kafka import KafkaException  # noqa: PLC0415
 
         try:
@@ -114,7 +153,15 @@ class EventSender:
         return self
 
     def send(self, key: str, value: bytes) -> None:
-        """Queue one event; wait for room when librdkafka's queue is full."""
+        """Queue one event; wait for room when librdkafka's queue is full.
+
+        Delivery is asynchronous: a failure is counted in `failed` and reported when the
+        context is left, not here.
+
+        Args:
+            key: the Kafka message key (the conversation, so its events stay in order).
+            value: the encoded event, sent as is.
+        """
         while True:
             try:
                 self._producer.produce(
@@ -132,6 +179,14 @@ class EventSender:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
+        """Flush for up to `timeout_s`; raise if an event was not delivered.
+
+        When the block itself raised, its exception goes on unchanged and undelivered events
+        are not reported a second time.
+
+        Raises:
+            ConnectorError: an event was refused, or still queued when the flush timed out.
+        """
         left = self._producer.flush(self.timeout_s)
         if exc_type is None and (left or self.failed):
             msg = (

@@ -41,14 +41,26 @@ FLUSH_WARN_S: Final = 5.0
 
 @dataclass(frozen=True, slots=True)
 class OutputTopics:
-    """Where each kind of record goes."""
+    """Where each kind of record goes: one Kafka topic per kind of record.
+
+    The defaults are SPEC §6's topic names; the monitor fills them from its settings.
+    """
 
     events: str = "sla.events"
+    """The topic of SLA records (`SlaRecord`), keyed by `conversation_id`."""
     actions: str = "sla.actions"
+    """The topic of action records (`ActionRecord`), keyed by `conversation_id`."""
     deadletter: str = "sla.deadletter"
+    """The topic of dead letters (`DeadLetter`), keyed by their `source`."""
 
 
 class _RecordPartition(StatelessSinkPartition[list[Record]]):
+    """One worker's producer: writes record lists and flushes after each batch.
+
+    Delivery failures are collected by one producer-wide callback and raised at the next flush,
+    so a failed record stops the flow before a later snapshot can skip it.
+    """
+
     def __init__(
         self, config: dict[str, Any], topics: OutputTopics, clock: Callable[[], int]
     ) -> None:
@@ -70,6 +82,13 @@ class _RecordPartition(StatelessSinkPartition[list[Record]]):
 
     def write_batch(self, items: list[list[Record]]) -> None:
         """Produce every record of every item, then wait until Kafka has acknowledged them all.
+
+        Records of one item keep their order on their topic. All records of the batch carry
+        the same `emitted_at`, the wall clock when the batch was written (not event time).
+        A full librdkafka queue makes the call wait rather than drop a record.
+
+        Args:
+            items: lists of SLA records, action records and dead letters, in flow order.
 
         Raises:
             ConnectorError: Kafka refused a record (the flow stops; a restart with recovery
@@ -98,6 +117,13 @@ class _RecordPartition(StatelessSinkPartition[list[Record]]):
         self._flush()
 
     def _flush(self) -> None:
+        """Wait, without a time limit, until Kafka holds every queued record.
+
+        Logs a warning every `FLUSH_WARN_S` while Kafka is slow.
+
+        Raises:
+            ConnectorError: Kafka refused records since the last flush.
+        """
         started = time.monotonic()
         while self._producer.flush(FLUSH_WARN_S) > 0:
             _log.warning(
@@ -113,7 +139,11 @@ class _RecordPartition(StatelessSinkPartition[list[Record]]):
             raise ConnectorError(reason)
 
     def close(self) -> None:
-        """Deliver what is still queued."""
+        """Deliver what is still queued.
+
+        Raises:
+            ConnectorError: Kafka refused a record still waiting for acknowledgement.
+        """
         self._flush()
 
 
@@ -122,6 +152,10 @@ class KafkaRecordSink(DynamicSink[list[Record]]):
 
     SLA and action records are keyed by `conversation_id`, dead letters by their `source`.
     Each `write_batch` ends with a flush, so a snapshot never runs ahead of what Kafka holds.
+
+    The producer is idempotent (no duplicates from its own retries) and compresses with lz4;
+    `config` may override these defaults. Delivery is at-least-once: a restart with recovery
+    sends the records written after the last snapshot again.
 
     Args:
         config: librdkafka properties; must hold `bootstrap.servers`.
@@ -148,11 +182,31 @@ class KafkaRecordSink(DynamicSink[list[Record]]):
         self._clock = clock
 
     def build(self, step_id: str, worker_index: int, worker_count: int) -> _RecordPartition:
-        """Open this worker's producer."""
+        """Open this worker's producer.
+
+        Args:
+            step_id: the output step's id (unused: every worker writes to the same topics).
+            worker_index: this worker's index (unused).
+            worker_count: the number of workers (unused).
+
+        Returns:
+            A partition that writes this worker's records.
+        """
         return _RecordPartition(self._config, self._topics, self._clock)
 
 
 def dead_letter_for_error(partition: str, offset: int, error: str, raw: bytes | None) -> DeadLetter:
-    """Return the dead letter of a message that Kafka delivered with an error."""
+    """Return the dead letter of a message that Kafka delivered with an error.
+
+    Args:
+        partition: the topic-partition it came from, `topic/partition`.
+        offset: its offset; negative when Kafka gave none.
+        error: Kafka's error, `NAME: description`.
+        raw: the message value, if any; the dead letter keeps it redacted.
+
+    Returns:
+        A dead letter with reason `Kafka error: <error>` and source `topic/partition/offset`
+        (`topic/partition/?` without an offset).
+    """
     where = f"{partition}/{offset}" if offset >= 0 else f"{partition}/?"
     return dead_letter(f"Kafka error: {error}", raw, where)

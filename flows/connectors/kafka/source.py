@@ -75,7 +75,11 @@ class Fetch:
 
 
 class _FetchPartition(StatefulSourcePartition[Fetch, int]):
-    """Reads one Kafka topic-partition, one `Fetch` per poll."""
+    """Reads one Kafka topic-partition, one `Fetch` per poll.
+
+    Its state is the next offset to read. Caught-up fetches with messages are broadcast at most
+    once per `idle_tick_ms`; ticks and fetches that are behind are always broadcast.
+    """
 
     def __init__(
         self,
@@ -101,7 +105,20 @@ class _FetchPartition(StatefulSourcePartition[Fetch, int]):
         self._awake: datetime | None = None
 
     def next_batch(self) -> list[Fetch]:
-        """Poll the partition without blocking; return one fetch, a tick, or nothing."""
+        """Poll the partition without blocking; return one fetch, a tick, or nothing.
+
+        Returns nothing when the poll was empty and either a fetch went out less than
+        `idle_tick_ms` ago or the partition is not known to be caught up (its end offset is
+        unknown or ahead of the reader). A message that carries a Kafka error is kept in the
+        fetch with the error, so it becomes a dead letter; end-of-partition markers are not
+        messages and are skipped.
+
+        Returns:
+            At most one `Fetch`, stamped with the wall clock of this poll (epoch ms).
+
+        Raises:
+            ConnectorError: Kafka reported a fatal error for this partition.
+        """
         polled = self._consumer.consume(self._max, 0)
         now = self._clock()
         messages: list[Message] = []
@@ -141,7 +158,12 @@ class _FetchPartition(StatefulSourcePartition[Fetch, int]):
         return [Fetch(self._name, messages, caught_up, now, self._offset, backlog, broadcast)]
 
     def next_awake(self) -> datetime | None:
-        """Back off briefly after an empty poll, instead of spinning on an idle partition."""
+        """Back off briefly after an empty poll, instead of spinning on an idle partition.
+
+        Returns:
+            `POLL_BACKOFF_MS` after the last empty poll (aware UTC), or None after a poll that
+            returned messages, so that Bytewax polls again at once.
+        """
         return self._awake
 
     def snapshot(self) -> int:
@@ -155,6 +177,11 @@ class _FetchPartition(StatefulSourcePartition[Fetch, int]):
 
 class KafkaFetchSource(FixedPartitionedSource[Fetch, int]):
     """Every partition of `topics`, read from the beginning or from the recovered offset.
+
+    No consumer group is used and no offset is committed to Kafka: the recovery store is the
+    only record of progress, so two monitors may read the same topics independently. The
+    partition list is read once when the flow starts; partitions added later are not read
+    until a restart.
 
     Args:
         config: librdkafka properties; must hold `bootstrap.servers`.
@@ -197,7 +224,21 @@ class KafkaFetchSource(FixedPartitionedSource[Fetch, int]):
         return parts
 
     def build_part(self, step_id: str, for_part: str, resume_state: int | None) -> _FetchPartition:
-        """Open a consumer on one topic-partition, at the recovered offset if there is one."""
+        """Open a consumer on one topic-partition, at the recovered offset if there is one.
+
+        Args:
+            step_id: the input step's id (unused).
+            for_part: the partition to read, `topic/partition`, as `list_parts` named it.
+            resume_state: the next offset to read from the recovery store; None reads the
+                partition from its beginning.
+
+        Returns:
+            The partition's reader.
+
+        Raises:
+            ConnectorError: the recovered partition belongs to a topic that is no longer an
+                input topic (the recovery store is from another configuration).
+        """
         topic, _, index = for_part.rpartition("/")
         if topic not in self._topics:
             reason = (
