@@ -137,31 +137,6 @@ LeadStatus: Final = _LeadStatus()
 #: Resolve outcomes that end a lead's cadence for good (until `lead_status` changes again).
 CLOSING_OUTCOMES: Final = frozenset({"won", "lost"})
 
-MetricName = Literal[
-    "assignment",
-    "first_response",
-    "next_response",
-    "resolution",
-    "follow_up",
-    "qualification",
-    "handoff",
-    "contact_attempts",
-    "cadence",
-    "service_window",
-]
-StatusName = Literal[
-    "started",
-    "warning",
-    "breached",
-    "met",
-    "stopped",
-    "closed",
-    "cancelled",
-    "paused",
-    "resumed",
-    "retargeted",
-]
-
 #: Statuses after which a clock still runs (it can still stop, pause or breach).
 OPEN_STATUSES: Final = frozenset(
     {Status.STARTED, Status.WARNING, Status.RETARGETED, Status.RESUMED, Status.PAUSED}

@@ -22,6 +22,7 @@ from flows.core.events import Rejected
 from flows.core.policies import load_policies
 from flows.core.records import to_json_dict
 from flows.core.timefmt import parse_instant
+from flows.core.vocabulary import Metric
 from flows.exceptions import SimulationError
 from flows.replay import ReplaySummary, replay_records
 from flows.sim.business import Business, load_business, parse_business
@@ -146,18 +147,7 @@ def test_replay_shows_breaches_and_mets_for_every_kind_of_clock(history: History
     outcomes: dict[str, Counter[str]] = defaultdict(Counter)
     for r in _final(history.records).values():
         outcomes[r["metric"]][r["status"]] += 1
-    for metric in (
-        "assignment",
-        "first_response",
-        "next_response",
-        "resolution",
-        "follow_up",
-        "qualification",
-        "handoff",
-        "contact_attempts",
-        "cadence",
-        "service_window",
-    ):
+    for metric in Metric.ALL:
         breached = sum(outcomes[metric][s] for s in ("breached", "stopped", "closed"))
         assert outcomes[metric]["met"] > 0, metric
         assert breached > 0, metric
