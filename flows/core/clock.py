@@ -14,6 +14,8 @@ promised `due_at` is a fixed deadline).
 
 from __future__ import annotations
 
+from typing import Final
+
 from flows.core.calendar import WALL_CLOCK
 from flows.core.model import BusinessTime, Target
 from flows.exceptions import CalendarError
@@ -100,6 +102,10 @@ class Clock:
         self.stopped_at: int | None = None
         self.attempts = 0
         self.last_attempt: int | None = None
+
+    def __reduce__(self) -> tuple[object, tuple[object, ...]]:
+        """Pickle as the slot values in a fixed order (see `Conversation.__reduce__`)."""
+        return _restore_clock, (_LAYOUT, *[getattr(self, n) for n in _FIELDS])
 
     def clone(self) -> Clock:
         """Return an independent copy (the paused stretches are copied, policies shared)."""
@@ -252,3 +258,19 @@ class Clock:
         if not self.breached and self.deadline is not None and (nxt is None or self.deadline < nxt):
             nxt = self.deadline
         return nxt
+
+
+#: Slot order of the pickled layout `_LAYOUT` (`Clock.__reduce__`).
+_FIELDS: Final = Clock.__slots__
+_LAYOUT: Final = 1
+
+
+def _restore_clock(layout: int, *values: object) -> Clock:
+    """Rebuild a clock pickled by `Clock.__reduce__`."""
+    if layout != _LAYOUT or len(values) != len(_FIELDS):
+        msg = f"clock snapshot layout {layout} with {len(values)} fields is not known"
+        raise ValueError(msg)
+    clock = object.__new__(Clock)
+    for name, value in zip(_FIELDS, values, strict=True):
+        object.__setattr__(clock, name, value)
+    return clock

@@ -262,6 +262,15 @@ class Conversation:
         for name, value in state[1].items():
             object.__setattr__(self, name, value)
 
+    def __reduce__(self) -> tuple[object, tuple[object, ...]]:
+        """Pickle as the slot values in a fixed order, tagged with the layout's version.
+
+        Half the size of the default `(None, {slot: value})` state and faster to write: a
+        snapshot holds one per conversation. `_restore_conversation` reads it back; pickles of
+        the default form (older snapshots) still load through `__setstate__`.
+        """
+        return _restore_conversation, (_LAYOUT, *[getattr(self, n) for n in _FIELDS])
+
     def clone(self) -> Conversation:
         """Return an independent copy of this state, without its log and base.
 
@@ -1182,3 +1191,18 @@ _COPIED_AS_IS: Final = tuple(
     for name in Conversation.__slots__
     if name not in ("attrs", "seqs", "clocks", "res_clock", "log", "base", "scheduled")
 )
+
+#: Slot order of the pickled layout `_LAYOUT` (`Conversation.__reduce__`).
+_FIELDS: Final = Conversation.__slots__
+_LAYOUT: Final = 1
+
+
+def _restore_conversation(layout: int, *values: object) -> Conversation:
+    """Rebuild a conversation pickled by `Conversation.__reduce__`."""
+    if layout != _LAYOUT or len(values) != len(_FIELDS):
+        msg = f"conversation snapshot layout {layout} with {len(values)} fields is not known"
+        raise ValueError(msg)
+    conv = object.__new__(Conversation)
+    for name, value in zip(_FIELDS, values, strict=True):
+        object.__setattr__(conv, name, value)
+    return conv

@@ -56,8 +56,10 @@ class Engine:
         "_compacted_at",
         "_pending",
         "_timers",
+        "blobs",
         "conversations",
         "ctx",
+        "dirty",
         "horizon",
         "processed_until",
         "seen",
@@ -86,6 +88,11 @@ class Engine:
         # than one set per conversation); ids older than `seen_from` have been forgotten.
         self.seen: dict[str, int] = {}
         self.seen_from = -_NEVER
+        # For snapshots in proportion to change: the conversations touched since the last
+        # `dump_engine` (None until the first one: an engine never snapshotted tracks nothing),
+        # and each conversation's pickled bytes as of then.
+        self.dirty: set[str] | None = None
+        self.blobs: dict[str, bytes] = {}
 
     def __getstate__(self) -> dict[str, object]:
         """Return the state to snapshot, without the duplicate filter.
@@ -97,6 +104,8 @@ class Engine:
         state = {name: getattr(self, name) for name in self.__slots__}
         state["seen"] = {}
         state["seen_from"] = max(self.seen_from, self.processed_until + 1)
+        state["dirty"] = None
+        state["blobs"] = {}
         return state
 
     def __setstate__(self, state: dict[str, object]) -> None:
@@ -107,6 +116,8 @@ class Engine:
         Args:
             state: The mapping `__getstate__` returned.
         """
+        self.dirty = None
+        self.blobs = {}
         for name, value in state.items():
             object.__setattr__(self, name, value)
 
@@ -240,6 +251,8 @@ class Engine:
         conv = self.conversations.get(cid)
         if conv is None or conv.next_due() != at:
             return
+        if self.dirty is not None:
+            self.dirty.add(cid)
         conv.fire_until(self.ctx, at)
         conv.scheduled = None
         self._schedule(conv)
@@ -264,6 +277,8 @@ class Engine:
         if at < self.seen_from and any(e.event_id == eid for e in conv.log):
             return
         seen[eid] = at
+        if self.dirty is not None:
+            self.dirty.add(cid)
         if at < conv.last_t or at <= conv.last_fired:
             if at <= conv.forgotten_until:
                 self.ctx.out.append(self._too_late(event))
@@ -292,10 +307,12 @@ class Engine:
             cutoff: Epoch ms UTC; usually the watermark minus the horizon.
         """
         self._compacted_at = cutoff + self.horizon
-        for conv in self.conversations.values():
+        for cid, conv in self.conversations.items():
             if conv.log and not conv.clocks and conv.last_t < cutoff:
                 conv.log = []
                 conv.forgotten_until = conv.last_t
+                if self.dirty is not None:
+                    self.dirty.add(cid)
         if cutoff > self.seen_from:
             self.seen = {eid: at for eid, at in self.seen.items() if at >= cutoff}
             self.seen_from = cutoff

@@ -17,7 +17,7 @@ import io
 import pickle
 import threading
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Final
 
 from flows.core.calendar import WALL_CLOCK, Calendar, WallClock
 from flows.core.engine import Engine
@@ -72,15 +72,21 @@ def _policy_set() -> PolicySet:
     return _active()
 
 
+#: Marks the snapshot layout: an engine header and one pickle per conversation.
+_LAYOUT: Final = "slawatch-engine/2"
+
+
 def dump_engine(engine: Engine) -> bytes:
     """Serialize an engine's state (conversations, timers, pending events) without policies.
 
     Policies, targets and calendars are written as references (policy id, metric, calendar name);
     the duplicate filter and the worker-shared loads are left out (`Engine.__getstate__`,
-    `Context.__getstate__`).
+    `Context.__getstate__`). Each conversation is pickled on its own and its bytes kept in
+    `engine.blobs`: a later dump pickles again only the conversations touched since
+    (`engine.dirty`), so a snapshot costs in proportion to what changed, not to the shard.
 
     Args:
-        engine: The engine to snapshot; it is not changed.
+        engine: The engine to snapshot; only its snapshot cache (`blobs`, `dirty`) changes.
 
     Returns:
         Pickle bytes for `load_engine` (this project's recovery store only).
@@ -110,8 +116,33 @@ def dump_engine(engine: Engine) -> bytes:
     table[WallClock] = lambda _cal: (_wall, ())
     table[PolicySet] = lambda _pset: (_policy_set, ())
     pickler.dispatch_table = table
-    pickler.dump(engine)
-    return buf.getvalue()
+
+    def pickled(obj: object) -> bytes:
+        buf.seek(0)
+        buf.truncate()
+        pickler.clear_memo()
+        pickler.dump(obj)
+        return buf.getvalue()
+
+    convs, blobs = engine.conversations, engine.blobs
+    dirty = engine.dirty if engine.dirty is not None else set()
+    if len(blobs) != len(convs):
+        # Conversations the cache never saw (the first dump, or an older snapshot layout).
+        dirty.update(cid for cid in convs if cid not in blobs)
+    for cid in dirty:
+        conv = convs.get(cid)
+        if conv is None:
+            blobs.pop(cid, None)
+        else:
+            blobs[cid] = pickled(conv)
+    dirty.clear()
+    engine.dirty = dirty
+    engine.conversations = {}
+    try:
+        header = pickled(engine)
+    finally:
+        engine.conversations = convs
+    return pickle.dumps((_LAYOUT, header, blobs), protocol=pickle.HIGHEST_PROTOCOL)
 
 
 def load_engine(data: bytes, policies: PolicySet) -> Engine:
@@ -119,7 +150,7 @@ def load_engine(data: bytes, policies: PolicySet) -> Engine:
 
     A policy, target or calendar that no longer exists in `policies` leaves its clocks unmeasured
     (or on wall-clock time); edited ones apply to clocks already running. The restored engine shares
-    no loads until `Engine.share_loads`.
+    no loads until `Engine.share_loads`. Snapshots of the older one-pickle layout load too.
 
     Args:
         data: Bytes written by `dump_engine` (never foreign input: this unpickles).
@@ -133,7 +164,19 @@ def load_engine(data: bytes, policies: PolicySet) -> Engine:
     """
     _loading.policies = policies
     try:
-        engine = pickle.loads(data)  # noqa: S301 - our own recovery store, never foreign input
+        loaded = pickle.loads(data)  # noqa: S301 - our own recovery store, never foreign input
+        if isinstance(loaded, tuple) and len(loaded) == 3 and loaded[0] == _LAYOUT:
+            _, header, blobs = loaded
+            engine = pickle.loads(header)  # noqa: S301 - as above
+            if isinstance(engine, Engine):
+                engine.conversations = {
+                    cid: pickle.loads(blob)  # noqa: S301 - as above
+                    for cid, blob in blobs.items()
+                }
+                engine.blobs = dict(blobs)
+                engine.dirty = set()
+        else:
+            engine = loaded
     finally:
         _loading.policies = None
     if not isinstance(engine, Engine):

@@ -95,3 +95,20 @@ def test_a_snapshot_written_by_slawatch_0_1_restores_and_carries_on() -> None:
         resumed += restored.process([event], event.occurred_at)  # type: ignore[list-item]
     assert len(restored.conversations) == len(fresh.conversations)
     assert final_states(first + resumed) == final_states(first + rest)
+
+
+def test_a_snapshot_repickles_only_the_conversations_touched_since_the_last() -> None:
+    """Snapshot cost follows change: untouched conversations keep their pickled bytes."""
+    engine = Engine(PSET)
+    engine.process([inbound(i, conv=f"c{i}") for i in range(50)], ms(60))
+    dump_engine(engine)
+    before = dict(engine.blobs)
+    engine.process([reply(70, conv="c3"), inbound(80, conv="c7")], ms(90))
+    data = dump_engine(engine)
+    changed = {cid for cid, blob in engine.blobs.items() if blob is not before[cid]}
+    assert changed == {"c3", "c7"}
+    restored = load_engine(data, PSET)
+    later = [reply(200, conv=f"c{i}") for i in range(0, 50, 5)]
+    want = engine.process(later, ms(4000))
+    assert restored.process(later, ms(4000)) == want
+    assert len(want) >= 10
