@@ -73,10 +73,8 @@ demo: $(INSTALLED) ## The main job: local Kafka + QuestDB, the live monitor on a
 	echo; \
 	$(SLAWATCH) feed --from-stack --rate 30
 
-bench: $(INSTALLED) ## Run every benchmark script in bench/
-	@shopt -s nullglob; scripts=(bench/*.py); \
-	if [ $${#scripts[@]} -eq 0 ]; then echo "No benchmarks in bench/ yet."; fi; \
-	for script in "$${scripts[@]}"; do echo "== $$script"; $(BIN)/python "$$script" || exit 1; done
+bench: $(INSTALLED) ## Run every benchmark on a private stack, table + RESULT line (~10 min; BENCH_ARGS=--quick ~2 min)
+	$(BIN)/python -m bench $(BENCH_ARGS)
 
 clean: ## Remove Python and tool caches (keeps .venv and the jar cache)
 	rm -rf .pytest_cache .mypy_cache .ruff_cache .hypothesis
