@@ -2,12 +2,14 @@
 
 One `slawatch run -r DIR` (snapshots every 5 s, QuestDB on) reads the whole backlog: that is the
 end-to-end figure (`monitor_bench.measure`), and its resident memory before and after gives the
-process's bytes per conversation. After one more snapshot interval it is killed with SIGKILL,
-one marker event per input partition (a customer message of a new conversation, dated now) is
-produced while it is down, and the same command is started again. *Recovery* is the wall time
-from that start until every marker's record is on the events topic: start-up, loading the
-snapshots, re-reading what came after them, and the markers themselves; minus the lateness
-(`SLAWATCH_LATENESS`) that every event waits for anyway before its records go out.
+process's bytes per conversation. After one more snapshot interval it is killed with SIGKILL;
+while it is down, `downtime_events` customer messages to its conversations (dated now, as if
+customers kept writing) and one marker per input partition are produced, and the same command
+is started again. *Recovery* is the wall time from that start to the first heartbeat at which
+the restarted monitor has taken in every event produced while it was down: start-up (imports,
+connections), loading the snapshots, and reading and applying the events since. The markers'
+own records follow one lateness (`SLAWATCH_LATENESS`) later, as for any event; that time is
+shown too.
 """
 
 from __future__ import annotations
@@ -48,13 +50,20 @@ class Recovery:
     seconds: float
     """Start to every marker's record out, minus the lateness."""
     raw_seconds: float
-    """Start to every marker's record out."""
+    """Start to every marker's record out (one lateness after it was read)."""
     startup_s: float
     """Start to the first heartbeat."""
+    downtime_events: int
+    """Events produced while the monitor was down (markers included)."""
 
 
 def e2e_and_recovery(
-    bench: Bench, backlog: Backlog, *, key: str = "recovery+questdb"
+    bench: Bench,
+    backlog: Backlog,
+    *,
+    conversations: int,
+    downtime_events: int,
+    key: str = "recovery+questdb",
 ) -> tuple[RunResult, Recovery]:
     """Measure configuration `key` over the backlog, kill it with SIGKILL, restart, time it."""
     label, args, settings, processes = CONFIGS[key]
@@ -78,13 +87,19 @@ def e2e_and_recovery(
         finally:
             stop_all(procs)
         result = RunResult(label, window, load, 0.0)
-        return result, _restart(bench, backlog, env, args, key)
+        return result, _restart(bench, backlog, env, args, key, conversations, downtime_events)
     finally:
         shutil.rmtree(recovery, ignore_errors=True)
 
 
 def _restart(
-    bench: Bench, backlog: Backlog, env: dict[str, str], args: list[str], key: str
+    bench: Bench,
+    backlog: Backlog,
+    env: dict[str, str],
+    args: list[str],
+    key: str,
+    conversations: int,
+    downtime_events: int,
 ) -> Recovery:
     bootstrap = bench.endpoints.bootstrap_servers
     events_topic = backlog.topics["events_topic"]
@@ -101,8 +116,32 @@ def _restart(
         _, high = consumer.get_watermark_offsets(TopicPartition(events_topic, p), timeout=10)
         assignment.append(TopicPartition(events_topic, p, high))
     consumer.assign(assignment)
-    producer = Producer({"bootstrap.servers": bootstrap})
+    producer = Producer(
+        {
+            "bootstrap.servers": bootstrap,
+            "queue.buffering.max.messages": 1_000_000,
+            "linger.ms": 20,
+        }
+    )
     run = uuid.uuid4().hex[:6]
+    topic = backlog.topics["input_topics"]
+    for k in range(downtime_events):
+        conv = f"bench-{k % conversations}"
+        body = {
+            "event_id": f"down-{run}-{k}",
+            "type": "message",
+            "conversation_id": conv,
+            "occurred_at": now_ms(),
+            "direction": "inbound",
+            "author": "customer",
+        }
+        while True:
+            try:
+                producer.produce(topic, orjson.dumps(body), conv)
+                break
+            except BufferError:
+                producer.poll(0.05)
+        producer.poll(0)
     pending = set()
     for p in range(bench.partitions):
         conv = f"marker-{run}-{p}"
@@ -114,20 +153,28 @@ def _restart(
             "direction": "inbound",
             "author": "customer",
         }
-        producer.produce(backlog.topics["input_topics"], orjson.dumps(body), conv, partition=p)
+        producer.produce(topic, orjson.dumps(body), conv, partition=p)
         pending.add(conv)
-    producer.flush(10)
+    if producer.flush(60):
+        msg = "the events produced while the monitor was down were not all delivered"
+        raise MonitorFailed(msg)
+    expected = downtime_events + bench.partitions
     began = time.monotonic()
     procs = start_monitor(env, args, bench.workdir, f"{key}-restart")
     first_beat: float | None = None
+    caught_up: float | None = None
     try:
         deadline = began + bench.timeout_s
-        while pending:
+        while pending or caught_up is None:
             if time.monotonic() > deadline or procs[0].popen.poll() is not None:
                 msg = f"the restarted monitor did not catch up:\n{procs[0].tail()}"
                 raise MonitorFailed(msg)
-            if first_beat is None and procs[0].read_beats():
-                first_beat = time.monotonic()
+            beats = procs[0].read_beats()
+            if beats:
+                first_beat = first_beat or time.monotonic()
+                taken = sum(int(b["events_in"]) for b in procs[0].beats.values())
+                if caught_up is None and taken >= expected:
+                    caught_up = time.monotonic()
             for msg in consumer.consume(1000, 0.01):
                 if msg.error() is None:
                     pending.discard(orjson.loads(msg.value()).get("conversation_id"))
@@ -136,4 +183,4 @@ def _restart(
         stop_all(procs)
         consumer.close()
     startup = (first_beat if first_beat is not None else time.monotonic()) - began
-    return Recovery(max(0.0, took - LATENESS_MS / 1000), took, startup)
+    return Recovery(caught_up - began, took, startup, expected)
