@@ -272,22 +272,29 @@ def _report(
     latency: LatencyRun | None,
 ) -> dict[str, float | int | str]:
     """Print the tables; return the RESULT figures."""
+    w_ = 56
     header = (
-        f"{'what':<52} {'events':>8} {'seconds':>7} {'events/s':>9} {'of raw':>7} "
-        f"{'CPU s':>6} {'load':>5}"
+        f"{'what':<{w_}} {'events':>8} {'seconds':>7} {'events/s':>9} {'of raw':>7} "
+        f"{'CPU s':>6} {'ev/CPU-s':>9} {'kafka s':>7} {'qdb s':>6} {'load':>5}"
     )
-    print("throughput (events/s = wall clock unless said; of raw = ratio to the raw ceiling)")
+    print(
+        "throughput (events/s = wall clock unless said; of raw = ratio to the raw ceiling; "
+        "CPU s = the monitor's processes, kafka s / qdb s = the servers', over the window)"
+    )
     print(header)
     print("-" * len(header))
+    blank = f"{'':>9} {'':>7} {'':>6}"
     print(
-        f"{'raw ceiling: confluent-kafka consume + orjson.loads':<52} {raw.events:>8,} "
-        f"{raw.seconds:>7.2f} {raw.eps:>9,.0f} {1:>7.0%} {'':>6} {os.getloadavg()[0]:>5.1f}"
+        f"{'raw ceiling: confluent-kafka consume + orjson.loads':<{w_}} {raw.events:>8,} "
+        f"{raw.seconds:>7.2f} {raw.eps:>9,.0f} {1:>7.0%} {'':>6} {blank} "
+        f"{os.getloadavg()[0]:>5.1f}"
     )
     engine_label = f"engine alone, {engine['n']:,.0f} open convs (per CPU-s)"
+    engine_cpu = engine["events"] / engine["eps"]
     print(
-        f"{engine_label:<52} {engine['events']:>8,.0f} {engine['events'] / engine['eps']:>7.2f} "
+        f"{engine_label:<{w_}} {engine['events']:>8,.0f} {engine_cpu:>7.2f} "
         f"{engine['eps']:>9,.0f} {ratio(engine['eps'], raw.eps):>7.0%} "
-        f"{engine['events'] / engine['eps']:>6.2f} {'':>5}"
+        f"{engine_cpu:>6.2f} {engine['eps']:>9,.0f} {'':>7} {'':>6} {'':>5}"
     )
     labels = {
         "base": "slawatch run, 1 worker (no QuestDB, no recovery)",
@@ -298,20 +305,33 @@ def _report(
     for key, label in labels.items():
         run = runs.get(key)
         if run is None:
-            print(f"{label:<52} {'failed':>8}")
+            print(f"{label:<{w_}} {'failed':>8}")
             continue
         w = run.window
         eps = _eps(run)
+        per_cpu = w.events / w.cpu_s if w.cpu_s > 0 else math.nan
         print(
-            f"{label:<52} {w.events:>8,} {w.seconds:>7.2f} {eps:>9,.0f} "
-            f"{ratio(eps, raw.eps):>7.0%} {w.cpu_s:>6.2f} {run.load:>5.1f}"
+            f"{label:<{w_}} {w.events:>8,} {w.seconds:>7.2f} {eps:>9,.0f} "
+            f"{ratio(eps, raw.eps):>7.0%} {w.cpu_s:>6.2f} {per_cpu:>9,.0f} "
+            f"{w.kafka_cpu_s:>7.2f} {w.questdb_cpu_s:>6.2f} {run.load:>5.1f}"
         )
     inproc_eps = inproc.events / inproc.wall_s if inproc.wall_s > 0 else math.nan
+    inproc_cpu = inproc.events / inproc.cpu_s if inproc.cpu_s > 0 else math.nan
     print(
-        f"{'in process (run_main), QuestDB + recovery, timed steps':<52} {inproc.events:>8,} "
+        f"{'in process (run_main), QuestDB + recovery, timed steps':<{w_}} {inproc.events:>8,} "
         f"{inproc.wall_s:>7.2f} {inproc_eps:>9,.0f} {ratio(inproc_eps, raw.eps):>7.0%} "
-        f"{inproc.cpu_s:>6.2f} {'':>5}"
+        f"{inproc.cpu_s:>6.2f} {inproc_cpu:>9,.0f} {'':>7} {'':>6} {'':>5}"
     )
+    e2e_run = runs.get("e2e")
+    if e2e_run is not None and e2e_run.window.records_out:
+        w = e2e_run.window
+        print(
+            f"  end to end: {w.records_out:,} records out (since start); QuestDB server "
+            f"{w.questdb_cpu_s:.1f} CPU-s ({w.questdb_cpu_s / w.records_out * 1e6:,.0f} us per "
+            f"record) and Kafka broker {w.kafka_cpu_s:.1f} CPU-s over the window; monitor "
+            f"{w.cpu_s / w.events * 1e6:,.0f} CPU-us per event; the worker "
+            "thread's steps are timed above (where the time goes)"
+        )
     e2e = runs.get("e2e")
     figures: dict[str, float | int | str] = {
         "e2e_ratio": ratio(_eps(e2e), raw.eps),

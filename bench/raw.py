@@ -55,8 +55,6 @@ def raw_ceiling(
             "bootstrap.servers": bootstrap,
             "group.id": f"bench-raw-{uuid.uuid4().hex}",
             "enable.auto.commit": False,
-            "fetch.max.bytes": 52_428_800,
-            "max.partition.fetch.bytes": 10_485_760,
         }
     )
     consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in range(partitions)])
