@@ -33,8 +33,9 @@ QuestDB tables and recovery stores are unique to the run and removed at the end.
    the first 50k events lists the hottest slawatch functions.
 
 Goal (the baseline of the printed ratios): half the raw consumer ceiling measured on this kind of
-machine, 333k/2 = 166,500 events/s (/work/shared/notes/runtime.md); `x pass` is the ratio to
-Bytewax's own Kafka pass-through (~159k events/s). The machine is shared (2 cores, other jobs; the
+machine, 333k/2 = 166,500 events/s (../shared/notes/runtime.md); `python -m bench` measures the
+ceiling in the same run instead. `x pass` is the ratio to Bytewax's own Kafka pass-through
+(~159k events/s). The machine is shared (2 cores, other jobs; the
 1-min load average is printed per run): events per CPU second of the monitor is the steadier
 number, wall-clock events/s the one the goal is stated in.
 """
