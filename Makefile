@@ -70,10 +70,8 @@ grafana-schemas: ## Regenerate the JSON Schemas from npm @grafana/schema (pinned
 top: $(INSTALLED) ## The live wallboard in this terminal, from the local stack's QuestDB (Ctrl-C stops)
 	$(SLAWATCH) top --from-stack
 
-bench: $(INSTALLED) ## Run every benchmark script in bench/
-	@shopt -s nullglob; scripts=(bench/*.py); \
-	if [ $${#scripts[@]} -eq 0 ]; then echo "No benchmarks in bench/ yet."; fi; \
-	for script in "$${scripts[@]}"; do echo "== $$script"; $(BIN)/python "$$script" || exit 1; done
+bench: $(INSTALLED) ## Run every benchmark on a private stack, table + RESULT line (~10 min; BENCH_ARGS=--quick ~2 min)
+	$(BIN)/python -m bench $(BENCH_ARGS)
 
 clean: ## Remove Python and tool caches (keeps .venv and the jar cache)
 	rm -rf .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -33,8 +33,9 @@ QuestDB tables and recovery stores are unique to the run and removed at the end.
    the first 50k events lists the hottest slawatch functions.
 
 Goal (the baseline of the printed ratios): half the raw consumer ceiling measured on this kind of
-machine, 333k/2 = 166,500 events/s (/work/shared/notes/runtime.md); `x pass` is the ratio to
-Bytewax's own Kafka pass-through (~159k events/s). The machine is shared (2 cores, other jobs; the
+machine, 333k/2 = 166,500 events/s (../shared/notes/runtime.md); `python -m bench` measures the
+ceiling in the same run instead. `x pass` is the ratio to Bytewax's own Kafka pass-through
+(~159k events/s). The machine is shared (2 cores, other jobs; the
 1-min load average is printed per run): events per CPU second of the monitor is the steadier
 number, wall-clock events/s the one the goal is stated in.
 """
@@ -356,6 +357,10 @@ class Window:
     questdb_cpu_s: float
     records_out: int
     dead_letters: int
+    rss_start_kb: int = 0
+    """Resident memory of the monitor process(es) at the first heartbeat."""
+    rss_end_kb: int = 0
+    """Resident memory of the monitor process(es) when the window closed."""
 
 
 @dataclass(frozen=True)
@@ -370,6 +375,21 @@ class Sample:
     cpu_s: float
     kafka_cpu_s: float
     questdb_cpu_s: float
+    rss_kb: int = 0
+
+
+def rss_kb(pid: int | None) -> int:
+    """Resident set size of a live process in KiB, 0 if it is gone."""
+    if pid is None:
+        return 0
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return 0
+    for line in status.splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    return 0
 
 
 def measure(
@@ -421,6 +441,7 @@ def measure(
                 cpu_s=sum(cpu_seconds(pid) for pid in pids),
                 kafka_cpu_s=cpu_seconds(kafka_pid),
                 questdb_cpu_s=cpu_seconds(questdb_pid),
+                rss_kb=sum(rss_kb(pid) for pid in pids),
             )
             samples.append(sample)
             if done_at is None and sample.applied and sample.events_in >= backlog.events:
@@ -447,6 +468,8 @@ def measure(
                     questdb_cpu_s=end.questdb_cpu_s - first.questdb_cpu_s,
                     records_out=end.records_out,
                     dead_letters=end.dead_letters,
+                    rss_start_kb=first.rss_kb,
+                    rss_end_kb=end.rss_kb,
                 )
         time.sleep(0.01)
 
@@ -674,18 +697,26 @@ STEPS: list[tuple[str, str, str]] = [
     ("", "flows.monitor.flow:ShardLogic", "on_eof"),
     ("  of which Engine.process (core)", "flows.core.engine:Engine", "process"),
     ("snapshot (ShardLogic.snapshot)", "flows.monitor.flow:ShardLogic", "snapshot"),
-    ("  of which dump_engine (core)", "flows.monitor.flow", "dump_engine"),
-    ("Kafka sink (write_batch)", "flows.connectors.kafka:_RecordPartition", "write_batch"),
-    ("  of which waiting for acks (flush)", "flows.connectors.kafka:_RecordPartition", "_flush"),
+    ("  of which dump_engine (core)", "flows.monitor.shard", "dump_engine"),
+    ("Kafka sink (write_batch)", "flows.connectors.kafka.sink:_RecordPartition", "write_batch"),
+    (
+        "  of which waiting for acks (flush)",
+        "flows.connectors.kafka.sink:_RecordPartition",
+        "_flush",
+    ),
     (
         "QuestDB sink (write_batch)",
         "flows.connectors.questdb.sink:_QuestDBPartition",
         "write_batch",
     ),
-    ("  of which keep/dedup records (_add)", "flows.connectors.questdb:QuestDBWriter", "_add"),
-    ("  of which send (_flush)", "flows.connectors.questdb:QuestDBWriter", "_flush"),
-    ("    of which rows -> ILP (_seal)", "flows.connectors.questdb:QuestDBWriter", "_seal"),
-    ("heartbeat (sink)", "flows.monitor.flow:_HeartbeatPartition", "write_batch"),
+    (
+        "  of which keep/dedup records (_add)",
+        "flows.connectors.questdb.writer:QuestDBWriter",
+        "_add",
+    ),
+    ("  of which send (_flush)", "flows.connectors.questdb.writer:QuestDBWriter", "_flush"),
+    ("    of which rows -> ILP (_seal)", "flows.connectors.questdb.writer:QuestDBWriter", "_seal"),
+    ("heartbeat (sink)", "flows.monitor.heartbeat:_HeartbeatPartition", "write_batch"),
 ]
 
 
@@ -823,8 +854,13 @@ def run_in_process(
     return InProcessRun(time.perf_counter() - wall0, time.thread_time() - cpu0, sum(counted), timer)
 
 
-def profile_report(bench: Bench, topics: dict[str, str], key: str, hotspot_events: int) -> None:
-    """Print where the time of one in-process run goes, then the hottest functions."""
+def profile_report(
+    bench: Bench, topics: dict[str, str], key: str, hotspot_events: int, *, hotspots: bool = True
+) -> InProcessRun:
+    """Print where the time of one in-process run goes, then (`hotspots`) the hottest functions.
+
+    Returns the timed in-process run (events, wall and worker-thread CPU seconds).
+    """
     label = CONFIGS[key][0]
     run = run_in_process(bench, topics, key)
     timer = run.timer
@@ -857,6 +893,8 @@ def profile_report(bench: Bench, topics: dict[str, str], key: str, hotspot_event
         f"{'Bytewax (routing, state store, epochs)':<42} {wall_rest:>7.2f} {cpu_rest:>7.2f} "
         f"{cpu_rest / run.cpu_s:>6.1%} {'':>7} {cpu_rest / n * 1e6:>9.1f}"
     )
+    if not hotspots:
+        return run
 
     profiler = cProfile.Profile()
     limit = -(-hotspot_events // bench.partitions)
@@ -878,6 +916,7 @@ def profile_report(bench: Bench, topics: dict[str, str], key: str, hotspot_event
     )
     for tt, nc, where in own:
         print(f"  {tt:>6.2f} s {tt / prun.wall_s:>6.1%} {nc:>10,} calls  {where}")
+    return run
 
 
 # -- main ---------------------------------------------------------------------------------------
