@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Final
 
+from flows.core.redact import redact_raw
 from flows.core.timefmt import format_instant
 
 
@@ -96,7 +97,9 @@ def dead_letter(reason: str, raw: bytes | str | None, source: str) -> DeadLetter
     Args:
         reason: why, naming the field at fault (SPEC §1, §6).
         raw: the input as received; bytes are decoded as UTF-8 with replacement characters.
-            Longer than `MAX_DEAD_LETTER_RAW` bytes, it is cut and the reason says so.
+            Longer than `MAX_DEAD_LETTER_RAW` bytes, it is cut and the reason says so. Message
+            content, contact names and phone numbers in it are redacted (SPEC §6,
+            `flows.core.redact.redact_raw`).
         source: where it came from: `topic/partition/offset`, `file:line` or `engine:<id>`.
     """
     if raw is None:
@@ -108,7 +111,7 @@ def dead_letter(reason: str, raw: bytes | str | None, source: str) -> DeadLetter
     if len(data) > MAX_DEAD_LETTER_RAW:
         reason = f"{reason} (raw truncated to its first {MAX_DEAD_LETTER_RAW} bytes)"
         data = data[:MAX_DEAD_LETTER_RAW]
-    return DeadLetter(reason, data.decode("utf-8", errors="replace"), source)
+    return DeadLetter(reason, redact_raw(data) if data else "", source)
 
 
 def _seconds(ms: int) -> int | float:
