@@ -37,12 +37,13 @@ from __future__ import annotations
 
 import logging
 import re
+import threading
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Final
+from typing import Concatenate, Final, ParamSpec, TypeVar
 
 from questdb import QuestDBError as _IngressError
 from questdb import Sender, TimestampMicros, TimestampNanos
@@ -89,6 +90,8 @@ _SENDER_DEFAULTS: Final = (
     ("protocol_version", "2"),
 )
 _MS_TO_NS: Final = 1_000_000
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
 _CLOCK_LOOKUP_CHUNK: Final = 200
 
 
@@ -165,6 +168,21 @@ class _Chunk:
         return self.rows + len(self.events) + len(self.clocks)
 
 
+def _locked(
+    method: Callable[Concatenate[QuestDBWriter, _P], _R],
+) -> Callable[Concatenate[QuestDBWriter, _P], _R]:
+    """Run a public method of the writer under its lock (the retry thread shares the state)."""
+
+    def locked(self: QuestDBWriter, /, *args: _P.args, **kwargs: _P.kwargs) -> _R:
+        with self._lock:
+            return method(self, *args, **kwargs)
+
+    locked.__name__ = method.__name__
+    locked.__qualname__ = method.__qualname__
+    locked.__doc__ = method.__doc__
+    return locked
+
+
 def check_conf(conf: str, prefix: str = DEFAULT_PREFIX) -> None:
     """Check a writer configuration at start-up, before any worker builds its writer.
 
@@ -210,6 +228,10 @@ class QuestDBWriter:
             outlives an outage but not the process (its path is logged if rows are left in it
             at `close`).
         max_spill_bytes: Most bytes the spill may hold; None bounds it by the disk only.
+        background_retry: While rows are pending after a failure, a daemon thread retries at
+            the back-off times, so they reach QuestDB when it returns even if no new record
+            comes to trigger a write. None: on unless `monotonic` is replaced (tests that
+            drive the clock themselves).
 
     Raises:
         ValueError: `conf` is not ILP-over-HTTP configuration, or an option is out of range.
@@ -230,6 +252,7 @@ class QuestDBWriter:
         monotonic: Callable[[], float] = time.monotonic,
         spill_dir: Path | str | None = None,
         max_spill_bytes: int | None = None,
+        background_retry: bool | None = None,
     ) -> None:
         if max_buffered_rows < 1 or chunk_rows < 1 or ttl_days < 1:
             msg = "max_buffered_rows, chunk_rows and ttl_days must be at least 1"
@@ -262,6 +285,11 @@ class QuestDBWriter:
         self._rows_rejected = 0
         self._failures = 0
         self._temporary_spill = spill_dir is None
+        self._lock = threading.RLock()
+        self._background_retry = (
+            monotonic is time.monotonic if background_retry is None else background_retry
+        )
+        self._retrier: threading.Thread | None = None
         folder = None if spill_dir is None else Path(spill_dir)
         self._spill = Spill(folder, max_bytes=max_spill_bytes)
         if self._spill:
@@ -300,6 +328,7 @@ class QuestDBWriter:
         """The folder of the durable spill (None: a temporary one, not needed yet)."""
         return self._spill.folder
 
+    @_locked
     def ensure_tables(self) -> None:
         """Create the five tables unless they exist (runs before the first row is sent).
 
@@ -316,6 +345,7 @@ class QuestDBWriter:
             _log.debug("QuestDB table %s is ready", table)
         self._tables_ready = True
 
+    @_locked
     def write_batch(self, records: Sequence[Record], emitted_at_ms: int) -> None:
         """Add a batch of records and try to send everything pending.
 
@@ -341,6 +371,7 @@ class QuestDBWriter:
             self._flush(self._monotonic(), force=False)
             self._spill_if_failing()
 
+    @_locked
     def write_heartbeat(self, heartbeat: Heartbeat) -> None:
         """Add a worker heartbeat and try to send everything pending.
 
@@ -366,6 +397,7 @@ class QuestDBWriter:
         self._flush(self._monotonic(), force=False)
         self._spill_if_failing()
 
+    @_locked
     def maybe_flush(self, now: float | None = None) -> bool:
         """Send pending rows if the flush interval and any back-off have passed (for a timer).
 
@@ -384,6 +416,7 @@ class QuestDBWriter:
         self._spill_if_failing()
         return done
 
+    @_locked
     def flush(self) -> bool:
         """Try to send every pending row now, ignoring any back-off.
 
@@ -393,6 +426,7 @@ class QuestDBWriter:
         """
         return self._flush(self._monotonic(), force=True)
 
+    @_locked
     def close(self, timeout_s: float = 10.0) -> None:
         """Send what is pending, retrying for up to `timeout_s`, then close the Sender.
 
@@ -549,7 +583,30 @@ class QuestDBWriter:
             exc,
         )
 
+    def _retry_loop(self) -> None:
+        """Retry pending rows at the back-off times until none is left or the writer closes."""
+        while True:
+            with self._lock:
+                if self._closed or not (self._chunks or self._spill):
+                    self._retrier = None
+                    return
+                wait = max(self._next_attempt - self._monotonic(), self.flush_interval_s)
+            time.sleep(wait)
+            with self._lock:
+                if self._closed:
+                    self._retrier = None
+                    return
+                now = self._monotonic()
+                if now >= self._next_attempt and now - self._last_attempt >= self.flush_interval_s:
+                    self._flush(now, force=False)
+                    self._spill_if_failing()
+
     def _on_failure(self, now: float, exc: Exception, sent: int) -> None:
+        if self._background_retry and self._retrier is None and not self._closed:
+            self._retrier = threading.Thread(
+                target=self._retry_loop, name="questdb-writer-retry", daemon=True
+            )
+            self._retrier.start()
         self._failures += 1
         self._failures_in_row += 1
         first, largest = self.retry_backoff_s
@@ -564,7 +621,7 @@ class QuestDBWriter:
                 self.address,
                 exc,
                 self._pending_rows + self._spill.rows,
-                self._spill.folder,
+                self._spill.folder or "a new temporary folder",
                 wait,
             )
         elif now - self._last_failure_log >= 30.0:
