@@ -16,10 +16,11 @@ Writes are batched: `write_batch` turns a batch of records into ILP rows and flu
 HTTP request (one per `chunk_rows` records for bigger batches). When QuestDB cannot be reached,
 nothing is dropped and nothing waits for it: the pending requests are sealed and appended to a
 durable spill on disk (`flows.connectors.questdb.spill`) before the write returns, and are sent
-again, oldest first and in their original order, by the next write or `maybe_flush` after a
-back-off. A writer built on a spill folder that an earlier process left behind sends those rows
-first. The spill is bounded by the disk (and `max_spill_bytes`): when it is full the write
-raises `SpillFullError`, which stops the dataflow with that message instead of losing rows.
+again, oldest first and in their original order, after a back-off: by the next write or
+`maybe_flush`, or by a daemon thread that retries while rows are pending (so they go out on a
+quiet stream too). A writer built on a spill folder that an earlier process left behind sends
+those rows first. The spill is bounded by the disk (and `max_spill_bytes`): when it is full the
+write raises `SpillFullError`, which stops the dataflow with that message instead of losing rows.
 
 Why a spill and not back-pressure: back-pressure would hold up the sink, hence the whole
 dataflow, so a QuestDB outage would delay breach detection on Kafka; a spill keeps the Kafka
