@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from flows.connectors.questdb import QuestDBWriter, SpillFullError
+from flows.connectors.questdb.sink import QuestDBSink
 from flows.connectors.questdb.spill import Spill
+from flows.settings import Settings
 from tests.unit.test_questdb_rows import T0, closed_port, sla
 
 pytestmark = pytest.mark.unit
@@ -88,3 +91,29 @@ def test_rows_left_by_a_closed_writer_are_found_by_the_next(
     assert "sent at the next start" in caplog.text
     assert "an earlier run spilled" in caplog.text
     assert second.stats.rows_pending == first.stats.rows_pending == 3
+
+
+def test_each_worker_spills_to_its_own_folder_and_orphans_are_reported(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Worker i spills under `worker-<i>`; rows of a worker this run lacks are kept and logged."""
+    orphan = tmp_path / "worker-3"
+    orphan.mkdir()
+    Spill(orphan).append(b"row\n", 1)
+    sink = QuestDBSink(f"http::addr=127.0.0.1:{closed_port()};", spill_dir=tmp_path)
+    with caplog.at_level(logging.ERROR, logger="flows.connectors.questdb"):
+        first: Any = sink.build("questdb_out", 0, 2)
+        second: Any = sink.build("questdb_out", 1, 2)
+    assert first.writer.spill_dir == tmp_path / "worker-0"
+    assert second.writer.spill_dir == tmp_path / "worker-1"
+    assert "worker-3 holds QuestDB rows" in caplog.text
+    assert Spill(orphan).rows == 1
+
+
+def test_the_spill_folder_defaults_to_the_recovery_store() -> None:
+    """With recovery on, spilled rows live beside the snapshots unless a folder is named."""
+    assert Settings(recovery_dir=Path("r")).questdb_spill_path == Path("r") / "questdb-spill"
+    assert Settings(recovery_dir=Path("r"), questdb_spill_dir=Path("s")).questdb_spill_path == Path(
+        "s"
+    )
+    assert Settings(recovery_dir=None).questdb_spill_path is None
