@@ -91,6 +91,8 @@ _SENDER_DEFAULTS: Final = (
     ("protocol_version", "2"),
 )
 _MS_TO_NS: Final = 1_000_000
+# Spilled requests the retry thread sends before it lets the dataflow's writes in again.
+_FRAMES_PER_TURN: Final = 8
 _P = ParamSpec("_P")
 _R = TypeVar("_R")
 _CLOCK_LOOKUP_CHUNK: Final = 200
@@ -294,6 +296,7 @@ class QuestDBWriter:
         folder = None if spill_dir is None else Path(spill_dir)
         self._spill = Spill(folder, max_bytes=max_spill_bytes)
         if self._spill:
+            self._start_retrier()
             _log.warning(
                 "Found %d rows (%d bytes) that an earlier run spilled to %s; they go to QuestDB "
                 "at %s before any new row",
@@ -511,13 +514,15 @@ class QuestDBWriter:
             self._spill_memory()
 
     def _spill_if_failing(self) -> None:
-        """While QuestDB is failing, put every pending row on disk before the write returns.
+        """While QuestDB is failing or the spill is not yet drained, put pending rows on disk.
 
         The dataflow may commit its snapshot right after the write: rows kept only in memory
-        would then be lost by a crash.
+        would then be lost by a crash. Behind a spill that is being drained, new rows must
+        wait their turn on disk too, so that they reach QuestDB after the older ones.
         """
-        if self._failing_since is not None and self._chunks:
+        if self._chunks and (self._failing_since is not None or self._spill):
             self._spill_memory()
+            self._start_retrier()
 
     def _spill_memory(self) -> None:
         """Seal every chunk held in memory and append it to the spill, oldest first."""
@@ -533,10 +538,19 @@ class QuestDBWriter:
         if spilled:
             _log.debug("Spilled %d rows to %s", spilled, self._spill.folder)
 
-    def _flush(self, now: float, *, force: bool) -> bool:
+    def _flush(self, now: float, *, force: bool, frames: int | None = None) -> bool:
+        """Send what is pending, spilled rows first; True if nothing is left.
+
+        Without `force`, and while a retry thread drains the spill, the caller's thread sends
+        nothing (its rows go to the spill behind the older ones): a long catch-up after an
+        outage never holds up the dataflow. `frames` bounds how many spilled requests one call
+        sends, so the retry thread lets go of the lock between them.
+        """
         if not self._chunks and not self._spill:
             return True
         if not force and now < self._next_attempt:
+            return False
+        if not force and frames is None and self._spill and self._retrier is not None:
             return False
         self._last_attempt = now
         sent = 0
@@ -545,6 +559,11 @@ class QuestDBWriter:
                 self.ensure_tables()
             # Spilled rows are older than any row in memory: they go first.
             while (frame := self._spill.peek()) is not None:
+                if frames is not None:
+                    if frames <= 0:
+                        self._on_success(now, sent)  # QuestDB answers: the outage is over
+                        return False
+                    frames -= 1
                 payload, rows = frame
                 try:
                     self._http.write(payload)
@@ -584,30 +603,37 @@ class QuestDBWriter:
             exc,
         )
 
-    def _retry_loop(self) -> None:
-        """Retry pending rows at the back-off times until none is left or the writer closes."""
-        while True:
-            with self._lock:
-                if self._closed or not (self._chunks or self._spill):
-                    self._retrier = None
-                    return
-                wait = max(self._next_attempt - self._monotonic(), self.flush_interval_s)
-            time.sleep(wait)
-            with self._lock:
-                if self._closed:
-                    self._retrier = None
-                    return
-                now = self._monotonic()
-                if now >= self._next_attempt and now - self._last_attempt >= self.flush_interval_s:
-                    self._flush(now, force=False)
-                    self._spill_if_failing()
-
-    def _on_failure(self, now: float, exc: Exception, sent: int) -> None:
+    def _start_retrier(self) -> None:
         if self._background_retry and self._retrier is None and not self._closed:
             self._retrier = threading.Thread(
                 target=self._retry_loop, name="questdb-writer-retry", daemon=True
             )
             self._retrier.start()
+
+    def _retry_loop(self) -> None:
+        """Send pending rows from a daemon thread until none is left or the writer closes.
+
+        Waits out the back-off after a failure; otherwise drains the spill a few requests at
+        a time, letting go of the lock in between so the dataflow's writes are not held up.
+        """
+        while True:
+            with self._lock:
+                if self._closed or not (self._chunks or self._spill):
+                    self._retrier = None
+                    return
+                now = self._monotonic()
+                wait = self._next_attempt - now
+                if wait <= 0:
+                    done = self._flush(now, force=False, frames=_FRAMES_PER_TURN)
+                    if not done and self._failing_since is None:
+                        wait = 0.0  # more to send: go on after letting the writer in
+                    elif not done:
+                        wait = max(self._next_attempt - self._monotonic(), 0.05)
+                    self._spill_if_failing()
+            time.sleep(max(wait, 0.0) if wait > 0 else 0.001)
+
+    def _on_failure(self, now: float, exc: Exception, sent: int) -> None:
+        self._start_retrier()
         self._failures += 1
         self._failures_in_row += 1
         first, largest = self.retry_backoff_s
