@@ -616,6 +616,15 @@ class QuestDBWriter:
         Waits out the back-off after a failure; otherwise drains the spill a few requests at
         a time, letting go of the lock in between so the dataflow's writes are not held up.
         """
+        try:
+            self._retry_until_done()
+        finally:
+            # Also after an error (a full spill): the dataflow's own writes take over.
+            with self._lock:
+                if self._retrier is threading.current_thread():
+                    self._retrier = None
+
+    def _retry_until_done(self) -> None:
         while True:
             with self._lock:
                 if self._closed or not (self._chunks or self._spill):
