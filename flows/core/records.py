@@ -21,6 +21,35 @@ class SlaRecord:
     """One status change of one clock (an immutable value by convention).
 
     Identity: (`conversation_id`, `cycle`, `metric`, `seq`); one clock emits several records.
+    Instants are epoch ms UTC and durations milliseconds; `to_json_dict` gives the SPEC §6 form
+    (`target_s`, `elapsed_s` in seconds, instants as RFC 3339).
+
+    Attributes:
+        conversation_id: The conversation.
+        cycle: The cycle the clock belongs to (1, 2, …).
+        metric: A `Metric` name.
+        seq: The clock's number among its metric's clocks (per cycle; per conversation for `cadence`
+            and `service_window`).
+        status: A `Status` name.
+        at: When the status took effect (the warning instant, the deadline, the stop time…).
+        policy_id: The policy whose target the clock measures.
+        target: The target in counted ms.
+        started_at: The clock's start.
+        warn_at: The warning instant as known at `at`, or None.
+        deadline_at: The deadline as known at `at`; None only on `paused` records.
+        stopped_at: When the clock ended, for ending records other than `breached`.
+        elapsed: Counted ms from `started_at` to `at` (wall ms for `service_window` and
+            `follow_up`).
+        breached: Whether the clock had breached by `at`.
+        agent_id: The assignee at `at`.
+        team_id: The team at `at` (attribute, assignment, or the agent's team).
+        priority: The conversation's priority at `at`.
+        segment: The conversation's segment at `at`.
+        lead_source: The conversation's lead source at `at`.
+        channel: The channel of the conversation's latest message.
+        late: Whether this record corrects an outcome emitted before (SPEC §5).
+        attempts: Contact attempts so far (`contact_attempts` only).
+        cause: The breach cause (`breached` only, SPEC §4).
     """
 
     conversation_id: str
@@ -56,7 +85,25 @@ class SlaRecord:
 
 @dataclass(frozen=True, slots=True)
 class ActionRecord:
-    """An escalation: notify someone, or suggest reassigning the conversation."""
+    """An escalation: notify someone, or suggest reassigning the conversation.
+
+    SPEC §6 action record; `slawatch act` carries it out in the inbox.
+
+    Attributes:
+        action: `notify` or `reassign`.
+        trigger: `warning` or `breached`.
+        conversation_id: The conversation.
+        cycle: The clock's cycle.
+        metric: The clock's metric.
+        seq: The clock's seq.
+        at: The warning or breach instant, epoch ms UTC.
+        policy_id: The policy whose escalation fired.
+        from_agent: The assignee at `at`.
+        to_agent: For `reassign`, the team member with the fewest open conversations (never the
+            assignee); None when nobody else is available.
+        notify: For `notify`, who (the team's supervisor when the policy says `supervisor`).
+        reason: Readable text: "<metric> <trigger>: <why>".
+    """
 
     action: str
     trigger: str
@@ -76,7 +123,15 @@ class ActionRecord:
 
 @dataclass(frozen=True, slots=True)
 class DeadLetter:
-    """An input that could not be used, with the reason and where it came from."""
+    """An input that could not be used, with the reason and where it came from.
+
+    Build one with `dead_letter`, which caps `raw`.
+
+    Attributes:
+        reason: Why, naming the field at fault (SPEC §1, §6).
+        raw: The input as text (at most `MAX_DEAD_LETTER_RAW` bytes of it).
+        source: `topic/partition/offset`, `file:line` or `engine:<conversation id>`.
+    """
 
     reason: str
     raw: str
@@ -94,38 +149,50 @@ MAX_DEAD_LETTER_RAW: Final = 65_536
 def dead_letter(reason: str, raw: bytes | str | None, source: str) -> DeadLetter:
     """Return the dead letter of an input that could not be used: the one way to build one.
 
+    Message content is never kept (SPEC §1, §6): `raw` is stored with text, bodies, captions,
+    contact names and phone numbers redacted (`flows.core.redact.redact_raw`).
+
     Args:
         reason: why, naming the field at fault (SPEC §1, §6).
         raw: the input as received; bytes are decoded as UTF-8 with replacement characters.
-            Longer than `MAX_DEAD_LETTER_RAW` bytes, it is cut and the reason says so. Message
-            content, contact names and phone numbers in it are redacted (SPEC §6,
-            `flows.core.redact.redact_raw`).
+            Longer than `MAX_DEAD_LETTER_RAW` bytes once redacted, it is cut and the reason
+            says so.
         source: where it came from: `topic/partition/offset`, `file:line` or `engine:<id>`.
+
+    Returns:
+        The dead letter; None as `raw` gives an empty `raw`.
     """
-    if raw is None:
-        data = b""
-    elif isinstance(raw, str):
-        data = raw.encode("utf-8", errors="replace")
-    else:
-        data = raw
+    text = redact_raw(raw) if raw else ""
+    data = text.encode("utf-8", errors="replace")
     if len(data) > MAX_DEAD_LETTER_RAW:
         reason = f"{reason} (raw truncated to its first {MAX_DEAD_LETTER_RAW} bytes)"
-        data = data[:MAX_DEAD_LETTER_RAW]
-    return DeadLetter(reason, redact_raw(data) if data else "", source)
+        text = data[:MAX_DEAD_LETTER_RAW].decode("utf-8", errors="replace")
+    return DeadLetter(reason, text, source)
 
 
 def _seconds(ms: int) -> int | float:
+    """Return milliseconds as seconds: an int when whole, else a float (`elapsed_s`, `target_s`)."""
     return ms // 1000 if ms % 1000 == 0 else ms / 1000
 
 
 def _instant(ms: int | None) -> str | None:
+    """Return an optional epoch-ms instant as RFC 3339 UTC with milliseconds, or None."""
     return None if ms is None else format_instant(ms)
 
 
 def to_json_dict(record: Record, emitted_at: int | str) -> dict[str, Any]:
     """Return the public JSON object of a record (SPEC §6), stamped with `emitted_at`.
 
-    `emitted_at` is epoch ms, or the instant already formatted (a batch formats it once).
+    `emitted_at` is epoch ms, or the instant already formatted (a batch formats it once). Instants
+    become RFC 3339 UTC with milliseconds (`...Z`); `target_s` and `elapsed_s` are seconds (an int
+    when whole). An SLA record carries `attempts` and `cause` only when set.
+
+    Args:
+        record: An SLA record, action record or dead letter.
+        emitted_at: The wall-clock instant of emission (epoch ms or already formatted).
+
+    Returns:
+        A dict ready for orjson, with `type` first.
     """
     emitted = emitted_at if isinstance(emitted_at, str) else format_instant(emitted_at)
     if isinstance(record, SlaRecord):
