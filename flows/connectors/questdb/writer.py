@@ -70,7 +70,7 @@ from flows.connectors.questdb.schema import (
     TableNames,
     create_table_statements,
 )
-from flows.connectors.questdb.spill import Spill, SpillFullError  # noqa: F401 - raised by Spill
+from flows.connectors.questdb.spill import Spill
 from flows.core.records import ActionRecord, Record, SlaRecord
 from flows.core.timefmt import parse_instant
 from flows.exceptions import ConnectorError
