@@ -203,6 +203,14 @@ class Settings(BaseSettings):
         default="Asia/Jakarta",
         description="IANA zone of the team's calendar: the local days of the dashboards' views.",
     )
+    questdb_spill_dir: Path | None = Field(
+        default=None,
+        description=(
+            "Folder where QuestDB rows wait on disk while QuestDB is down (a `worker-<i>` folder "
+            "per worker; what a crash leaves there is sent first at the next start). Unset: "
+            "`<recovery_dir>/questdb-spill` with recovery, else a temporary folder per run."
+        ),
+    )
 
     # -- Runtime -------------------------------------------------------------------------------
     flow_name: str = Field(
@@ -285,6 +293,15 @@ class Settings(BaseSettings):
     def heartbeat_interval_ms(self) -> int:
         """Heartbeat interval in milliseconds (at least 1)."""
         return max(1, _ms(self.heartbeat_interval))
+
+    @property
+    def questdb_spill_path(self) -> Path | None:
+        """The spill folder of the QuestDB sink; None means a temporary folder per writer."""
+        if self.questdb_spill_dir is not None:
+            return self.questdb_spill_dir
+        if self.recovery_dir is not None:
+            return self.recovery_dir / "questdb-spill"
+        return None
 
     def kafka_common(self) -> dict[str, Any]:
         """Return the librdkafka properties shared by consumers and producers.

@@ -215,7 +215,10 @@ def get_flow(
     config = MonitorConfig.from_settings(settings, source.list_parts())
     if questdb_sink is None and conf is not None:
         questdb_sink = QuestDBSink(
-            conf, prefix=settings.table_prefix, report_timezone=settings.report_timezone
+            conf,
+            prefix=settings.table_prefix,
+            report_timezone=settings.report_timezone,
+            spill_dir=settings.questdb_spill_path,
         )
     if heartbeat_writers is None:
         heartbeat_writers = [log_heartbeats]

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import logging
+import re
 import socket
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -19,6 +21,7 @@ from flows.connectors.questdb import (
 )
 from flows.connectors.questdb.http import _format_conf, _parse_conf
 from flows.connectors.questdb.sink import QuestDBSink
+from flows.connectors.questdb.spill import Spill
 from flows.core.records import ActionRecord, DeadLetter, SlaRecord
 
 pytestmark = pytest.mark.unit
@@ -313,23 +316,30 @@ def test_retries_back_off_and_maybe_flush_waits_for_the_back_off() -> None:
     assert writer.stats.failures == 4
 
 
-def test_overflowing_buffer_drops_the_oldest_rows_and_says_so(
-    caplog: pytest.LogCaptureFixture,
+def test_rows_past_the_memory_bound_go_to_disk_in_order_and_none_is_dropped(
+    tmp_path: Path,
 ) -> None:
-    """Past max_buffered_rows, the oldest rows go first, with an error in the log."""
+    """Past max_buffered_rows nothing is dropped: the rows wait on disk, oldest first."""
     writer = QuestDBWriter(
         f"http::addr=127.0.0.1:{closed_port()};",
         max_buffered_rows=10,
         chunk_rows=4,
         retry_backoff_s=(60.0, 60.0),
+        spill_dir=tmp_path / "spill",
     )
-    with caplog.at_level(logging.ERROR, logger="flows.connectors.questdb"):
-        for i in range(10):
-            writer.write_batch([sla(conv=f"c-{i}")], emitted_at_ms=T0)  # 2 rows each
+    for i in range(10):
+        writer.write_batch([sla(conv=f"c-{i}")], emitted_at_ms=T0)  # 2 rows each
     stats = writer.stats
-    assert stats.rows_pending <= 10
-    assert stats.rows_dropped == 20 - stats.rows_pending
-    assert "dropped the" in caplog.text
+    assert stats.rows_dropped == 0
+    assert stats.rows_pending == 20
+    assert stats.rows_spilled == 20
+    assert stats.spill_bytes > 0
+    spill = Spill(tmp_path / "spill")
+    order = []
+    while (frame := spill.peek()) is not None:
+        order += re.findall(rb'conversation_id="(c-[0-9]+)"', frame[0])
+        spill.pop()
+    assert order[::2] == [f"c-{i}".encode() for i in range(10)]
 
 
 def test_writer_refuses_rows_after_close() -> None:
@@ -378,15 +388,16 @@ def test_sink_partition_writes_all_items_as_one_batch_and_closes_the_writer() ->
     assert fake.closed
 
 
-def test_a_batch_bigger_than_a_chunk_is_split_so_the_bound_still_holds() -> None:
-    """One huge batch is cut into chunks, so overflow can drop its oldest part."""
+def test_a_batch_bigger_than_a_chunk_is_spilled_whole(tmp_path: Path) -> None:
+    """One huge batch written while QuestDB is down is cut into chunks and kept whole on disk."""
     writer = QuestDBWriter(
         f"http::addr=127.0.0.1:{closed_port()};",
         max_buffered_rows=10,
         chunk_rows=3,
         retry_backoff_s=(60.0, 60.0),
+        spill_dir=tmp_path,
     )
     writer.write_batch([sla(conv=f"c-{i}") for i in range(20)], emitted_at_ms=T0)
     stats = writer.stats
-    assert 0 < stats.rows_pending <= 10
-    assert stats.rows_dropped == 40 - stats.rows_pending
+    assert stats.rows_dropped == 0
+    assert stats.rows_pending == stats.rows_spilled == 40

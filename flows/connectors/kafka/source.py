@@ -25,7 +25,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
 from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
-from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, TopicPartition
 from confluent_kafka.admin import AdminClient
 
 from flows.connectors.kafka.admin import log_client_error
@@ -215,7 +215,15 @@ class KafkaFetchSource(FixedPartitionedSource[Fetch, int]):
         admin = AdminClient(self._config)
         parts: list[str] = []
         for topic in self._topics:
-            metadata = admin.list_topics(topic, timeout=30).topics.get(topic)
+            try:
+                metadata = admin.list_topics(topic, timeout=30).topics.get(topic)
+            except KafkaException as exc:
+                where = self._config.get("bootstrap.servers", "?")
+                reason = (
+                    f"cannot reach Kafka at {where} to read input topic {topic!r} ({exc}); "
+                    "start it (`slawatch stack up`) or check --bootstrap-servers"
+                )
+                raise ConnectorError(reason) from exc
             if metadata is None or metadata.error is not None:
                 detail = "not found" if metadata is None else str(metadata.error)
                 reason = f"cannot read the partitions of input topic {topic!r}: {detail}"

@@ -2,7 +2,8 @@
 
 `schema` names the tables and creates them; `clocks` folds records into the latest state of each
 clock; `rows` builds ILP rows; `http` parses client configurations and runs SQL over `/exec`;
-`writer` is the buffering ILP/HTTP writer; `sink` adapts it to Bytewax.
+`writer` is the buffering ILP/HTTP writer, `spill` its durable queue on disk while QuestDB is down;
+`sink` adapts the writer to Bytewax.
 """
 
 from flows.connectors.questdb.clocks import ClockTracker, collapse_clocks, record_is_open
@@ -12,6 +13,7 @@ from flows.connectors.questdb.schema import (
     TableNames,
     create_table_statements,
 )
+from flows.connectors.questdb.spill import SpillFullError
 from flows.connectors.questdb.writer import Heartbeat, QuestDBWriter, WriterStats
 
 __all__ = [
@@ -20,6 +22,7 @@ __all__ = [
     "ClockTracker",
     "Heartbeat",
     "QuestDBWriter",
+    "SpillFullError",
     "TableNames",
     "WriterStats",
     "collapse_clocks",

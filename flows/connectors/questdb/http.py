@@ -1,4 +1,4 @@
-"""QuestDB's client configuration strings, and a small HTTP client for `/exec` (DDL, look-ups)."""
+"""QuestDB's client configuration strings, and a small HTTP client for `/exec` and `/write`."""
 
 from __future__ import annotations
 
@@ -55,7 +55,7 @@ def _format_conf(protocol: str, params: dict[str, str]) -> str:
 
 
 class _Http:
-    """QuestDB's REST `/exec` endpoint, for DDL and small reads."""
+    """QuestDB's REST `/exec` endpoint (DDL, small reads) and its ILP `/write` endpoint."""
 
     def __init__(self, protocol: str, params: dict[str, str], timeout_s: float) -> None:
         addr = params["addr"]
@@ -63,6 +63,7 @@ class _Http:
             addr = f"{addr}:9000"
         self.addr = addr
         self.base = f"{protocol}://{addr}/exec?"
+        self.write_url = f"{protocol}://{addr}/write"
         self.timeout_s = timeout_s
         self.headers: dict[str, str] = {}
         if "token" in params:
@@ -103,6 +104,41 @@ class _Http:
             raise ConnectorError(msg) from exc
         answer: dict[str, Any] = json.loads(body)
         return answer
+
+    def write(self, payload: bytes) -> None:
+        """Send ILP rows already encoded (one request, as the Sender would have sent them).
+
+        Raises:
+            IlpRejectedError: QuestDB refused the rows as invalid; sending them again cannot help.
+            ConnectorError: QuestDB cannot be reached or failed otherwise (try again later).
+        """
+        request = urllib.request.Request(  # noqa: S310 - http(s) only
+            self.write_url,
+            data=payload,
+            headers={**self.headers, "Content-Type": "text/plain; charset=utf-8"},
+            method="POST",
+        )
+        try:
+            with urllib.request.urlopen(  # noqa: S310 - the scheme is checked in _parse_conf
+                request, timeout=self.timeout_s, context=self.context
+            ) as response:
+                response.read()
+        except urllib.error.HTTPError as exc:
+            detail = exc.read().decode("utf-8", "replace")
+            msg = (
+                f"QuestDB at {self.addr} refused {len(payload)} bytes of ILP: "
+                f"HTTP {exc.code} {detail}"
+            )
+            if exc.code == 400 and '"invalid"' in detail:
+                raise IlpRejectedError(msg) from None
+            raise ConnectorError(msg) from None
+        except (OSError, ValueError) as exc:
+            msg = f"QuestDB at {self.addr} cannot be reached: {exc}"
+            raise ConnectorError(msg) from exc
+
+
+class IlpRejectedError(ConnectorError):
+    """QuestDB answered rows with HTTP 400 `invalid`: they cannot be stored as they are."""
 
 
 def _short(sql: str, limit: int = 80) -> str:

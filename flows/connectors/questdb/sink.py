@@ -3,7 +3,9 @@
 Each worker builds its own writer (one `questdb.Sender`) and creates the tables at start-up if
 QuestDB answers (otherwise before its first flush). Items are whole batches: a list of records
 (as one `stateful_batch` activation emits them) or a `Heartbeat`. Every `write_batch` call of
-Bytewax becomes one `QuestDBWriter.write_batch`, so one HTTP request.
+Bytewax becomes one `QuestDBWriter.write_batch`, so one HTTP request. With `spill_dir`, worker
+`i` spills to `<spill_dir>/worker-<i>` while QuestDB is down and, after a restart, sends what
+that folder holds first.
 
 Example:
     >>> sink = QuestDBSink("http::addr=127.0.0.1:9000;", prefix="sla_")
@@ -14,10 +16,12 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 from bytewax.outputs import DynamicSink, StatelessSinkPartition
 
+from flows.connectors.questdb.spill import spill_folders
 from flows.connectors.questdb.writer import Heartbeat, QuestDBWriter
 from flows.core.records import Record
 from flows.exceptions import ConnectorError
@@ -64,8 +68,10 @@ class QuestDBSink(DynamicSink[QuestDBItem]):
     Args:
         conf: `questdb` client configuration for ILP over HTTP, e.g. `http::addr=host:9000;`.
         now_ms: Wall clock stamped as `emitted_at` on each batch (tests replace it).
+        spill_dir: Folder of the workers' durable spills (`worker-<index>` each); None gives
+            each writer a temporary spill, which does not outlive the process.
         **writer_options: Passed to `QuestDBWriter` (`prefix`, `ttl_days`,
-            `max_buffered_rows`, ...).
+            `max_buffered_rows`, `max_spill_bytes`, ...).
     """
 
     def __init__(
@@ -73,17 +79,24 @@ class QuestDBSink(DynamicSink[QuestDBItem]):
         conf: str,
         *,
         now_ms: Callable[[], int] = now_ms,
+        spill_dir: Path | str | None = None,
         **writer_options: Any,
     ) -> None:
         self.conf = conf
         self.now_ms = now_ms
+        self.spill_dir = None if spill_dir is None else Path(spill_dir)
         self.writer_options = writer_options
 
     def build(
         self, step_id: str, worker_index: int, worker_count: int
     ) -> StatelessSinkPartition[QuestDBItem]:
         """Build the writer of one worker and create the tables if QuestDB answers."""
-        writer = QuestDBWriter(self.conf, **self.writer_options)
+        options = dict(self.writer_options)
+        if self.spill_dir is not None:
+            options["spill_dir"] = self.spill_dir / f"worker-{worker_index}"
+            if worker_index == 0:
+                self._warn_orphans(worker_count)
+        writer = QuestDBWriter(self.conf, **options)
         try:
             writer.ensure_tables()
         except ConnectorError as exc:
@@ -96,3 +109,15 @@ class QuestDBSink(DynamicSink[QuestDBItem]):
                 exc,
             )
         return _QuestDBPartition(writer, self.now_ms)
+
+    def _warn_orphans(self, worker_count: int) -> None:
+        """Say which spill folders no worker of this run will send (fewer workers than before)."""
+        assert self.spill_dir is not None  # noqa: S101 - checked by the caller
+        mine = {f"worker-{i}" for i in range(worker_count)}
+        for folder in spill_folders(self.spill_dir):
+            if folder.name not in mine:
+                _log.error(
+                    "%s holds QuestDB rows spilled by a worker this run does not have; they are "
+                    "kept, and sent when the monitor runs again with as many workers as before",
+                    folder,
+                )

@@ -14,9 +14,17 @@ correction, a clock's next status) replaces the stored one.
 
 Writes are batched: `write_batch` turns a batch of records into ILP rows and flushes them in one
 HTTP request (one per `chunk_rows` records for bigger batches). When QuestDB cannot be reached,
-the rows stay in a bounded in-memory buffer and are sent again, oldest first, by the next write
-or `maybe_flush` after a back-off; nothing is lost unless the buffer overflows (then the oldest
-rows go, with an error in the log). The module imports nothing from Bytewax;
+nothing is dropped and nothing waits for it: the pending requests are sealed and appended to a
+durable spill on disk (`flows.connectors.questdb.spill`) before the write returns, and are sent
+again, oldest first and in their original order, after a back-off: by the next write or
+`maybe_flush`, or by a daemon thread that retries while rows are pending (so they go out on a
+quiet stream too). A writer built on a spill folder that an earlier process left behind sends
+those rows first. The spill is bounded by the disk (and `max_spill_bytes`): when it is full the
+write raises `SpillFullError`, which stops the dataflow with that message instead of losing rows.
+
+Why a spill and not back-pressure: back-pressure would hold up the sink, hence the whole
+dataflow, so a QuestDB outage would delay breach detection on Kafka; a spill keeps the Kafka
+outputs on time and only delays the QuestDB rows. The module imports nothing from Bytewax;
 `flows.connectors.questdb.sink` adapts the writer to a sink.
 
 Example:
@@ -30,17 +38,25 @@ from __future__ import annotations
 
 import logging
 import re
+import threading
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Final
+from pathlib import Path
+from typing import Concatenate, Final, ParamSpec, TypeVar
 
 from questdb import QuestDBError as _IngressError
 from questdb import Sender, TimestampMicros, TimestampNanos
 
 from flows.connectors.questdb.clocks import ClockId, ClockKey, ClockTracker, EventKey
-from flows.connectors.questdb.http import _format_conf, _Http, _parse_conf, _sql_text
+from flows.connectors.questdb.http import (
+    IlpRejectedError,
+    _format_conf,
+    _Http,
+    _parse_conf,
+    _sql_text,
+)
 from flows.connectors.questdb.rows import (
     _action_row,
     _clock_rows,
@@ -54,6 +70,7 @@ from flows.connectors.questdb.schema import (
     TableNames,
     create_table_statements,
 )
+from flows.connectors.questdb.spill import Spill
 from flows.connectors.questdb.views import DEFAULT_TIMEZONE, create_view_statements
 from flows.core.records import ActionRecord, Record, SlaRecord
 from flows.core.timefmt import parse_instant
@@ -75,6 +92,10 @@ _SENDER_DEFAULTS: Final = (
     ("protocol_version", "2"),
 )
 _MS_TO_NS: Final = 1_000_000
+# Spilled requests the retry thread sends before it lets the dataflow's writes in again.
+_FRAMES_PER_TURN: Final = 8
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
 _CLOCK_LOOKUP_CHUNK: Final = 200
 
 
@@ -107,11 +128,14 @@ class WriterStats:
 
     Attributes:
         rows_written: Rows QuestDB accepted.
-        rows_pending: Rows held in memory, not yet accepted.
-        rows_dropped: Rows thrown away because the buffer overflowed while QuestDB was down.
+        rows_pending: Rows not yet accepted, in memory or spilled to disk.
+        rows_dropped: Rows thrown away; always 0 since the writer spills instead of dropping
+            (kept for callers that read it).
         rows_rejected: Rows QuestDB refused as invalid (not retried).
         failures: Failed flush attempts.
         failing_since: Monotonic time of the first failure of the current outage, or None.
+        rows_spilled: Of `rows_pending`, the rows waiting on disk.
+        spill_bytes: Bytes the spill holds on disk.
     """
 
     rows_written: int
@@ -120,6 +144,8 @@ class WriterStats:
     rows_rejected: int
     failures: int
     failing_since: float | None
+    rows_spilled: int = 0
+    spill_bytes: int = 0
 
 
 class _Chunk:
@@ -146,6 +172,21 @@ class _Chunk:
         return self.rows + len(self.events) + len(self.clocks)
 
 
+def _locked(
+    method: Callable[Concatenate[QuestDBWriter, _P], _R],
+) -> Callable[Concatenate[QuestDBWriter, _P], _R]:
+    """Run a public method of the writer under its lock (the retry thread shares the state)."""
+
+    def locked(self: QuestDBWriter, /, *args: _P.args, **kwargs: _P.kwargs) -> _R:
+        with self._lock:
+            return method(self, *args, **kwargs)
+
+    locked.__name__ = method.__name__
+    locked.__qualname__ = method.__qualname__
+    locked.__doc__ = method.__doc__
+    return locked
+
+
 def check_conf(conf: str, prefix: str = DEFAULT_PREFIX) -> None:
     """Check a writer configuration at start-up, before any worker builds its writer.
 
@@ -165,7 +206,7 @@ def check_conf(conf: str, prefix: str = DEFAULT_PREFIX) -> None:
 
 
 class QuestDBWriter:
-    """Writes slawatch's records to QuestDB in batches, keeping them while QuestDB is down.
+    """Writes slawatch's records to QuestDB in batches, spilling them to disk while it is down.
 
     Args:
         conf: `questdb` client configuration for ILP over HTTP, e.g.
@@ -177,17 +218,26 @@ class QuestDBWriter:
         ttl_days: TTL of every table, in days.
         report_timezone: IANA zone whose local days the materialized views bucket by
             (`flows.connectors.questdb.views`).
-        max_buffered_rows: Most rows kept in memory while QuestDB cannot be reached; beyond
-            it the oldest are dropped (logged as an error and counted in `stats`). At a few
-            hundred bytes per row, the default holds a few hundred MB.
+        max_buffered_rows: Most rows kept in memory before the oldest are spilled to disk
+            (while QuestDB cannot be reached rows are spilled at once, whatever this is).
         chunk_rows: Most records per HTTP request: bigger batches are split, and batches
             kept while QuestDB is down are merged up to this size.
         flush_interval_s: `maybe_flush` sends buffered rows at most this often.
         retry_backoff_s: First and largest wait, in seconds, between two attempts after a
             failure (doubling in between).
         remembered_clocks: Clocks whose row and breach cause are remembered (`ClockTracker`).
-        http_timeout_s: Timeout of `/exec` calls (table creation, clock look-ups).
+        http_timeout_s: Timeout of `/exec` calls (table creation, clock look-ups) and of the
+            requests that send spilled rows back.
         monotonic: The clock used for back-off and the flush timer (tests replace it).
+        spill_dir: Folder of the durable spill; rows left there by an earlier process are sent
+            first. None spills to a new temporary folder (made at the first spill), which
+            outlives an outage but not the process (its path is logged if rows are left in it
+            at `close`).
+        max_spill_bytes: Most bytes the spill may hold; None bounds it by the disk only.
+        background_retry: While rows are pending after a failure, a daemon thread retries at
+            the back-off times, so they reach QuestDB when it returns even if no new record
+            comes to trigger a write. None: on unless `monotonic` is replaced (tests that
+            drive the clock themselves).
 
     Raises:
         ValueError: `conf` is not ILP-over-HTTP configuration, or an option is out of range.
@@ -207,6 +257,9 @@ class QuestDBWriter:
         remembered_clocks: int = 200_000,
         http_timeout_s: float = 5.0,
         monotonic: Callable[[], float] = time.monotonic,
+        spill_dir: Path | str | None = None,
+        max_spill_bytes: int | None = None,
+        background_retry: bool | None = None,
     ) -> None:
         if max_buffered_rows < 1 or chunk_rows < 1 or ttl_days < 1:
             msg = "max_buffered_rows, chunk_rows and ttl_days must be at least 1"
@@ -239,6 +292,24 @@ class QuestDBWriter:
         self._rows_dropped = 0
         self._rows_rejected = 0
         self._failures = 0
+        self._temporary_spill = spill_dir is None
+        self._lock = threading.RLock()
+        self._background_retry = (
+            monotonic is time.monotonic if background_retry is None else background_retry
+        )
+        self._retrier: threading.Thread | None = None
+        folder = None if spill_dir is None else Path(spill_dir)
+        self._spill = Spill(folder, max_bytes=max_spill_bytes)
+        if self._spill:
+            self._start_retrier()
+            _log.warning(
+                "Found %d rows (%d bytes) that an earlier run spilled to %s; they go to QuestDB "
+                "at %s before any new row",
+                self._spill.rows,
+                self._spill.size,
+                folder,
+                self.address,
+            )
 
     # -- public API -------------------------------------------------------------------------
 
@@ -252,13 +323,21 @@ class QuestDBWriter:
         """Counters since the writer was built."""
         return WriterStats(
             rows_written=self._rows_written,
-            rows_pending=self._pending_rows,
+            rows_pending=self._pending_rows + self._spill.rows,
             rows_dropped=self._rows_dropped,
             rows_rejected=self._rows_rejected,
             failures=self._failures,
             failing_since=self._failing_since,
+            rows_spilled=self._spill.rows,
+            spill_bytes=self._spill.size,
         )
 
+    @property
+    def spill_dir(self) -> Path | None:
+        """The folder of the durable spill (None: a temporary one, not needed yet)."""
+        return self._spill.folder
+
+    @_locked
     def ensure_tables(self) -> None:
         """Create the five tables unless they exist (runs before the first row is sent).
 
@@ -277,18 +356,23 @@ class QuestDBWriter:
             _log.debug("QuestDB table %s is ready", table)
         self._tables_ready = True
 
+    @_locked
     def write_batch(self, records: Sequence[Record], emitted_at_ms: int) -> None:
         """Add a batch of records and try to send everything pending.
 
         Every SLA record becomes a row of `<prefix>events` and updates its clock's row in
         `<prefix>clocks`; action records and dead letters go to their tables. If QuestDB
-        cannot be reached, the rows are kept and sent again later (see the class docstring);
-        this method never raises for that. A batch goes out in one HTTP request, or one per
-        `chunk_rows` records when it is bigger.
+        cannot be reached, the rows are on disk in the spill when this returns and are sent
+        later (see the class docstring); this method does not raise for that. A batch goes out
+        in one HTTP request, or one per `chunk_rows` records when it is bigger.
 
         Args:
             records: The records, in the order they were emitted (a clock's last one wins).
             emitted_at_ms: Wall-clock instant of emission, epoch ms UTC (`emitted_at`).
+
+        Raises:
+            SpillFullError: QuestDB cannot be reached and the spill is full; no row was lost,
+                but these were not kept (stop and restart with recovery).
         """
         step = self.chunk_rows
         for start in range(0, len(records), step):
@@ -296,7 +380,9 @@ class QuestDBWriter:
             self._enforce_bound()
         if records:
             self._flush(self._monotonic(), force=False)
+            self._spill_if_failing()
 
+    @_locked
     def write_heartbeat(self, heartbeat: Heartbeat) -> None:
         """Add a worker heartbeat and try to send everything pending.
 
@@ -320,7 +406,9 @@ class QuestDBWriter:
         self._pending_rows += 1
         self._enforce_bound()
         self._flush(self._monotonic(), force=False)
+        self._spill_if_failing()
 
+    @_locked
     def maybe_flush(self, now: float | None = None) -> bool:
         """Send pending rows if the flush interval and any back-off have passed (for a timer).
 
@@ -330,13 +418,16 @@ class QuestDBWriter:
         Returns:
             True if nothing is left pending.
         """
-        if not self._chunks:
+        if not self._chunks and not self._spill:
             return True
         now = self._monotonic() if now is None else now
         if now - self._last_attempt < self.flush_interval_s:
             return False
-        return self._flush(now, force=False)
+        done = self._flush(now, force=False)
+        self._spill_if_failing()
+        return done
 
+    @_locked
     def flush(self) -> bool:
         """Try to send every pending row now, ignoring any back-off.
 
@@ -346,10 +437,12 @@ class QuestDBWriter:
         """
         return self._flush(self._monotonic(), force=True)
 
+    @_locked
     def close(self, timeout_s: float = 10.0) -> None:
         """Send what is pending, retrying for up to `timeout_s`, then close the Sender.
 
-        Rows still pending after that are lost; the log says how many.
+        Rows still pending after that stay in the spill folder, and the log says where: a
+        writer built on that folder sends them (a temporary folder is not reused by itself).
         """
         if self._closed:
             return
@@ -357,16 +450,23 @@ class QuestDBWriter:
         while not self.flush():
             now = self._monotonic()
             if now >= deadline:
+                self._spill_memory()
                 _log.error(
                     "Closing the QuestDB writer with %d rows that QuestDB at %s did not take; "
-                    "they are lost",
-                    self._pending_rows,
+                    "they stay in %s%s",
+                    self._spill.rows,
                     self.address,
+                    self._spill.folder,
+                    " (a temporary folder: load them by building a writer with spill_dir set to it)"
+                    if self._temporary_spill
+                    else " and are sent at the next start",
                 )
                 break
             time.sleep(min(max(self._next_attempt - now, 0.1), deadline - now))
         self._closed = True
         self._sender.close(flush=False)
+        if self._temporary_spill:
+            self._spill.remove_if_empty()
 
     # -- internals --------------------------------------------------------------------------
 
@@ -417,33 +517,69 @@ class QuestDBWriter:
         chunk.sealed = True
 
     def _enforce_bound(self) -> None:
-        dropped = 0
-        while self._pending_rows > self.max_buffered_rows and len(self._chunks) > 1:
-            chunk = self._chunks.popleft()
-            self._pending_rows -= chunk.size
-            dropped += chunk.size
-        if dropped:
-            self._rows_dropped += dropped
-            _log.error(
-                "QuestDB at %s has not taken rows for %.0f s: dropped the %d oldest buffered "
-                "rows to stay under max_buffered_rows=%d (%d dropped so far)",
-                self.address,
-                self._outage_s(),
-                dropped,
-                self.max_buffered_rows,
-                self._rows_dropped,
-            )
+        if self._pending_rows > self.max_buffered_rows:
+            self._spill_memory()
 
-    def _flush(self, now: float, *, force: bool) -> bool:
-        if not self._chunks:
+    def _spill_if_failing(self) -> None:
+        """While QuestDB is failing or the spill is not yet drained, put pending rows on disk.
+
+        The dataflow may commit its snapshot right after the write: rows kept only in memory
+        would then be lost by a crash. Behind a spill that is being drained, new rows must
+        wait their turn on disk too, so that they reach QuestDB after the older ones.
+        """
+        if self._chunks and (self._failing_since is not None or self._spill):
+            self._spill_memory()
+            self._start_retrier()
+
+    def _spill_memory(self) -> None:
+        """Seal every chunk held in memory and append it to the spill, oldest first."""
+        spilled = 0
+        while self._chunks:
+            chunk = self._chunks[0]
+            self._seal(chunk)
+            if chunk.rows:
+                self._spill.append(bytes(chunk.buffer), chunk.rows)
+            self._chunks.popleft()
+            self._pending_rows -= chunk.rows
+            spilled += chunk.rows
+        if spilled:
+            _log.debug("Spilled %d rows to %s", spilled, self._spill.folder)
+
+    def _flush(self, now: float, *, force: bool, frames: int | None = None) -> bool:
+        """Send what is pending, spilled rows first; True if nothing is left.
+
+        Without `force`, and while a retry thread drains the spill, the caller's thread sends
+        nothing (its rows go to the spill behind the older ones): a long catch-up after an
+        outage never holds up the dataflow. `frames` bounds how many spilled requests one call
+        sends, so the retry thread lets go of the lock between them.
+        """
+        if not self._chunks and not self._spill:
             return True
         if not force and now < self._next_attempt:
+            return False
+        if not force and frames is None and self._spill and self._retrier is not None:
             return False
         self._last_attempt = now
         sent = 0
         try:
             if not self._tables_ready:
                 self.ensure_tables()
+            # Spilled rows are older than any row in memory: they go first.
+            while (frame := self._spill.peek()) is not None:
+                if frames is not None:
+                    if frames <= 0:
+                        self._on_success(now, sent)  # QuestDB answers: the outage is over
+                        return False
+                    frames -= 1
+                payload, rows = frame
+                try:
+                    self._http.write(payload)
+                except IlpRejectedError as exc:
+                    self._reject(rows, exc)
+                else:
+                    self._rows_written += rows
+                    sent += rows
+                self._spill.pop()
             while self._chunks:
                 chunk = self._chunks[0]
                 self._seal(chunk)
@@ -452,7 +588,7 @@ class QuestDBWriter:
                 except _IngressError as exc:
                     if _REJECTED.search(str(exc)) is None:
                         raise
-                    self._reject(chunk, exc)
+                    self._reject(chunk.rows, exc)
                 else:
                     self._rows_written += chunk.rows
                     sent += chunk.rows
@@ -464,17 +600,56 @@ class QuestDBWriter:
         self._on_success(now, sent)
         return True
 
-    def _reject(self, chunk: _Chunk, exc: Exception) -> None:
-        self._rows_rejected += chunk.rows
+    def _reject(self, rows: int, exc: Exception) -> None:
+        self._rows_rejected += rows
         _log.error(
             "QuestDB at %s refused a request of %d rows as invalid; they are dropped "
             "(was a table altered?): %s",
             self.address,
-            chunk.rows,
+            rows,
             exc,
         )
 
+    def _start_retrier(self) -> None:
+        if self._background_retry and self._retrier is None and not self._closed:
+            self._retrier = threading.Thread(
+                target=self._retry_loop, name="questdb-writer-retry", daemon=True
+            )
+            self._retrier.start()
+
+    def _retry_loop(self) -> None:
+        """Send pending rows from a daemon thread until none is left or the writer closes.
+
+        Waits out the back-off after a failure; otherwise drains the spill a few requests at
+        a time, letting go of the lock in between so the dataflow's writes are not held up.
+        """
+        try:
+            self._retry_until_done()
+        finally:
+            # Also after an error (a full spill): the dataflow's own writes take over.
+            with self._lock:
+                if self._retrier is threading.current_thread():
+                    self._retrier = None
+
+    def _retry_until_done(self) -> None:
+        while True:
+            with self._lock:
+                if self._closed or not (self._chunks or self._spill):
+                    self._retrier = None
+                    return
+                now = self._monotonic()
+                wait = self._next_attempt - now
+                if wait <= 0:
+                    done = self._flush(now, force=False, frames=_FRAMES_PER_TURN)
+                    if not done and self._failing_since is None:
+                        wait = 0.0  # more to send: go on after letting the writer in
+                    elif not done:
+                        wait = max(self._next_attempt - self._monotonic(), 0.05)
+                    self._spill_if_failing()
+            time.sleep(max(wait, 0.0) if wait > 0 else 0.001)
+
     def _on_failure(self, now: float, exc: Exception, sent: int) -> None:
+        self._start_retrier()
         self._failures += 1
         self._failures_in_row += 1
         first, largest = self.retry_backoff_s
@@ -484,21 +659,24 @@ class QuestDBWriter:
             self._failing_since = now
             self._last_failure_log = now
             _log.warning(
-                "QuestDB at %s cannot take rows (%s); keeping %d rows in memory and "
+                "QuestDB at %s cannot take rows (%s); keeping %d rows on disk in %s and "
                 "retrying in %.1f s",
                 self.address,
                 exc,
-                self._pending_rows,
+                self._pending_rows + self._spill.rows,
+                self._spill.folder or "a new temporary folder",
                 wait,
             )
         elif now - self._last_failure_log >= 30.0:
             self._last_failure_log = now
             _log.warning(
-                "QuestDB at %s still cannot take rows after %.0f s (%s); %d rows kept in memory",
+                "QuestDB at %s still cannot take rows after %.0f s (%s); %d rows kept on disk "
+                "(%d bytes)",
                 self.address,
                 now - self._failing_since,
                 exc,
-                self._pending_rows,
+                self._pending_rows + self._spill.rows,
+                self._spill.size,
             )
         if sent:
             _log.info("Sent %d buffered rows to QuestDB at %s before it failed", sent, self.address)
@@ -514,11 +692,6 @@ class QuestDBWriter:
         self._failing_since = None
         self._failures_in_row = 0
         self._next_attempt = 0.0
-
-    def _outage_s(self) -> float:
-        if self._failing_since is None:
-            return 0.0
-        return self._monotonic() - self._failing_since
 
     def _look_up_clocks(self, records: list[SlaRecord]) -> None:
         """Teach the clock tracker what QuestDB stores about clocks it does not know.
