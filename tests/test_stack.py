@@ -14,7 +14,7 @@ from click.testing import CliRunner
 
 from flows.cli import main
 from flows.devstack import Endpoints, Stack
-from flows.devstack.stack import render_kafka_config, render_questdb_config
+from flows.devstack.services import render_kafka_config, render_questdb_config
 from flows.exceptions import StackError
 
 pytestmark = pytest.mark.unit

@@ -5,9 +5,9 @@ machine's Java, on free ports of 127.0.0.1, and stops them again; `Endpoints` sa
 answer. The service templates live in the checkout's `infra/` and ship with the package.
 """
 
+from flows.devstack.endpoints import Endpoints
 from flows.devstack.jars import KAFKA_VERSION, QUESTDB_VERSION, Jars, fetch_jars
 from flows.devstack.stack import (
-    Endpoints,
     Stack,
     StackStatus,
     default_cache_dir,

@@ -16,18 +16,13 @@ Example:
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import fcntl
-import http.client
 import json
 import logging
 import os
-import secrets
 import shutil
 import signal
-import socket
-import string
 import subprocess
 import time
 from collections.abc import Iterator
@@ -35,6 +30,14 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from flows.devstack.endpoints import (
+    HOST,
+    QUESTDB_DATABASE,
+    QUESTDB_PASSWORD,
+    QUESTDB_USER,
+    Endpoints,
+    _port_free,
+)
 from flows.devstack.jars import (
     INFRA_DIR,
     KAFKA_VERSION,
@@ -47,38 +50,28 @@ from flows.devstack.jars import (
     fetch_jars,
     require_java,
 )
+from flows.devstack.services import (
+    KAFKA_JAVA_OPTS,
+    QUESTDB_JAVA_OPTS,
+    _kafka_answers,
+    _new_cluster_id,
+    _questdb_answers,
+    _signal,
+    render_kafka_config,
+    render_questdb_config,
+)
 from flows.exceptions import StackError
 
 LOG4J_VERSION = "2.25.2"
-HOST = "127.0.0.1"
-QUESTDB_USER = "admin"
-QUESTDB_PASSWORD = "quest"  # noqa: S105 - QuestDB's documented default, loopback only
-QUESTDB_DATABASE = "qdb"
 
 # When running from a checkout, jars are cached in it; an installed package uses ~/.cache.
 _CHECKOUT = Path(__file__).resolve().parents[2]
 
-KAFKA_JAVA_OPTS = ("-Xms256m", "-Xmx512m", "-XX:+UseG1GC", "-Djava.awt.headless=true")
-# From QuestDB's own launch script for Java 17; -XX:+AlwaysPreTouch is left out on purpose
-# because it commits the whole heap at once.
-QUESTDB_JAVA_OPTS = (
-    "-Xms64m",
-    "-Xmx512m",
-    "-XX:+UseParallelGC",
-    "-ea",
-    "--add-exports",
-    "java.base/jdk.internal.math=io.questdb",
-)
-QUESTDB_RAM_LIMIT_BYTES = 2 * 1024**3
 
 STATE_FORMAT = 1
 
 
 _log = logging.getLogger(__name__)
-# librdkafka reports every refused connection while a broker starts; probes expect those.
-_librdkafka_log = logging.getLogger(f"{__name__}.librdkafka")
-_librdkafka_log.addHandler(logging.NullHandler())
-_librdkafka_log.propagate = False
 
 
 def default_cache_dir() -> Path:
@@ -102,73 +95,6 @@ def default_stack_dir(cache_dir: Path | None = None) -> Path:
     if env:
         return Path(env).expanduser().resolve()
     return (cache_dir or default_cache_dir()) / "stack"
-
-
-@dataclass(frozen=True, slots=True)
-class Endpoints:
-    """Where a running stack answers; every address is on loopback.
-
-    Attributes:
-        kafka_port: Kafka's client listener (`bootstrap.servers`).
-        kafka_controller_port: Kafka's KRaft controller listener.
-        questdb_http_port: QuestDB's HTTP port (web console, `/exec`, ILP over HTTP).
-        questdb_pg_port: QuestDB's PostgreSQL wire port (what reports read).
-        questdb_ilp_tcp_port: QuestDB's ILP-over-TCP port (slawatch itself writes over HTTP).
-        questdb_min_http_port: QuestDB's health/metrics HTTP port.
-        host: The loopback address every listener binds to.
-    """
-
-    kafka_port: int
-    kafka_controller_port: int
-    questdb_http_port: int
-    questdb_pg_port: int
-    questdb_ilp_tcp_port: int
-    questdb_min_http_port: int
-    host: str = HOST
-
-    @property
-    def bootstrap_servers(self) -> str:
-        """Kafka `bootstrap.servers` value, `host:port`."""
-        return f"{self.host}:{self.kafka_port}"
-
-    @property
-    def questdb_http(self) -> str:
-        """QuestDB's HTTP address, `host:port` (web console, `/exec`, ILP over HTTP)."""
-        return f"{self.host}:{self.questdb_http_port}"
-
-    @property
-    def questdb_ilp_conf(self) -> str:
-        """Configuration string for `questdb.Sender.from_conf` (ILP over HTTP)."""
-        return f"http::addr={self.questdb_http};"
-
-    @property
-    def questdb_pg_conninfo(self) -> str:
-        """Return the libpq connection string of QuestDB's PostgreSQL wire port."""
-        return (
-            f"host={self.host} port={self.questdb_pg_port} user={QUESTDB_USER} "
-            f"password={QUESTDB_PASSWORD} dbname={QUESTDB_DATABASE} sslmode=disable"
-        )
-
-    def ports(self) -> tuple[int, ...]:
-        """Return every port the stack listens on."""
-        return (
-            self.kafka_port,
-            self.kafka_controller_port,
-            self.questdb_http_port,
-            self.questdb_pg_port,
-            self.questdb_ilp_tcp_port,
-            self.questdb_min_http_port,
-        )
-
-    @classmethod
-    def allocate(cls) -> Endpoints:
-        """Pick six distinct free loopback ports.
-
-        The ports were free a moment ago; another process may still take one before the servers bind
-        it, in which case the start-up fails and `up` can be run again.
-        """
-        kafka, controller, http, pg, ilp_tcp, min_http = _free_ports(6)
-        return cls(kafka, controller, http, pg, ilp_tcp, min_http)
 
 
 @dataclass(frozen=True, slots=True)
@@ -724,136 +650,6 @@ class Stack:
         tmp = self.state_file.with_suffix(".json.tmp")
         tmp.write_text(state.to_json(), encoding="utf-8")
         os.replace(tmp, self.state_file)
-
-
-# -- configuration ----------------------------------------------------------------------------
-
-
-def _render(template: Path, **values: object) -> str:
-    """Fill a `string.Template` from the package's `infra/` folder.
-
-    Raises:
-        StackError: the template is missing.
-        KeyError: the template names a value not given.
-    """
-    if not template.is_file():
-        message = f"The stack's template {template} is missing: run slawatch from a checkout."
-        raise StackError(message)
-    return string.Template(template.read_text(encoding="utf-8")).substitute(values)
-
-
-def render_kafka_config(endpoints: Endpoints, data_dir: Path) -> str:
-    """Return Kafka's `server.properties` for one loopback node with `data_dir` as `log.dirs`."""
-    return _render(
-        INFRA_DIR / "kafka" / "server.properties.template",
-        kafka_version=KAFKA_VERSION,
-        port=endpoints.kafka_port,
-        controller_port=endpoints.kafka_controller_port,
-        log_dirs=data_dir.resolve(),
-    )
-
-
-def render_questdb_config(endpoints: Endpoints) -> str:
-    """Return QuestDB's `server.conf` with every listener on loopback and telemetry off."""
-    return _render(
-        INFRA_DIR / "questdb" / "server.conf.template",
-        questdb_version=QUESTDB_VERSION,
-        http_port=endpoints.questdb_http_port,
-        min_http_port=endpoints.questdb_min_http_port,
-        pg_port=endpoints.questdb_pg_port,
-        ilp_tcp_port=endpoints.questdb_ilp_tcp_port,
-        ram_limit_bytes=QUESTDB_RAM_LIMIT_BYTES,
-    )
-
-
-# -- probes and helpers -----------------------------------------------------------------------
-
-
-def _kafka_answers(endpoints: Endpoints, timeout: float) -> bool:
-    """Whether the broker answers a metadata request."""
-    if not _tcp_open(endpoints.host, endpoints.kafka_port, timeout):
-        return False
-    from confluent_kafka.admin import AdminClient  # noqa: PLC0415 - only needed here
-
-    config: dict[str, Any] = {
-        "bootstrap.servers": endpoints.bootstrap_servers,
-        "logger": _librdkafka_log,
-    }
-    admin = AdminClient(config)
-    try:
-        admin.list_topics(timeout=timeout)
-    except Exception:  # noqa: BLE001 - any failure means "not ready yet"
-        return False
-    return True
-
-
-def _questdb_answers(endpoints: Endpoints, timeout: float) -> bool:
-    """Whether QuestDB answers `select 1` over HTTP `/exec`."""
-    conn = http.client.HTTPConnection(endpoints.host, endpoints.questdb_http_port, timeout=timeout)
-    try:
-        conn.request("GET", "/exec?query=select%201")
-        response = conn.getresponse()
-        body = response.read()
-    except OSError:
-        return False
-    finally:
-        conn.close()
-    if response.status != 200:
-        return False
-    try:
-        return bool(json.loads(body).get("dataset") == [[1]])
-    except ValueError:
-        return False
-
-
-def _tcp_open(host: str, port: int, timeout: float) -> bool:
-    """Return whether a TCP connection to `host:port` opens within `timeout` (≤ 1 s)."""
-    try:
-        with socket.create_connection((host, port), timeout=min(timeout, 1.0)):
-            return True
-    except OSError:
-        return False
-
-
-def _free_ports(count: int) -> list[int]:
-    """Return `count` distinct loopback ports that were free a moment ago."""
-    sockets: list[socket.socket] = []
-    try:
-        for _ in range(count):
-            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            sock.bind((HOST, 0))
-            sockets.append(sock)
-        return [sock.getsockname()[1] for sock in sockets]
-    finally:
-        for sock in sockets:
-            sock.close()
-
-
-def _port_free(port: int) -> bool:
-    """Return whether `port` can be bound on loopback now (TIME_WAIT counts as free)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        # The servers bind with SO_REUSEADDR, so a port in TIME_WAIT is free for them too.
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind((HOST, port))
-        except OSError:
-            return False
-        return True
-
-
-def _new_cluster_id() -> str:
-    """Return a Kafka cluster id: 22 URL-safe base64 characters of 16 random bytes."""
-    while True:
-        cluster_id = base64.urlsafe_b64encode(secrets.token_bytes(16)).decode().rstrip("=")
-        # A leading "-" would be read as an option by StorageTool's argument parser.
-        if not cluster_id.startswith("-"):
-            return cluster_id
-
-
-def _signal(pid: int, sig: signal.Signals) -> None:
-    """Send `sig` to `pid`; a process that is already gone is not an error."""
-    with contextlib.suppress(ProcessLookupError):
-        os.kill(pid, sig)
 
 
 def running_endpoints(directory: Path | None = None, *, need_questdb: bool = True) -> Endpoints:

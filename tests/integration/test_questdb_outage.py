@@ -21,7 +21,7 @@ from flows.connectors.questdb import Heartbeat, QuestDBWriter, TableNames
 from flows.core.records import DeadLetter, Record, SlaRecord
 from flows.devstack import Endpoints, Stack
 from flows.devstack.jars import require_java
-from flows.devstack.stack import QUESTDB_JAVA_OPTS, render_questdb_config
+from flows.devstack.services import QUESTDB_JAVA_OPTS, render_questdb_config
 from tests.conftest import QuestDB
 from tests.questdbkit import DAY, MINUTE, now_ms, sla
 
