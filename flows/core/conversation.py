@@ -28,6 +28,7 @@ from typing import Final
 
 from flows.core.calendar import WALL_CLOCK
 from flows.core.clock import Clock
+from flows.core.context import Context
 from flows.core.events import (
     ActivityEvent,
     AssignmentEvent,
@@ -36,9 +37,8 @@ from flows.core.events import (
     Event,
     MessageEvent,
 )
-from flows.core.model import Policy, PolicySet, Target
-from flows.core.policies import select_policy
-from flows.core.records import ActionRecord, DeadLetter, SlaRecord
+from flows.core.model import Policy, Target
+from flows.core.records import ActionRecord, SlaRecord
 from flows.core.vocabulary import (
     CLOSING_OUTCOMES,
     ENDS_AT_BREACH,
@@ -55,120 +55,6 @@ RESOLVED: Final = 2
 QUALIFIED_OUTCOMES: Final = LeadStatus.QUALIFIED_OUTCOMES
 CONVERSATION_SCOPED: Final = Metric.CONVERSATION_SCOPED
 AFTER_HOURS_GRACE_MS: Final = 2 * 3600 * 1000
-
-
-class Context:
-    """What conversations share within one engine: policies, agent loads and the output list.
-
-    Attributes:
-        policies: The policy file in force (`bind` replaces it).
-        tracked: Every metric some policy gives a target; a metric outside it never gets a clock,
-            not even an unmeasured one.
-        team_of_agent: The first team listing each agent (for records without a `team_id`).
-        loads: Open conversations per agent on this worker (SPEC §4 `overloaded`, §6 reassign).
-            Shared by every shard of the worker; not part of a snapshot.
-        rr: Per team, the index of the agent last chosen by a reassignment (round-robin ties).
-        out: Records emitted since the engine last drained it, in emission order.
-    """
-
-    __slots__ = (
-        "_policy_cache",
-        "_when_keys",
-        "loads",
-        "out",
-        "policies",
-        "rr",
-        "team_of_agent",
-        "tracked",
-    )
-
-    def __init__(self, policies: PolicySet) -> None:
-        self.loads: dict[str, int] = {}
-        self.rr: dict[str, int] = {}
-        self.out: list[SlaRecord | ActionRecord | DeadLetter] = []
-        self.bind(policies)
-
-    def __getstate__(self) -> dict[str, object]:
-        """Return the state to snapshot, without the state shared with other engines.
-
-        Agent loads, round-robin positions and the output list belong to the worker (its shards
-        share them); a restored engine counts its own conversations into the worker's again.
-        """
-        state = {name: getattr(self, name) for name in self.__slots__}
-        state["loads"], state["rr"], state["out"] = {}, {}, []
-        return state
-
-    def __setstate__(self, state: dict[str, object] | tuple[None, dict[str, object]]) -> None:
-        """Restore a snapshot taken with `__getstate__` (or, before it existed, by default).
-
-        Args:
-            state: The mapping `__getstate__` returned, or the `(None, slots)` pair of a default
-                pickle of a slotted object.
-        """
-        values = state[1] if isinstance(state, tuple) else state
-        for name, value in values.items():
-            object.__setattr__(self, name, value)
-        self.loads, self.rr, self.out = {}, {}, []
-
-    def bind(self, policies: PolicySet) -> None:
-        """Use `policies` from now on (at start-up, or when a snapshot is restored).
-
-        Recomputes the tracked metrics, the agents' teams and the attribute keys any `when` reads,
-        and empties the policy cache, so nothing chosen under the previous file survives. Running
-        clocks keep their bound targets until their conversation next reselects.
-
-        Args:
-            policies: The loaded policy file.
-        """
-        self.policies = policies
-        self.tracked: frozenset[str] = frozenset(
-            metric for policy in policies.policies for metric in policy.targets
-        )
-        team_of: dict[str, str] = {}
-        for team in policies.teams.values():
-            for agent in team.agents:
-                team_of.setdefault(agent, team.id)
-        self.team_of_agent = team_of
-        self._when_keys = tuple(
-            sorted({key for policy in policies.policies for key in policy.when})
-        )
-        self._policy_cache: dict[tuple[AttrValue, ...], Policy | None] = {}
-
-    def policy_reads(self, key: str) -> bool:
-        """Return whether any policy's `when` reads this attribute.
-
-        A change to an attribute no policy reads cannot change the policy, so callers skip the
-        reselection (and its retarget records).
-
-        Args:
-            key: A conversation attribute name (`priority`, `channel`, …).
-
-        Returns:
-            True if at least one policy's `when` has the key.
-        """
-        return key in self._when_keys
-
-    def policy_for(self, attrs: dict[str, AttrValue]) -> Policy | None:
-        """Return the policy for these attributes (memoised on the attributes policies read).
-
-        SPEC §3: the first policy whose `when` matches applies. The cache is keyed on the values of
-        the attributes some `when` reads and holds at most 65,536 entries (later keys are computed
-        each time, never evicted).
-
-        Args:
-            attrs: The conversation's current attributes.
-
-        Returns:
-            The matching policy, or None when no policy matches (nothing is measured).
-        """
-        key = tuple([attrs.get(k) for k in self._when_keys])
-        try:
-            return self._policy_cache[key]
-        except KeyError:
-            policy = select_policy(self.policies.policies, attrs)
-            if len(self._policy_cache) < 65_536:
-                self._policy_cache[key] = policy
-            return policy
 
 
 class Conversation:

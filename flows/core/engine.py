@@ -27,7 +27,8 @@ from typing import Final
 
 import orjson
 
-from flows.core.conversation import OPEN, Context, Conversation
+from flows.core.context import Context
+from flows.core.conversation import OPEN, Conversation
 from flows.core.decode import event_to_json
 from flows.core.events import Event
 from flows.core.model import PolicySet

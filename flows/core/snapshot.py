@@ -145,6 +145,23 @@ def dump_engine(engine: Engine) -> bytes:
     return pickle.dumps((_LAYOUT, header, blobs), protocol=pickle.HIGHEST_PROTOCOL)
 
 
+#: Classes that moved since a snapshot layout was written: (old module, name) -> new module.
+_MOVED: Final = {("flows.core.conversation", "Context"): "flows.core.context"}
+
+
+class _Unpickler(pickle.Unpickler):
+    """Reads this project's own snapshots, finding classes at their current import paths."""
+
+    def find_class(self, module: str, name: str) -> Any:
+        """Return the class `module.name` pickled, wherever it lives now."""
+        return super().find_class(_MOVED.get((module, name), module), name)
+
+
+def _loads(data: bytes) -> Any:
+    # Our own recovery store only, never foreign input.
+    return _Unpickler(io.BytesIO(data)).load()
+
+
 def load_engine(data: bytes, policies: PolicySet) -> Engine:
     """Rebuild an engine from `dump_engine` output, bound to `policies`.
 
@@ -164,13 +181,13 @@ def load_engine(data: bytes, policies: PolicySet) -> Engine:
     """
     _loading.policies = policies
     try:
-        loaded = pickle.loads(data)  # noqa: S301 - our own recovery store, never foreign input
+        loaded = _loads(data)
         if isinstance(loaded, tuple) and len(loaded) == 3 and loaded[0] == _LAYOUT:
             _, header, blobs = loaded
-            engine = pickle.loads(header)  # noqa: S301 - as above
+            engine = _loads(header)
             if isinstance(engine, Engine):
                 engine.conversations = {
-                    cid: pickle.loads(blob)  # noqa: S301 - as above
+                    cid: _loads(blob)
                     for cid, blob in blobs.items()
                 }
                 engine.blobs = dict(blobs)
