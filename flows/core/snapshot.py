@@ -186,10 +186,7 @@ def load_engine(data: bytes, policies: PolicySet) -> Engine:
             _, header, blobs = loaded
             engine = _loads(header)
             if isinstance(engine, Engine):
-                engine.conversations = {
-                    cid: _loads(blob)
-                    for cid, blob in blobs.items()
-                }
+                engine.conversations = {cid: _loads(blob) for cid, blob in blobs.items()}
                 engine.blobs = dict(blobs)
                 engine.dirty = set()
         else:
