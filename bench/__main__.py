@@ -25,15 +25,12 @@ import gc
 import math
 import os
 import platform
-import shutil
 import sys
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import confluent_kafka
-from confluent_kafka.admin import AdminClient
 
 from bench import engine_bench, monitor_bench
 from bench.latency import LatencyRun, breach_latency
@@ -124,28 +121,8 @@ def main(argv: list[str] | None = None) -> int:
             "scale   : QUICK - inputs scaled down (events, conversations, samples) to finish in "
             "about 2 minutes; the full run (python -m bench) is the one to quote"
         )
-    workdir = Path(tempfile.mkdtemp(prefix="slawatch-bench-"))
-    try:
-        with monitor_bench.stack_for(args.stack_dir, workdir) as (stack, endpoints):
-            admin = AdminClient({"bootstrap.servers": endpoints.bootstrap_servers})
-            bench = Bench(
-                stack=stack,
-                endpoints=endpoints,
-                admin=admin,
-                workdir=workdir,
-                policies=args.policies.resolve(),
-                shards=args.shards,
-                partitions=args.partitions,
-                timeout_s=args.timeout,
-            )
-            try:
-                status = _run(bench, args, scale)
-            finally:
-                bench.cleanup()
-                del bench, admin
-                gc.collect()
-    finally:
-        shutil.rmtree(workdir, ignore_errors=True)
+    with monitor_bench.bench_session(args, "slawatch-bench-") as bench:
+        status = _run(bench, args, scale)
     print(f"(whole run {time.monotonic() - began:.0f} s including the stack's start and stop)")
     return status
 

@@ -923,6 +923,37 @@ def profile_report(
 
 
 @contextlib.contextmanager
+def bench_session(args: argparse.Namespace, prefix: str) -> Iterator[Bench]:
+    """Yield a `Bench` on the stack `args` asks for, in a scratch folder removed afterwards.
+
+    `args` needs `stack_dir`, `policies`, `shards`, `partitions` and `timeout`. Every Kafka
+    client is let go before the stack stops (they would log the broker going away).
+    """
+    workdir = Path(tempfile.mkdtemp(prefix=prefix))
+    try:
+        with stack_for(args.stack_dir, workdir) as (stack, endpoints):
+            admin = AdminClient({"bootstrap.servers": endpoints.bootstrap_servers})
+            bench = Bench(
+                stack=stack,
+                endpoints=endpoints,
+                admin=admin,
+                workdir=workdir,
+                policies=args.policies.resolve(),
+                shards=args.shards,
+                partitions=args.partitions,
+                timeout_s=args.timeout,
+            )
+            try:
+                yield bench
+            finally:
+                bench.cleanup()
+                del bench, admin
+                gc.collect()
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+@contextlib.contextmanager
 def stack_for(directory: Path | None, workdir: Path) -> Iterator[tuple[Stack, Endpoints]]:
     """Reuse the stack in `directory` (started if needed, left running if it was), or start a
     private one in `workdir` and stop it at the end."""
@@ -996,29 +1027,8 @@ def main() -> None:
     print("slawatch live-monitor benchmark (slawatch run, end to end)")
     print(f"machine : {machine()}")
     print(f"load    : {os.getloadavg()[0]:.1f} (1-min load average at start; machine shared)")
-    workdir = Path(tempfile.mkdtemp(prefix="slawatch-monitor-bench-"))
-    try:
-        with stack_for(args.stack_dir, workdir) as (stack, endpoints):
-            admin = AdminClient({"bootstrap.servers": endpoints.bootstrap_servers})
-            bench = Bench(
-                stack=stack,
-                endpoints=endpoints,
-                admin=admin,
-                workdir=workdir,
-                policies=args.policies.resolve(),
-                shards=args.shards,
-                partitions=args.partitions,
-                timeout_s=args.timeout,
-            )
-            try:
-                _run(bench, args, keys)
-            finally:
-                bench.cleanup()
-                # Let go of every Kafka client before the broker stops (they would log it).
-                del bench, admin
-                gc.collect()
-    finally:
-        shutil.rmtree(workdir, ignore_errors=True)
+    with bench_session(args, "slawatch-monitor-bench-") as bench:
+        _run(bench, args, keys)
 
 
 def _run(bench: Bench, args: argparse.Namespace, keys: list[str]) -> None:

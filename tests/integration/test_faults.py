@@ -196,14 +196,7 @@ def _outage_under_load(
 ) -> None:
     t = topics(partitions=2)
     names = TableNames(new_prefix())
-    env = monitor_env(
-        stack,
-        policies=write_policies(tmp_path, QUICK_POLICIES),
-        lateness=f"{LATENESS_MS}ms",
-        questdb_http=server.endpoints.questdb_http,
-        table_prefix=names.prefix,
-        **t.settings(),
-    )
+    env = quick_env(stack, tmp_path, t, server.endpoints.questdb_http, names.prefix)
     monitor = monitors(env)
     monitor.wait_heartbeat(lambda b: b["watermark"] is not None)
     out = StampedReader(stack.bootstrap_servers, t.events)
@@ -298,14 +291,7 @@ def test_questdb_down_at_start_up_is_said_and_its_rows_arrive_when_it_comes(
     t = topics(partitions=1)
     server = DedicatedQuestDB(tmp_path / "questdb", local_stack.fetch().questdb_jar)
     names = TableNames(new_prefix())
-    env = monitor_env(
-        stack,
-        policies=write_policies(tmp_path, QUICK_POLICIES),
-        lateness=f"{LATENESS_MS}ms",
-        questdb_http=server.endpoints.questdb_http,
-        table_prefix=names.prefix,
-        **t.settings(),
-    )
+    env = quick_env(stack, tmp_path, t, server.endpoints.questdb_http, names.prefix)
     monitor = monitors(env)
     try:
         monitor.wait_heartbeat(lambda b: b["watermark"] is not None)
@@ -365,6 +351,20 @@ def test_kafka_down_at_start_up_is_said_in_one_line(
     assert "Traceback" not in log
     assert code is None or code == 1
     assert "Kafka" in log and dead in log
+
+
+def quick_env(
+    stack: Endpoints, tmp_path: Path, t: Topics, questdb_http: str, prefix: str
+) -> dict[str, str]:
+    """The monitor's environment: 3 s first-response target, short lateness, this QuestDB."""
+    return monitor_env(
+        stack,
+        policies=write_policies(tmp_path, QUICK_POLICIES),
+        lateness=f"{LATENESS_MS}ms",
+        questdb_http=questdb_http,
+        table_prefix=prefix,
+        **t.settings(),
+    )
 
 
 def sla_of(records: list[dict[str, Any]], status: str | None = None) -> list[dict[str, Any]]:
