@@ -121,8 +121,9 @@ def main(argv: list[str] | None = None) -> int:
             "scale   : QUICK - inputs scaled down (events, conversations, samples) to finish in "
             "about 2 minutes; the full run (python -m bench) is the one to quote"
         )
-    with monitor_bench.bench_session(args, "slawatch-bench-") as bench:
-        status = _run(bench, args, scale)
+    status = monitor_bench.bench_session(
+        args, "slawatch-bench-", lambda bench: _run(bench, args, scale)
+    )
     print(f"(whole run {time.monotonic() - began:.0f} s including the stack's start and stop)")
     return status
 

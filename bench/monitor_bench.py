@@ -59,10 +59,10 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 
@@ -922,12 +922,15 @@ def profile_report(
 # -- main ---------------------------------------------------------------------------------------
 
 
-@contextlib.contextmanager
-def bench_session(args: argparse.Namespace, prefix: str) -> Iterator[Bench]:
-    """Yield a `Bench` on the stack `args` asks for, in a scratch folder removed afterwards.
+T = TypeVar("T")
+
+
+def bench_session(args: argparse.Namespace, prefix: str, body: Callable[[Bench], T]) -> T:
+    """Run `body` on a `Bench` on the stack `args` asks for, in a scratch folder removed after.
 
     `args` needs `stack_dir`, `policies`, `shards`, `partitions` and `timeout`. Every Kafka
-    client is let go before the stack stops (they would log the broker going away).
+    client is let go before the stack stops (they would log the broker going away), so no
+    reference to the bench may outlive `body`.
     """
     workdir = Path(tempfile.mkdtemp(prefix=prefix))
     try:
@@ -944,7 +947,7 @@ def bench_session(args: argparse.Namespace, prefix: str) -> Iterator[Bench]:
                 timeout_s=args.timeout,
             )
             try:
-                yield bench
+                return body(bench)
             finally:
                 bench.cleanup()
                 del bench, admin
@@ -1027,8 +1030,7 @@ def main() -> None:
     print("slawatch live-monitor benchmark (slawatch run, end to end)")
     print(f"machine : {machine()}")
     print(f"load    : {os.getloadavg()[0]:.1f} (1-min load average at start; machine shared)")
-    with bench_session(args, "slawatch-monitor-bench-") as bench:
-        _run(bench, args, keys)
+    bench_session(args, "slawatch-monitor-bench-", lambda bench: _run(bench, args, keys))
 
 
 def _run(bench: Bench, args: argparse.Namespace, keys: list[str]) -> None:
