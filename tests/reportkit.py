@@ -19,7 +19,7 @@ from pathlib import Path
 import orjson
 
 from flows.core.decode import event_to_json
-from flows.core.events import Event
+from flows.core.events import ConversationEvent, Event
 from flows.core.policies import parse_policies
 from flows.core.records import Record, SlaRecord
 from flows.replay import replay_records
@@ -49,6 +49,9 @@ policies:
       next_response: {within: 10m}
       resolution: {within: 4h}
 """
+
+
+OUTCOMES = ("won", "lost", "answered")
 
 
 def history(seed: int, conversations: int = 240) -> list[Event]:
@@ -91,16 +94,32 @@ def history(seed: int, conversations: int = 240) -> list[Event]:
                 events.append(reply(again + rng.lognormvariate(5.5, 1.0), conv, agent))
         if rng.random() < 0.8:
             done = first + rng.uniform(3600, 6 * 3600)
-            events.append(conv_event(done, "resolved", conv))
+            events.append(conv_event(done, "resolved", conv, outcome=rng.choice(OUTCOMES)))
             if rng.random() < 0.15:
                 events.append(conv_event(done + 1800, "reopened", conv))
-                events.append(conv_event(done + 3600, "resolved", conv))
+                events.append(
+                    conv_event(done + 3600, "resolved", conv, outcome=rng.choice(OUTCOMES))
+                )
     last = WEEK_S - DAY_S + 22.5 * 3600
     events.append(conv_event(last, "opened", "zlast", lead_source="pricing"))
     events.append(inbound(last + 1, "zlast"))
     events.append(assign(last + 2, "a1", "zlast"))
     events.sort(key=lambda e: e.occurred_at)
     return events
+
+
+def decided(events: Iterable[Event]) -> tuple[dict[str, str], dict[str, str]]:
+    """From the events alone: each conversation's last resolve outcome and decided lead status."""
+    outcomes: dict[str, str] = {}
+    statuses: dict[str, str] = {}
+    for e in events:
+        if isinstance(e, ConversationEvent):
+            if e.action == "resolved" and e.outcome is not None:
+                outcomes[e.conversation_id] = e.outcome
+            status = dict(e.attrs).get("lead_status")
+            if isinstance(status, str):
+                statuses[e.conversation_id] = status
+    return outcomes, statuses
 
 
 def write_events(events: Iterable[Event], path: Path, bad_lines: Sequence[bytes] = ()) -> Path:

@@ -135,7 +135,7 @@ def conversation(conv: str, start: int, end: int, rng: random.Random) -> list[di
             t,
             "conversation",
             action="updated",
-            lead_status=rng.choice(["qualified", "disqualified"]),
+            lead_status=rng.choice(["qualified", "disqualified", "nurture"]),
         )
     if rng.random() < 0.85:
         t += rng.randint(MINUTE, 6 * HOUR)
@@ -160,6 +160,25 @@ def month_events(end: int, *, per_day: int = 150, days: int = 30, seed: int = 7)
             timed.append((arrival, n * 1000 + i, orjson.dumps(event)))
     timed.sort()
     return [line for _, _, line in timed]
+
+
+def decisions(lines: list[bytes]) -> tuple[dict[str, str], dict[str, str]]:
+    """From the input events alone: each conversation's resolve outcome, and its lead status.
+
+    Every generated conversation has one cycle, so its resolve and its lead-status update are
+    the ones its `resolution` and `qualification` clocks end with.
+    """
+    outcomes: dict[str, str] = {}
+    statuses: dict[str, str] = {}
+    for line in lines:
+        event = orjson.loads(line)
+        if event["type"] != "conversation":
+            continue
+        if event["action"] == "resolved":
+            outcomes[event["conversation_id"]] = event["outcome"]
+        elif event.get("lead_status") not in (None, "new"):
+            statuses[event["conversation_id"]] = event["lead_status"]
+    return outcomes, statuses
 
 
 def replay_month(end: int, **kwargs: Any) -> list[Record]:

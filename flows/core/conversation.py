@@ -24,6 +24,7 @@ Where each rule of SPEC §4 lives:
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Final
 
 from flows.core.calendar import WALL_CLOCK
@@ -54,6 +55,9 @@ RESOLVED: Final = 2
 
 QUALIFIED_OUTCOMES: Final = LeadStatus.QUALIFIED_OUTCOMES
 CONVERSATION_SCOPED: Final = Metric.CONVERSATION_SCOPED
+LEAD_METRICS: Final = frozenset(
+    {Metric.QUALIFICATION, Metric.HANDOFF, Metric.CONTACT_ATTEMPTS, Metric.CADENCE}
+)
 AFTER_HOURS_GRACE_MS: Final = 2 * 3600 * 1000
 
 
@@ -201,8 +205,9 @@ class Conversation:
         """Append one SLA record (SPEC §6) for `clock` with `status` taking effect at `at`.
 
         The record carries the conversation's attributes as they are now (agent, team, priority,
-        segment, lead source, channel), `attempts` for `contact_attempts` only, and `cause` only
-        when given (breaches). An ending record of a paused clock carries the deadline it would have
+        segment, lead source, channel), `attempts` and the policy's `min` for `contact_attempts`
+        only, the lead status for the lead metrics only, and `cause` only when given (breaches).
+        An ending record of a paused clock carries the deadline it would have
         had had it resumed at `at` (SPEC §4 edge rules), so only `paused` records leave it null.
 
         Args:
@@ -216,6 +221,12 @@ class Conversation:
         priority = attrs.get("priority")
         segment = attrs.get("segment")
         lead_source = attrs.get("lead_source")
+        metric = clock.metric
+        lead_status = attrs.get("lead_status") if metric in LEAD_METRICS else None
+        attempts = required = None
+        if metric == Metric.CONTACT_ATTEMPTS:
+            attempts = clock.attempts
+            required = clock.tgt.min_attempts if clock.tgt is not None else None
         deadline = clock.deadline
         if deadline is None and clock.done and clock.paused:
             # An ending record always says when the clock was due (SPEC §4 edge rules).
@@ -244,8 +255,11 @@ class Conversation:
                 lead_source if isinstance(lead_source, str) else None,
                 self.channel,
                 False,
-                clock.attempts if clock.metric == Metric.CONTACT_ATTEMPTS else None,
+                attempts,
                 cause,
+                lead_status if isinstance(lead_status, str) else None,
+                None,
+                required,
             )
         )
 
@@ -1020,6 +1034,10 @@ class Conversation:
                 if clock.measured:
                     record = ctx.out[-1]
                     assert isinstance(record, SlaRecord)
+                    if event.outcome is not None:
+                        # The cycle's outcome is stored with the record that ended it.
+                        record = replace(record, outcome=event.outcome)
+                        ctx.out[-1] = record
                     self.res_record = record
             elif clock.metric == Metric.SERVICE_WINDOW:
                 continue

@@ -6,7 +6,8 @@ adds `emitted_at`, the only field that differs between two replays of the same i
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, fields
 from typing import Any, Final
 
 from flows.core.redact import redact_raw
@@ -50,6 +51,17 @@ class SlaRecord:
         late: Whether this record corrects an outcome emitted before (SPEC §5).
         attempts: Contact attempts so far (`contact_attempts` only).
         cause: The breach cause (`breached` only, SPEC §4).
+        lead_status: The conversation's lead status at `at`, on records of the lead metrics
+            (`qualification`, `handoff`, `contact_attempts`, `cadence`) only. Stored, not
+            published: see below.
+        outcome: The resolve's `outcome` (`won`, `lost`, …), on the `resolution` record that the
+            resolve ended only. Stored, not published.
+        attempts_required: The policy's `min` attempts (`contact_attempts` only). Stored, not
+            published.
+
+    The last three fields go to QuestDB (what the scorecard's conversion, qualification and
+    attempts panels need) but not into the SPEC §6 JSON on Kafka (`to_json_dict` leaves them
+    out), so the published record stays exactly the contract.
     """
 
     conversation_id: str
@@ -75,12 +87,30 @@ class SlaRecord:
     late: bool = False
     attempts: int | None = None
     cause: str | None = None
+    lead_status: str | None = None
+    outcome: str | None = None
+    attempts_required: int | None = None
 
     type = "sla"
+
+    def __reduce__(self) -> tuple[Callable[..., SlaRecord], tuple[object, ...]]:
+        # Positional: half the bytes of the default slot dict in every snapshot that keeps one.
+        return (SlaRecord, tuple([getattr(self, name) for name in _SLA_FIELDS]))
+
+    def __setstate__(self, state: object) -> None:
+        # Only records pickled before `__reduce__` existed come here: `(None, {slot: value})`.
+        # They predate the stored-only fields, which therefore start as None.
+        slots = state[1] if isinstance(state, tuple) else state
+        assert isinstance(slots, dict)
+        for name in _SLA_FIELDS:
+            setattr(self, name, slots.get(name))
 
     def identity(self) -> tuple[str, int, str, int]:
         """Return the clock's identity: conversation, cycle, metric and seq."""
         return (self.conversation_id, self.cycle, self.metric, self.seq)
+
+
+_SLA_FIELDS: Final = tuple(field.name for field in fields(SlaRecord))
 
 
 @dataclass(frozen=True, slots=True)

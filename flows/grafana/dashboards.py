@@ -423,9 +423,10 @@ def scorecard(prefix: str = DEFAULT_PREFIX, timezone: str = DEFAULT_TIMEZONE) ->
     the panels read the clocks started in that week whose latest record names the agent. It
     does not refresh by itself.
 
-    Layout: conversations, compliance (coloured against 90 % / 95 %), contact attempts and
-    qualification in the first row; compliance per metric (cells coloured the same way) and
-    response times; daily chats (bars) and breaches by cause; then every breach, full width.
+    Layout: conversations, compliance (coloured against 90 % / 95 %), conversion (won /
+    resolved) and contact attempts made vs required in the first row; qualified /
+    disqualified / nurture / in progress, compliance per metric (cells coloured the same way)
+    and response times; daily chats (bars) and breaches by cause; then every breach, full width.
 
     Args:
         prefix: the monitor's table prefix.
@@ -436,25 +437,26 @@ def scorecard(prefix: str = DEFAULT_PREFIX, timezone: str = DEFAULT_TIMEZONE) ->
     """
     b = _Builder(prefix, timezone)
     stat = _stat_options("value")
-    b.panel("sc_conversations", 6, 5, options=stat)
+    b.panel("sc_conversations", 4, 5, options=stat)
     b.panel(
         "sc_compliance",
-        6,
+        4,
         5,
         title="Compliance (target 95 %)",
         thresholds=_higher_is_better(90, 95),
         options=_stat_options(),
     )
-    b.panel("sc_contact_attempts", 6, 5, options=_table_options())
-    b.panel("sc_qualification", 6, 5, options=_table_options())
+    b.panel("sc_conversion", 4, 5, options=_stat_options())
+    b.panel("sc_contact_attempts", 12, 5, options=_table_options())
+    b.panel("sc_qualification", 8, 8, options=_table_options())
     b.panel(
         "sc_compliance_by_metric",
-        12,
+        8,
         8,
         options=_table_options(),
         overrides=[_colour_cells("compliance_pct", _higher_is_better(90, 95))],
     )
-    b.panel("sc_response_times", 12, 8, options=_table_options())
+    b.panel("sc_response_times", 8, 8, options=_table_options())
     b.panel(
         "sc_daily_volume",
         12,
@@ -510,7 +512,8 @@ def trends(prefix: str = DEFAULT_PREFIX, timezone: str = DEFAULT_TIMEZONE) -> Js
     """Thirty days of compliance against the 90 % and 95 % lines, and what drives it.
 
     Compliance per day, per lead source, per local weekday and hour the clock started, breach
-    causes per week, and daily chat volume; refreshed every minute.
+    causes per week, conversion per compliance tier of the resolved cycles, and daily chat
+    volume; refreshed every minute.
 
     The daily compliance series draws the 90 % and 95 % lines and shades the bands they bound
     (red, yellow, green); the weekday and hour bars are coloured by the same steps, so a bar
@@ -579,7 +582,26 @@ def trends(prefix: str = DEFAULT_PREFIX, timezone: str = DEFAULT_TIMEZONE) -> Js
     b.panel("tr_by_hour", 12, 8, options={**bars, "xField": "hour"}, thresholds=lines)
     b.panel("tr_causes_by_week", 12, 8, options=_table_options())
     b.panel(
-        "tr_daily_volume", 12, 8, options=series, custom={"drawStyle": "bars", "fillOpacity": 60}
+        "tr_tier_conversion",
+        12,
+        8,
+        options={**bars, "xField": "tier"},
+        # The cycle count is context for the tooltip, not a second bar on a per-cent axis.
+        overrides=[
+            {
+                "matcher": {"id": "byName", "options": "resolved"},
+                "properties": [
+                    {"id": "unit", "value": "none"},
+                    {
+                        "id": "custom.hideFrom",
+                        "value": {"viz": True, "legend": True, "tooltip": False},
+                    },
+                ],
+            }
+        ],
+    )
+    b.panel(
+        "tr_daily_volume", 24, 8, options=series, custom={"drawStyle": "bars", "fillOpacity": 60}
     )
     return _dashboard(TRENDS_UID, "slawatch: trends", b.panels, refresh="1m", time_from="now-30d")
 

@@ -254,9 +254,9 @@ def scorecard_report(
     metric against the previous week, compliance per agent (team scorecard only) and every
     breach with its target.
 
-    Contact attempts required: with `required_attempts` (each policy's `contact_attempts.min` by
-    policy id, from the policy file), the sum of the minimum over the week's `contact_attempts`
-    clocks; the stored records carry the attempts made, not the minimum.
+    Contact attempts required: the sum of the minimum over the week's `contact_attempts`
+    clocks, as stored with each clock; rows stored by 0.2 and earlier lack it and take it from
+    `required_attempts` (each policy's `contact_attempts.min` by policy id) when given.
 
     First-contact resolution: a cycle whose `resolution` clock was fulfilled once (never
     reopened and resolved again) and that had no `next_response` clock (the customer never
@@ -269,10 +269,10 @@ def scorecard_report(
       clocks and their counted seconds, also for the previous week, and the p90's change;
     * contact attempts made: the sum of `attempts` of the `contact_attempts` clocks; leads
       with / short of the required attempts: those clocks met / breached;
-    * leads decided: `qualification` clocks fulfilled; leads qualified: `handoff` clocks
-      started; leads in qualification: open and not breached; conversion: qualified over
-      decided;
-    * cycles resolved: fulfilled `resolution` clocks; first-contact resolutions as above;
+    * leads qualified, disqualified, nurture: `qualification` clocks fulfilled by that lead
+      status; leads in qualification: still open;
+    * cycles resolved: fulfilled `resolution` clocks; won: those resolved with outcome `won`;
+      conversion: won over resolved; first-contact resolutions as above;
     * compliance over every metric, the previous week's, and the change in points.
 
     Args:
@@ -309,17 +309,21 @@ def scorecard_report(
     p90, old_p90 = percentile(replies, 0.9), percentile(old_replies, 0.9)
     attempts = [r for r in rows if r.metric == "contact_attempts"]
     attempts_met, attempts_short = _compliance(attempts)
-    qualification = [r for r in rows if r.metric == "qualification"]
-    decided = sum(1 for r in qualification if r.fulfilled)
-    in_progress = sum(1 for r in qualification if r.open and not r.breached)
-    qualified = sum(1 for r in rows if r.metric == "handoff")
-    resolved = [r.cycle_key for r in rows if r.metric == "resolution" and r.fulfilled]
+    decided = Counter(r.lead_status for r in rows if r.metric == "qualification" and r.fulfilled)
+    in_progress = sum(1 for r in rows if r.metric == "qualification" and r.open)
+    resolutions = [r for r in rows if r.metric == "resolution" and r.fulfilled]
+    resolved = [r.cycle_key for r in resolutions]
+    won = sum(1 for r in resolutions if r.resolved_as == "won")
     first_contact = sum(
         1 for key in resolved if resolved_times.get(key, 0) == 1 and key not in waited_again
     )
-    required = "-"
-    if required_attempts is not None:
-        required = str(sum(required_attempts.get(r.policy_id or "", 0) for r in attempts))
+    minimums = [
+        r.attempts_required
+        if r.attempts_required is not None
+        else (required_attempts or {}).get(r.policy_id or "")
+        for r in attempts
+    ]
+    required = "-" if None in minimums else str(sum(m or 0 for m in minimums))
     met, breached = _compliance(rows)
     old_met, old_breached = _compliance(previous)
     overall = _pct(met, met + breached)
@@ -337,11 +341,13 @@ def scorecard_report(
         ("contact attempts required", required),
         ("leads with the required attempts", str(attempts_met)),
         ("leads short of the required attempts", str(attempts_short)),
-        ("leads decided (qualified, disqualified or nurture)", str(decided)),
-        ("leads qualified (hand-off started)", str(qualified)),
+        ("leads qualified", str(decided["qualified"])),
+        ("leads disqualified", str(decided["disqualified"])),
+        ("leads in nurture", str(decided["nurture"])),
         ("leads in qualification", str(in_progress)),
-        ("conversion % (qualified / decided)", _num(_pct(qualified, decided))),
         ("cycles resolved", str(len(resolved))),
+        ("cycles won", str(won)),
+        ("conversion % (won / resolved)", _num(_pct(won, len(resolved)))),
         ("first-contact resolutions", str(first_contact)),
         ("first-contact resolution %", _num(_pct(first_contact, len(resolved)))),
         ("compliance %", _num(overall)),

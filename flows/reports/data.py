@@ -31,7 +31,7 @@ _RANGE_COLUMNS: Final = frozenset({"started_at", "deadline_at", "stopped_at", "u
 _CLOCK_COLUMNS: Final = (
     "started_at, conversation_id, cycle, metric, seq, status, open, breached, cause, "
     "deadline_at, stopped_at, elapsed_s, target_s, agent_id, lead_source, attempts, updated_at, "
-    "policy_id"
+    "policy_id, lead_status, outcome, attempts_required"
 )
 
 
@@ -68,6 +68,10 @@ class ClockRow:
         attempts: Contact attempts (`contact_attempts` only).
         updated_at: The instant of its latest record.
         policy_id: The policy on its latest record.
+        lead_status: The lead status on its latest record (lead metrics only).
+        resolved_as: The resolve's outcome (`won`, `lost`, …) on a `resolution` clock ended
+            by a resolve that gave one.
+        attempts_required: The policy's minimum attempts (`contact_attempts` only).
     """
 
     started_at: int
@@ -88,6 +92,9 @@ class ClockRow:
     attempts: int | None
     updated_at: int
     policy_id: str | None = None
+    lead_status: str | None = None
+    resolved_as: str | None = None
+    attempts_required: int | None = None
 
     @property
     def outcome(self) -> str:
@@ -128,7 +135,8 @@ def _row(values: Sequence[Any]) -> ClockRow:
     (started, conv, cycle, metric, seq, status, is_open, breached, cause, deadline, stopped) = (
         values[:11]
     )
-    elapsed, target, agent, source, attempts, updated, policy = values[11:]
+    elapsed, target, agent, source, attempts, updated, policy = values[11:18]
+    lead_status, resolved_as, required = values[18:]
     return ClockRow(
         started_at=_ms(started) or 0,
         conversation_id=conv,
@@ -148,6 +156,9 @@ def _row(values: Sequence[Any]) -> ClockRow:
         attempts=attempts,
         updated_at=_ms(updated) or 0,
         policy_id=policy,
+        lead_status=lead_status,
+        resolved_as=resolved_as,
+        attempts_required=required,
     )
 
 

@@ -63,6 +63,10 @@ _WEEK_END: Final = "to_utc(dateadd('d', 7, '$week'::timestamp), '{tz}')"
 _IN_WEEK: Final = f"started_at >= {_WEEK_START} AND started_at < {_WEEK_END}"
 _DECIDED: Final = "(status = 'met' OR (breached AND status <> 'cancelled'))"
 _CHAT: Final = "metric NOT IN ('cadence', 'service_window')"
+# A qualification clock ended by the lead status given (in time or late).
+_DECIDED_AS: Final = "status IN ('met', 'stopped') AND lead_status = '{status}'"
+# A cycle's resolve: its resolution clock, ended by it (the row carries the resolve's outcome).
+_RESOLVED: Final = "metric = 'resolution' AND status IN ('met', 'stopped')"
 _URGENT: Final = (
     "(priority = 'P1' OR segment = 'vip' OR lead_source IN ('demo_request', 'pricing'))"
 )
@@ -310,8 +314,8 @@ WALLBOARD: Final = (
         "leads_short",
         "Leads short of contact attempts",
         "table",
-        ("conversation_id", "agent_id", "lead_source", "attempts", "seconds_left"),
-        "SELECT conversation_id, agent_id, lead_source, attempts,\n"
+        ("conversation_id", "agent_id", "lead_source", "attempts", "required", "seconds_left"),
+        "SELECT conversation_id, agent_id, lead_source, attempts, attempts_required AS required,\n"
         "       (deadline_at - now()) / 1000000.0 AS seconds_left\nFROM {clocks}\n"
         "WHERE metric = 'contact_attempts' AND open AND NOT breached\n"
         "ORDER BY seconds_left, conversation_id",
@@ -348,7 +352,8 @@ Columns, by query (a clock is one row of `{clocks}`, its latest state):
   `conversation_id`, `agent_id`, `team_id`, `priority`, `segment`, and `seconds_left` to the
   window's end.
 * `leads_short`: open `contact_attempts` clocks not yet breached: `conversation_id`,
-  `agent_id`, `lead_source`, `attempts` made so far, `seconds_left` to the deadline.
+  `agent_id`, `lead_source`, `attempts` made so far, `required` (the policy's `min`),
+  `seconds_left` to the deadline.
 """
 
 # -- agent scorecard ($agent, $week) ---------------------------------------------------------
@@ -402,27 +407,45 @@ SCORECARD: Final = (
         "sc_contact_attempts",
         "Contact attempts",
         "table",
-        ("leads", "attempts", "done", "short", "running"),
-        "SELECT count() AS leads, sum(attempts) AS attempts,\n"
+        ("leads", "attempts", "required", "done", "short", "running"),
+        "SELECT count() AS leads, sum(attempts) AS attempts,"
+        " sum(attempts_required) AS required,\n"
         "       sum(CASE WHEN status = 'met' THEN 1 ELSE 0 END) AS done,\n"
         "       sum(CASE WHEN breached AND status <> 'cancelled' THEN 1 ELSE 0 END) AS short,\n"
         "       sum(CASE WHEN open AND NOT breached THEN 1 ELSE 0 END) AS running\n"
         "FROM {clocks}\n"
         "WHERE metric = 'contact_attempts' AND status <> 'cancelled'\n"
         f"  AND agent_id = '$agent' AND {_IN_WEEK}",
-        "New leads: attempts made; leads reached or fully attempted, short at the deadline, open.",
+        "New leads: attempts made and required; leads reached or fully attempted, short at the"
+        " deadline, open.",
     ),
     Query(
         "sc_qualification",
         "Qualification",
         "table",
-        ("decided", "overdue", "in_progress"),
-        "SELECT sum(CASE WHEN status IN ('met', 'stopped') THEN 1 ELSE 0 END) AS decided,\n"
-        "       sum(CASE WHEN breached AND status <> 'cancelled' THEN 1 ELSE 0 END) AS overdue,\n"
-        "       sum(CASE WHEN open AND NOT breached THEN 1 ELSE 0 END) AS in_progress\n"
+        ("qualified", "disqualified", "nurture", "in_progress", "overdue"),
+        f"SELECT sum(CASE WHEN {_DECIDED_AS.format(status='qualified')} THEN 1 ELSE 0 END)"
+        " AS qualified,\n"
+        f"       sum(CASE WHEN {_DECIDED_AS.format(status='disqualified')} THEN 1 ELSE 0 END)"
+        " AS disqualified,\n"
+        f"       sum(CASE WHEN {_DECIDED_AS.format(status='nurture')} THEN 1 ELSE 0 END)"
+        " AS nurture,\n"
+        "       sum(CASE WHEN open THEN 1 ELSE 0 END) AS in_progress,\n"
+        "       sum(CASE WHEN open AND breached THEN 1 ELSE 0 END) AS overdue\n"
         "FROM {clocks}\n"
         f"WHERE metric = 'qualification' AND agent_id = '$agent' AND {_IN_WEEK}",
-        "Leads qualified, disqualified or nurtured (decided), overdue, and still in progress.",
+        "Leads qualified, disqualified or nurtured, still in progress, and of those overdue.",
+    ),
+    Query(
+        "sc_conversion",
+        "Conversion (won / resolved)",
+        "stat",
+        ("conversion_pct",),
+        "SELECT 100.0 * sum(CASE WHEN outcome = 'won' THEN 1 ELSE 0 END) / count()"
+        " AS conversion_pct\nFROM {clocks}\n"
+        f"WHERE {_RESOLVED} AND agent_id = '$agent' AND {_IN_WEEK}",
+        "Cycles resolved as won, of the cycles resolved, the agent assigned at the resolve.",
+        "percent",
     ),
     Query(
         "sc_daily_volume",
@@ -470,11 +493,15 @@ Columns, by query:
   clocks (`responses`), their average `avg_s` and approximate 90th percentile `p90_s` of
   counted seconds.
 * `sc_contact_attempts`: of the week's `contact_attempts` clocks (not cancelled): `leads`,
-  `attempts` made in all, `done` (met: reached or fully attempted), `short` (breached: too
-  few attempts at the deadline) and `running` (open, not breached).
-* `sc_qualification`: of the `qualification` clocks: `decided` (met or stopped: qualified,
-  disqualified or nurtured), `overdue` (breached, not cancelled), `in_progress` (open, not
-  breached).
+  `attempts` made in all, `required` (the sum of each lead's policy `min`), `done` (met:
+  reached or fully attempted), `short` (breached: too few attempts at the deadline) and
+  `running` (open, not breached).
+* `sc_qualification`: of the `qualification` clocks: `qualified`, `disqualified` and
+  `nurture` (ended by that lead status, in time or late), `in_progress` (still open) and
+  `overdue` (still open past the deadline; counted in `in_progress` too).
+* `sc_conversion.conversion_pct`: of the cycles resolved (their `resolution` clock ended by
+  the resolve, the agent assigned then), the per cent resolved with outcome `won`. Cycles under
+  a policy without a `resolution` target are not counted.
 * `sc_daily_volume`: per local day (`time`, the UTC instant of local midnight), the distinct
   `conversations` with a clock that was not cancelled.
 * `sc_breaches_by_cause`: per `cause`, the number of `breaches` (most first).
@@ -568,6 +595,31 @@ TRENDS: Final = (
         "Breaches per local week (Monday) and cause.",
     ),
     Query(
+        "tr_tier_conversion",
+        "Compliance tier vs conversion, 30 days",
+        "barchart",
+        ("tier", "resolved", "conversion_pct"),
+        "WITH cycles AS (\n"  # noqa: S608 (built from constants only)
+        "  SELECT conversation_id, cycle,\n"
+        "         sum(CASE WHEN status = 'met' THEN 1 ELSE 0 END) AS met, count() AS decided\n"
+        "  FROM {clocks}\n"
+        f"  WHERE started_at >= {{days_ago_29}} AND {_DECIDED} AND {_CHAT}\n"
+        "    AND metric <> 'resolution'\n"
+        "), resolved AS (\n"
+        "  SELECT conversation_id, cycle, outcome FROM {clocks}\n"
+        f"  WHERE started_at >= {{days_ago_29}} AND {_RESOLVED}\n"
+        ")\n"
+        "SELECT CASE WHEN met = decided THEN '1 all met'\n"
+        "            WHEN 2 * met >= decided THEN '2 half or more met'\n"
+        "            ELSE '3 mostly breached' END AS tier,\n"
+        "       count() AS resolved,\n"
+        "       100.0 * sum(CASE WHEN outcome = 'won' THEN 1 ELSE 0 END) / count()"
+        " AS conversion_pct\n"
+        "FROM resolved JOIN cycles ON (conversation_id, cycle)\nORDER BY tier",
+        "Resolved cycles by how many of their clocks were met, and the share won.",
+        "percent",
+    ),
+    Query(
         "tr_daily_volume",
         "Daily chats, 30 days",
         "timeseries",
@@ -590,6 +642,11 @@ Columns, by query:
   decided clocks started in it.
 * `tr_causes_by_week`: per local week, `week` (the UTC instant of its Monday's midnight),
   `cause`, and the `breaches` (not cancelled) of clocks started in it.
+* `tr_tier_conversion`: the cycles resolved in the last 30 days (resolution clock started in
+  them) grouped by the compliance of their other chat clocks (assignment, replies, follow-up,
+  lead clocks; decided ones only): `tier` `1 all met`, `2 half or more met` or
+  `3 mostly breached`; `resolved`, the cycles in the tier, and `conversion_pct`, the per cent
+  of them resolved `won`. Cycles with no decided clock besides resolution are left out.
 * `tr_daily_volume`: per local day, `time` and `conversations`: cycles a customer opened by
   writing (their `first_response` clock, not cancelled), from `{volume_daily}`.
 """

@@ -234,7 +234,8 @@ def render(board: Wallboard, *, limit: int = 10) -> RenderableType:
         [_s(r[0]), _s(r[1]), _left(r[5])] for r in t["windows_closing"][:limit]
     ]
     leads: list[list[RenderableType]] = [
-        [_s(r[0]), _s(r[1]), _s(r[3]), _left(r[4])] for r in t["leads_short"][:limit]
+        [_s(r[0]), _s(r[1]), f"{_s(r[3])}/{_s(r[4])}", _left(r[5])]
+        for r in t["leads_short"][:limit]
     ]
     return Group(
         tiles,
@@ -247,7 +248,11 @@ def render(board: Wallboard, *, limit: int = 10) -> RenderableType:
         _table("Agents", ["agent", "open", "breaches today"], agents),
         _table("Breaches today", ["at (UTC)", "conversation", "metric", "agent", "cause"], feed),
         _table("WhatsApp windows closing < 2 h", ["conversation", "agent", "left"], windows),
-        _table("Leads short of attempts", ["conversation", "agent", "attempts", "left"], leads),
+        _table(
+            "Leads short of attempts",
+            ["conversation", "agent", "attempts/required", "left"],
+            leads,
+        ),
     )
 
 

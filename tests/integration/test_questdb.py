@@ -10,7 +10,12 @@ from bytewax import operators as op
 from bytewax.dataflow import Dataflow
 from bytewax.testing import TestingSource, run_main
 
-from flows.connectors.questdb import Heartbeat, QuestDBWriter, TableNames
+from flows.connectors.questdb import (
+    Heartbeat,
+    QuestDBWriter,
+    TableNames,
+    create_table_statements,
+)
 from flows.connectors.questdb.sink import QuestDBSink
 from flows.core.records import ActionRecord, DeadLetter, SlaRecord
 from flows.devstack import Endpoints
@@ -81,6 +86,8 @@ def test_records_read_back_with_the_values_written(
         late=True,
         attempts=2,
         cause="after_hours",
+        lead_status="new",
+        attempts_required=3,
     )
     action = ActionRecord(
         "reassign", "breached", "conv-2", 1, "first_response", 1, T0 + 5, "p", "a-1", "a-2",
@@ -99,22 +106,23 @@ def test_records_read_back_with_the_values_written(
     (row,) = questdb.query(
         "SELECT at, conversation_id, cycle, metric, seq, status, policy_id, target_s, started_at,"
         " warn_at, deadline_at, stopped_at, elapsed_s, breached, agent_id, team_id, priority,"
-        f" segment, lead_source, channel, late, attempts, cause, emitted_at FROM {prefix}events"
+        f" segment, lead_source, channel, late, attempts, cause, emitted_at, lead_status,"
+        f" outcome, attempts_required FROM {prefix}events"
     )
     assert [to_ms(v) if i in (0, 8, 9, 10, 11, 23) else v for i, v in enumerate(row)] == [
         T0 + 90_750, "conv-'quoted' 1", 3, "contact_attempts", 2, "breached", "leads", 90.5, T0,
         T0 + 60_000, T0 + 90_500, None, 90.75, True, "a-7", "sales", "P1", "vip", "pricing",
-        "whatsapp", True, 2, "after_hours", emitted,
+        "whatsapp", True, 2, "after_hours", emitted, "new", None, 3,
     ]  # fmt: skip
 
     (clock,) = questdb.query(
         "SELECT started_at, conversation_id, cycle, metric, seq, status, open, breached, cause,"
-        " deadline_at, elapsed_s, target_s, agent_id, attempts, policy_id, updated_at"
-        f" FROM {prefix}clocks"
+        " deadline_at, elapsed_s, target_s, agent_id, attempts, policy_id, updated_at,"
+        f" lead_status, outcome, attempts_required FROM {prefix}clocks"
     )
     assert [to_ms(v) if i in (0, 9, 15) else v for i, v in enumerate(clock)] == [
         T0, "conv-'quoted' 1", 3, "contact_attempts", 2, "breached", True, True, "after_hours",
-        T0 + 90_500, 90.75, 90.5, "a-7", 2, "leads", T0 + 90_750,
+        T0 + 90_500, 90.75, 90.5, "a-7", 2, "leads", T0 + 90_750, "new", None, 3,
     ]  # fmt: skip
 
     (act,) = questdb.query(
@@ -294,3 +302,39 @@ def test_bytewax_sink_writes_record_batches_and_heartbeats(
         f"SELECT conversation_id, status FROM {prefix}clocks ORDER BY conversation_id"
     ) == [("s-1", "met"), ("s-2", "started")]
     assert questdb.query(f"SELECT worker FROM {prefix}heartbeat") == [("0",)]
+
+
+def test_tables_of_the_previous_release_gain_the_stored_columns(
+    stack: Endpoints, questdb: QuestDB, prefix: str
+) -> None:
+    """Tables created by 0.2 (without `lead_status`, `outcome`, `attempts_required`) are
+    brought up to date at start-up: old rows stay, new rows carry the outcome."""
+    stored_only = ("lead_status", "outcome", "attempts_required")
+    for _table, sql in create_table_statements(TableNames(prefix)):
+        old_sql = "\n".join(
+            line for line in sql.splitlines() if not line.strip().startswith(stored_only)
+        )
+        questdb.execute(old_sql)
+    # A row the writer of 0.2 stored, without the columns.
+    questdb.execute(
+        f"INSERT INTO {prefix}clocks (started_at, conversation_id, cycle, metric, seq, status)"
+        f" VALUES ({T0 * 1000}, 'c-old', 1, 'resolution', 1, 'met')"
+    )
+    columns = {
+        r[0] for r in questdb.query(f"SELECT \"column\" FROM table_columns('{prefix}clocks')")
+    }
+    assert not columns & set(stored_only)
+
+    writer = QuestDBWriter(stack.questdb_ilp_conf, prefix=prefix)
+    writer.ensure_tables()
+    won = sla("met", conv="c-new", started_at=T0 + MINUTE, metric="resolution", outcome="won")
+    writer.write_batch([won], emitted_at_ms=T0 + 2 * MINUTE)
+    writer.close()
+    settle(questdb, prefix)
+    rows = questdb.query(
+        f"SELECT conversation_id, status, outcome FROM {prefix}clocks ORDER BY conversation_id"
+    )
+    assert rows == [("c-new", "met", "won"), ("c-old", "met", None)]
+    for table in (f"{prefix}events", f"{prefix}clocks"):
+        columns = {r[0] for r in questdb.query(f"SELECT \"column\" FROM table_columns('{table}')")}
+        assert set(stored_only) <= columns, table

@@ -25,13 +25,23 @@ from flows.devstack import Endpoints
 from flows.reports.queries import QUERIES, AlertQuery
 from tests.conftest import QuestDB
 from tests.questdbkit import drop_tables, new_prefix, now_ms, sla, to_ms
-from tests.truthkit import TZ, Clock, Truth, compliance, local_midnight, replay_month
+from tests.truthkit import (
+    TZ,
+    Clock,
+    Truth,
+    compliance,
+    decisions,
+    local_midnight,
+    month_events,
+    replay_month,
+)
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
 
 # Seconds pass between the Python truth and the query on a busy machine.
 SLACK_S = 30.0
 CHAT = {"cadence", "service_window"}
+REQUIRED_ATTEMPTS = 3  # contact_attempts.min of the only lead policy in truthkit.POLICIES
 URGENT_SOURCES = {"demo_request", "pricing"}
 
 
@@ -43,6 +53,10 @@ class Month:
     end: int
     truth: Truth
     questdb: QuestDB
+    outcomes: dict[str, str]
+    """Each conversation's resolve outcome, read from the input events."""
+    lead_statuses: dict[str, str]
+    """Each conversation's decided lead status, read from the input events."""
 
     def run(self, name: str, variables: dict[str, str] | None = None) -> list[tuple[Any, ...]]:
         """Run the named shared query on this month's tables."""
@@ -85,7 +99,8 @@ def month(stack: Endpoints, questdb: QuestDB) -> Iterator[Month]:
     try:
         write(stack, prefix, records, beats)
         settle(questdb, prefix)
-        yield Month(prefix, end, Truth(records), questdb)
+        outcomes, statuses = decisions(month_events(end))
+        yield Month(prefix, end, Truth(records), questdb, outcomes, statuses)
     finally:
         drop_tables(questdb, prefix)
 
@@ -267,7 +282,8 @@ def test_windows_closing_lists_unanswered_windows_due_within_2h(month: Month) ->
 def test_leads_short_of_attempts_equal_the_records(month: Month) -> None:
     """Leads with a running contact-attempts clock, their attempts so far and the time left."""
     now = now_ms()
-    rows = {r[0]: (r[3], r[4]) for r in month.run("leads_short")}
+    rows = {r[0]: (r[3], r[5]) for r in month.run("leads_short")}
+    assert {r[4] for r in month.run("leads_short")} == {REQUIRED_ATTEMPTS}
     expected = {
         c.last.conversation_id: (c.last.attempts, c.last.deadline_at)
         for c in month.truth.where(metric="contact_attempts")
@@ -363,18 +379,29 @@ def test_scorecard_leads_breaches_and_volume(
     expected_attempts = (
         len(attempts),
         sum(c.last.attempts or 0 for c in attempts) if attempts else None,
+        REQUIRED_ATTEMPTS * len(attempts) if attempts else None,
         sum(c.met for c in attempts),
         sum(c.breached for c in attempts),
         sum(c.open and not c.last.breached for c in attempts),
     )
     assert month.run("sc_contact_attempts", variables)[0] == expected_attempts
     quals = [c for c in clocks if c.last.metric == "qualification"]
-    if quals:
-        assert month.run("sc_qualification", variables)[0] == (
-            sum(c.last.status in ("met", "stopped") for c in quals),
-            sum(c.breached for c in quals),
-            sum(c.open and not c.last.breached for c in quals),
+    decided = [
+        month.lead_statuses[c.last.conversation_id]
+        for c in quals
+        if c.last.status in ("met", "stopped")
+    ]
+    assert month.run("sc_qualification", variables)[0] == (
+        (
+            decided.count("qualified"),
+            decided.count("disqualified"),
+            decided.count("nurture"),
+            sum(c.open for c in quals),
+            sum(c.open and c.last.breached for c in quals),
         )
+        if quals
+        else (None,) * 5
+    )
     causes: dict[str, int] = defaultdict(int)
     for c in clocks:
         if c.breached:
@@ -390,6 +417,27 @@ def test_scorecard_leads_breaches_and_volume(
         daily[local_midnight(c.last.started_at)].add(c.last.conversation_id)
     volume = {to_ms(r[0]): r[1] for r in month.run("sc_daily_volume", variables)}
     assert volume == {day: len(convs) for day, convs in daily.items()}
+
+
+def test_scorecard_conversion_is_won_over_resolved(
+    month: Month, scorecard: tuple[dict[str, str], list[Clock]]
+) -> None:
+    """Conversion = cycles resolved `won` / cycles resolved, outcomes read from the events."""
+    variables, clocks = scorecard
+    resolved = [
+        month.outcomes[c.last.conversation_id]
+        for c in clocks
+        if c.last.metric == "resolution" and c.last.status in ("met", "stopped")
+    ]
+    assert 0 < resolved.count("won") < len(resolved)
+    [(pct,)] = month.run("sc_conversion", variables)
+    assert near(pct, 100.0 * resolved.count("won") / len(resolved), 1e-9)
+
+
+def test_scorecard_shows_every_lead_decision(month: Month) -> None:
+    """The month has leads of every decided status and every resolve outcome to tell apart."""
+    assert set(month.lead_statuses.values()) == {"qualified", "disqualified", "nurture"}
+    assert {"won", "lost", "answered"} <= set(month.outcomes.values())
 
 
 # -- trends ----------------------------------------------------------------------------------
@@ -439,6 +487,38 @@ def test_trends_equal_the_records(month: Month) -> None:
             chats[local_midnight(c.last.started_at)] += 1
     volume = {to_ms(r[0]): r[1] for r in month.run("tr_daily_volume")}
     assert volume == chats
+
+
+def test_compliance_tier_vs_conversion_equals_the_records(month: Month) -> None:
+    """Resolved cycles grouped by how many of their other chat clocks were met, and won."""
+    since = local_midnight(now_ms(), 29)
+    met: dict[tuple[str, int], int] = defaultdict(int)
+    decided: dict[tuple[str, int], int] = defaultdict(int)
+    for c in month.truth.clocks:
+        r = c.last
+        if r.started_at < since or r.metric in CHAT or r.metric == "resolution":
+            continue
+        if c.met or c.breached:
+            decided[(r.conversation_id, r.cycle)] += 1
+            met[(r.conversation_id, r.cycle)] += c.met
+    tiers: dict[str, list[str]] = defaultdict(list)
+    for c in month.truth.where(metric="resolution"):
+        r, key = c.last, (c.last.conversation_id, c.last.cycle)
+        if r.started_at < since or r.status not in ("met", "stopped") or key not in decided:
+            continue
+        if met[key] == decided[key]:
+            tier = "1 all met"
+        elif 2 * met[key] >= decided[key]:
+            tier = "2 half or more met"
+        else:
+            tier = "3 mostly breached"
+        tiers[tier].append(month.outcomes[r.conversation_id])
+    rows = month.run("tr_tier_conversion")
+    assert [r[0] for r in rows] == sorted(tiers) and len(tiers) == 3
+    for tier, resolved, pct in rows:
+        outcomes = tiers[tier]
+        assert resolved == len(outcomes)
+        assert near(pct, 100.0 * outcomes.count("won") / len(outcomes), 1e-9), tier
 
 
 # -- alert rules, evaluated as Grafana does --------------------------------------------------

@@ -89,6 +89,15 @@ def test_top_shows_the_wallboard_numbers(seeded: tuple[str, Truth], questdb: Que
     if breached_today:
         newest = breached_today[0]
         assert re.search(rf"{newest.last.conversation_id}\s+│\s+{newest.last.metric}", text)
+    short = sorted(
+        (c.last.deadline_at or 0, c.last.conversation_id, c.last)
+        for c in running
+        if c.last.metric == "contact_attempts" and not c.last.breached
+    )
+    assert short, "the month has leads short of attempts"
+    _, conv, lead = short[0]
+    made = f"{lead.attempts}/{lead.attempts_required}"
+    assert re.search(rf"{conv}\s+│\s+{lead.agent_id}\s+│\s+{made}\s+│\s+\d+[hm]", text), text
 
 
 def test_top_once_from_the_command_line(seeded: tuple[str, Truth], stack: Endpoints) -> None:

@@ -3,8 +3,11 @@ and breach causes (SPEC §4)."""
 
 from __future__ import annotations
 
+import pickle
+
 import pytest
 
+from flows.core.records import SlaRecord, to_json_dict
 from tests.enginekit import (
     activity,
     assign,
@@ -408,3 +411,84 @@ def test_service_window_expiring_over_the_closed_weekend_is_after_hours() -> Non
     assert len(window) == 1
     # Jakarta opens Monday 08:00 = 01:00 UTC Monday; the window closed 24 h after, on Saturday.
     assert window[0].cause == "after_hours"
+
+
+STORED = policies(
+    """
+policies:
+  - id: hot
+    when: {lead_source: [demo_request]}
+    targets:
+      first_response: {within: 5m}
+      resolution: {within: 24h}
+      qualification: {within: 24h}
+      contact_attempts: {min: 3, within: 48h, gap: 10m}
+  - id: default
+    targets: {first_response: {within: 5m}, resolution: {within: 24h}}
+"""
+)
+
+
+def test_records_store_the_lead_decision_the_outcome_and_the_attempts_required() -> None:
+    """QuestDB's scorecard reads what decided a lead and a cycle; Kafka's JSON stays SPEC §6.
+
+    The qualification record that the lead status ended carries that status, the resolution
+    record that the resolve ended carries its outcome, and contact-attempts records the policy's
+    `min`; none of the three is in the published record.
+    """
+    events = [
+        *lead(0),
+        inbound(2),
+        reply(60),
+        conv_event(600, "updated", lead_status="disqualified"),
+        conv_event(900, "resolved", outcome="lost"),
+    ]
+    recs = run(events, STORED, until=1000)
+    qualification = sla(recs, "qualification")
+    assert [(r.status, r.lead_status) for r in qualification] == [
+        ("started", None),
+        ("met", "disqualified"),
+    ]
+    [*_, resolved] = sla(recs, "resolution")
+    assert (resolved.status, resolved.outcome) == ("met", "lost")
+    assert {r.attempts_required for r in sla(recs, "contact_attempts")} == {3}
+    assert {r.outcome for r in recs if r.metric != "resolution"} == {None}
+    assert {r.lead_status for r in sla(recs, "first_response")} == {None}
+    for r in recs:
+        published = to_json_dict(r, 0)
+        assert not {"lead_status", "outcome", "attempts_required"} & published.keys()
+
+
+def test_a_reopen_takes_the_outcome_back_until_the_next_resolve() -> None:
+    """A reopened cycle is no longer won; the resolve that ends it again gives its outcome."""
+    events = [
+        inbound(0),
+        reply(60),
+        conv_event(300, "resolved", outcome="won"),
+        conv_event(400, "reopened"),
+        conv_event(900, "resolved", outcome="lost"),
+    ]
+    recs = run(events, STORED)
+    outcomes = [(r.status, r.outcome) for r in sla(recs, "resolution")]
+    assert outcomes[-1] == ("met", "lost")
+    assert ("met", "won") in outcomes
+    assert outcomes[outcomes.index(("met", "won")) + 1][1] is None
+
+
+def test_a_record_kept_by_the_previous_release_loads_without_the_stored_fields() -> None:
+    """A record pickled by 0.2 (in a recovery snapshot) loads, its new fields None."""
+    [record] = [r for r in run([inbound(0), reply(60)], STORED) if r.status == "met"]
+    _, slots = object.__getstate__(record)  # type: ignore[misc]
+    old = {
+        k: v for k, v in slots.items() if k not in ("lead_status", "outcome", "attempts_required")
+    }
+
+    class Pickled:
+        def __reduce__(self) -> tuple[object, ...]:
+            # What 0.2 wrote: a bare instance, then its slots as state.
+            return (object.__new__, (SlaRecord,), (None, old))
+
+    loaded = pickle.loads(pickle.dumps(Pickled()))
+    assert loaded == record
+    assert (loaded.lead_status, loaded.outcome, loaded.attempts_required) == (None, None, None)
+    assert pickle.loads(pickle.dumps(loaded)) == loaded

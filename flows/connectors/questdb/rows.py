@@ -50,6 +50,8 @@ def _event_rows(
                 "lead_source": r.lead_source,
                 "channel": r.channel,
                 "cause": r.cause,
+                "lead_status": r.lead_status,
+                "outcome": r.outcome,
             },
             columns={
                 "conversation_id": r.conversation_id,
@@ -64,6 +66,7 @@ def _event_rows(
                 "breached": r.breached,
                 "late": r.late,
                 "attempts": r.attempts,
+                "attempts_required": r.attempts_required,
                 "emitted_at": emitted,
             },
             at=nanos(r.at * _MS_TO_NS),
@@ -94,6 +97,8 @@ def _clock_rows(buffer: Any, table: str, clocks: Iterable[SlaRecord]) -> None:
                 "lead_source": r.lead_source,
                 "channel": r.channel,
                 "policy_id": r.policy_id,
+                "lead_status": r.lead_status,
+                "outcome": r.outcome,
             },
             columns={
                 "conversation_id": r.conversation_id,
@@ -107,6 +112,7 @@ def _clock_rows(buffer: Any, table: str, clocks: Iterable[SlaRecord]) -> None:
                 "elapsed_s": r.elapsed / 1000,
                 "target_s": None if target is None else target / 1000,
                 "attempts": r.attempts,
+                "attempts_required": r.attempts_required,
                 "updated_at": micros(r.at * 1000),
             },
             at=nanos(r.started_at * _MS_TO_NS),

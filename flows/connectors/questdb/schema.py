@@ -85,6 +85,9 @@ _EVENTS_COLUMNS: Final = """
     late BOOLEAN,
     attempts INT,
     cause SYMBOL,
+    lead_status SYMBOL,
+    outcome SYMBOL,
+    attempts_required INT,
     emitted_at TIMESTAMP"""
 
 _CLOCKS_COLUMNS: Final = """
@@ -110,6 +113,9 @@ _CLOCKS_COLUMNS: Final = """
     channel SYMBOL,
     attempts INT,
     policy_id SYMBOL,
+    lead_status SYMBOL,
+    outcome SYMBOL,
+    attempts_required INT,
     updated_at TIMESTAMP"""
 
 _ACTIONS_COLUMNS: Final = """
@@ -141,6 +147,10 @@ _HEARTBEAT_COLUMNS: Final = """
     events_in LONG,
     records_out LONG,
     dead_letters LONG"""
+
+
+#: Columns added after the first release (`ALTER TABLE ... ADD COLUMN IF NOT EXISTS` at start-up).
+_ADDED_COLUMNS: Final = ("lead_status SYMBOL", "outcome SYMBOL", "attempts_required INT")
 
 
 def create_table_statements(
@@ -179,4 +189,24 @@ def create_table_statements(
             + _SUFFIX.format(ttl=ttl_days, keys=keys),
         )
         for table, columns, ts, keys in specs
+    ]
+
+
+def migrate_table_statements(names: TableNames) -> list[tuple[str, str]]:
+    """Return the statements that bring tables of an earlier release up to this one's columns.
+
+    Tables created by 0.2 and earlier lack the stored-only columns the scorecard reads
+    (`lead_status`, `outcome`, `attempts_required`); each `ADD COLUMN IF NOT EXISTS` is a no-op
+    on a table that has it.
+
+    Args:
+        names: The table names.
+
+    Returns:
+        `(table, sql)` pairs, run after the `CREATE TABLE` statements.
+    """
+    return [
+        (table, f"ALTER TABLE {table} ADD COLUMN IF NOT EXISTS {column}")
+        for table in (names.events, names.clocks)
+        for column in _ADDED_COLUMNS
     ]

@@ -69,6 +69,7 @@ from flows.connectors.questdb.schema import (
     DEFAULT_TTL_DAYS,
     TableNames,
     create_table_statements,
+    migrate_table_statements,
 )
 from flows.connectors.questdb.spill import Spill
 from flows.connectors.questdb.views import DEFAULT_TIMEZONE, create_view_statements
@@ -345,6 +346,7 @@ class QuestDBWriter:
             ConnectorError: QuestDB cannot be reached or refused a statement.
         """
         statements = create_table_statements(self.tables, self.ttl_days)
+        statements += migrate_table_statements(self.tables)
         statements += create_view_statements(self.tables, self.report_timezone)
         for table, sql in statements:
             try:
