@@ -24,7 +24,7 @@ from flows.connectors.questdb import Heartbeat, QuestDBWriter, TableNames  # noq
 from flows.connectors.questdb.views import ViewNames  # noqa: E402
 from flows.devstack import Stack  # noqa: E402
 from flows.reports.queries import QUERIES  # noqa: E402
-from tests.reportkit import TZ, replay_month  # noqa: E402
+from tests.truthkit import TZ, replay_month  # noqa: E402
 
 
 def run(stack: Stack, per_day: int) -> None:
