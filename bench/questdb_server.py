@@ -99,6 +99,9 @@ class Shape:
         views: Whether the materialized views over the clocks are created.
         ddl: Rewrites a `CREATE TABLE` statement (table, sql) -> sql; None keeps the writer's.
         clock_ts: `started_at` (the writer's) or `updated_at` as the clocks' designated timestamp.
+        pace_eps: Writes are spaced as if events arrived at this rate (None: back to back, a
+            backlog read as fast as the writer goes).
+        window_s: The writer's `batch_window_s` (0: one request per `write_batch`).
     """
 
     name: str
@@ -109,6 +112,8 @@ class Shape:
     views: bool = True
     ddl: Callable[[str, str, TableNames], str] | None = None
     clock_ts: str = "started_at"
+    pace_eps: float | None = None
+    window_s: float = 0.0
 
 
 def _no_dedup(table: str, sql: str, names: TableNames) -> str:
@@ -159,6 +164,30 @@ SHAPES: dict[str, Shape] = {
             ddl=_clocks_by_updated_at,
             clock_ts="updated_at",
         ),
+        Shape(
+            "live",
+            "500-event writes at 2,500 events/s (5 requests/s), as today",
+            fetches_per_write=0.1,
+            pace_eps=2_500,
+        ),
+        Shape(
+            "live_window",
+            "the same with batch_window_s=1 (the fix: <= 1 request/s)",
+            fetches_per_write=0.1,
+            pace_eps=2_500,
+            window_s=1.0,
+        ),
+        Shape(
+            "catchup",
+            "5,000-event writes at 7,500 events/s (the end-to-end rate), as today",
+            pace_eps=7_500,
+        ),
+        Shape(
+            "catchup_window",
+            "the same with batch_window_s=1",
+            pace_eps=7_500,
+            window_s=1.0,
+        ),
         Shape("events", "events table only", tables=("events",), views=False),
         Shape("clocks", "clocks table only, with its views", tables=("clocks",)),
         Shape("clocks_noview", "clocks table only, no views", tables=("clocks",), views=False),
@@ -175,6 +204,7 @@ SHAPES: dict[str, Shape] = {
     )
 }
 DEFAULT_SHAPES = tuple(SHAPES)
+QUICK_SHAPES = ("today", "live", "live_window", "bigger", "events", "clocks_noview")
 
 
 def _clock_rows_by_updated_at(buffer: Any, table: str, clocks: Iterable[SlaRecord]) -> None:
@@ -208,7 +238,9 @@ class ShapedWriter(QuestDBWriter):
     """The real writer, with a shape's tables, views and row filters."""
 
     def __init__(self, conf: str, shape: Shape, **options: Any) -> None:
-        super().__init__(conf, chunk_rows=shape.chunk_rows, **options)
+        super().__init__(
+            conf, chunk_rows=shape.chunk_rows, batch_window_s=shape.window_s, **options
+        )
         self.shape = shape
 
     def ensure_tables(self) -> None:
@@ -300,8 +332,15 @@ def measure(
         server0 = cpu_seconds(questdb_pid)
         wall0 = time.perf_counter()
         client0 = time.process_time()
+        events_done = 0.0
+        per_write = FETCH * step
         for n, merged in enumerate(_writes(batches, step)):
+            if shape.pace_eps is not None:
+                due = wall0 + events_done / shape.pace_eps
+                time.sleep(max(0.0, due - time.perf_counter()))
+                events_done += per_write
             writer.write_batch(merged, emitted + n)
+            writer.maybe_flush()  # as the monitor's sink does after each batch
         writer.flush()
         client = time.process_time() - client0
         rows = writer.stats.rows_written
@@ -357,12 +396,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--events", type=int, default=100_000)
     parser.add_argument("--conversations", type=int, default=33_000)
     parser.add_argument("--rounds", type=int, default=2)
-    parser.add_argument("--shapes", default=",".join(DEFAULT_SHAPES))
+    parser.add_argument("--shapes", default=None, help="comma-separated; default: all")
     parser.add_argument("--stack-dir", type=Path, default=None)
     args = parser.parse_args(argv)
     if args.quick:
         args.events, args.conversations, args.rounds = 20_000, 6_600, 1
-    shapes = [SHAPES[name] for name in args.shapes.split(",")]
+    chosen = args.shapes or ",".join(QUICK_SHAPES if args.quick else DEFAULT_SHAPES)
+    shapes = [SHAPES[name] for name in chosen.split(",")]
     if shapes[0].name != "today":
         shapes.insert(0, SHAPES["today"])
 

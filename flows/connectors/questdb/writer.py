@@ -13,7 +13,14 @@ identity: a retry or a replay never doubles a row, and a record with the same id
 correction, a clock's next status) replaces the stored one.
 
 Writes are batched: `write_batch` turns a batch of records into ILP rows and flushes them in one
-HTTP request (one per `chunk_rows` records for bigger batches). When QuestDB cannot be reached,
+HTTP request (one per `chunk_rows` records for bigger batches). With `batch_window_s`, batches
+written within that window after a request are held and go out together, at the window's end
+(one request, so one commit per table, whatever the number of writes); the held records are
+appended to a journal on disk (`flows.connectors.questdb.journal`) before `write_batch` returns,
+so a crash loses none. QuestDB's cost is per commit more than per row: each commit of the
+clocks table rewrites the part of its partition after the oldest clock start it touches
+(out-of-order rows), and refreshes the materialized views over the days it touches
+(docs/PERFORMANCE.md). When QuestDB cannot be reached,
 nothing is dropped and nothing waits for it: the pending requests are sealed and appended to a
 durable spill on disk (`flows.connectors.questdb.spill`) before the write returns, and are sent
 again, oldest first and in their original order, after a back-off: by the next write or
@@ -57,6 +64,7 @@ from flows.connectors.questdb.http import (
     _parse_conf,
     _sql_text,
 )
+from flows.connectors.questdb.journal import JOURNAL_NAME, Journal
 from flows.connectors.questdb.rows import (
     _action_row,
     _clock_rows,
@@ -223,6 +231,12 @@ class QuestDBWriter:
         chunk_rows: Most records per HTTP request: bigger batches are split, and batches
             kept while QuestDB is down are merged up to this size.
         flush_interval_s: `maybe_flush` sends buffered rows at most this often.
+        batch_window_s: 0 (the default): every `write_batch` sends its rows at once. Above 0:
+            a batch written less than this many seconds after the last request is held
+            (journaled to disk first) and goes out with the others at the window's end, by the
+            next write, `maybe_flush`, or the daemon thread on a quiet stream; a full chunk
+            (`chunk_rows` records) goes out at once. Fewer, bigger commits cost QuestDB much
+            less; rows reach it up to this much later.
         retry_backoff_s: First and largest wait, in seconds, between two attempts after a
             failure (doubling in between).
         remembered_clocks: Clocks whose row and breach cause are remembered (`ClockTracker`).
@@ -253,6 +267,7 @@ class QuestDBWriter:
         max_buffered_rows: int = 1_000_000,
         chunk_rows: int = 20_000,
         flush_interval_s: float = 1.0,
+        batch_window_s: float = 0.0,
         retry_backoff_s: tuple[float, float] = (0.5, 15.0),
         remembered_clocks: int = 200_000,
         http_timeout_s: float = 5.0,
@@ -264,6 +279,9 @@ class QuestDBWriter:
         if max_buffered_rows < 1 or chunk_rows < 1 or ttl_days < 1:
             msg = "max_buffered_rows, chunk_rows and ttl_days must be at least 1"
             raise ValueError(msg)
+        if batch_window_s < 0:
+            msg = f"batch_window_s must not be negative, not {batch_window_s}"
+            raise ValueError(msg)
         protocol, params = _parse_conf(conf)
         for key, value in _SENDER_DEFAULTS:
             params.setdefault(key, value)
@@ -273,6 +291,7 @@ class QuestDBWriter:
         self.max_buffered_rows = max_buffered_rows
         self.chunk_rows = chunk_rows
         self.flush_interval_s = flush_interval_s
+        self.batch_window_s = batch_window_s
         self.retry_backoff_s = retry_backoff_s
         self.clocks = ClockTracker(remembered_clocks)
         self._monotonic = monotonic
@@ -300,6 +319,8 @@ class QuestDBWriter:
         self._retrier: threading.Thread | None = None
         folder = None if spill_dir is None else Path(spill_dir)
         self._spill = Spill(folder, max_bytes=max_spill_bytes)
+        self._journal = Journal(None if folder is None else folder / JOURNAL_NAME)
+        self._replay_journal()
         if self._spill:
             self._start_retrier()
             _log.warning(
@@ -379,7 +400,12 @@ class QuestDBWriter:
             self._add(records[start : start + step], emitted_at_ms)
             self._enforce_bound()
         if records:
-            self._flush(self._monotonic(), force=False)
+            now = self._monotonic()
+            if self._holds(now):
+                self._journal.append(records, emitted_at_ms)
+                self._start_retrier()  # sends them at the window's end if no write comes
+            else:
+                self._flush(now, force=False)
             self._spill_if_failing()
 
     @_locked
@@ -465,6 +491,7 @@ class QuestDBWriter:
             time.sleep(min(max(self._next_attempt - now, 0.1), deadline - now))
         self._closed = True
         self._sender.close(flush=False)
+        self._journal.remove()
         if self._temporary_spill:
             self._spill.remove_if_empty()
 
@@ -506,6 +533,35 @@ class QuestDBWriter:
             self.clocks.collect(sla, chunk.clocks)
         self._pending_rows += chunk.size - before
 
+    def _holds(self, now: float) -> bool:
+        """Whether the rows just added wait for the batch window instead of going out now."""
+        chunks = self._chunks
+        return (
+            self.batch_window_s > 0
+            and now - self._last_attempt < self.batch_window_s
+            and self._failing_since is None
+            and not self._spill
+            and len(chunks) == 1
+            and chunks[0].size < self.chunk_rows
+        )
+
+    def _replay_journal(self) -> None:
+        """Hold again the records an earlier process journaled and did not send."""
+        batches = self._journal.load()
+        if not batches:
+            return
+        for emitted_at_ms, records in batches:
+            self._add(records, emitted_at_ms)
+        _log.warning(
+            "Found %d batches (%d records) that an earlier run held in %s without sending them; "
+            "they go to QuestDB at %s first",
+            len(batches),
+            sum(len(records) for _, records in batches),
+            self._journal.path,
+            self.address,
+        )
+        self._start_retrier()
+
     def _seal(self, chunk: _Chunk) -> None:
         if chunk.sealed:
             return
@@ -542,6 +598,7 @@ class QuestDBWriter:
             self._chunks.popleft()
             self._pending_rows -= chunk.rows
             spilled += chunk.rows
+        self._journal.clear()
         if spilled:
             _log.debug("Spilled %d rows to %s", spilled, self._spill.folder)
 
@@ -594,6 +651,7 @@ class QuestDBWriter:
                     sent += chunk.rows
                 self._chunks.popleft()
                 self._pending_rows -= chunk.rows
+            self._journal.clear()
         except (_IngressError, ConnectorError) as exc:
             self._on_failure(now, exc, sent)
             return False
@@ -639,6 +697,8 @@ class QuestDBWriter:
                     return
                 now = self._monotonic()
                 wait = self._next_attempt - now
+                if self.batch_window_s > 0 and self._failing_since is None and not self._spill:
+                    wait = max(wait, self._last_attempt + self.batch_window_s - now)
                 if wait <= 0:
                     done = self._flush(now, force=False, frames=_FRAMES_PER_TURN)
                     if not done and self._failing_since is None:
