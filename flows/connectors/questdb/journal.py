@@ -3,8 +3,9 @@
 When the writer batches several `write_batch` calls into one request (`batch_window_s`), the
 records of those calls are in memory only until the request goes out, yet the dataflow may
 commit its snapshot as soon as `write_batch` returns. Each held batch is therefore appended to
-this journal first (one JSON line: the emission instant and each record's field values, written
-with one `write` call); the journal is emptied once every held record has been sent to QuestDB
+this journal first (one JSON line: the emission instant and the field values of the batch's SLA
+records, action records and dead letters, each kind in its order, written with one `write`
+call); the journal is emptied once every held record has been sent to QuestDB
 or moved to the spill. A writer built on a folder whose journal is not empty writes those
 records again, in their order, before anything new. A last line cut short by a crash is skipped:
 its `write_batch` had not returned, so the dataflow sends those records again after recovery.
@@ -34,14 +35,8 @@ _log = logging.getLogger(__name__)
 JOURNAL_NAME: Final = "held.jsonl"
 """The journal's file name in the writer's spill folder."""
 
-_KINDS: Final[tuple[tuple[str, type[Any]], ...]] = (
-    ("s", SlaRecord),
-    ("a", ActionRecord),
-    ("d", DeadLetter),
-)
-_VALUES: Final = {cls: attrgetter(*(f.name for f in fields(cls) if f.init)) for _tag, cls in _KINDS}
-_TAG: Final = {cls: tag for tag, cls in _KINDS}
-_CLASS: Final = dict(_KINDS)
+_KINDS: Final[tuple[type[Any], ...]] = (SlaRecord, ActionRecord, DeadLetter)
+_VALUES: Final = tuple(attrgetter(*(f.name for f in fields(cls) if f.init)) for cls in _KINDS)
 
 
 class Journal:
@@ -62,9 +57,18 @@ class Journal:
 
     def append(self, records: Sequence[Record], emitted_at_ms: int) -> None:
         """Add one batch after the ones already written (one `write` call)."""
-        values = _VALUES
-        tag = _TAG
-        body = [emitted_at_ms, [(tag[type(r)], values[type(r)](r)) for r in records]]
+        # Records of different kinds go to different tables: only the order within a kind counts.
+        sla: list[Record] = [r for r in records if type(r) is SlaRecord]
+        others: list[list[Record]] = [[], []]
+        if len(sla) < len(records):
+            for r in records:
+                if type(r) is ActionRecord:
+                    others[0].append(r)
+                elif type(r) is DeadLetter:
+                    others[1].append(r)
+        body: list[Any] = [emitted_at_ms]
+        for get, kind in zip(_VALUES, (sla, *others), strict=True):
+            body.append(list(map(get, kind)))
         try:
             line = orjson.dumps(body) + b"\n"
         except TypeError:  # a lone surrogate in a dead letter's text: the stdlib escapes it
@@ -87,8 +91,10 @@ class Journal:
             if not line:
                 continue
             try:
-                emitted, items = json.loads(line)
-                records: list[Record] = [_CLASS[tag](*vals) for tag, vals in items]
+                emitted, *kinds = json.loads(line)
+                records: list[Record] = [
+                    cls(*values) for cls, kind in zip(_KINDS, kinds, strict=True) for values in kind
+                ]
             except (ValueError, KeyError, TypeError) as exc:
                 _log.warning(
                     "QuestDB journal %s: line %d is unreadable (%s), written when the process "
