@@ -163,13 +163,18 @@ class _Chunk:
     sealed: a row written twice before the request goes out (a correction of a record in the
     same chunk, a clock's next status) is sent once, as its latest version. The order in which
     QuestDB applies duplicate keys within one request is not something to rely on.
+
+    `emitted` holds each event row's `emitted_at`, under the same keys in the same order as
+    `events` (two dicts rather than a pair per row: one fewer object for the garbage collector
+    to track per record, which in the monitor's large heap costs more than the row itself).
     """
 
-    __slots__ = ("buffer", "clocks", "events", "rows", "sealed")
+    __slots__ = ("buffer", "clocks", "emitted", "events", "rows", "sealed")
 
     def __init__(self, sender: Sender) -> None:
         self.buffer = sender.new_buffer()
-        self.events: dict[EventKey, tuple[SlaRecord, TimestampMicros]] = {}
+        self.events: dict[EventKey, SlaRecord] = {}
+        self.emitted: dict[EventKey, TimestampMicros] = {}
         self.clocks: dict[ClockKey, SlaRecord] = {}
         self.rows = 0
         self.sealed = False
@@ -516,12 +521,15 @@ class QuestDBWriter:
         tables = self.tables
         emitted = TimestampMicros(emitted_at_ms * 1000)
         events = chunk.events
+        emitted_at = chunk.emitted
         sla: list[SlaRecord] = []
         keep = sla.append
         for r in records:
             if isinstance(r, SlaRecord):
                 keep(r)
-                events[(r.at, r.conversation_id, r.cycle, r.metric, r.seq, r.status)] = (r, emitted)
+                key = (r.at, r.conversation_id, r.cycle, r.metric, r.seq, r.status)
+                events[key] = r
+                emitted_at[key] = emitted
             elif isinstance(r, ActionRecord):
                 _action_row(buffer, tables.actions, r, emitted)
                 chunk.rows += 1
@@ -565,10 +573,15 @@ class QuestDBWriter:
     def _seal(self, chunk: _Chunk) -> None:
         if chunk.sealed:
             return
-        _event_rows(chunk.buffer, self.tables.events, chunk.events.values())
+        _event_rows(
+            chunk.buffer,
+            self.tables.events,
+            zip(chunk.events.values(), chunk.emitted.values(), strict=True),
+        )
         _clock_rows(chunk.buffer, self.tables.clocks, chunk.clocks.values())
         chunk.rows += len(chunk.events) + len(chunk.clocks)
         chunk.events = {}
+        chunk.emitted = {}
         chunk.clocks = {}
         chunk.sealed = True
 
