@@ -273,13 +273,15 @@ class ShapedWriter(QuestDBWriter):
             return
         tables = self.shape.tables
         if "events" in tables:
-            _event_rows(chunk.buffer, self.tables.events, chunk.events.values())
+            events = zip(chunk.events.values(), chunk.emitted.values(), strict=True)
+            _event_rows(chunk.buffer, self.tables.events, events)
             chunk.rows += len(chunk.events)
         if "clocks" in tables:
             rows = _clock_rows if self.shape.clock_ts == "started_at" else _clock_rows_by_updated_at
             rows(chunk.buffer, self.tables.clocks, chunk.clocks.values())
             chunk.rows += len(chunk.clocks)
         chunk.events = {}
+        chunk.emitted = {}
         chunk.clocks = {}
         chunk.sealed = True
 

@@ -443,6 +443,8 @@ class QuestDBWriter:
     def maybe_flush(self, now: float | None = None) -> bool:
         """Send pending rows if the flush interval and any back-off have passed (for a timer).
 
+        Rows held for a longer `batch_window_s` wait for the window instead.
+
         Args:
             now: The current `monotonic` time; read from the writer's clock when omitted.
 
@@ -452,7 +454,10 @@ class QuestDBWriter:
         if not self._chunks and not self._spill:
             return True
         now = self._monotonic() if now is None else now
-        if now - self._last_attempt < self.flush_interval_s:
+        interval = self.flush_interval_s
+        if self._failing_since is None and not self._spill:
+            interval = max(interval, self.batch_window_s)  # held rows wait for their window
+        if now - self._last_attempt < interval:
             return False
         done = self._flush(now, force=False)
         self._spill_if_failing()
