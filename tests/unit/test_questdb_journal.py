@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import logging
+import socket
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from flows.connectors.questdb.journal import Journal
+from flows.connectors.questdb.journal import JOURNAL_NAME, Journal
+from flows.connectors.questdb.sink import QuestDBSink
 from flows.core.records import ActionRecord, DeadLetter, Record
 from tests.questdbkit import sla
 
@@ -53,3 +57,21 @@ def test_cleared_journal_holds_nothing_and_is_removed(tmp_path: Path) -> None:
     assert Journal(path).load() == []
     journal.remove()
     assert not path.exists()
+
+
+def test_a_worker_folder_holding_only_held_batches_is_reported_at_start(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Held batches of a worker this run lacks are kept and logged, as spilled rows are."""
+    orphan = tmp_path / "worker-3"
+    orphan.mkdir()
+    Journal(orphan / JOURNAL_NAME).append(batch(), T0)
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]  # nothing listens there
+    sink = QuestDBSink(f"http::addr=127.0.0.1:{port};", spill_dir=tmp_path)
+    with caplog.at_level(logging.ERROR, logger="flows.connectors.questdb"):
+        part: Any = sink.build("questdb_out", 0, 1)
+    part.writer.close(timeout_s=0)
+    assert "worker-3 holds QuestDB rows" in caplog.text
+    assert Journal(orphan / JOURNAL_NAME).load() == [(T0, batch())]
