@@ -10,19 +10,26 @@ stream with the real engine: SPEC events over generated conversations
 or never, more turns, resolutions; dated in the last two hours), decoded and run through
 `Engine.process` in fetches of 5,000 events with the watermark one lateness (5 s) behind, as
 `slawatch run` does. Each fetch's records are one `write_batch` of the real `QuestDBWriter` (the
-sink gets one batch per fetch), into fresh tables.
+sink gets one batch per fetch on a backlog), into fresh tables. Shapes change the writes (several
+fetches per request, a fetch cut into tenths, writes paced at a live or catch-up event rate, the
+writer's `batch_window_s`) or the tables (events or clocks only, the clocks' designated
+timestamp `updated_at` instead of `started_at`, no DEDUP, no views, hourly partitions); see
+`SHAPES`, and docs/PERFORMANCE.md for a run and what it showed.
 
 For each shape it measures, from `/proc/<pid>/stat`:
 
 * **server CPU µs per record**: the QuestDB JVM's CPU from the first write until QuestDB has
   applied every WAL transaction of the tables (`wal_tables()`: `writerTxn >= sequencerTxn`) and
-  refreshed the materialized views, minus its idle CPU over the same time (measured at the
-  start);
-* **client CPU µs per record**: this process's CPU in `write_batch` and the final flush.
+  refreshed the materialized views, minus its idle CPU over the same time (measured after a
+  warm-up write, before the rounds);
+* **client CPU µs per record**: this process's CPU over the writes and the final flush (the
+  writer's daemon thread included);
+* the tables' commits (`wal_tx_count`) and write amplification (`table_write_amp_p50`).
 
 Shapes run in rounds, alternating (round 1: every shape, round 2: every shape, ...), on the same
 records; each figure is the median over the rounds and its ratio is to `today` (the writer as
-the monitor uses it) of the same run. `--quick` runs fewer events and one round.
+the monitor used it on a backlog) of the same run. `--quick` runs 20k events, one round, six
+shapes (about a minute with the stack's start).
 """
 
 from __future__ import annotations
