@@ -446,28 +446,70 @@ def main(argv: Sequence[str] | None = None) -> int:
         with stack_for(args.stack_dir, Path(folder)) as (stack, endpoints):
             pid = stack.status(probe=False).questdb_pid
             assert pid is not None
-            # Warm the JVM up (JIT) on a slice, not counted; then its idle CPU, once settled.
-            measure(endpoints, pid, 0.0, SHAPES["today"], batches[: max(2, len(batches) // 5)])
-            time.sleep(2.0)
-            idle = idle_cpu_rate(pid, 5.0)
-            print(f"idle    : QuestDB {idle * 1000:.1f} ms CPU per s (subtracted)", flush=True)
-            results: dict[str, list[Run]] = {s.name: [] for s in shapes}
-            for round_no in range(args.rounds):
-                for shape in shapes:
-                    run = measure(endpoints, pid, idle, shape, batches)
-                    results[shape.name].append(run)
-                    print(
-                        f"  round {round_no + 1} {shape.name:<16} server "
-                        f"{run.server_s * 1e6 / run.records:7.1f} µs/rec, client "
-                        f"{run.client_s * 1e6 / run.records:6.1f} µs/rec, rows {run.rows:,}, "
-                        f"txns {run.txns}, write amp {run.write_amp}",
-                        flush=True,
-                    )
-            after = idle_cpu_rate(pid, 5.0)
-            print(f"idle    : QuestDB {after * 1000:.1f} ms CPU per s at the end (not used)")
+            results = run_rounds(endpoints, pid, shapes, batches, args.rounds)
     print_table(shapes, results)
     print(f"took {time.perf_counter() - began:.0f} s")
     return 0
+
+
+def run_rounds(
+    endpoints: Endpoints,
+    pid: int,
+    shapes: Sequence[Shape],
+    batches: list[list[Record]],
+    rounds: int,
+) -> dict[str, list[Run]]:
+    """Warm up, measure QuestDB's idle CPU, then run every shape once per round, alternating."""
+    # Warm the JVM up (JIT) on a slice, not counted; then its idle CPU, once settled.
+    measure(endpoints, pid, 0.0, SHAPES["today"], batches[: max(2, len(batches) // 5)])
+    time.sleep(2.0)
+    idle = idle_cpu_rate(pid, 5.0)
+    print(f"idle    : QuestDB {idle * 1000:.1f} ms CPU per s (subtracted)", flush=True)
+    results: dict[str, list[Run]] = {s.name: [] for s in shapes}
+    for round_no in range(rounds):
+        for shape in shapes:
+            run = measure(endpoints, pid, idle, shape, batches)
+            results[shape.name].append(run)
+            print(
+                f"  round {round_no + 1} {shape.name:<16} server "
+                f"{run.server_s * 1e6 / run.records:7.1f} µs/rec, client "
+                f"{run.client_s * 1e6 / run.records:6.1f} µs/rec, rows {run.rows:,}, "
+                f"txns {run.txns}, write amp {run.write_amp}",
+                flush=True,
+            )
+    after = idle_cpu_rate(pid, 5.0)
+    print(f"idle    : QuestDB {after * 1000:.1f} ms CPU per s at the end (not used)")
+    return results
+
+
+def session_figures(endpoints: Endpoints, pid: int) -> dict[str, float | int | str]:
+    """`--quick`'s shapes on a running stack (for `python -m bench`); print the table.
+
+    Returns:
+        RESULT figures: server µs per record today (`qdb_today_us`), at a live rate as the
+        writer was (`qdb_live_us`) and with the sink's batch window (`qdb_window_us`), and the
+        window's ratio to the live figure (`qdb_window_ratio`).
+    """
+    batches = record_batches(20_000, 6_600)
+    shapes = [SHAPES[name] for name in QUICK_SHAPES]
+    records = sum(len(b) for b in batches)
+    print(
+        f"QuestDB server cost (bench/questdb_server.py --quick shapes): {records:,} records "
+        "from 20,000 events, one round"
+    )
+    results = run_rounds(endpoints, pid, shapes, batches, 1)
+    print_table(shapes, results)
+
+    def server(name: str) -> float:
+        run = results[name][0]
+        return run.server_s * 1e6 / run.records
+
+    return {
+        "qdb_today_us": server("today"),
+        "qdb_live_us": server("live"),
+        "qdb_window_us": server("live_window"),
+        "qdb_window_ratio": server("live_window") / server("live"),
+    }
 
 
 def print_table(shapes: Sequence[Shape], results: dict[str, list[Run]]) -> None:
