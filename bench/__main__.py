@@ -11,7 +11,10 @@ and measures in the same session, on the same events:
 4. **end to end** with QuestDB and recovery (`-r`, snapshots every 5 s), then `kill -9` and the
    time until the restarted monitor is caught up, and its memory (`bench/recovery.py`);
 5. **breach latency**, quiet and while half the end-to-end rate flows, against the **polling
-   baseline** (one SQL query every 5 s for overdue clocks, `bench/latency.py`).
+   baseline** (one SQL query every 5 s for overdue clocks, `bench/latency.py`);
+6. the **QuestDB server's CPU per record** of the writer's requests, today's against a live rate
+   with and without the sink's batch window (`bench/questdb_server.py`'s `--quick` shapes, ~30 s;
+   run that file alone for every shape).
 
 It prints a table with the machine, the inputs and each figure with its ratio to its baseline,
 and ends with one `RESULT key=value ...` line (`bench/result.py`). `--quick` scales the inputs
@@ -32,7 +35,7 @@ from pathlib import Path
 
 import confluent_kafka
 
-from bench import engine_bench, monitor_bench
+from bench import engine_bench, monitor_bench, questdb_server
 from bench.latency import LatencyRun, breach_latency
 from bench.monitor_bench import Backlog, Bench, MonitorFailed, RunResult
 from bench.raw import LARGE_FETCHES, RawRun, raw_ceiling
@@ -245,7 +248,16 @@ def _run(bench: Bench, args: argparse.Namespace, scale: Scale) -> int:
         failures.append(f"latency: {exc}")
 
     print()
+    questdb_pid = bench.stack.status(probe=False).questdb_pid
+    qdb: dict[str, float | int | str] = {}
+    if questdb_pid is None:
+        failures.append("questdb server cost: QuestDB is not running")
+    else:
+        qdb = questdb_server.session_figures(bench.endpoints, questdb_pid)
+
+    print()
     figures = _report(args, scale, backlog, raw, tuned, engine, runs, inproc, recovery, latency)
+    figures.update(qdb)
     for failure in failures:
         print(f"FAILED {failure}")
     print(format_result(figures), flush=True)

@@ -128,6 +128,12 @@ class ClockTracker:
                     known.popitem(last=False)
                 continue
             old_start, old_cause = previous
+            if old_start == started_at and not breached and old_cause is None:
+                # The common case (same start, no cause to carry): the remembered value stays,
+                # and no new object is made for the garbage collector to track.
+                into[(started_at, conv, cycle, metric, seq)] = record
+                known.move_to_end(clock)
+                continue
             cause = record.cause
             if cause is None and breached:
                 cause = old_cause

@@ -3,7 +3,9 @@
 Each worker builds its own writer (one `questdb.Sender`) and creates the tables at start-up if
 QuestDB answers (otherwise before its first flush). Items are whole batches: a list of records
 (as one `stateful_batch` activation emits them) or a `Heartbeat`. Every `write_batch` call of
-Bytewax becomes one `QuestDBWriter.write_batch`, so one HTTP request. With `spill_dir`, worker
+Bytewax becomes one `QuestDBWriter.write_batch`; the writers hold the batches written within
+`BATCH_WINDOW_S` of their last request and send them together (journaled to disk meanwhile), so
+QuestDB commits each table about once a second whatever the fetch sizes. With `spill_dir`, worker
 `i` spills to `<spill_dir>/worker-<i>` while QuestDB is down and, after a restart, sends what
 that folder holds first.
 
@@ -27,7 +29,11 @@ from flows.core.records import Record
 from flows.exceptions import ConnectorError
 from flows.wallclock import now_ms
 
-__all__ = ["QuestDBItem", "QuestDBSink"]
+__all__ = ["BATCH_WINDOW_S", "QuestDBItem", "QuestDBSink"]
+
+BATCH_WINDOW_S = 1.0
+"""The writers' `batch_window_s` unless the sink is told otherwise: QuestDB's cost is per commit
+(out-of-order rewrites of the clocks partition, view refreshes), so one request a second."""
 
 _log = logging.getLogger(__name__)
 
@@ -71,7 +77,8 @@ class QuestDBSink(DynamicSink[QuestDBItem]):
         spill_dir: Folder of the workers' durable spills (`worker-<index>` each); None gives
             each writer a temporary spill, which does not outlive the process.
         **writer_options: Passed to `QuestDBWriter` (`prefix`, `ttl_days`,
-            `max_buffered_rows`, `max_spill_bytes`, ...).
+            `max_buffered_rows`, `max_spill_bytes`, ...); `batch_window_s` defaults to
+            `BATCH_WINDOW_S`.
     """
 
     def __init__(
@@ -91,7 +98,7 @@ class QuestDBSink(DynamicSink[QuestDBItem]):
         self, step_id: str, worker_index: int, worker_count: int
     ) -> StatelessSinkPartition[QuestDBItem]:
         """Build the writer of one worker and create the tables if QuestDB answers."""
-        options = dict(self.writer_options)
+        options = {"batch_window_s": BATCH_WINDOW_S, **self.writer_options}
         if self.spill_dir is not None:
             options["spill_dir"] = self.spill_dir / f"worker-{worker_index}"
             if worker_index == 0:

@@ -25,6 +25,7 @@ from collections import deque
 from pathlib import Path
 from typing import Final
 
+from flows.connectors.questdb.journal import JOURNAL_NAME
 from flows.exceptions import ConnectorError
 
 _log = logging.getLogger(__name__)
@@ -193,11 +194,16 @@ def _read_frames(path: Path) -> list[tuple[bytes, int]]:
 
 
 def spill_folders(base: Path) -> list[Path]:
-    """Return the folders under `base` that hold spilled segments (for start-up checks)."""
+    """Return the folders under `base` that hold spilled segments or held batches (start-up)."""
     if not base.is_dir():
         return []
-    return sorted(
-        p
-        for p in base.iterdir()
-        if p.is_dir() and any(_SEGMENT.fullmatch(f.name) for f in os.scandir(p) if f.is_file())
-    )
+    return sorted(p for p in base.iterdir() if p.is_dir() and _holds_rows(p))
+
+
+def _holds_rows(folder: Path) -> bool:
+    for f in os.scandir(folder):
+        if not f.is_file():
+            continue
+        if _SEGMENT.fullmatch(f.name) or (f.name == JOURNAL_NAME and f.stat().st_size > 0):
+            return True
+    return False

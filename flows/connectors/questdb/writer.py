@@ -13,7 +13,14 @@ identity: a retry or a replay never doubles a row, and a record with the same id
 correction, a clock's next status) replaces the stored one.
 
 Writes are batched: `write_batch` turns a batch of records into ILP rows and flushes them in one
-HTTP request (one per `chunk_rows` records for bigger batches). When QuestDB cannot be reached,
+HTTP request (one per `chunk_rows` records for bigger batches). With `batch_window_s`, batches
+written within that window after a request are held and go out together, at the window's end
+(one request, so one commit per table, whatever the number of writes); the held records are
+appended to a journal on disk (`flows.connectors.questdb.journal`) before `write_batch` returns,
+so a crash loses none. QuestDB's cost is per commit more than per row: each commit of the
+clocks table rewrites the part of its partition after the oldest clock start it touches
+(out-of-order rows), and refreshes the materialized views over the days it touches
+(docs/PERFORMANCE.md). When QuestDB cannot be reached,
 nothing is dropped and nothing waits for it: the pending requests are sealed and appended to a
 durable spill on disk (`flows.connectors.questdb.spill`) before the write returns, and are sent
 again, oldest first and in their original order, after a back-off: by the next write or
@@ -57,6 +64,7 @@ from flows.connectors.questdb.http import (
     _parse_conf,
     _sql_text,
 )
+from flows.connectors.questdb.journal import JOURNAL_NAME, Journal
 from flows.connectors.questdb.rows import (
     _action_row,
     _clock_rows,
@@ -156,13 +164,18 @@ class _Chunk:
     sealed: a row written twice before the request goes out (a correction of a record in the
     same chunk, a clock's next status) is sent once, as its latest version. The order in which
     QuestDB applies duplicate keys within one request is not something to rely on.
+
+    `emitted` holds each event row's `emitted_at`, under the same keys in the same order as
+    `events` (two dicts rather than a pair per row: one fewer object for the garbage collector
+    to track per record, which in the monitor's large heap costs more than the row itself).
     """
 
-    __slots__ = ("buffer", "clocks", "events", "rows", "sealed")
+    __slots__ = ("buffer", "clocks", "emitted", "events", "rows", "sealed")
 
     def __init__(self, sender: Sender) -> None:
         self.buffer = sender.new_buffer()
-        self.events: dict[EventKey, tuple[SlaRecord, TimestampMicros]] = {}
+        self.events: dict[EventKey, SlaRecord] = {}
+        self.emitted: dict[EventKey, TimestampMicros] = {}
         self.clocks: dict[ClockKey, SlaRecord] = {}
         self.rows = 0
         self.sealed = False
@@ -224,6 +237,12 @@ class QuestDBWriter:
         chunk_rows: Most records per HTTP request: bigger batches are split, and batches
             kept while QuestDB is down are merged up to this size.
         flush_interval_s: `maybe_flush` sends buffered rows at most this often.
+        batch_window_s: 0 (the default): every `write_batch` sends its rows at once. Above 0:
+            a batch written less than this many seconds after the last request is held
+            (journaled to disk first) and goes out with the others at the window's end, by the
+            next write, `maybe_flush`, or the daemon thread on a quiet stream; a full chunk
+            (`chunk_rows` records) goes out at once. Fewer, bigger commits cost QuestDB much
+            less; rows reach it up to this much later.
         retry_backoff_s: First and largest wait, in seconds, between two attempts after a
             failure (doubling in between).
         remembered_clocks: Clocks whose row and breach cause are remembered (`ClockTracker`).
@@ -254,6 +273,7 @@ class QuestDBWriter:
         max_buffered_rows: int = 1_000_000,
         chunk_rows: int = 20_000,
         flush_interval_s: float = 1.0,
+        batch_window_s: float = 0.0,
         retry_backoff_s: tuple[float, float] = (0.5, 15.0),
         remembered_clocks: int = 200_000,
         http_timeout_s: float = 5.0,
@@ -265,6 +285,9 @@ class QuestDBWriter:
         if max_buffered_rows < 1 or chunk_rows < 1 or ttl_days < 1:
             msg = "max_buffered_rows, chunk_rows and ttl_days must be at least 1"
             raise ValueError(msg)
+        if batch_window_s < 0:
+            msg = f"batch_window_s must not be negative, not {batch_window_s}"
+            raise ValueError(msg)
         protocol, params = _parse_conf(conf)
         for key, value in _SENDER_DEFAULTS:
             params.setdefault(key, value)
@@ -274,6 +297,7 @@ class QuestDBWriter:
         self.max_buffered_rows = max_buffered_rows
         self.chunk_rows = chunk_rows
         self.flush_interval_s = flush_interval_s
+        self.batch_window_s = batch_window_s
         self.retry_backoff_s = retry_backoff_s
         self.clocks = ClockTracker(remembered_clocks)
         self._monotonic = monotonic
@@ -301,6 +325,8 @@ class QuestDBWriter:
         self._retrier: threading.Thread | None = None
         folder = None if spill_dir is None else Path(spill_dir)
         self._spill = Spill(folder, max_bytes=max_spill_bytes)
+        self._journal = Journal(None if folder is None else folder / JOURNAL_NAME)
+        self._replay_journal()
         if self._spill:
             self._start_retrier()
             _log.warning(
@@ -381,7 +407,12 @@ class QuestDBWriter:
             self._add(records[start : start + step], emitted_at_ms)
             self._enforce_bound()
         if records:
-            self._flush(self._monotonic(), force=False)
+            now = self._monotonic()
+            if self._holds(now):
+                self._journal.append(records, emitted_at_ms)
+                self._start_retrier()  # sends them at the window's end if no write comes
+            else:
+                self._flush(now, force=False)
             self._spill_if_failing()
 
     @_locked
@@ -414,6 +445,8 @@ class QuestDBWriter:
     def maybe_flush(self, now: float | None = None) -> bool:
         """Send pending rows if the flush interval and any back-off have passed (for a timer).
 
+        Rows held for a longer `batch_window_s` wait for the window instead.
+
         Args:
             now: The current `monotonic` time; read from the writer's clock when omitted.
 
@@ -423,7 +456,10 @@ class QuestDBWriter:
         if not self._chunks and not self._spill:
             return True
         now = self._monotonic() if now is None else now
-        if now - self._last_attempt < self.flush_interval_s:
+        interval = self.flush_interval_s
+        if self._failing_since is None and not self._spill:
+            interval = max(interval, self.batch_window_s)  # held rows wait for their window
+        if now - self._last_attempt < interval:
             return False
         done = self._flush(now, force=False)
         self._spill_if_failing()
@@ -467,6 +503,7 @@ class QuestDBWriter:
             time.sleep(min(max(self._next_attempt - now, 0.1), deadline - now))
         self._closed = True
         self._sender.close(flush=False)
+        self._journal.remove()
         if self._temporary_spill:
             self._spill.remove_if_empty()
 
@@ -491,12 +528,15 @@ class QuestDBWriter:
         tables = self.tables
         emitted = TimestampMicros(emitted_at_ms * 1000)
         events = chunk.events
+        emitted_at = chunk.emitted
         sla: list[SlaRecord] = []
         keep = sla.append
         for r in records:
             if isinstance(r, SlaRecord):
                 keep(r)
-                events[(r.at, r.conversation_id, r.cycle, r.metric, r.seq, r.status)] = (r, emitted)
+                key = (r.at, r.conversation_id, r.cycle, r.metric, r.seq, r.status)
+                events[key] = r
+                emitted_at[key] = emitted
             elif isinstance(r, ActionRecord):
                 _action_row(buffer, tables.actions, r, emitted)
                 chunk.rows += 1
@@ -508,13 +548,47 @@ class QuestDBWriter:
             self.clocks.collect(sla, chunk.clocks)
         self._pending_rows += chunk.size - before
 
+    def _holds(self, now: float) -> bool:
+        """Whether the rows just added wait for the batch window instead of going out now."""
+        chunks = self._chunks
+        return (
+            self.batch_window_s > 0
+            and now - self._last_attempt < self.batch_window_s
+            and self._failing_since is None
+            and not self._spill
+            and len(chunks) == 1
+            and chunks[0].size < self.chunk_rows
+        )
+
+    def _replay_journal(self) -> None:
+        """Hold again the records an earlier process journaled and did not send."""
+        batches = self._journal.load()
+        if not batches:
+            return
+        for emitted_at_ms, records in batches:
+            self._add(records, emitted_at_ms)
+        _log.warning(
+            "Found %d batches (%d records) that an earlier run held in %s without sending them; "
+            "they go to QuestDB at %s first",
+            len(batches),
+            sum(len(records) for _, records in batches),
+            self._journal.path,
+            self.address,
+        )
+        self._start_retrier()
+
     def _seal(self, chunk: _Chunk) -> None:
         if chunk.sealed:
             return
-        _event_rows(chunk.buffer, self.tables.events, chunk.events.values())
+        _event_rows(
+            chunk.buffer,
+            self.tables.events,
+            zip(chunk.events.values(), chunk.emitted.values(), strict=True),
+        )
         _clock_rows(chunk.buffer, self.tables.clocks, chunk.clocks.values())
         chunk.rows += len(chunk.events) + len(chunk.clocks)
         chunk.events = {}
+        chunk.emitted = {}
         chunk.clocks = {}
         chunk.sealed = True
 
@@ -544,6 +618,7 @@ class QuestDBWriter:
             self._chunks.popleft()
             self._pending_rows -= chunk.rows
             spilled += chunk.rows
+        self._journal.clear()
         if spilled:
             _log.debug("Spilled %d rows to %s", spilled, self._spill.folder)
 
@@ -596,6 +671,7 @@ class QuestDBWriter:
                     sent += chunk.rows
                 self._chunks.popleft()
                 self._pending_rows -= chunk.rows
+            self._journal.clear()
         except (_IngressError, ConnectorError) as exc:
             self._on_failure(now, exc, sent)
             return False
@@ -641,6 +717,8 @@ class QuestDBWriter:
                     return
                 now = self._monotonic()
                 wait = self._next_attempt - now
+                if self.batch_window_s > 0 and self._failing_since is None and not self._spill:
+                    wait = max(wait, self._last_attempt + self.batch_window_s - now)
                 if wait <= 0:
                     done = self._flush(now, force=False, frames=_FRAMES_PER_TURN)
                     if not done and self._failing_since is None:
