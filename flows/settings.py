@@ -175,6 +175,13 @@ class Settings(BaseSettings):
         default=timedelta(minutes=5),
         description="Events whose `occurred_at` is further ahead of the wall clock are refused.",
     )
+    kafka_wait: Duration | None = Field(
+        default=None,
+        description=(
+            "At start-up, how long to wait for an unreachable Kafka (saying so in the log) "
+            "before giving up; unset waits until it answers."
+        ),
+    )
     max_event_bytes: int = Field(
         default=1_048_576, ge=1, description="Events larger than this (bytes) are refused."
     )

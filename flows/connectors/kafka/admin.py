@@ -9,10 +9,12 @@ callback of the monitor's consumers and producers.
 from __future__ import annotations
 
 import logging
+import time
+from collections.abc import Callable
 from types import TracebackType
 from typing import Any
 
-from confluent_kafka import KafkaError
+from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
 
 from flows.exceptions import ConnectorError
@@ -41,6 +43,66 @@ def log_client_error(err: KafkaError) -> None:
         _log.error("Kafka client error (fatal): %s", err.str())
     else:
         _log.warning("Kafka client error (retrying): %s", err.str())
+
+
+def wait_for_kafka(
+    settings: Settings,
+    *,
+    poll_s: float = 2.0,
+    say_every_s: float = 30.0,
+    clock: Callable[[], float] = time.monotonic,
+) -> bool:
+    """Return once Kafka answers a metadata request, saying in the log while it does not.
+
+    The first failed attempt logs one warning naming the address and what to do; it is
+    repeated every `say_every_s` while Kafka stays away, and an info line says when it answers.
+    Nothing else is started meanwhile, so a monitor started before its broker simply begins
+    once the broker is up.
+
+    Args:
+        settings: The broker address (and client properties); `settings.kafka_wait` bounds the
+            wait (None: no bound).
+        poll_s: Seconds each metadata request may take, and between two of them.
+        say_every_s: Seconds between two log lines while waiting.
+        clock: Monotonic seconds (tests inject their own).
+
+    Returns:
+        Whether it had to wait.
+
+    Raises:
+        ConnectorError: Kafka did not answer within `settings.kafka_wait`.
+    """
+    # librdkafka's own log would add a line per failed connection (every few ms): say it once.
+    admin = AdminClient({**settings.kafka_common(), "log_level": 0})
+    where = settings.kafka_common().get("bootstrap.servers", "?")
+    limit = None if settings.kafka_wait is None else settings.kafka_wait.total_seconds()
+    started = clock()
+    said: float | None = None
+    while True:
+        try:
+            admin.list_topics(timeout=poll_s)
+        except KafkaException as exc:
+            reason = exc.args[0].str() if isinstance(exc.args[0], KafkaError) else str(exc)
+            now = clock()
+            if limit is not None and now - started >= limit:
+                msg = (
+                    f"cannot reach Kafka at {where} ({reason}) after {now - started:.0f} s; "
+                    "start it (`slawatch stack up`) or check --bootstrap-servers"
+                )
+                raise ConnectorError(msg) from exc
+            if said is None or now - said >= say_every_s:
+                _log.warning(
+                    "cannot reach Kafka at %s (%s); waiting for it: start it (`slawatch stack "
+                    "up`) or check --bootstrap-servers (SLAWATCH_KAFKA_WAIT bounds the wait)",
+                    where,
+                    reason,
+                )
+                said = now
+            time.sleep(max(0.0, poll_s - (clock() - now)))
+            continue
+        if said is not None:
+            _log.info("Kafka at %s answers after %.0f s; starting", where, clock() - started)
+        return said is not None
 
 
 def ensure_topics(settings: Settings, partitions: int) -> list[str]:
