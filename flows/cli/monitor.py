@@ -102,7 +102,6 @@ def run(
     resumes from the last snapshot: no clock is lost and no stored row is doubled.
     """
     # Imported here so that `slawatch --help` does not load Bytewax and librdkafka.
-    from flows.connectors.kafka.admin import ensure_topics, wait_for_kafka  # noqa: PLC0415
     from flows.devstack import stack_overrides  # noqa: PLC0415
     from flows.monitor.runner import Cluster, run_monitor  # noqa: PLC0415
 
@@ -131,9 +130,4 @@ def run(
         process_id,
         tuple(a for a in (addresses or "").split(";") if a),
     )
-    wait_for_kafka(settings)
-    if create_topics is not None:
-        created = ensure_topics(settings, create_topics)
-        if created:
-            click.echo(f"Created topics: {', '.join(created)}", err=True)
-    run_monitor(settings, cluster)
+    run_monitor(settings, cluster, create_topics=create_topics)

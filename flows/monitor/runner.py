@@ -20,8 +20,11 @@ from bytewax.errors import BytewaxRuntimeError
 from bytewax.recovery import RecoveryConfig, init_db_dir
 from bytewax.run import cli_main
 
+from flows.connectors.kafka.admin import ensure_topics, wait_for_kafka
+from flows.connectors.questdb.writer import check_conf
+from flows.core.policies import load_policies
 from flows.exceptions import SlawatchError
-from flows.monitor.flow import get_flow
+from flows.monitor.flow import get_flow, questdb_conf
 from flows.settings import Settings
 
 __all__ = ["Cluster", "ensure_recovery_store", "run_monitor"]
@@ -101,17 +104,23 @@ def ensure_recovery_store(
     raise SlawatchError(msg)
 
 
-def run_monitor(settings: Settings, cluster: Cluster | None = None) -> None:
+def run_monitor(
+    settings: Settings, cluster: Cluster | None = None, *, create_topics: int | None = None
+) -> None:
     """Run the live monitor in this process until it is stopped (blocks).
 
     Creates the recovery store if `settings.recovery_dir` is set and holds none, builds the dataflow
-    (which reads the policy file and the input partitions) and hands it to Bytewax. In a cluster
-    only process 0 creates a shared store; the others wait for it. Ctrl-C or SIGTERM ends it
-    normally (logged, not raised).
+    and hands it to Bytewax. First it refuses what can be refused without Kafka (the cluster
+    options, the policy file, the QuestDB configuration), then waits for Kafka if it does not
+    answer yet (`wait_for_kafka`: one log line, then it starts when Kafka comes), and creates the
+    missing topics if asked. In a cluster only process 0 creates a shared store;
+    the others wait for it. Ctrl-C or SIGTERM ends it normally (logged, not raised).
 
     Args:
         settings: The configuration (topics, QuestDB, recovery, snapshot intervals).
         cluster: How it is spread; None is one process with one worker.
+        create_topics: Create the input and output topics that are missing, with this many
+            partitions; None creates none.
 
     Raises:
         SlawatchError: inconsistent cluster options, no recovery store in time, an invalid policy
@@ -119,6 +128,17 @@ def run_monitor(settings: Settings, cluster: Cluster | None = None) -> None:
     """
     cluster = cluster or Cluster()
     cluster.check()
+    # What can be refused without Kafka is refused before waiting for it (`get_flow` checks
+    # these again, and then needs Kafka for the input partitions).
+    load_policies(settings.policies)
+    conf = questdb_conf(settings)
+    if conf is not None:
+        check_conf(conf, settings.table_prefix)
+    wait_for_kafka(settings)
+    if create_topics is not None:
+        created = ensure_topics(settings, create_topics)
+        if created:
+            _log.info("created topics: %s", ", ".join(created))
     recovery: RecoveryConfig | None = None
     if settings.recovery_dir is not None:
         first = cluster.process_id in (None, 0)
