@@ -9,6 +9,7 @@ monitor and exits 0; the stack keeps running for the next demo (`slawatch stack 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import select
 import shutil
@@ -63,6 +64,10 @@ def _stop(process: subprocess.Popen[bytes] | None) -> None:
         process.wait()
 
 
+def _interrupted(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 def _fresh_input_topic(endpoints: Endpoints) -> None:
     """Delete the demo's input topic so a new demo does not replay the previous one's events."""
     from confluent_kafka.admin import AdminClient  # noqa: PLC0415 - keep --help light
@@ -99,10 +104,12 @@ def _watch(argv: Sequence[str], env: dict[str, str]) -> None:
         termios.tcsetattr(fd, termios.TCSANOW, quiet)
         while view.poll() is None:
             ready, _, _ = select.select([fd], [], [], 0.5)
-            if ready and os.read(fd, 1) in (b"\x03", b"q", b"Q"):
+            # b"": the terminal is gone (closed window, ssh dropped).
+            if ready and os.read(fd, 1) in (b"\x03", b"q", b"Q", b""):
                 break
     finally:
-        termios.tcsetattr(fd, termios.TCSANOW, saved)
+        with contextlib.suppress(termios.error):
+            termios.tcsetattr(fd, termios.TCSANOW, saved)
         if view.poll() is None:
             # SIGINT to the view alone: it leaves the screen as it found it.
             view.send_signal(signal.SIGINT)
@@ -150,6 +157,10 @@ def demo(*, days: float, speed: float, seed: int) -> None:
     sim_log = (folder / "simulator.log").open("wb")
     monitor_env = {**env, "SLAWATCH_POLICIES": str(policies), "SLAWATCH_LATENESS": "2s"}
     monitor = simulator = None
+    # The monitor and simulator run in sessions of their own, so a closed terminal (SIGHUP) or
+    # a `kill` (SIGTERM) must stop them through the `finally` below, as Ctrl-C does.
+    for signum in (signal.SIGHUP, signal.SIGTERM):
+        signal.signal(signum, _interrupted)
     try:
         monitor = _start(
             _slawatch("run", "--from-stack", "--create-topics", "4", "-r", str(recovery)),
