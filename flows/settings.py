@@ -210,6 +210,14 @@ class Settings(BaseSettings):
         default="Asia/Jakarta",
         description="IANA zone of the team's calendar: the local days of the dashboards' views.",
     )
+    questdb_batch_window: Duration = Field(
+        default=timedelta(seconds=1),
+        description=(
+            "The QuestDB writer holds what arrives within this long of its last send and sends "
+            "it as one commit (QuestDB's cost is per commit); rows reach QuestDB up to this much "
+            "later. 0 sends every batch at once."
+        ),
+    )
     questdb_spill_dir: Path | None = Field(
         default=None,
         description=(

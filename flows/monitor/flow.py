@@ -153,6 +153,20 @@ def build_monitor(
     return MonitorStreams(merged, statuses)
 
 
+def questdb_sink_for(settings: Settings, conf: str) -> QuestDBSink:
+    """Return the monitor's QuestDB sink for `conf`, configured by `settings`.
+
+    Table prefix, report time zone, spill folder and batch window come from the settings.
+    """
+    return QuestDBSink(
+        conf,
+        prefix=settings.table_prefix,
+        report_timezone=settings.report_timezone,
+        spill_dir=settings.questdb_spill_path,
+        batch_window_s=settings.questdb_batch_window.total_seconds(),
+    )
+
+
 def questdb_conf(settings: Settings) -> str | None:
     """Return the QuestDB client configuration of `settings`, or None if QuestDB is disabled.
 
@@ -214,12 +228,7 @@ def get_flow(
     )
     config = MonitorConfig.from_settings(settings, source.list_parts())
     if questdb_sink is None and conf is not None:
-        questdb_sink = QuestDBSink(
-            conf,
-            prefix=settings.table_prefix,
-            report_timezone=settings.report_timezone,
-            spill_dir=settings.questdb_spill_path,
-        )
+        questdb_sink = questdb_sink_for(settings, conf)
     if heartbeat_writers is None:
         heartbeat_writers = [log_heartbeats]
         if conf is not None:

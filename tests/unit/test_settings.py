@@ -9,6 +9,7 @@ import pytest
 from click.testing import CliRunner
 
 from flows.cli import main
+from flows.monitor.flow import questdb_sink_for
 from flows.settings import Settings, parse_settings_duration, settings_table
 
 pytestmark = pytest.mark.unit
@@ -123,3 +124,20 @@ def test_run_refuses_a_bad_questdb_configuration_before_starting(
     assert says in result.output
     assert "Traceback" not in result.output
     assert len(result.output.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize(("window", "seconds"), [(None, 1.0), ("0", 0.0), ("5s", 5.0)])
+def test_questdb_batch_window_setting_reaches_each_workers_writer(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, window: str | None, seconds: float
+) -> None:
+    """`SLAWATCH_QUESTDB_BATCH_WINDOW` (default 1 s) is the window of every worker's writer."""
+    if window is not None:
+        monkeypatch.setenv("SLAWATCH_QUESTDB_BATCH_WINDOW", window)
+    settings = Settings(questdb_spill_dir=tmp_path)
+    # Nothing listens on port 1: the writer is built all the same and says QuestDB is down.
+    sink = questdb_sink_for(settings, "http::addr=127.0.0.1:1;retry_timeout=0;")
+    partition = sink.build("questdb_output", 0, 1)
+    try:
+        assert partition.writer.batch_window_s == seconds  # type: ignore[attr-defined]
+    finally:
+        partition.close()
