@@ -18,6 +18,7 @@ from typing import Final
 
 from flows.core.calendar import WALL_CLOCK
 from flows.core.model import BusinessTime, Target
+from flows.core.slots import restore_slots
 from flows.exceptions import CalendarError
 
 
@@ -266,11 +267,5 @@ _LAYOUT: Final = 1
 
 
 def _restore_clock(layout: int, *values: object) -> Clock:
-    """Rebuild a clock pickled by `Clock.__reduce__`."""
-    if layout != _LAYOUT or len(values) != len(_FIELDS):
-        msg = f"clock snapshot layout {layout} with {len(values)} fields is not known"
-        raise ValueError(msg)
-    clock = object.__new__(Clock)
-    for name, value in zip(_FIELDS, values, strict=True):
-        object.__setattr__(clock, name, value)
-    return clock
+    """Rebuild a clock pickled by `Clock.__reduce__` (the name snapshots refer to)."""
+    return restore_slots(Clock, _FIELDS, layout, _LAYOUT, values)

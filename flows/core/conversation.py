@@ -40,6 +40,7 @@ from flows.core.events import (
 )
 from flows.core.model import Policy, Target
 from flows.core.records import ActionRecord, SlaRecord
+from flows.core.slots import restore_slots
 from flows.core.vocabulary import (
     CLOSING_OUTCOMES,
     ENDS_AT_BREACH,
@@ -1102,11 +1103,5 @@ _LAYOUT: Final = 1
 
 
 def _restore_conversation(layout: int, *values: object) -> Conversation:
-    """Rebuild a conversation pickled by `Conversation.__reduce__`."""
-    if layout != _LAYOUT or len(values) != len(_FIELDS):
-        msg = f"conversation snapshot layout {layout} with {len(values)} fields is not known"
-        raise ValueError(msg)
-    conv = object.__new__(Conversation)
-    for name, value in zip(_FIELDS, values, strict=True):
-        object.__setattr__(conv, name, value)
-    return conv
+    """Rebuild a conversation pickled by `Conversation.__reduce__` (the name snapshots refer to)."""
+    return restore_slots(Conversation, _FIELDS, layout, _LAYOUT, values)

@@ -48,8 +48,8 @@ from flows.connectors.kafka import (
     KafkaRecordSink,
     OutputTopics,
 )
+from flows.connectors.questdb.conf import check_conf
 from flows.connectors.questdb.sink import QuestDBSink
-from flows.connectors.questdb.writer import check_conf
 from flows.core.model import PolicySet
 from flows.core.policies import load_policies
 from flows.core.records import DeadLetter, Record

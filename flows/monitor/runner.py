@@ -21,7 +21,7 @@ from bytewax.recovery import RecoveryConfig, init_db_dir
 from bytewax.run import cli_main
 
 from flows.connectors.kafka.admin import ensure_topics, wait_for_kafka
-from flows.connectors.questdb.writer import check_conf
+from flows.connectors.questdb.conf import check_conf
 from flows.core.policies import load_policies
 from flows.exceptions import SlawatchError
 from flows.monitor.flow import get_flow, questdb_conf

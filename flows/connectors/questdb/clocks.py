@@ -12,7 +12,9 @@ from dataclasses import fields
 from operator import attrgetter
 from typing import Any, Final
 
+from flows.connectors.questdb.http import _Http, _sql_text
 from flows.core.records import SlaRecord
+from flows.core.timefmt import parse_instant
 from flows.core.vocabulary import clock_is_open
 
 ClockId = tuple[str, int, str, int]
@@ -149,6 +151,38 @@ class ClockTracker:
             into[(started_at, conv, cycle, metric, seq)] = record
             known[clock] = (started_at, cause if breached else None)
             known.move_to_end(clock)
+
+
+_LOOKUP_CHUNK: Final = 200
+
+
+def read_stored_clocks(
+    http: _Http, table: str, wanted: set[ClockId]
+) -> dict[ClockId, tuple[int, str | None, int]]:
+    """Read what the clocks table stores of `wanted` clocks: start, cause and last update (ms).
+
+    Cancelled rows are left out, and of several rows of one clock (a moved start) the latest
+    update wins. Conversation ids go into the SQL quoted, 200 conversations per query.
+
+    Raises:
+        ConnectorError: QuestDB refused or could not be reached.
+        KeyError, TypeError, ValueError: the answer is not what the query asks for.
+    """
+    conversations = sorted({clock[0] for clock in wanted})
+    found: dict[ClockId, tuple[int, str | None, int]] = {}
+    for i in range(0, len(conversations), _LOOKUP_CHUNK):
+        names = ", ".join(_sql_text(c) for c in conversations[i : i + _LOOKUP_CHUNK])
+        # Conversation ids are quoted by _sql_text; the table name is validated.
+        sql = (
+            "SELECT conversation_id, cycle, metric, seq, started_at, cause, updated_at "  # noqa: S608
+            f"FROM {table} WHERE conversation_id IN ({names}) AND status <> 'cancelled'"
+        )
+        for conv, cycle, metric, seq, started, cause, updated in http.execute(sql)["dataset"]:
+            clock = (conv, cycle, metric, seq)
+            updated_ms = parse_instant(updated) if updated else 0
+            if clock in wanted and (clock not in found or updated_ms >= found[clock][2]):
+                found[clock] = (parse_instant(started), cause, updated_ms)
+    return found
 
 
 def collapse_clocks(records: Iterable[SlaRecord]) -> list[SlaRecord]:

@@ -56,13 +56,17 @@ from typing import Concatenate, Final, ParamSpec, TypeVar
 from questdb import QuestDBError as _IngressError
 from questdb import Sender, TimestampMicros, TimestampNanos
 
-from flows.connectors.questdb.clocks import ClockId, ClockKey, ClockTracker, EventKey
+from flows.connectors.questdb.clocks import (
+    ClockKey,
+    ClockTracker,
+    EventKey,
+    read_stored_clocks,
+)
+from flows.connectors.questdb.conf import sender_conf
 from flows.connectors.questdb.http import (
     IlpRejectedError,
     _format_conf,
     _Http,
-    _parse_conf,
-    _sql_text,
 )
 from flows.connectors.questdb.journal import JOURNAL_NAME, Journal
 from flows.connectors.questdb.rows import (
@@ -82,7 +86,6 @@ from flows.connectors.questdb.schema import (
 from flows.connectors.questdb.spill import Spill
 from flows.connectors.questdb.views import DEFAULT_TIMEZONE, create_view_statements
 from flows.core.records import ActionRecord, Record, SlaRecord
-from flows.core.timefmt import parse_instant
 from flows.exceptions import ConnectorError
 
 _log = logging.getLogger(__name__)
@@ -90,22 +93,11 @@ _log = logging.getLogger(__name__)
 
 # QuestDB answers rows it cannot store with HTTP 400 and this code; resending cannot help.
 _REJECTED: Final = re.compile(r'"code"\s*:\s*"invalid"')
-_SENDER_DEFAULTS: Final = (
-    # The writer flushes itself and keeps failed rows; the Sender only retries briefly so a
-    # QuestDB outage does not hold up the dataflow.
-    ("auto_flush", "off"),
-    ("retry_timeout", "1000"),
-    ("request_timeout", "5000"),
-    # An explicit version stops the Sender from asking the server at start-up, so the writer
-    # can be built while QuestDB is down.
-    ("protocol_version", "2"),
-)
 _MS_TO_NS: Final = 1_000_000
 # Spilled requests the retry thread sends before it lets the dataflow's writes in again.
 _FRAMES_PER_TURN: Final = 8
 _P = ParamSpec("_P")
 _R = TypeVar("_R")
-_CLOCK_LOOKUP_CHUNK: Final = 200
 
 
 @dataclass(frozen=True, slots=True)
@@ -201,24 +193,6 @@ def _locked(
     return locked
 
 
-def check_conf(conf: str, prefix: str = DEFAULT_PREFIX) -> None:
-    """Check a writer configuration at start-up, before any worker builds its writer.
-
-    Raises:
-        ConnectorError: the configuration or the table prefix is unusable; the message names
-            what is wrong in one line.
-    """
-    try:
-        TableNames(prefix)
-        protocol, params = _parse_conf(conf)
-        for key, value in _SENDER_DEFAULTS:
-            params.setdefault(key, value)
-        Sender.from_conf(_format_conf(protocol, params))
-    except (ValueError, _IngressError) as exc:
-        msg = f"invalid QuestDB configuration: {exc}"
-        raise ConnectorError(msg) from exc
-
-
 class QuestDBWriter:
     """Writes slawatch's records to QuestDB in batches, spilling them to disk while it is down.
 
@@ -288,9 +262,7 @@ class QuestDBWriter:
         if batch_window_s < 0:
             msg = f"batch_window_s must not be negative, not {batch_window_s}"
             raise ValueError(msg)
-        protocol, params = _parse_conf(conf)
-        for key, value in _SENDER_DEFAULTS:
-            params.setdefault(key, value)
+        protocol, params = sender_conf(conf)
         self.tables = TableNames(prefix)
         self.report_timezone = report_timezone
         self.ttl_days = ttl_days
@@ -784,26 +756,11 @@ class QuestDBWriter:
         wanted = self.clocks.unknown_needing_lookup(records)
         if not wanted:
             return
-        tracker = self.clocks
-        conversations = sorted({clock[0] for clock in wanted})
-        found: dict[ClockId, tuple[int, str | None, int]] = {}
         try:
-            for i in range(0, len(conversations), _CLOCK_LOOKUP_CHUNK):
-                names = ", ".join(_sql_text(c) for c in conversations[i : i + _CLOCK_LOOKUP_CHUNK])
-                # Conversation ids are quoted by _sql_text; the table name is validated.
-                sql = (
-                    "SELECT conversation_id, cycle, metric, seq, started_at, cause, updated_at "  # noqa: S608
-                    f"FROM {self.tables.clocks} WHERE conversation_id IN ({names}) "
-                    "AND status <> 'cancelled'"
-                )
-                answer = self._http.execute(sql)
-                for conv, cycle, metric, seq, started, cause, updated in answer["dataset"]:
-                    clock = (conv, cycle, metric, seq)
-                    updated_ms = parse_instant(updated) if updated else 0
-                    if clock in wanted and (clock not in found or updated_ms >= found[clock][2]):
-                        found[clock] = (parse_instant(started), cause, updated_ms)
+            found = read_stored_clocks(self._http, self.tables.clocks, wanted)
         except (ConnectorError, KeyError, TypeError, ValueError) as exc:
             _log.warning("Could not read stored clocks from QuestDB at %s: %s", self.address, exc)
             return
+        tracker = self.clocks
         for clock, (started, cause, _updated) in found.items():
             tracker.remember(clock, started, cause)
