@@ -28,7 +28,9 @@ def test_map_whatsapp_samples_prints_events_and_ignored() -> None:
     result = CliRunner().invoke(main, ["ingest", "map", "--platform", "whatsapp", *map(str, files)])
     assert result.exit_code == 0, result.output
     events = [orjson.loads(line) for line in result.stdout.splitlines()]
-    assert [e["type"] for e in events].count("message") == 6
+    messages = [e for e in events if e["type"] == "message"]
+    assert [e.get("action") for e in messages].count(None) == 6
+    assert [e["message_id"] for e in messages if e.get("action") == "failed"] == ["wamid.xyzxyz"]
     assert [e["type"] for e in events].count("conversation") == 1
     assert "ignored message_reaction" in result.stderr
     assert "ignored status_read" in result.stderr
