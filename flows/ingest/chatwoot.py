@@ -89,6 +89,8 @@ _QUIET_KEYS: Final = frozenset(
 _STATUS_EVENTS: Final = {"conversation_resolved": "resolved", "conversation_opened": "open"}
 _LABEL_KEYS: Final = ("labels", "label_list", "cached_label_list")
 _LEAD_STATUSES: Final = ("new", "qualified", "disqualified", "nurture")
+#: The longest text id taken from a payload.
+_MAX_ID: Final = 64
 _BOT_SENDERS: Final = frozenset({"agent_bot", "captain_assistant"})
 #: Sender types as Chatwoot spells them in `sender.type` or a message's `sender_type`.
 _SENDER_TYPES: Final = {
@@ -181,6 +183,9 @@ def map_payload(payload: dict[str, Any], account: str, opts: ChatwootOptions, ou
         MappingError: the payload is not one Chatwoot sends, or lacks an id or time.
     """
     event = payload.get("event")
+    if not isinstance(event, str):
+        msg = f"field 'event' must be a string, not {type(event).__name__}"
+        raise MappingError(msg)
     if event in IGNORED_EVENTS:
         out.ignore(str(event), f"{event} carries nothing for SLAs")
     elif event == "message_created":
@@ -195,9 +200,9 @@ def map_payload(payload: dict[str, Any], account: str, opts: ChatwootOptions, ou
         # Agent-bot webhooks: the conversation as it is now, no changed_attributes.
         status = {"status": {"previous_value": None, "current_value": _STATUS_EVENTS[event]}}
         _updated({**payload, "changed_attributes": [status]}, account, opts, out)
-    elif isinstance(event, str) and event.startswith("automation_event."):
+    elif event.startswith("automation_event."):
         out.ignore("automation_event", f"{event}: automation webhooks repeat account events")
-    elif isinstance(event, str) and (event.startswith(("contact_", "inbox_")) or "typing" in event):
+    elif event.startswith(("contact_", "inbox_")) or "typing" in event:
         out.ignore(event, f"{event} carries nothing for SLAs")
     else:
         msg = f"unknown Chatwoot event {event!r}"
@@ -363,22 +368,39 @@ def _failure_time(payload: dict[str, Any], conversation: dict[str, Any], created
     return created_at
 
 
-def _message_id(payload: dict[str, Any]) -> object:
+def _message_id(payload: dict[str, Any]) -> str:
     """Return the message's `id`.
 
     Raises:
-        MappingError: the message has none.
+        MappingError: the message has none, or not a Chatwoot id (see `_id_part`).
     """
     message_id = payload.get("id")
-    if message_id is None or isinstance(message_id, bool) or message_id == "":
+    if message_id is None or message_id == "":
         msg = "message has no 'id'"
         raise MappingError(msg)
-    return message_id
+    return _id_part(message_id, "message 'id'")
+
+
+def _id_part(value: object, what: str) -> str:
+    """Return a Chatwoot id as text: an integer, or up to 64 printable characters without blanks.
+
+    Ids become parts of event and conversation ids, so nothing else is taken from a payload.
+
+    Raises:
+        MappingError: the value is of another type or shape; the message names `what`.
+    """
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    if isinstance(value, str) and 0 < len(value) <= _MAX_ID and value.isprintable():
+        if not any(c.isspace() for c in value):
+            return value
+    msg = f"{what} must be an integer or a short printable string, not {value!r:.40}"
+    raise MappingError(msg)
 
 
 def _message_display_id(
     payload: dict[str, Any], conversation: dict[str, Any], display_id: object
-) -> object:
+) -> str:
     """Return the display id of a message's conversation.
 
     The caller's, else the nested conversation's, else the message's `conversation_id`.
@@ -389,10 +411,10 @@ def _message_display_id(
     if display_id is None:
         display_id = conversation.get("display_id") or conversation.get("id")
         display_id = display_id or payload.get("conversation_id")
-    if display_id is None or isinstance(display_id, bool):
+    if display_id is None or display_id == "":
         msg = "message has no conversation id"
         raise MappingError(msg)
-    return display_id
+    return _id_part(display_id, "message's conversation id")
 
 
 def _message_type(raw: object) -> str | None:
@@ -556,7 +578,7 @@ def _set_author(
     `agent`); any other sender (a contact, a platform) is `system`.
     """
     if sender_type == "user" and isinstance(sender, dict) and sender.get("id") is not None:
-        user_id = str(sender["id"])
+        user_id = _id_part(sender["id"], "sender 'id'")
         if user_id in opts.bot_user_ids.get(account, frozenset()):
             event["author"] = "bot"
         else:
@@ -574,17 +596,17 @@ def _set_author(
 # -- conversations ----------------------------------------------------------------------------
 
 
-def _display_id(payload: dict[str, Any]) -> object:
+def _display_id(payload: dict[str, Any]) -> str:
     """Return the conversation's `display_id` (the number the UI shows), else its `id`.
 
     Raises:
         MappingError: the payload has neither.
     """
     display_id = payload.get("display_id") or payload.get("id")
-    if display_id is None or isinstance(display_id, bool):
+    if display_id is None or display_id == "":
         msg = "conversation has no 'id'"
         raise MappingError(msg)
-    return display_id
+    return _id_part(display_id, "conversation 'id'")
 
 
 def _changes(payload: dict[str, Any]) -> dict[str, tuple[Any, Any]] | None:
@@ -697,12 +719,12 @@ def _created(payload: dict[str, Any], account: str, opts: ChatwootOptions, out: 
     elif status == "snoozed":
         event["status"] = "pending"
     priority = payload.get("priority")
-    if priority in PRIORITIES:
+    if isinstance(priority, str) and priority in PRIORITIES:
         event["priority"] = PRIORITIES[priority]
     meta = payload.get("meta")
     team = meta.get("team") if isinstance(meta, dict) else None
     if isinstance(team, dict) and team.get("id") is not None:
-        event["team_id"] = str(team["id"])
+        event["team_id"] = _id_part(team["id"], "team 'id'")
     event.update(_attributes(payload.get("custom_attributes"), payload.get("labels"), opts, out))
     if event.get("tags") == []:
         del event["tags"]
@@ -716,14 +738,15 @@ def _assignment(payload: dict[str, Any], account: str, agent: object, at: int) -
     """Return a SPEC §1 `assignment` event: `assigned` to `agent` (as text), or `unassigned`.
 
     Raises:
-        MappingError: the payload names no conversation.
+        MappingError: the payload names no conversation, or the agent id is not an id.
     """
     if agent is None:
         event = _base(payload, account, "assignee:none", at)
         event.update(type="assignment", action="unassigned")
     else:
-        event = _base(payload, account, f"assignee:{agent}", at)
-        event.update(type="assignment", action="assigned", agent_id=str(agent))
+        agent_id = _id_part(agent, "assignee id")
+        event = _base(payload, account, f"assignee:{agent_id}", at)
+        event.update(type="assignment", action="assigned", agent_id=agent_id)
     return event
 
 
@@ -761,9 +784,10 @@ def _updated(payload: dict[str, Any], account: str, opts: ChatwootOptions, out: 
     updates: dict[str, Any] = {}
     if "team_id" in changes:
         team = changes["team_id"][1]
-        updates["team_id"] = None if team is None else str(team)
+        updates["team_id"] = None if team is None else _id_part(team, "team_id")
     if "priority" in changes:
-        updates["priority"] = PRIORITIES.get(changes["priority"][1])
+        priority = changes["priority"][1]
+        updates["priority"] = PRIORITIES.get(priority) if isinstance(priority, str) else None
     custom = changes["custom_attributes"][1] if "custom_attributes" in changes else None
     labels = next((changes[key][1] for key in _LABEL_KEYS if key in changes), None)
     if labels is None and any(key in changes for key in _LABEL_KEYS):

@@ -150,7 +150,7 @@ def _change(change: dict[str, Any], opts: WhatsAppOptions, out: Mapped) -> None:
         MappingError: `value` is not an object or has no `metadata.phone_number_id`, or an
             item cannot be mapped (the change's later items are then not mapped).
     """
-    field = change.get("field")
+    field = _text(change.get("field"))
     value = change.get("value")
     if field not in MESSAGE_FIELDS:
         out.ignore(f"field_{field}", f"field {field!r} carries no conversation messages")
@@ -163,15 +163,35 @@ def _change(change: dict[str, Any], opts: WhatsAppOptions, out: Mapped) -> None:
     if not isinstance(phone_number_id, str) or not phone_number_id:
         msg = "missing 'metadata.phone_number_id'"
         raise MappingError(msg)
-    contacts = [c for c in value.get("contacts") or [] if isinstance(c, dict)]
-    for message in value.get("messages") or []:
+    contacts = [c for c in _items(value, "contacts") if isinstance(c, dict)]
+    for message in _items(value, "messages"):
         _inbound(message, phone_number_id, contacts, opts, out)
-    for echo in value.get("message_echoes") or []:
+    for echo in _items(value, "message_echoes"):
         _echo(echo, phone_number_id, contacts, opts, out)
-    for status in value.get("statuses") or []:
+    for status in _items(value, "statuses"):
         _status(status, phone_number_id, contacts, opts, out)
     if not any(value.get(key) for key in ("messages", "message_echoes", "statuses")):
         out.ignore("empty", "no messages, echoes or statuses in the change")
+
+
+def _items(value: dict[str, Any], key: str) -> list[Any]:
+    """Return the list `value[key]` (none when absent or null).
+
+    Raises:
+        MappingError: it is there but not a list.
+    """
+    items = value.get(key)
+    if items is None:
+        return []
+    if not isinstance(items, list):
+        msg = f"field {key!r} must be a list, not {type(items).__name__}"
+        raise MappingError(msg)
+    return items
+
+
+def _text(value: object) -> str | None:
+    """Return `value` if it is a string, else None: payload values compared with known words."""
+    return value if isinstance(value, str) else None
 
 
 def _customer(
@@ -265,7 +285,7 @@ def _message_id(item: dict[str, Any]) -> str:
     return message_id
 
 
-def _kind(message_type: object) -> str:
+def _kind(message_type: str | None) -> str:
     """Return the SPEC §1 message `kind` of a WhatsApp message `type`: media, template or text."""
     if message_type in MEDIA_TYPES:
         return "media"
@@ -296,7 +316,7 @@ def _inbound(
     if not isinstance(message, dict):
         msg = "a 'messages' item must be an object"
         raise MappingError(msg)
-    message_type = message.get("type")
+    message_type = _text(message.get("type"))
     if message_type == "system":
         _system(message, out)
         return
@@ -343,7 +363,7 @@ def _system(message: dict[str, Any], out: Mapped) -> None:
     Known types are counted as `system_<type>`, any other as `message_system`.
     """
     system = message.get("system")
-    kind = system.get("type") if isinstance(system, dict) else None
+    kind = _text(system.get("type")) if isinstance(system, dict) else None
     if kind in SYSTEM_TYPES:
         out.ignore(f"system_{kind}", f"system message {kind}: the customer wrote nothing")
     else:
@@ -370,7 +390,7 @@ def _echo(
     if not isinstance(echo, dict):
         msg = "a 'message_echoes' item must be an object"
         raise MappingError(msg)
-    message_type = echo.get("type")
+    message_type = _text(echo.get("type"))
     if message_type in IGNORED_MESSAGE_TYPES:
         out.ignore(f"echo_{message_type}", f"{message_type} echoes are not replies")
         return
@@ -449,7 +469,7 @@ def _status(
     if not isinstance(status, dict):
         msg = "a 'statuses' item must be an object"
         raise MappingError(msg)
-    value = status.get("status")
+    value = _text(status.get("status"))
     if value == "failed":
         _failed(status, phone_number_id, contacts, opts, out)
         return
@@ -465,10 +485,10 @@ def _status(
     )
     author, agent_id, template = parse_callback_tag(status.get("biz_opaque_callback_data"), opts)
     pricing = status.get("pricing")
-    category = pricing.get("category") if isinstance(pricing, dict) else None
+    category = _text(pricing.get("category")) if isinstance(pricing, dict) else None
     conversation = status.get("conversation")
     origin = conversation.get("origin") if isinstance(conversation, dict) else None
-    origin_type = origin.get("type") if isinstance(origin, dict) else None
+    origin_type = _text(origin.get("type")) if isinstance(origin, dict) else None
     if category in TEMPLATE_CATEGORIES or origin_type in TEMPLATE_CATEGORIES:
         template = True
     event: dict[str, Any] = {

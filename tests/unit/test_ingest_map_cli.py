@@ -14,6 +14,7 @@ from tests.ingestkit import (
     chatwoot_message,
     contact_sender,
     dumps,
+    user_sender,
     whatsapp_sample,
 )
 
@@ -65,3 +66,28 @@ def test_mapping_choices_come_from_the_environment(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     (event,) = [orjson.loads(line) for line in result.stdout.splitlines()]
     assert event["author"] == "bot" and "agent_id" not in event
+
+
+def test_bot_users_and_inbox_channels_come_from_the_environment(tmp_path: Path) -> None:
+    """CHATWOOT_BOT_USERS makes user 15 a bot; CHATWOOT_INBOX_CHANNELS names an API inbox."""
+    body = tmp_path / "reply.json"
+    payload = chatwoot_message(
+        5,
+        message_type="outgoing",
+        sender=user_sender(15),
+        channel="Channel::Api",
+        source_id="c0ffee-42",
+        inbox_id=12,
+    )
+    body.write_bytes(dumps(payload))
+    env = {
+        "SLAWATCH_INGEST_CHATWOOT_BOT_USERS": '{"3": [15]}',
+        "SLAWATCH_INGEST_CHATWOOT_INBOX_CHANNELS": '{"3": {"12": "whatsapp"}}',
+    }
+    result = CliRunner().invoke(
+        main, ["ingest", "map", "--platform", "chatwoot", "--account", "3", str(body)], env=env
+    )
+    assert result.exit_code == 0, result.output
+    (event,) = [orjson.loads(line) for line in result.stdout.splitlines()]
+    assert (event["author"], event["channel"]) == ("bot", "whatsapp")
+    assert "agent_id" not in event
