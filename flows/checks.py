@@ -2,7 +2,8 @@
 
 What is checked, in order (each problem is a `Problem`, nothing stops at the first one):
 
-1. settings: every `SLAWATCH_*` and `SLAWATCH_INGEST_*` variable (and `.env`) parses;
+1. settings: every `SLAWATCH_*` and `SLAWATCH_INGEST_*` variable (and `.env`) parses, and no
+   variable still holds a `CHANGE-ME` placeholder of `infra/slawatch.env.example`;
 2. policies: each policy file, with its calendars and teams, loads (the first error of a file);
 3. inbox configuration: an endpoint whose signature check is `enforce` has its secret (a
    Chatwoot account's secret or path token, Meta's app secret once WhatsApp's verify token is
@@ -19,7 +20,8 @@ start-up probe.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+import os
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -235,6 +237,7 @@ def check_all(
     timeout_s: float = 5.0,
     settings_factory: Callable[[], Settings] = Settings,
     ingest_factory: Callable[[], IngestSettings] = IngestSettings,
+    environ: Mapping[str, str] = os.environ,
 ) -> list[Problem]:
     """Check the configuration (and, unless `offline`, the services); return every problem.
 
@@ -244,11 +247,16 @@ def check_all(
         timeout_s: How long each service may take to answer.
         settings_factory: Builds the monitor's settings (tests pass their own values).
         ingest_factory: Builds the receiver's and `act`'s settings.
+        environ: The environment, searched for placeholders left in place.
 
     Returns:
         The problems in the order of the module docstring; empty when all is well.
     """
-    problems: list[Problem] = []
+    problems: list[Problem] = [
+        Problem("secrets", f"{name} still holds a CHANGE-ME placeholder: set the real value")
+        for name, value in sorted(environ.items())
+        if "CHANGE-ME" in value
+    ]
     settings: Settings | None = None
     ingest: IngestSettings | None = None
     try:
