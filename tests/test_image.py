@@ -119,6 +119,7 @@ def test_image_steps_give_a_working_entrypoint_in_a_fresh_venv(tmp_path: Path) -
     assert "run" in run(slawatch, "--help")
     for command in ("run", "ingest", "act", "replay", "check"):
         assert "Usage:" in run(slawatch, command, "--help")
-    # The installed package, not the checkout: the flows module comes from the venv.
-    where = run(venv / "bin" / "python", "-c", "import flows; print(flows.__file__)")
+    # The installed package, not the checkout: the flows module comes from the venv (-I keeps
+    # the working directory off sys.path).
+    where = run(venv / "bin" / "python", "-I", "-c", "import flows; print(flows.__file__)")
     assert str(venv) in where
