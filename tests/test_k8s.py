@@ -111,8 +111,12 @@ def test_kustomize_renders_the_manifests() -> None:
 
     assert done.returncode == 0, done.stderr
     rendered = [d for d in yaml.safe_load_all(done.stdout) if d]
-    kinds = sorted((d["kind"], d["metadata"]["name"].split("-")[1]) for d in rendered)
-    assert ("StatefulSet", "monitor") in kinds
+    kinds = {(d["kind"], d["metadata"]["name"]) for d in rendered}
+    assert {
+        ("StatefulSet", "slawatch-monitor"),
+        ("Deployment", "slawatch-ingest"),
+        ("Deployment", "slawatch-act"),
+    } <= kinds
     assert sum(1 for d in rendered if d["kind"] == "ConfigMap") == 3
     assert all(
         d["metadata"].get("namespace") == "slawatch" for d in rendered if d["kind"] != "Namespace"
