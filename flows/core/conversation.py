@@ -61,6 +61,8 @@ LEAD_METRICS: Final = frozenset(
     {Metric.QUALIFICATION, Metric.HANDOFF, Metric.CONTACT_ATTEMPTS, Metric.CADENCE}
 )
 AFTER_HOURS_GRACE_MS: Final = 2 * 3600 * 1000
+#: The only channel with a customer-service window (SPEC §4, `service_window`).
+WHATSAPP: Final = "whatsapp"
 
 
 class Conversation:
@@ -755,9 +757,9 @@ class Conversation:
         In order: opens a cycle if none is open; sets a `pending` conversation back to `open`; marks
         the oldest unanswered message; the cycle's first one starts `resolution` and (unless the bot
         handles the chat) `first_response`; a later one after a reply starts `next_response` if no
-        reply clock runs (one clock per wait). It opens a `service_window` if none runs, else
-        retargets it to `within` after this message. After a first contact attempt it is contact
-        made: `contact_attempts` is met.
+        reply clock runs (one clock per wait). A WhatsApp message opens a `service_window` if none
+        runs, else retargets it to `within` after this message; other channels have no window.
+        After a first contact attempt it is contact made: `contact_attempts` is met.
         """
         self._set_channel(ctx, event.channel, at)
         if self.phase != OPEN:
@@ -779,7 +781,10 @@ class Conversation:
         ):
             self._start(ctx, Metric.NEXT_RESPONSE, at)
         window = self._running(Metric.SERVICE_WINDOW)
-        if window is None:
+        if event.channel != WHATSAPP:
+            # The 24-hour window is WhatsApp's rule alone (SPEC §4): other channels have none.
+            pass
+        elif window is None:
             self._start(ctx, Metric.SERVICE_WINDOW, at)
         elif window.measured:
             window.count_from = at

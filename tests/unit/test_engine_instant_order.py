@@ -261,3 +261,32 @@ def test_retracted_messages_count_as_never_sent(
     got = run_in_batches(deliver_late(everything, seed, share=0.2), seed, ms(UNTIL))
     assert not [r for r in got if isinstance(r, DeadLetter)]
     assert differences(final_states(want), final_states(got)) == []
+
+
+# ---------------------------------------------------------------- the channel's own window
+
+WINDOW = policies(
+    """
+policies:
+  - id: default
+    targets:
+      first_response: {within: 5m}
+      service_window: {within: 24h, warn_before: 2h}
+"""
+)
+
+
+def test_only_whatsapp_messages_open_a_service_window() -> None:
+    """A Telegram or web-chat customer gets no 24-hour window; a WhatsApp one does."""
+    for channel, want in (("telegram", []), ("web", []), ("whatsapp", ["started", "warning"])):
+        recs = run([inbound(0, channel=channel)], WINDOW, until=23 * 3600)
+        assert statuses(recs, "service_window") == want, channel
+        assert all(r.channel == channel for r in sla(recs))
+
+
+def test_a_telegram_message_does_not_move_a_running_whatsapp_window() -> None:
+    """The window runs from the latest WhatsApp message, not from a message on another channel."""
+    recs = run([inbound(0), inbound(3600, channel="telegram")], WINDOW, until=25 * 3600)
+    window = sla(recs, "service_window")
+    assert [r.status for r in window] == ["started", "warning", "breached"]
+    assert window[-1].at == ms(24 * 3600)
