@@ -749,7 +749,8 @@ class QuestDBWriter:
         """Teach the clock tracker what QuestDB stores about clocks it does not know.
 
         Best effort: skipped while QuestDB is failing, and a failed look-up only costs the
-        carried-over cause (or the clean-up of a moved start) of those clocks.
+        carried-over cause (or the clean-up of a moved start) of those clocks, or the state an
+        `attempt` record keeps (then read from the record, `state_of_attempt`).
         """
         if self._failing_since is not None or not self._tables_ready:
             return
@@ -762,5 +763,5 @@ class QuestDBWriter:
             _log.warning("Could not read stored clocks from QuestDB at %s: %s", self.address, exc)
             return
         tracker = self.clocks
-        for clock, (started, cause, _updated) in found.items():
-            tracker.remember(clock, started, cause)
+        for clock, (started, cause, _updated, status) in found.items():
+            tracker.remember(clock, started, cause, status)
