@@ -808,7 +808,8 @@ class Conversation:
         """SPEC §4, "Attempts": count a contact attempt for `contact_attempts`.
 
         One less than `gap` (default 10m) after the last counted attempt is part of it. The clock is
-        met at the `min`-th attempt, or at once when the attempt made contact (`connected`).
+        met at the `min`-th attempt, or at once when the attempt made contact (`connected`); any
+        other counted attempt emits an `attempt` record with the new count (SPEC §4, §6).
 
         Args:
             ctx: The shared context.
@@ -820,12 +821,16 @@ class Conversation:
         if clock is None:
             return
         gap = clock.tgt.gap if clock.tgt is not None else 600_000
-        if clock.last_attempt is None or at - clock.last_attempt >= gap:
+        counted = clock.last_attempt is None or at - clock.last_attempt >= gap
+        if counted:
             clock.attempts += 1
             clock.last_attempt = at
         minimum = clock.tgt.min_attempts if clock.tgt is not None else 1
         if connected or (clock.measured and clock.attempts >= minimum):
             self._finish(ctx, clock, at)
+        elif counted and clock.measured:
+            # The live count, for wallboards; the clock's state (running, warned, breached) stays.
+            self._record(ctx, clock, Status.ATTEMPT, at)
 
     def _agent_activity(self, ctx: Context, at: int) -> None:
         """SPEC §4, `cadence`: agent activity ends the running silence and starts the next one.

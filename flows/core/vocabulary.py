@@ -63,6 +63,8 @@ class _Status:
     """Statuses of an SLA record (SPEC §6).
 
     `started` opens a clock; `warning`, `paused`, `resumed` and `retargeted` keep it open;
+    `attempt` (`contact_attempts` only) counts one more attempt and leaves the clock's state as it
+    was (running, warned or breached: its `breached` field says which);
     `breached` keeps it open except for `service_window`; `met` (fulfilled in time), `stopped`
     (fulfilled after its breach), `closed` (ended by `resolved` after its breach) and `cancelled`
     (ended before its breach, left out of compliance) end it (see `clock_is_open`).
@@ -78,6 +80,7 @@ class _Status:
     PAUSED: Literal["paused"] = "paused"
     RESUMED: Literal["resumed"] = "resumed"
     RETARGETED: Literal["retargeted"] = "retargeted"
+    ATTEMPT: Literal["attempt"] = "attempt"
 
     ALL: tuple[str, ...] = (
         STARTED,
@@ -90,6 +93,7 @@ class _Status:
         PAUSED,
         RESUMED,
         RETARGETED,
+        ATTEMPT,
     )
 
 
@@ -139,7 +143,14 @@ CLOSING_OUTCOMES: Final = frozenset({"won", "lost"})
 
 #: Statuses after which a clock still runs (it can still stop, pause or breach).
 OPEN_STATUSES: Final = frozenset(
-    {Status.STARTED, Status.WARNING, Status.RETARGETED, Status.RESUMED, Status.PAUSED}
+    {
+        Status.STARTED,
+        Status.WARNING,
+        Status.RETARGETED,
+        Status.RESUMED,
+        Status.PAUSED,
+        Status.ATTEMPT,
+    }
 )
 #: Statuses that end a clock for good; each such record carries a `deadline_at`.
 ENDING_STATUSES: Final = frozenset({Status.MET, Status.STOPPED, Status.CLOSED, Status.CANCELLED})

@@ -119,8 +119,20 @@ def test_attempts_inside_gap_merge_and_at_gap_count() -> None:
         LEADS,
     )
     ca = sla(recs, "contact_attempts")
-    assert [r.status for r in ca] == ["started", "met"]
+    assert [r.status for r in ca] == ["started", "attempt", "attempt", "met"]
+    assert [r.attempts for r in ca[1:]] == [1, 2, 3]
+    assert [r.at for r in ca[1:3]] == [ms(100), ms(700)]
     assert ca[-1].attempts == 3 and ca[-1].at == ms(1300)
+
+
+def test_attempt_records_keep_the_clock_state() -> None:
+    """Each counted attempt emits an `attempt` record with the live count; a breach stays."""
+    recs = run([*lead(), reply(100), activity(49 * H)], LEADS, until=50 * H)
+    ca = sla(recs, "contact_attempts")
+    assert [r.status for r in ca] == ["started", "attempt", "warning", "breached", "attempt"]
+    assert [r.attempts for r in ca if r.status == "attempt"] == [1, 2]
+    assert not ca[1].breached and ca[-1].breached
+    assert ca[-1].at == ms(49 * H) and ca[-1].deadline_at == ca[3].deadline_at
 
 
 def test_note_is_not_an_attempt() -> None:
@@ -140,7 +152,7 @@ def test_customer_reply_after_first_attempt_is_contact_made() -> None:
     """An inbound message after the first attempt ends contact_attempts as met."""
     recs = run([*lead(), reply(100), inbound(200)], LEADS)
     ca = sla(recs, "contact_attempts")
-    assert [r.status for r in ca] == ["started", "met"] and ca[-1].attempts == 1
+    assert [r.status for r in ca] == ["started", "attempt", "met"] and ca[-1].attempts == 1
 
 
 def test_connected_activity_is_contact_made() -> None:
