@@ -221,11 +221,12 @@ class Truth:
                 continue
             key = r.identity()
             previous = clocks.get(key)
+            last = r
             if r.status == "attempt" and previous is not None:
                 # SPEC §4: an attempt leaves the clock's state as it was; only the count moves.
-                r = replace(r, status=previous.last.status)
+                last = replace(r, status=previous.last.status)
             cause = r.cause if r.cause is not None else (previous.cause if previous else None)
-            clocks[key] = Clock(r, cause if r.breached else None)
+            clocks[key] = Clock(last, cause if r.breached else None)
         self.clocks = list(clocks.values())
 
     def where(self, **attrs: Any) -> Iterator[Clock]:

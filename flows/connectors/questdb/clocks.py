@@ -46,15 +46,12 @@ def _replace(record: SlaRecord, **changes: Any) -> SlaRecord:
 
 
 #: SPEC §6 `attempt` (`contact_attempts` only): one more attempt, the clock's state unchanged.
-ATTEMPT: Final = "attempt"
+ATTEMPT: Final = Status.ATTEMPT
 
 
 def record_is_open(record: SlaRecord) -> bool:
-    """Whether the clock is still running after `record` (the core's `clock_is_open`).
-
-    An `attempt` record is emitted only for an attempt that leaves the clock open (SPEC §4).
-    """
-    return record.status == ATTEMPT or clock_is_open(record.status, record.metric)
+    """Whether the clock is still running after `record` (the core's `clock_is_open`)."""
+    return clock_is_open(record.status, record.metric)
 
 
 def state_of_attempt(record: SlaRecord) -> str:
