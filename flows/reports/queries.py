@@ -6,7 +6,9 @@ Each `Query` holds a template naming the monitor's tables and views by placehold
 (`{today}`, `{days_ago_29}`, `{days_ago_6}`). `Query.render` fills them in; the Grafana builder
 renders with the default table prefix, `slawatch top` and the tests with theirs. Scorecard
 queries also hold Grafana's dashboard variables `$agent` and `$week` (a local Monday,
-`YYYY-MM-DD`), which Grafana substitutes; `Query.render` can substitute them too.
+`YYYY-MM-DD`), and every dashboard panel but the data age holds `$channel` (several channels,
+or "All": `ALL_CHANNELS`), which Grafana substitutes; `Query.render` can substitute them too,
+the way Grafana does.
 
 Conventions every query keeps (see docs/ANALYTICS.md):
 
@@ -373,11 +375,11 @@ Columns, by query (a clock is one row of `{clocks}`, its latest state):
 * `median_first_response_today.median_s`: approximate median of `elapsed_s` (counted seconds)
   of today's `first_response` clocks that were fulfilled (`met`, or `stopped` after a breach).
 * `data_age.data_age_s`: seconds since the newest heartbeat of any worker.
-* `running_clocks`: the clock's `conversation_id`, `metric`, `agent_id`, `team_id` and
-  `priority`; `state` is `paused`, `breached` or `running`; `seconds_left` is, for a paused
-  clock, what is left of its target in counted seconds, else wall-clock seconds to the deadline
-  (negative once breached). Clocks without a deadline are left out unless paused, and breached
-  ones once their deadline is more than an hour old; at most 100 rows.
+* `running_clocks`: the clock's `conversation_id`, `metric`, `agent_id`, `team_id`,
+  `priority` and `channel`; `state` is `paused`, `breached` or `running`; `seconds_left` is,
+  for a paused clock, what is left of its target in counted seconds, else wall-clock seconds
+  to the deadline (negative once breached). Clocks without a deadline are left out unless
+  paused, and breached ones once their deadline is more than an hour old; at most 100 rows.
 * `agent_load`: per `agent_id`, `open_conversations` (distinct conversations with an open chat
   clock) and `breaches_today` (clocks breached, not cancelled, with the deadline since local
   midnight), for every agent with an open clock or a deadline today.
@@ -387,8 +389,10 @@ Columns, by query (a clock is one row of `{clocks}`, its latest state):
   `conversation_id`, `agent_id`, `team_id`, `priority`, `segment`, and `seconds_left` to the
   window's end.
 * `leads_short`: open `contact_attempts` clocks not yet breached: `conversation_id`,
-  `agent_id`, `lead_source`, `attempts` made so far, `required` (the policy's `min`),
-  `seconds_left` to the deadline.
+  `agent_id`, `lead_source`, `channel`, `attempts` made so far (the live count: every `attempt`
+  record updates it), `required` (the policy's `min`), `seconds_left` to the deadline.
+
+Every query but `data_age` keeps the clocks of the channels `$channel` chooses.
 """
 
 # -- agent scorecard ($agent, $week) ---------------------------------------------------------

@@ -344,8 +344,8 @@ def test_tables_of_the_previous_release_gain_the_stored_columns(
 def test_views_of_the_previous_release_are_rebuilt_with_the_channel(
     stack: Endpoints, questdb: QuestDB, prefix: str
 ) -> None:
-    """A view made without `channel` (0.3) is dropped and made again at start-up, rebuilt from
-    the clocks already stored, so the dashboards can filter by channel."""
+    """A view made without `channel` (by an earlier release) is dropped and made again at
+    start-up, rebuilt from the clocks already stored, so the dashboards can filter by channel."""
     writer = QuestDBWriter(stack.questdb_ilp_conf, prefix=prefix)
     writer.ensure_tables()
     writer.write_batch(
@@ -360,7 +360,7 @@ def test_views_of_the_previous_release_are_rebuilt_with_the_channel(
     views = ViewNames(prefix)
     for view, sql in create_view_statements(TableNames(prefix), "Asia/Jakarta"):
         questdb.execute(f"DROP MATERIALIZED VIEW {view}")
-        questdb.execute(sql.replace(", channel", ""))  # the definition of 0.3
+        questdb.execute(sql.replace(", channel", ""))  # an earlier release's definition
     columns = f"SELECT \"column\" FROM table_columns('{views.compliance_daily}')"  # noqa: S608
     assert "channel" not in {r[0] for r in questdb.query(columns)}
 

@@ -47,8 +47,8 @@ DEFAULT_TIMEZONE: Final = "Asia/Jakarta"
 
 _ZONE_RE: Final = re.compile(r"[A-Za-z0-9_+\-/]+")
 
-#: The newest column of every view: a view without it was made by an earlier release (0.3 and
-#: before had no `channel`), and is dropped and created again.
+#: The newest column of every view: a view without it was made by an earlier release (without
+#: `channel`), and is dropped and created again.
 REQUIRED_COLUMN: Final = "channel"
 
 
