@@ -17,6 +17,10 @@ from typing import Any
 import orjson
 import pytest
 
+from flows.core.decode import decode_event
+from flows.core.events import Rejected
+from tests.schemakit import validator
+
 ROOT = Path(__file__).resolve().parents[1]
 WHATSAPP_SAMPLES = ROOT.parent / "shared" / "data" / "whatsapp_cloud"
 
@@ -90,15 +94,22 @@ def chatwoot_conversation_data(
     labels: list[str] | None = None,
     created_at: int = 1_764_644_400,
     updated_at: float = 1_764_644_460.123,
+    channel: str | None = "Channel::Whatsapp",
+    source_id: str = "6281234567890",
+    inbox_id: int = 2,
 ) -> dict[str, Any]:
-    """A conversation's `webhook_data` (`id` is the per-account display id)."""
-    return {
+    """A conversation's `webhook_data` (`id` is the per-account display id).
+
+    `channel` is the inbox's channel type (None leaves the key out), `source_id` how the inbox
+    addresses the contact (a phone number, `whatsapp:+…` for Twilio, a JID for bridges).
+    """
+    data: dict[str, Any] = {
         "additional_attributes": {"browser": {"device_name": "Siti's phone"}},
         "can_reply": True,
-        "channel": "Channel::Whatsapp",
-        "contact_inbox": {"source_id": "6281234567890"},
+        "channel": channel,
+        "contact_inbox": {"source_id": source_id},
         "id": display_id,
-        "inbox_id": 2,
+        "inbox_id": inbox_id,
         "messages": [],
         "labels": labels or [],
         "meta": {
@@ -121,6 +132,9 @@ def chatwoot_conversation_data(
         "created_at": created_at,
         "updated_at": updated_at,
     }
+    if channel is None:
+        del data["channel"]
+    return data
 
 
 def chatwoot_message(
@@ -134,8 +148,14 @@ def chatwoot_message(
     display_id: int = 42,
     attachments: list[dict[str, Any]] | None = None,
     additional_attributes: dict[str, Any] | None = None,
+    channel: str | None = "Channel::Whatsapp",
+    source_id: str = "6281234567890",
+    inbox_id: int = 2,
 ) -> dict[str, Any]:
-    """A `message_created` webhook payload."""
+    """A `message_created` webhook payload from an inbox of channel type `channel`."""
+    conversation = chatwoot_conversation_data(
+        display_id, channel=channel, source_id=source_id, inbox_id=inbox_id
+    )
     payload: dict[str, Any] = {
         "event": "message_created",
         "account": {"id": 1, "name": "Toko Maju"},
@@ -143,10 +163,10 @@ def chatwoot_message(
         "content_attributes": {},
         "content_type": "text",
         "content": content,
-        "conversation": chatwoot_conversation_data(display_id),
+        "conversation": conversation,
         "created_at": created_at,
         "id": message_id,
-        "inbox": {"id": 2, "name": "WhatsApp Toko"},
+        "inbox": {"id": inbox_id, "name": "Toko Maju"},
         "message_type": message_type,
         "private": private,
         "sender": sender,
@@ -154,6 +174,33 @@ def chatwoot_message(
     }
     if attachments is not None:
         payload["attachments"] = attachments
+    return payload
+
+
+def chatwoot_message_updated(
+    message_id: int = 1002,
+    *,
+    status: str | int = "failed",
+    message_type: str | int = "outgoing",
+    external_error: str | None = "(#131047) Re-engagement message",
+    created_at: str = "2025-12-02T03:10:00.000Z",
+    updated_at: str | float | None = "2025-12-02T03:10:04.500Z",
+    display_id: int = 42,
+) -> dict[str, Any]:
+    """A `message_updated` webhook payload: an agent's reply whose `status` changed."""
+    payload = chatwoot_message(
+        message_id,
+        message_type="outgoing",
+        sender=user_sender(),
+        content="Baik kak, harga paket premium Rp 250.000",
+        created_at=created_at,
+        display_id=display_id,
+    )
+    payload.update(event="message_updated", message_type=message_type, status=status)
+    if external_error is not None:
+        payload["content_attributes"] = {"external_error": external_error}
+    if updated_at is not None:
+        payload["updated_at"] = updated_at
     return payload
 
 
@@ -185,3 +232,117 @@ def chatwoot_signature(secret: str, timestamp: str, body: bytes) -> str:
 def meta_signature(secret: str, body: bytes) -> str:
     """The `X-Hub-Signature-256` of a body, as Meta computes it."""
     return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+
+
+# -- WhatsApp Cloud API builders (the documented notification shape) -------------------------
+
+#: The business number of the built notifications.
+WA_NUMBER_ID = "106540352242922"
+#: The customer of the built notifications: a phone number and a business-scoped user id.
+WA_PHONE = "6281234567890"
+WA_BSUID = "ID.8412093345571208"
+
+
+def whatsapp_notification(value: dict[str, Any], field: str = "messages") -> dict[str, Any]:
+    """A webhook notification carrying one change (`value` gets the business number)."""
+    body = {
+        "messaging_product": "whatsapp",
+        "metadata": {"display_phone_number": "6221555010", "phone_number_id": WA_NUMBER_ID},
+        **value,
+    }
+    change = {"field": field, "value": body}
+    return {"object": "whatsapp_business_account", "entry": [{"id": "88123", "changes": [change]}]}
+
+
+def whatsapp_contact(
+    *, phone: str | None = WA_PHONE, user_id: str | None = WA_BSUID
+) -> dict[str, Any]:
+    """A `contacts[]` entry; either id may be left out (None)."""
+    contact: dict[str, Any] = {"profile": {"name": "Siti Nurhaliza"}}
+    if phone is not None:
+        contact["wa_id"] = phone
+    if user_id is not None:
+        contact["user_id"] = user_id
+    return contact
+
+
+def whatsapp_inbound(
+    wamid: str = "wamid.IN1",
+    *,
+    phone: str | None = WA_PHONE,
+    user_id: str | None = WA_BSUID,
+    timestamp: str | int = "1764644400",
+    contacts: bool = True,
+    **fields: Any,
+) -> dict[str, Any]:
+    """A customer's text message; `phone` / `user_id` None leave `from` / `from_user_id` out."""
+    message: dict[str, Any] = {
+        "id": wamid,
+        "timestamp": timestamp,
+        "type": "text",
+        "text": {"body": "Hola, saya mau tanya harga paket premium"},
+        **fields,
+    }
+    if phone is not None:
+        message["from"] = phone
+    if user_id is not None:
+        message["from_user_id"] = user_id
+    value: dict[str, Any] = {"messages": [message]}
+    if contacts:
+        value["contacts"] = [whatsapp_contact(phone=phone, user_id=user_id)]
+    return whatsapp_notification(value)
+
+
+def whatsapp_status(
+    wamid: str = "wamid.OUT1",
+    status: str = "sent",
+    *,
+    phone: str | None = WA_PHONE,
+    user_id: str | None = WA_BSUID,
+    timestamp: str = "1764644460",
+    contacts: bool = True,
+    errors: list[dict[str, Any]] | None = None,
+) -> dict[str, Any]:
+    """A status of a business message; None leaves `recipient_id` / `recipient_user_id` out."""
+    item: dict[str, Any] = {"id": wamid, "status": status, "timestamp": timestamp}
+    if phone is not None:
+        item["recipient_id"] = phone
+    if user_id is not None:
+        item["recipient_user_id"] = user_id
+    if errors is not None:
+        item["errors"] = errors
+    value: dict[str, Any] = {"statuses": [item]}
+    if contacts:
+        value["contacts"] = [whatsapp_contact(phone=phone, user_id=user_id)]
+    return whatsapp_notification(value)
+
+
+#: A `failed` status's error: the customer-service window had closed.
+WINDOW_CLOSED_ERROR = {
+    "code": 131047,
+    "title": "Re-engagement message",
+    "message": "Re-engagement message",
+    "error_data": {"details": "More than 24 hours have passed since the customer last replied."},
+}
+
+
+#: The fields of a SPEC §1 retraction, exactly.
+RETRACTION_KEYS = frozenset(
+    {"event_id", "type", "action", "conversation_id", "occurred_at", "message_id"}
+)
+
+
+def assert_spec_events(events: list[dict[str, Any]]) -> None:
+    """Assert that mapped events are SPEC §1 events: schema and decoder, or a retraction's shape.
+
+    Retractions (`message` with `action: failed`) are new in SPEC §1; they must hold exactly
+    the retraction's fields, whatever the schema and decoder of this checkout know.
+    """
+    for event in events:
+        if event.get("type") == "message" and event.get("action") == "failed":
+            assert set(event) == RETRACTION_KEYS, event
+            assert all(isinstance(event[k], str) and event[k] for k in ("event_id", "message_id"))
+            assert isinstance(event["occurred_at"], int)
+            continue
+        validator("event.schema.json").validate(event)
+        assert not isinstance(decode_event(orjson.dumps(event)), Rejected), event

@@ -37,6 +37,7 @@ from flows.core.events import (
     ConversationEvent,
     Event,
     MessageEvent,
+    RetractionEvent,
 )
 from flows.core.model import Policy, Target
 from flows.core.records import ActionRecord, SlaRecord
@@ -98,6 +99,7 @@ class Conversation:
         "policy",
         "replied",
         "res_clock",
+        "retracted",
         "res_record",
         "scheduled",
         "seqs",
@@ -140,6 +142,9 @@ class Conversation:
         # rebuilds the conversation from `base` (None: a new conversation) replaying it.
         self.log: list[Event] = []
         self.base: Conversation | None = None
+        # Message ids of outbound messages whose delivery failed (SPEC §1): they count as never
+        # sent. None until the first retraction, so a conversation without one costs nothing.
+        self.retracted: frozenset[str] | None = None
 
     def __setstate__(self, state: tuple[None, dict[str, object]]) -> None:
         """Restore a pickled conversation; older snapshots lack the newer slots' defaults.
@@ -150,6 +155,7 @@ class Conversation:
         self.base = None
         self.res_record = None
         self.cadence_off = False
+        self.retracted = None
         for name, value in state[1].items():
             object.__setattr__(self, name, value)
 
@@ -618,7 +624,9 @@ class Conversation:
         """Apply one event at its own instant (timers before it must have fired already).
 
         Dispatches on the event's type (SPEC §1): inbound and outbound messages, assignments,
-        conversation actions and activities. Events at one instant apply in the order given.
+        conversation actions and activities. An outbound message retracted as failed does nothing;
+        a retraction only marks its message (the engine rebuilds what it changes). Events at one
+        instant apply in the order given: the engine gives them in SPEC §4's order.
 
         Args:
             ctx: The shared context that receives the records.
@@ -629,14 +637,31 @@ class Conversation:
         if isinstance(event, MessageEvent):
             if event.direction == "inbound":
                 self._inbound(ctx, event, at)
-            else:
+            elif event.message_id is None or not self.is_retracted(event.message_id):
                 self._outbound(ctx, event, at)
+        elif isinstance(event, RetractionEvent):
+            self.retract(event.message_id)
         elif isinstance(event, AssignmentEvent):
             self._assignment(ctx, event, at)
         elif isinstance(event, ConversationEvent):
             self._conversation(ctx, event, at)
         else:
             self._activity(ctx, event, at)
+
+    def is_retracted(self, message_id: str) -> bool:
+        """Return whether the outbound message `message_id` failed (it counts as never sent)."""
+        return self.retracted is not None and message_id in self.retracted
+
+    def retract(self, message_id: str) -> None:
+        """Mark the outbound message `message_id` as failed: from now on it is never applied.
+
+        The engine rebuilds the conversation when the message was already applied, so every clock
+        is computed as if it had never been sent (SPEC §1).
+        """
+        if self.retracted is None:
+            self.retracted = frozenset((message_id,))
+        else:
+            self.retracted = self.retracted | {message_id}
 
     def _load(self, ctx: Context, delta: int) -> None:
         """Add `delta` to the assignee's open-conversation count while the cycle is open."""
@@ -1104,9 +1129,18 @@ _COPIED_AS_IS: Final = tuple(
 
 #: Slot order of the pickled layout `_LAYOUT` (`Conversation.__reduce__`).
 _FIELDS: Final = Conversation.__slots__
-_LAYOUT: Final = 1
+_LAYOUT: Final = 2
+#: Layout 1 (0.3 snapshots): no `retracted` slot.
+_FIELDS_V1: Final = tuple(name for name in _FIELDS if name != "retracted")
 
 
 def _restore_conversation(layout: int, *values: object) -> Conversation:
-    """Rebuild a conversation pickled by `Conversation.__reduce__` (the name snapshots refer to)."""
+    """Rebuild a conversation pickled by `Conversation.__reduce__` (the name snapshots refer to).
+
+    Layout 1 snapshots (before retractions) load with no retracted message.
+    """
+    if layout == 1:
+        conv = restore_slots(Conversation, _FIELDS_V1, layout, 1, values)
+        conv.retracted = None
+        return conv
     return restore_slots(Conversation, _FIELDS, layout, _LAYOUT, values)

@@ -1,7 +1,8 @@
 """The one decoder of input events (SPEC §1): bytes in, an event or a rejection out.
 
 `decode_event` turns one Kafka message value or one JSONL line into a `MessageEvent`,
-`AssignmentEvent`, `ConversationEvent` or `ActivityEvent`, or into a `Rejected` whose reason names
+`AssignmentEvent`, `ConversationEvent`, `ActivityEvent` or `RetractionEvent` (a failed message),
+or into a `Rejected` whose reason names
 the offending field; the caller makes the rejection a dead letter (SPEC §6). It never raises on
 bad input. It is on the hot path: one `orjson.loads`, then direct dictionary lookups.
 
@@ -11,7 +12,10 @@ that schema and decoder agree. What the decoder accepts, in short:
 * every event: `event_id`, `type`, `conversation_id` (non-empty strings) and `occurred_at`
   (RFC 3339 with an offset, or integer epoch milliseconds; see `flows.core.timefmt`);
 * ids (`event_id`, `conversation_id`, `agent_id`, `team_id`, `message_id`) are non-empty
-  strings; other strings may be empty;
+  strings of at most 256 characters with no control characters (SPEC §1: a CR/LF in an id would
+  reach e-mail headers and URLs downstream); other strings may be empty;
+* `{"type": "message", "action": "failed", "message_id": …}` retracts a message whose delivery
+  failed (only `message_id` is read);
 * an optional field that is `null` counts as absent, except conversation attributes, where
   `null` clears the attribute;
 * unknown fields are ignored, and so are fields that do not belong to the event's `type` or
@@ -20,6 +24,7 @@ that schema and decoder agree. What the decoder accepts, in short:
 
 from __future__ import annotations
 
+import re
 from typing import Any, Final, NoReturn
 
 import orjson
@@ -33,6 +38,7 @@ from flows.core.events import (
     Event,
     MessageEvent,
     Rejected,
+    RetractionEvent,
 )
 from flows.core.timefmt import MAX_INSTANT, MIN_INSTANT, format_instant, parse_instant
 
@@ -45,8 +51,14 @@ MAX_FUTURE_MS: Final = 300_000
 EVENT_TYPES: Final = ("message", "assignment", "conversation", "activity")
 #: Values of a message's `direction`.
 DIRECTIONS: Final = ("inbound", "outbound")
+#: Longest id accepted (SPEC §1), in characters.
+MAX_ID_CHARS: Final = 256
+#: Characters no id may hold: C0 and C1 controls (CR, LF, tab, NUL…), DEL, line separators.
+_CONTROL: Final = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 #: Values of a message's `author`.
 AUTHORS: Final = ("customer", "agent", "bot", "system")
+#: Values of a message's `action` (optional; `failed` retracts an undelivered message).
+MESSAGE_ACTIONS: Final = ("failed",)
 #: Values of an assignment's `action`.
 ASSIGNMENT_ACTIONS: Final = ("assigned", "unassigned")
 #: Values of a conversation event's `action`.
@@ -143,14 +155,14 @@ def _decode_object(obj: dict[str, Any]) -> Event:
     """
     # Every event has these four: check them inline, and call the readers only to explain.
     event_id = obj.get("event_id")
-    if type(event_id) is not str or not event_id:
-        event_id = _required_nonempty(obj, "event_id")
+    if type(event_id) is not str or not _id_ok(event_id):
+        event_id = _required_id(obj, "event_id")
     kind = obj.get("type")
     if kind not in EVENT_TYPES or type(kind) is not str:
         kind = _required_enum(obj, "type", EVENT_TYPES)
     conversation_id = obj.get("conversation_id")
-    if type(conversation_id) is not str or not conversation_id:
-        conversation_id = _required_nonempty(obj, "conversation_id")
+    if type(conversation_id) is not str or not _id_ok(conversation_id):
+        conversation_id = _required_id(obj, "conversation_id")
     occurred_at = obj.get("occurred_at")
     if type(occurred_at) is not int or not MIN_INSTANT <= occurred_at <= MAX_INSTANT:
         occurred_at = _required_instant(obj, "occurred_at")
@@ -163,21 +175,31 @@ def _decode_object(obj: dict[str, Any]) -> Event:
     return _activity(obj, event_id, conversation_id, occurred_at)
 
 
-def _message(obj: dict[str, Any], event_id: str, conversation_id: str, at: int) -> MessageEvent:
-    """Build a `message` event (SPEC §1).
+def _message(
+    obj: dict[str, Any], event_id: str, conversation_id: str, at: int
+) -> MessageEvent | RetractionEvent:
+    """Build a `message` event (SPEC §1), or the retraction of a failed one.
 
-    `direction` and `author` are required; `agent_id` is required when the author is `agent`.
-    `channel` defaults to `whatsapp` and `kind` to `text`; message content is never read.
+    With `action: failed`, only `message_id` (required) is read: the message with that id never
+    reached the customer. Otherwise `direction` and `author` are required; `agent_id` is required
+    when the author is `agent`. `channel` defaults to `whatsapp` and `kind` to `text`; message
+    content is never read.
 
     Raises:
         _Invalid: naming the field at fault.
     """
+    if "action" in obj:
+        action = _required_enum(obj, "action", MESSAGE_ACTIONS)
+        if action == "failed":
+            return RetractionEvent(
+                event_id, conversation_id, at, _required_id(obj, "message_id", "action", "failed")
+            )
     direction = _required_enum(obj, "direction", DIRECTIONS)
     author = _required_enum(obj, "author", AUTHORS)
-    agent_id = _optional_nonempty(obj, "agent_id")
+    agent_id = _optional_id(obj, "agent_id")
     if agent_id is None and author == "agent":
         _missing("agent_id", "author", "agent")
-    message_id = _optional_nonempty(obj, "message_id")
+    message_id = _optional_id(obj, "message_id")
     channel = _optional_string(obj, "channel")
     kind = _optional_string(obj, "kind")
     return MessageEvent(
@@ -204,7 +226,7 @@ def _assignment(
         _Invalid: naming the field at fault.
     """
     action = _required_enum(obj, "action", ASSIGNMENT_ACTIONS)
-    agent_id = _optional_nonempty(obj, "agent_id")
+    agent_id = _optional_id(obj, "agent_id")
     if agent_id is None and action == "assigned":
         _missing("agent_id", "action", "assigned")
     return AssignmentEvent(
@@ -213,7 +235,7 @@ def _assignment(
         at,
         action,
         agent_id,
-        _optional_nonempty(obj, "team_id"),
+        _optional_id(obj, "team_id"),
         _optional_string(obj, "role"),
         _optional_string(obj, "by"),
     )
@@ -273,8 +295,8 @@ def _attributes(obj: dict[str, Any]) -> tuple[tuple[str, AttrValue], ...]:
             if value not in allowed:
                 _not_one_of(key, allowed, value)
             attrs.append((key, value))
-        elif not value and key in _ID_ATTRIBUTES:
-            _empty(key)
+        elif key in _ID_ATTRIBUTES and not _id_ok(value):
+            _bad_id(key, value)
         else:
             attrs.append((key, value))
     return tuple(attrs)
@@ -306,7 +328,7 @@ def _activity(obj: dict[str, Any], event_id: str, conversation_id: str, at: int)
         conversation_id,
         at,
         _required_nonempty(obj, "kind"),
-        _required_nonempty(obj, "agent_id"),
+        _required_id(obj, "agent_id"),
         _optional_string(obj, "outcome"),
     )
 
@@ -326,14 +348,49 @@ def _required_nonempty(obj: dict[str, Any], key: str) -> str:
     _wrong_type(key, "a string", value)
 
 
-def _optional_nonempty(obj: dict[str, Any], key: str) -> str | None:
-    """Return `obj[key]` (a non-empty string) or None when absent or null; else raise `_Invalid`."""
+def _id_ok(value: str) -> bool:
+    """Return whether a string is a valid id: 1-256 characters, none of them a control character."""
+    if not value or len(value) > MAX_ID_CHARS:
+        return False
+    # isprintable() is the fast path; it also refuses spaces such as U+00A0, which ids may hold.
+    return value.isprintable() or _CONTROL.search(value) is None
+
+
+def _required_id(
+    obj: dict[str, Any], key: str, when_key: str | None = None, when_value: str | None = None
+) -> str:
+    """Return `obj[key]`, a valid id (`_id_ok`); else raise `_Invalid` naming `key`."""
     value = obj.get(key)
-    if value is None or (type(value) is str and value):
+    if type(value) is str and _id_ok(value):
         return value
-    if value == "":
-        _empty(key)
+    if value is None and (key not in obj or when_key is not None):
+        _missing(key, when_key, when_value)
+    if type(value) is str:
+        _bad_id(key, value)
+    _wrong_type(key, "a string", value)
+
+
+def _optional_id(obj: dict[str, Any], key: str) -> str | None:
+    """Return `obj[key]` (a valid id) or None when absent or null; else raise `_Invalid`."""
+    value = obj.get(key)
+    if value is None or (type(value) is str and _id_ok(value)):
+        return value
+    if type(value) is str:
+        _bad_id(key, value)
     _wrong_type(key, "a string or null", value)
+
+
+def _bad_id(key: str, value: str) -> NoReturn:
+    """Raise `_Invalid`: the id in `key` is empty, too long or holds a control character."""
+    if not value:
+        _empty(key)
+    if len(value) > MAX_ID_CHARS:
+        msg = f"field {key!r} is {len(value)} characters long, over the {MAX_ID_CHARS} of an id"
+        raise _Invalid(msg)
+    bad = _CONTROL.search(value)
+    code = f"U+{ord(bad.group()):04X}" if bad is not None else "?"
+    msg = f"field {key!r} must not hold control characters (found {code} in {_show(value)})"
+    raise _Invalid(msg)
 
 
 def _optional_string(obj: dict[str, Any], key: str) -> str | None:
@@ -465,7 +522,10 @@ def event_to_json(event: Event) -> dict[str, Any]:
         "conversation_id": event.conversation_id,
         "occurred_at": format_instant(event.occurred_at),
     }
-    if isinstance(event, MessageEvent):
+    if isinstance(event, RetractionEvent):
+        out["action"] = event.action
+        out["message_id"] = event.message_id
+    elif isinstance(event, MessageEvent):
         out["direction"] = event.direction
         out["author"] = event.author
         _put(out, "agent_id", event.agent_id)

@@ -30,7 +30,7 @@ import orjson
 from flows.core.context import Context
 from flows.core.conversation import OPEN, Conversation
 from flows.core.decode import event_to_json
-from flows.core.events import Event
+from flows.core.events import Event, MessageEvent, RetractionEvent, order_key
 from flows.core.model import PolicySet
 from flows.core.records import ActionRecord, DeadLetter, SlaRecord, dead_letter
 from flows.core.timefmt import format_instant
@@ -47,10 +47,12 @@ def _time(event: Event) -> int:
 class Engine:
     """Holds the conversations of one shard (or of a whole replay) and their timers.
 
-    Invariants: events are applied in (event time, arrival) order, and a conversation's warnings and
-    deadlines before an event's instant fire before it, so replaying the same input gives the same
-    records (SPEC §5). `processed_until` never goes back. The timer heap may hold stale entries (a
-    conversation's due instant moved); they are skipped when popped.
+    Invariants: events are applied in `order_key` order (event time, then SPEC §4's rank of one
+    instant, then `event_id`), and a conversation's warnings and deadlines before an event's
+    instant fire before it, so the records are a function of the set of events (SPEC §4, §5): an
+    event that arrives after one it should precede is applied by a rebuild. `processed_until`
+    never goes back. The timer heap may hold stale entries (a conversation's due instant moved);
+    they are skipped when popped.
     """
 
     __slots__ = (
@@ -65,6 +67,7 @@ class Engine:
         "processed_until",
         "seen",
         "seen_from",
+        "unknown_retractions",
     )
 
     def __init__(self, policies: PolicySet, *, horizon_ms: int = DEFAULT_HORIZON_MS) -> None:
@@ -94,6 +97,9 @@ class Engine:
         # and each conversation's pickled bytes as of then.
         self.dirty: set[str] | None = None
         self.blobs: dict[str, bytes] = {}
+        # Retractions (failed deliveries) of messages this engine never applied (SPEC §1: counted,
+        # not an error).
+        self.unknown_retractions = 0
 
     def __getstate__(self) -> dict[str, object]:
         """Return the state to snapshot, without the duplicate filter.
@@ -119,6 +125,7 @@ class Engine:
         """
         self.dirty = None
         self.blobs = {}
+        self.unknown_retractions = 0
         for name, value in state.items():
             object.__setattr__(self, name, value)
 
@@ -166,7 +173,8 @@ class Engine:
 
         Events later than `watermark` stay buffered until a later call's watermark passes them.
         Among due events and timers, those of an earlier instant come first; at one instant events
-        apply before timers (SPEC §4 edge rules), and events in arrival order. Every `horizon / 24`
+        apply before timers, and events in SPEC §4's order of one instant (`order_key`: rank, then
+        `event_id`), whatever order they arrived in. Every `horizon / 24`
         of watermark progress the engine compacts (`compact`).
 
         Args:
@@ -179,18 +187,22 @@ class Engine:
         """
         pending = self._pending
         if events:
-            last = pending[-1].occurred_at if pending else -_NEVER
+            prev = pending[-1] if pending else None
+            last = prev.occurred_at if prev is not None else -_NEVER
             in_order = True
             for event in events:
                 at = event.occurred_at
-                if at < last:
+                # Events of one instant apply in SPEC §4's order, whatever their arrival order.
+                if at < last or (
+                    at == last and prev is not None and order_key(event) < order_key(prev)
+                ):
                     in_order = False
                     break
                 last = at
+                prev = event
             pending.extend(events)
             if not in_order:
-                # Stable sort: among events of one instant, earlier arrivals stay first.
-                pending.sort(key=_time)
+                pending.sort(key=order_key)
         n = bisect_right(pending, watermark, key=_time)
         due = pending[:n]
         del pending[:n]
@@ -280,10 +292,19 @@ class Engine:
         seen[eid] = at
         if self.dirty is not None:
             self.dirty.add(cid)
-        if at < conv.last_t or at <= conv.last_fired:
+        log = conv.log
+        if (
+            at < conv.last_t
+            or at <= conv.last_fired
+            or (log and at == log[-1].occurred_at and order_key(event) < order_key(log[-1]))
+        ):
             if at <= conv.forgotten_until:
                 self.ctx.out.append(self._too_late(event))
                 return
+            self._rebuild(conv, event)
+            return
+        if type(event) is RetractionEvent and self._retracts_applied(conv, event):
+            # The failed message was applied: recompute as if it had never been sent.
             self._rebuild(conv, event)
             return
         if not conv.log and conv.forgotten_until > -_NEVER:
@@ -296,6 +317,25 @@ class Engine:
         if after is not None and after != conv.scheduled:
             conv.scheduled = after
             heapq.heappush(self._timers, (after, cid))
+
+    def _retracts_applied(self, conv: Conversation, event: RetractionEvent) -> bool:
+        """Return whether `event` retracts an outbound message `conv` has applied.
+
+        A retraction of a message the conversation never applied (unknown, inbound, already
+        retracted, or forgotten with its log) is counted in `unknown_retractions`; it still marks
+        the id, so the message is ignored should it arrive later.
+        """
+        mid = event.message_id
+        if not conv.is_retracted(mid):
+            for logged in conv.log:
+                if (
+                    type(logged) is MessageEvent
+                    and logged.message_id == mid
+                    and logged.direction == "outbound"
+                ):
+                    return True
+        self.unknown_retractions += 1
+        return False
 
     def compact(self, cutoff: int) -> None:
         """Forget what only late events older than `cutoff` would need.
@@ -350,6 +390,10 @@ class Engine:
         ctx = self.ctx
         conv = Conversation(cid, ctx) if base is None else base.clone()
         conv.base = base
+        # A failed message counts as never sent, also before the retraction's own instant.
+        for event in log:
+            if type(event) is RetractionEvent:
+                conv.retract(event.message_id)
         for event in log:
             conv.fire_until(ctx, event.occurred_at, inclusive=False)
             conv.log.append(event)
@@ -372,10 +416,9 @@ class Engine:
         out, loads = self.ctx.out, self.ctx.loads
         if old.agent is not None and old.phase == OPEN:
             loads[old.agent] = loads.get(old.agent, 0) - 1
-        # The log is in (time, arrival) order; the late event arrived last, so it goes after
-        # every logged event of its instant.
+        # The log is in `order_key` order: the late event goes where that order puts it.
         new_log = old.log[:]
-        new_log.insert(bisect_right(new_log, late.occurred_at, key=_time), late)
+        new_log.insert(bisect_right(new_log, order_key(late), key=order_key), late)
         with self._isolated() as old_records:
             self._replay(old.id, old.base, old.log, until)
         with self._isolated() as new_records:

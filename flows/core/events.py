@@ -138,7 +138,64 @@ class ActivityEvent:
     type = "activity"
 
 
-Event = MessageEvent | AssignmentEvent | ConversationEvent | ActivityEvent
+@dataclass(frozen=True, slots=True)
+class RetractionEvent:
+    """An outbound message whose delivery failed: it never reached the customer.
+
+    SPEC §1 `{"type": "message", "action": "failed", "message_id": …}`. Every clock is computed
+    as if the outbound message with that `message_id` had never been sent (a late correction).
+
+    Attributes:
+        event_id: Unique id; a repeated one is ignored.
+        conversation_id: The conversation it belongs to.
+        occurred_at: When the failure was reported, epoch ms UTC.
+        message_id: The `message_id` of the outbound message that failed.
+    """
+
+    event_id: str
+    conversation_id: str
+    occurred_at: int
+    message_id: str
+
+    type = "message"
+    action = "failed"
+
+
+Event = MessageEvent | AssignmentEvent | ConversationEvent | ActivityEvent | RetractionEvent
+
+#: SPEC §4 edge rules, the order of events at one instant: conversation actions by rank.
+_CONVERSATION_RANKS: Final = {"opened": 1, "reopened": 1, "follow_up_promised": 6, "resolved": 7}
+
+
+def instant_rank(event: Event) -> int:
+    """Return the rank of `event` among events at its instant (SPEC §4 edge rules).
+
+    (1) `opened` and `reopened`; (2) `updated` without a `status` field; (3) inbound messages;
+    (4) assignments; (5) outbound messages, activities and retractions of failed messages;
+    (6) `updated` with a `status` field, and `follow_up_promised`; (7) `resolved`.
+    """
+    if isinstance(event, MessageEvent):
+        return 3 if event.direction == "inbound" else 5
+    if isinstance(event, AssignmentEvent):
+        return 4
+    if isinstance(event, ConversationEvent):
+        rank = _CONVERSATION_RANKS.get(event.action)
+        if rank is not None:
+            return rank
+        for key, _ in event.attrs:
+            if key == "status":
+                return 6
+        return 2
+    return 5
+
+
+def order_key(event: Event) -> tuple[int, int, str]:
+    """Return the key events are applied in: instant, then rank (`instant_rank`), then event id.
+
+    Ids compare by code point, which is their UTF-8 byte order. With this order the records are a
+    function of the set of events, never of their delivery order (SPEC §4 edge rules).
+    """
+    return (event.occurred_at, instant_rank(event), event.event_id)
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,5 +216,5 @@ def _reduce(event: Event) -> tuple[type[Event], tuple[object, ...]]:
     return type(event), tuple([getattr(event, name) for name in event.__slots__])
 
 
-for _cls in (MessageEvent, AssignmentEvent, ConversationEvent, ActivityEvent):
+for _cls in (MessageEvent, AssignmentEvent, ConversationEvent, ActivityEvent, RetractionEvent):
     _cls.__reduce__ = _reduce  # type: ignore[method-assign,assignment]

@@ -4,8 +4,13 @@ Chatwoot payloads are flat (model data merged with `event`). Conversation events
 account id, so the account comes from the webhook URL; conversation ids are
 `cw:{account}:{display_id}`, agent ids are Chatwoot user ids as text.
 
+A message's `channel` is its inbox's: the inbox configuration (`ChatwootOptions.inbox_channels`)
+if it names the inbox, else the inbox's channel type in the payload (`Channel::Telegram` →
+`telegram`, see `CHANNEL_TYPES`), never an account-wide default.
+
 Event ids are derived from Chatwoot's ids so that duplicates collapse: `cw:{account}:m:{message
-id}` for messages; `cw:{account}:c:{display_id}:{what}:{value}:{seconds}` for conversation
+id}` for messages, `cw:{account}:m:{message id}:failed` for the retraction of a message whose
+delivery failed; `cw:{account}:c:{display_id}:{what}:{value}:{seconds}` for conversation
 changes, where `seconds` is the conversation's `updated_at` truncated to whole seconds. One status
 change fires both `conversation_status_changed` and `conversation_updated`: both map to the same
 ids.
@@ -13,13 +18,41 @@ ids.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any, Final
 
-from flows.ingest.mapping import Mapped, MappingError, as_object, epoch_ms, short_hash
+from flows.ingest.mapping import (
+    Mapped,
+    MappingError,
+    as_object,
+    epoch_ms,
+    retraction,
+    short_hash,
+)
 
 #: Chatwoot's integer `message_type` (inside `conversation.messages[]` and the REST API).
 MESSAGE_TYPES: Final = {0: "incoming", 1: "outgoing", 2: "activity", 3: "template"}
+#: Chatwoot's message `status` (an integer in `conversation.messages[]` and the REST API).
+MESSAGE_STATUSES: Final = {0: "sent", 1: "delivered", 2: "read", 3: "failed"}
+#: Chatwoot inbox channel types → SPEC `channel`. `Channel::TwilioSms` is `whatsapp` when its
+#: medium is WhatsApp, and `Channel::Api` is `whatsapp` when it bridges WhatsApp (see `_channel`).
+CHANNEL_TYPES: Final = {
+    "Channel::Whatsapp": "whatsapp",
+    "Channel::Telegram": "telegram",
+    "Channel::WebWidget": "web",
+    "Channel::Email": "email",
+    "Channel::Sms": "sms",
+    "Channel::TwilioSms": "sms",
+    "Channel::FacebookPage": "facebook",
+    "Channel::Instagram": "instagram",
+    "Channel::Line": "line",
+    "Channel::TwitterProfile": "twitter",
+    "Channel::Tiktok": "tiktok",
+    "Channel::Voice": "voice",
+    "Channel::Api": "api",
+}
 #: Chatwoot priority → SPEC priority.
 PRIORITIES: Final = {"urgent": "P1", "high": "P2", "medium": "P3", "low": "P4"}
 #: Events that are never SLA-relevant: counted as ignored under their own name.
@@ -34,7 +67,6 @@ IGNORED_EVENTS: Final = frozenset(
         "conversation_typing_off",
         "inbox_created",
         "inbox_updated",
-        "message_updated",
     }
 )
 #: `changed_attributes` keys that carry nothing for SLAs.
@@ -57,7 +89,20 @@ _QUIET_KEYS: Final = frozenset(
 _STATUS_EVENTS: Final = {"conversation_resolved": "resolved", "conversation_opened": "open"}
 _LABEL_KEYS: Final = ("labels", "label_list", "cached_label_list")
 _LEAD_STATUSES: Final = ("new", "qualified", "disqualified", "nurture")
+#: The longest text id taken from a payload.
+_MAX_ID: Final = 64
 _BOT_SENDERS: Final = frozenset({"agent_bot", "captain_assistant"})
+#: Sender types as Chatwoot spells them in `sender.type` or a message's `sender_type`.
+_SENDER_TYPES: Final = {
+    "user": "user",
+    "contact": "contact",
+    "agent_bot": "agent_bot",
+    "agentbot": "agent_bot",
+    "captain_assistant": "captain_assistant",
+    "captain::assistant": "captain_assistant",
+}
+#: Identifiers of WhatsApp users as bridges through an API inbox write them (Baileys, WAHA...).
+_WHATSAPP_JID: Final = re.compile(r"^\+?\d{5,20}@(s\.whatsapp\.net|c\.us)$")
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,7 +118,12 @@ class ChatwootOptions:
         null_sender_author: author of an outgoing message with no sender (automations,
             campaigns, bridges): `system` by default, `bot` or `agent` (with `null_sender_agent`).
         null_sender_agent: `agent_id` when `null_sender_author` is `agent`.
-        channel: the `channel` of every message.
+        bot_user_ids: per account id, the Chatwoot user ids of integrations and AI assistants
+            that post as users (`sender.type: user`): their messages are authored `bot`.
+        inbox_channels: per account id, inbox id → `channel` of that inbox's messages; wins
+            over the payload's channel type (e.g. an API inbox that bridges WhatsApp).
+        fallback_channel: the `channel` of a message whose payload names no channel type and
+            whose inbox is not configured (counted as the flag `channel_unknown`).
     """
 
     segment_attribute: str = "segment"
@@ -83,7 +133,9 @@ class ChatwootOptions:
     segment_labels: tuple[str, ...] = ()
     null_sender_author: str = "system"
     null_sender_agent: str = "chatwoot"
-    channel: str = "whatsapp"
+    bot_user_ids: Mapping[str, frozenset[str]] = field(default_factory=dict)
+    inbox_channels: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+    fallback_channel: str = "unknown"
 
 
 def map_chatwoot(body: bytes, account: str, options: ChatwootOptions | None = None) -> Mapped:
@@ -117,7 +169,8 @@ def map_payload(payload: dict[str, Any], account: str, opts: ChatwootOptions, ou
     Dispatches on `event`: `message_created` to `map_message`; `conversation_created` to an
     `opened` event; `conversation_updated` and `conversation_status_changed` to the changes
     they carry; the agent-bot `conversation_resolved` / `conversation_opened` to a status
-    change. Contact, inbox, typing, automation and `message_updated` events are ignored with
+    change; `message_updated` to a retraction when the message's delivery failed (see
+    `map_message_update`). Contact, inbox, typing and automation events are ignored with
     their name as the counter label.
 
     Args:
@@ -130,10 +183,15 @@ def map_payload(payload: dict[str, Any], account: str, opts: ChatwootOptions, ou
         MappingError: the payload is not one Chatwoot sends, or lacks an id or time.
     """
     event = payload.get("event")
+    if not isinstance(event, str):
+        msg = f"field 'event' must be a string, not {type(event).__name__}"
+        raise MappingError(msg)
     if event in IGNORED_EVENTS:
         out.ignore(str(event), f"{event} carries nothing for SLAs")
     elif event == "message_created":
         map_message(payload, account, opts, out)
+    elif event == "message_updated":
+        map_message_update(payload, account, opts, out)
     elif event == "conversation_created":
         _created(payload, account, opts, out)
     elif event in ("conversation_updated", "conversation_status_changed"):
@@ -142,9 +200,9 @@ def map_payload(payload: dict[str, Any], account: str, opts: ChatwootOptions, ou
         # Agent-bot webhooks: the conversation as it is now, no changed_attributes.
         status = {"status": {"previous_value": None, "current_value": _STATUS_EVENTS[event]}}
         _updated({**payload, "changed_attributes": [status]}, account, opts, out)
-    elif isinstance(event, str) and event.startswith("automation_event."):
+    elif event.startswith("automation_event."):
         out.ignore("automation_event", f"{event}: automation webhooks repeat account events")
-    elif isinstance(event, str) and (event.startswith(("contact_", "inbox_")) or "typing" in event):
+    elif event.startswith(("contact_", "inbox_")) or "typing" in event:
         out.ignore(event, f"{event} carries nothing for SLAs")
     else:
         msg = f"unknown Chatwoot event {event!r}"
@@ -159,20 +217,26 @@ def map_message(
     account: str,
     opts: ChatwootOptions,
     out: Mapped,
+    *,
     display_id: object = None,
+    conversation: dict[str, Any] | None = None,
 ) -> None:
     """Map one Chatwoot message (webhook `message_created` or a REST message) into `out`.
 
     Produces one SPEC §1 `message` event, id `cw:{account}:m:{id}`. Reads `message_type`
-    (text or Chatwoot's integer; `activity` messages are ignored, `incoming` is inbound from
-    the customer, `outgoing` and `template` are outbound), `private` (an internal note:
-    outbound `kind: note`, never a reply), `sender.type` / `sender.id` (a `user` is an agent
-    with `agent_id` = the user id; an agent bot or Captain is `bot`; no sender is
-    `null_sender_author`), `attachments` (`kind: media`), `created_at` (`occurred_at`) and
-    the conversation's `display_id`. An outgoing message with WhatsApp `template_params`, or
-    of type `template`, is `kind: template`; a `template` message not sent by a user is
+    (text, a string of digits or Chatwoot's integer; `activity` messages are ignored,
+    `incoming` is inbound from the customer, `outgoing` and `template` are outbound; any
+    other value is ignored as `unknown_message_type`), `private` (an internal note: outbound
+    `kind: note`, never a reply), `sender.type` (or the message's `sender_type`) and
+    `sender.id` (a `user` is an agent with `agent_id` = the user id, unless the account lists
+    the id in `bot_user_ids`: then `bot`; an agent bot or Captain is `bot`; a sender without
+    a type is a contact; no sender is `null_sender_author`), `attachments` (`kind: media`),
+    `created_at` (`occurred_at`), the inbox and its channel type (`channel`, see `_channel`)
+    and the conversation's `display_id`. An outgoing message with WhatsApp `template_params`,
+    or of type `template`, is `kind: template`; a `template` message not sent by a user is
     authored `bot`. An incoming message sent by a user is mapped and flagged
-    `incoming_user_sender`.
+    `incoming_user_sender`. An outbound message whose `status` is already `failed` (as the
+    REST API may return it) is followed by its retraction (see `map_message_update`).
 
     Args:
         payload: the message as a JSON object.
@@ -181,33 +245,27 @@ def map_message(
         out: where the event goes.
         display_id: the conversation's display id when the caller knows it (the REST API's
             messages do not carry it); read from the message otherwise.
+        conversation: the conversation when the caller has it apart from the message (the
+            REST API), for the channel type; the message's `conversation` otherwise.
 
     Raises:
-        MappingError: the message has no id, conversation or time, or an unknown type.
+        MappingError: the message has no id, conversation or time.
     """
-    message_type = payload.get("message_type")
-    if isinstance(message_type, int):
-        message_type = MESSAGE_TYPES.get(message_type)
+    message_type = _message_type(payload.get("message_type"))
     if message_type == "activity":
         out.ignore("activity_message", "activity messages are never sent to the customer")
         return
     if message_type not in ("incoming", "outgoing", "template"):
-        msg = f"unknown message_type {payload.get('message_type')!r}"
-        raise MappingError(msg)
-    message_id = payload.get("id")
-    if message_id is None or isinstance(message_id, bool):
-        msg = "message has no 'id'"
-        raise MappingError(msg)
-    if display_id is None:
-        conversation = payload.get("conversation")
-        if isinstance(conversation, dict):
-            display_id = conversation.get("display_id") or conversation.get("id")
-        display_id = display_id or payload.get("conversation_id")
-    if display_id is None or isinstance(display_id, bool):
-        msg = "message has no conversation id"
-        raise MappingError(msg)
+        raw = payload.get("message_type")
+        out.ignore("unknown_message_type", f"message_type {raw!r} is not one Chatwoot sends")
+        return
+    message_id = _message_id(payload)
+    if conversation is None:
+        nested = payload.get("conversation")
+        conversation = nested if isinstance(nested, dict) else {}
+    display_id = _message_display_id(payload, conversation, display_id)
     sender = payload.get("sender")
-    sender_type = sender.get("type") if isinstance(sender, dict) else None
+    sender_type = _sender_type(payload, sender)
     attachments = payload.get("attachments")
     kind = "media" if isinstance(attachments, list) and attachments else "text"
     event: dict[str, Any] = {
@@ -216,11 +274,11 @@ def map_message(
         "conversation_id": f"cw:{account}:{display_id}",
         "occurred_at": epoch_ms(payload.get("created_at"), "message 'created_at'"),
         "message_id": str(message_id),
-        "channel": opts.channel,
+        "channel": _channel(payload, conversation, account, opts, out),
     }
     if payload.get("private") is True:
         event.update(direction="outbound", kind="note")
-        _set_author(event, sender, sender_type, opts)
+        _set_author(event, sender, sender_type, account, opts)
     elif message_type == "incoming":
         event.update(direction="inbound", author="customer", kind=kind)
         if sender_type == "user":
@@ -228,11 +286,272 @@ def map_message(
     else:
         template = message_type == "template" or _is_whatsapp_template(payload)
         event.update(direction="outbound", kind="template" if template else kind)
-        _set_author(event, sender, sender_type, opts)
+        _set_author(event, sender, sender_type, account, opts)
         if message_type == "template" and sender_type != "user":
             event["author"] = "bot"
             event.pop("agent_id", None)
     out.add(event)
+    if event["direction"] == "outbound" and event["kind"] != "note":
+        if _message_status(payload.get("status")) == "failed":
+            _retract(payload, account, str(message_id), event, conversation=conversation, out=out)
+
+
+def map_message_update(
+    payload: dict[str, Any], account: str, opts: ChatwootOptions, out: Mapped
+) -> None:
+    """Map a `message_updated` webhook: a failed delivery retracts the message, else nothing.
+
+    Chatwoot fires `message_updated` when a message's `status` changes (`sent`, `delivered`,
+    `read`, `failed`; text or its integer) and when it is edited or deleted. An outgoing or
+    template message whose status is `failed` (the platform refused it, e.g. WhatsApp error
+    131047 after the 24-hour window closed; the reason is in `content_attributes.
+    external_error`, which is not copied) gives a SPEC §1 retraction: id
+    `cw:{account}:m:{id}:failed`, `message_id` the id the message's own event carried, at
+    the instant of the update (see `_failure_time`). Delivered and read receipts are ignored
+    as `message_receipt`; any other update (an edit, a deletion, `sent`) as
+    `message_updated`; a failed incoming message, activity or note (never sent by the
+    business, so no reply to retract) as `message_failed_not_outbound`.
+
+    Raises:
+        MappingError: a failed message has no id, conversation or time.
+    """
+    status = _message_status(payload.get("status"))
+    if status in ("delivered", "read"):
+        out.ignore("message_receipt", f"message_updated is a {status} receipt")
+        return
+    if status != "failed":
+        out.ignore("message_updated", "message_updated without a failed delivery")
+        return
+    message_type = _message_type(payload.get("message_type"))
+    if message_type not in ("outgoing", "template") or payload.get("private") is True:
+        out.ignore(
+            "message_failed_not_outbound",
+            f"a failed {message_type or 'unknown'} message or note was no reply to retract",
+        )
+        return
+    nested = payload.get("conversation")
+    conversation = nested if isinstance(nested, dict) else {}
+    message_id = _message_id(payload)
+    display_id = _message_display_id(payload, conversation, None)
+    created_at = epoch_ms(payload.get("created_at"), "message 'created_at'")
+    original = {"conversation_id": f"cw:{account}:{display_id}", "occurred_at": created_at}
+    _retract(payload, account, str(message_id), original, conversation=conversation, out=out)
+
+
+def _retract(
+    payload: dict[str, Any],
+    account: str,
+    message_id: str,
+    original: dict[str, Any],
+    *,
+    conversation: dict[str, Any],
+    out: Mapped,
+) -> None:
+    """Add the retraction of a failed message, in the conversation of its own event."""
+    at = _failure_time(payload, conversation, original["occurred_at"])
+    event_id = f"cw:{account}:m:{message_id}:failed"
+    out.add(retraction(event_id, original["conversation_id"], at, message_id))
+
+
+def _failure_time(payload: dict[str, Any], conversation: dict[str, Any], created_at: int) -> int:
+    """Return when a failure was reported, never before the message was created.
+
+    The message's `updated_at`, else the conversation's (Chatwoot touches the conversation
+    whenever a message changes), else the message's `created_at`: the first that reads.
+    """
+    for candidate in (payload.get("updated_at"), conversation.get("updated_at")):
+        if candidate is not None:
+            try:
+                return max(epoch_ms(candidate, "message 'updated_at'"), created_at)
+            except MappingError:
+                continue
+    return created_at
+
+
+def _message_id(payload: dict[str, Any]) -> str:
+    """Return the message's `id`.
+
+    Raises:
+        MappingError: the message has none, or not a Chatwoot id (see `_id_part`).
+    """
+    message_id = payload.get("id")
+    if message_id is None or message_id == "":
+        msg = "message has no 'id'"
+        raise MappingError(msg)
+    return _id_part(message_id, "message 'id'")
+
+
+def _id_part(value: object, what: str) -> str:
+    """Return a Chatwoot id as text: an integer, or up to 64 printable characters without blanks.
+
+    Ids become parts of event and conversation ids, so nothing else is taken from a payload.
+
+    Raises:
+        MappingError: the value is of another type or shape; the message names `what`.
+    """
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    if isinstance(value, str) and 0 < len(value) <= _MAX_ID and value.isprintable():
+        if not any(c.isspace() for c in value):
+            return value
+    msg = f"{what} must be an integer or a short printable string, not {value!r:.40}"
+    raise MappingError(msg)
+
+
+def _message_display_id(
+    payload: dict[str, Any], conversation: dict[str, Any], display_id: object
+) -> str:
+    """Return the display id of a message's conversation.
+
+    The caller's, else the nested conversation's, else the message's `conversation_id`.
+
+    Raises:
+        MappingError: none of them is known.
+    """
+    if display_id is None:
+        display_id = conversation.get("display_id") or conversation.get("id")
+        display_id = display_id or payload.get("conversation_id")
+    if display_id is None or display_id == "":
+        msg = "message has no conversation id"
+        raise MappingError(msg)
+    return _id_part(display_id, "message's conversation id")
+
+
+def _message_type(raw: object) -> str | None:
+    """Read `message_type`: `incoming|outgoing|activity|template`, its integer, or its digits."""
+    if isinstance(raw, bool):
+        return None
+    if isinstance(raw, str) and raw.strip().isdigit():
+        raw = int(raw.strip())
+    if isinstance(raw, int):
+        return MESSAGE_TYPES.get(raw)
+    if isinstance(raw, str) and raw.strip().lower() in MESSAGE_TYPES.values():
+        return raw.strip().lower()
+    return None
+
+
+def _message_status(raw: object) -> str | None:
+    """Read a message's `status`: `sent|delivered|read|failed`, its integer, or its digits."""
+    if isinstance(raw, bool):
+        return None
+    if isinstance(raw, str) and raw.strip().isdigit():
+        raw = int(raw.strip())
+    if isinstance(raw, int):
+        return MESSAGE_STATUSES.get(raw)
+    if isinstance(raw, str):
+        return raw.strip().lower()
+    return None
+
+
+def _sender_type(payload: dict[str, Any], sender: object) -> str | None:
+    """Return the sender's type: `user`, `contact`, `agent_bot`, `captain_assistant` or None.
+
+    Read from `sender.type`, else the message's `sender_type` (`User`, `Contact`, `AgentBot`,
+    `Captain::Assistant`, as the REST API and `conversation.messages[]` spell it). A sender
+    object with neither is a contact: Chatwoot's Contact carries no type in webhooks.
+    """
+    raw = sender.get("type") if isinstance(sender, dict) else None
+    if raw is None:
+        raw = payload.get("sender_type")
+    if isinstance(raw, str) and raw.strip():
+        key = raw.strip().lower()
+        return _SENDER_TYPES.get(key, key)
+    return "contact" if isinstance(sender, dict) else None
+
+
+def _inbox_id(payload: dict[str, Any], conversation: dict[str, Any]) -> str | None:
+    """Return the message's inbox id as text (`inbox.id`, `inbox_id`, the conversation's)."""
+    inbox = payload.get("inbox")
+    for candidate in (
+        inbox.get("id") if isinstance(inbox, dict) else None,
+        payload.get("inbox_id"),
+        conversation.get("inbox_id"),
+    ):
+        if candidate is not None and not isinstance(candidate, bool):
+            return str(candidate)
+    return None
+
+
+def _channel_type(payload: dict[str, Any], conversation: dict[str, Any]) -> str | None:
+    """Return the inbox's channel type (`Channel::…`) named in the payload, if any.
+
+    Webhooks carry it as the conversation's `channel`; the REST API as `meta.channel`.
+    """
+    meta = conversation.get("meta")
+    inbox = payload.get("inbox")
+    for candidate in (
+        conversation.get("channel"),
+        meta.get("channel") if isinstance(meta, dict) else None,
+        inbox.get("channel_type") if isinstance(inbox, dict) else None,
+        payload.get("channel"),
+    ):
+        if isinstance(candidate, str) and candidate.strip():
+            return candidate.strip()
+    return None
+
+
+def _contact_handles(payload: dict[str, Any], conversation: dict[str, Any]) -> list[str]:
+    """Return how the inbox addresses the customer, lower-cased.
+
+    The contact inbox's `source_id`, the contact's `identifier` and the inbox's `medium`,
+    where the payload has them.
+    """
+    handles: list[object] = []
+    contact_inbox = conversation.get("contact_inbox")
+    if isinstance(contact_inbox, dict):
+        handles.append(contact_inbox.get("source_id"))
+    meta = conversation.get("meta")
+    contact = meta.get("sender") if isinstance(meta, dict) else None
+    for who in (contact, payload.get("sender")):
+        if isinstance(who, dict):
+            handles.append(who.get("identifier"))
+    inbox = payload.get("inbox")
+    if isinstance(inbox, dict):
+        handles.append(inbox.get("medium"))
+    return [h.strip().lower() for h in handles if isinstance(h, str) and h.strip()]
+
+
+def _channel(
+    payload: dict[str, Any],
+    conversation: dict[str, Any],
+    account: str,
+    opts: ChatwootOptions,
+    out: Mapped,
+) -> str:
+    """Return the SPEC `channel` of a message: the one the customer wrote on (SPEC §4).
+
+    1. The inbox configuration: `inbox_channels[account][inbox id]`, when set.
+    2. The inbox's channel type in the payload, through `CHANNEL_TYPES`. Two types carry
+       WhatsApp besides `Channel::Whatsapp`: `Channel::TwilioSms` whose medium is WhatsApp
+       (the contact's `source_id` is `whatsapp:+…`), and `Channel::Api` that bridges WhatsApp
+       (the contact is a WhatsApp JID, `…@s.whatsapp.net` or `…@c.us`); any other API inbox is
+       `api`, flagged `api_inbox_unconfigured` (name its channel in `inbox_channels`). An
+       unknown `Channel::Name` is `name` in snake case, flagged `unknown_channel_type`.
+    3. Otherwise `fallback_channel`, flagged `channel_unknown`.
+    """
+    inbox_id = _inbox_id(payload, conversation)
+    configured = opts.inbox_channels.get(account, {})
+    if inbox_id is not None and inbox_id in configured:
+        return configured[inbox_id]
+    channel_type = _channel_type(payload, conversation)
+    if channel_type is None:
+        out.flags.append("channel_unknown")
+        return opts.fallback_channel
+    handles = _contact_handles(payload, conversation)
+    if channel_type == "Channel::TwilioSms" and any(
+        h.startswith("whatsapp:") or h == "whatsapp" for h in handles
+    ):
+        return "whatsapp"
+    if channel_type == "Channel::Api":
+        if any(_WHATSAPP_JID.match(h) for h in handles):
+            return "whatsapp"
+        out.flags.append("api_inbox_unconfigured")
+        return "api"
+    if channel_type in CHANNEL_TYPES:
+        return CHANNEL_TYPES[channel_type]
+    out.flags.append("unknown_channel_type")
+    name = channel_type.removeprefix("Channel::")
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower() or opts.fallback_channel
 
 
 def _is_whatsapp_template(payload: dict[str, Any]) -> bool:
@@ -245,16 +564,25 @@ def _is_whatsapp_template(payload: dict[str, Any]) -> bool:
 
 
 def _set_author(
-    event: dict[str, Any], sender: object, sender_type: object, opts: ChatwootOptions
+    event: dict[str, Any],
+    sender: object,
+    sender_type: object,
+    account: str,
+    opts: ChatwootOptions,
 ) -> None:
     """Set `author` (and `agent_id`) of an outbound message or note from its sender.
 
-    A user with an id is `agent`; an agent bot or Captain is `bot`; no sender at all is
-    `null_sender_author` (with `null_sender_agent` when that is `agent`); any other sender
-    (a contact, a platform) is `system`.
+    A user with an id is `agent`, unless the account lists the id in `bot_user_ids` (an
+    integration or AI assistant posting as a user): then `bot`. An agent bot or Captain is
+    `bot`; no sender at all is `null_sender_author` (with `null_sender_agent` when that is
+    `agent`); any other sender (a contact, a platform) is `system`.
     """
     if sender_type == "user" and isinstance(sender, dict) and sender.get("id") is not None:
-        event.update(author="agent", agent_id=str(sender["id"]))
+        user_id = _id_part(sender["id"], "sender 'id'")
+        if user_id in opts.bot_user_ids.get(account, frozenset()):
+            event["author"] = "bot"
+        else:
+            event.update(author="agent", agent_id=user_id)
     elif sender_type in _BOT_SENDERS:
         event["author"] = "bot"
     elif sender is None:
@@ -268,17 +596,17 @@ def _set_author(
 # -- conversations ----------------------------------------------------------------------------
 
 
-def _display_id(payload: dict[str, Any]) -> object:
+def _display_id(payload: dict[str, Any]) -> str:
     """Return the conversation's `display_id` (the number the UI shows), else its `id`.
 
     Raises:
         MappingError: the payload has neither.
     """
     display_id = payload.get("display_id") or payload.get("id")
-    if display_id is None or isinstance(display_id, bool):
+    if display_id is None or display_id == "":
         msg = "conversation has no 'id'"
         raise MappingError(msg)
-    return display_id
+    return _id_part(display_id, "conversation 'id'")
 
 
 def _changes(payload: dict[str, Any]) -> dict[str, tuple[Any, Any]] | None:
@@ -391,12 +719,12 @@ def _created(payload: dict[str, Any], account: str, opts: ChatwootOptions, out: 
     elif status == "snoozed":
         event["status"] = "pending"
     priority = payload.get("priority")
-    if priority in PRIORITIES:
+    if isinstance(priority, str) and priority in PRIORITIES:
         event["priority"] = PRIORITIES[priority]
     meta = payload.get("meta")
     team = meta.get("team") if isinstance(meta, dict) else None
     if isinstance(team, dict) and team.get("id") is not None:
-        event["team_id"] = str(team["id"])
+        event["team_id"] = _id_part(team["id"], "team 'id'")
     event.update(_attributes(payload.get("custom_attributes"), payload.get("labels"), opts, out))
     if event.get("tags") == []:
         del event["tags"]
@@ -410,14 +738,15 @@ def _assignment(payload: dict[str, Any], account: str, agent: object, at: int) -
     """Return a SPEC §1 `assignment` event: `assigned` to `agent` (as text), or `unassigned`.
 
     Raises:
-        MappingError: the payload names no conversation.
+        MappingError: the payload names no conversation, or the agent id is not an id.
     """
     if agent is None:
         event = _base(payload, account, "assignee:none", at)
         event.update(type="assignment", action="unassigned")
     else:
-        event = _base(payload, account, f"assignee:{agent}", at)
-        event.update(type="assignment", action="assigned", agent_id=str(agent))
+        agent_id = _id_part(agent, "assignee id")
+        event = _base(payload, account, f"assignee:{agent_id}", at)
+        event.update(type="assignment", action="assigned", agent_id=agent_id)
     return event
 
 
@@ -455,9 +784,10 @@ def _updated(payload: dict[str, Any], account: str, opts: ChatwootOptions, out: 
     updates: dict[str, Any] = {}
     if "team_id" in changes:
         team = changes["team_id"][1]
-        updates["team_id"] = None if team is None else str(team)
+        updates["team_id"] = None if team is None else _id_part(team, "team_id")
     if "priority" in changes:
-        updates["priority"] = PRIORITIES.get(changes["priority"][1])
+        priority = changes["priority"][1]
+        updates["priority"] = PRIORITIES.get(priority) if isinstance(priority, str) else None
     custom = changes["custom_attributes"][1] if "custom_attributes" in changes else None
     labels = next((changes[key][1] for key in _LABEL_KEYS if key in changes), None)
     if labels is None and any(key in changes for key in _LABEL_KEYS):

@@ -184,7 +184,9 @@ def catch_up(
         result.messages += len(messages)
         for message in messages:
             try:
-                map_message(message, account, opts, out, display_id=display_id)
+                map_message(
+                    message, account, opts, out, display_id=display_id, conversation=conversation
+                )
             except MappingError as exc:
                 out.unmappable.append(str(exc))
         _assignee(conversation, account, out)

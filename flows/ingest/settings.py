@@ -128,6 +128,25 @@ class IngestSettings(BaseSettings):
     null_sender_agent: str = Field(
         default="chatwoot", description="`agent_id` when NULL_SENDER_AUTHOR is `agent`."
     )
+    chatwoot_bot_users: dict[str, list[int | str]] = Field(
+        default_factory=dict,
+        description=(
+            "Per Chatwoot account id, the user ids of integrations and AI assistants that post "
+            'as users: their messages are authored `bot`, not `agent` (e.g. `{"7": [15, 22]}`).'
+        ),
+    )
+    chatwoot_inbox_channels: dict[str, dict[str, str]] = Field(
+        default_factory=dict,
+        description=(
+            "Per Chatwoot account id, inbox id → `channel` of its messages, over the inbox's "
+            'channel type (e.g. an API inbox bridging WhatsApp: `{"7": {"12": "whatsapp"}}`).'
+        ),
+    )
+    chatwoot_fallback_channel: str = Field(
+        default="unknown",
+        min_length=1,
+        description="`channel` of a Chatwoot message whose payload and inbox name no channel.",
+    )
     referral_lead_source: str = Field(
         default="click_to_whatsapp", description="`lead_source` of a Click-to-WhatsApp referral."
     )
@@ -155,7 +174,7 @@ class IngestSettings(BaseSettings):
     def chatwoot_options(self) -> ChatwootOptions:
         """Return the Chatwoot mapping choices.
 
-        The channel stays `ChatwootOptions`' default (`whatsapp`).
+        Bot user ids and inbox ids are compared as text, so `15` and `"15"` are one user.
         """
         return ChatwootOptions(
             segment_attribute=self.segment_attribute,
@@ -165,6 +184,15 @@ class IngestSettings(BaseSettings):
             segment_labels=tuple(self.segment_labels),
             null_sender_author=self.null_sender_author,
             null_sender_agent=self.null_sender_agent,
+            bot_user_ids={
+                account: frozenset(str(user) for user in users)
+                for account, users in self.chatwoot_bot_users.items()
+            },
+            inbox_channels={
+                account: {str(inbox): channel for inbox, channel in inboxes.items()}
+                for account, inboxes in self.chatwoot_inbox_channels.items()
+            },
+            fallback_channel=self.chatwoot_fallback_channel,
         )
 
     def whatsapp_options(self) -> WhatsAppOptions:

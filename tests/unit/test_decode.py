@@ -33,13 +33,14 @@ from flows.core.events import (
     ConversationEvent,
     MessageEvent,
     Rejected,
+    RetractionEvent,
 )
 from flows.core.timefmt import MAX_INSTANT, MIN_INSTANT, format_instant, parse_instant
 from tests.schemakit import schemas, validator
 
 pytestmark = pytest.mark.unit
 
-EVENT_CLASSES = (MessageEvent, AssignmentEvent, ConversationEvent, ActivityEvent)
+EVENT_CLASSES = (MessageEvent, AssignmentEvent, ConversationEvent, ActivityEvent, RetractionEvent)
 #: 2026-11-23T10:00:00Z.
 T = 1_795_428_000_000
 DROP = object()
@@ -132,6 +133,9 @@ VALID = [
     Case("promise, epoch ms", conversation(action="follow_up_promised", due_at=T + 3_600_000)),
     Case("activity", activity(outcome="no_answer")),
     Case("activity, other kind", activity(kind="carrier pigeon", outcome=None)),
+    Case("failed message", _event("message", action="failed", message_id="wamid.9")),
+    Case("id of 256 characters", message(conversation_id="c" * 256)),
+    Case("id with spaces and emoji", message(agent_id="Siti \u00a0\U0001f600", author="agent")),
 ]
 
 INVALID = [
@@ -208,6 +212,19 @@ INVALID = [
     Case("activity without agent", activity(agent_id=DROP), "agent_id"),
     Case("activity, null agent", activity(agent_id=None), "agent_id"),
     Case("activity, integer outcome", activity(outcome=3), "outcome"),
+    Case("failed without message_id", _event("message", action="failed"), "message_id"),
+    Case(
+        "failed, empty message_id", _event("message", action="failed", message_id=""), "message_id"
+    ),
+    Case("unknown message action", message(action="edited"), "action"),
+    Case("CR/LF in conversation_id", message(conversation_id="c1\r\nBcc: x@y"), "conversation_id"),
+    Case("LF in event_id", message(event_id="e\n1"), "event_id"),
+    Case("tab in agent_id", reply(agent_id="a\t1"), "agent_id"),
+    Case("NUL in message_id", message(message_id="w\x00"), "message_id"),
+    Case("C1 control in team_id", assignment(team_id="s\x85"), "team_id"),
+    Case("LF in attribute team_id", conversation(team_id="t\n"), "team_id"),
+    Case("id of 257 characters", message(conversation_id="c" * 257), "conversation_id"),
+    Case("LF in activity agent", activity(agent_id="a\n"), "agent_id"),
     Case("top-level array", [message()]),
     Case("top-level string", "event"),
     Case("top-level number", 1),
@@ -426,7 +443,12 @@ def test_decoder_never_raises_on_odd_json() -> None:
 
 # Random valid events: the decoder reads every field, and event_to_json writes it back.
 
-ids = st.text(min_size=1, max_size=12)
+#: Ids as SPEC §1 allows them: no control characters (C0, C1, DEL) nor line separators.
+ids = st.text(
+    st.characters(exclude_categories=("Cc", "Cs"), exclude_characters="\u2028\u2029"),
+    min_size=1,
+    max_size=12,
+)
 texts = st.text(max_size=12)
 ABSENT = object()
 
@@ -645,3 +667,36 @@ def test_format_instant_refuses_out_of_range(ms: int) -> None:
     """An instant beyond year 1..9999 cannot be written and raises ValueError."""
     with pytest.raises(ValueError, match="out of range"):
         format_instant(ms)
+
+
+@pytest.mark.parametrize(
+    ("value", "reason"),
+    [
+        (
+            message(conversation_id="c1\r\nBcc: x@y"),
+            "field 'conversation_id' must not hold control characters (found U+000D in "
+            "'c1\\r\\nBcc: x@y')",
+        ),
+        (
+            message(event_id="e" * 300),
+            "field 'event_id' is 300 characters long, over the 256 of an id",
+        ),
+        (
+            _event("message", action="failed"),
+            "missing field 'message_id' (required when action is 'failed')",
+        ),
+    ],
+)
+def test_bad_ids_are_refused_with_the_field_and_what_is_wrong(value: object, reason: str) -> None:
+    """An id holding CR/LF or longer than 256 characters is a dead letter naming the field."""
+    decoded = _decode(value)
+    assert isinstance(decoded, Rejected)
+    assert decoded.reason == reason
+
+
+def test_failed_message_decodes_to_a_retraction() -> None:
+    """`action: failed` retracts the message it names; direction and author are not needed."""
+    decoded = _decode(_event("message", action="failed", message_id="wamid.9"))
+    assert isinstance(decoded, RetractionEvent)
+    assert (decoded.message_id, decoded.conversation_id) == ("wamid.9", "c-1")
+    assert event_to_json(decoded)["action"] == "failed"

@@ -14,6 +14,7 @@ from tests.ingestkit import (
     chatwoot_message,
     contact_sender,
     dumps,
+    user_sender,
     whatsapp_sample,
 )
 
@@ -28,7 +29,9 @@ def test_map_whatsapp_samples_prints_events_and_ignored() -> None:
     result = CliRunner().invoke(main, ["ingest", "map", "--platform", "whatsapp", *map(str, files)])
     assert result.exit_code == 0, result.output
     events = [orjson.loads(line) for line in result.stdout.splitlines()]
-    assert [e["type"] for e in events].count("message") == 6
+    messages = [e for e in events if e["type"] == "message"]
+    assert [e.get("action") for e in messages].count(None) == 6
+    assert [e["message_id"] for e in messages if e.get("action") == "failed"] == ["wamid.xyzxyz"]
     assert [e["type"] for e in events].count("conversation") == 1
     assert "ignored message_reaction" in result.stderr
     assert "ignored status_read" in result.stderr
@@ -63,3 +66,28 @@ def test_mapping_choices_come_from_the_environment(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     (event,) = [orjson.loads(line) for line in result.stdout.splitlines()]
     assert event["author"] == "bot" and "agent_id" not in event
+
+
+def test_bot_users_and_inbox_channels_come_from_the_environment(tmp_path: Path) -> None:
+    """CHATWOOT_BOT_USERS makes user 15 a bot; CHATWOOT_INBOX_CHANNELS names an API inbox."""
+    body = tmp_path / "reply.json"
+    payload = chatwoot_message(
+        5,
+        message_type="outgoing",
+        sender=user_sender(15),
+        channel="Channel::Api",
+        source_id="c0ffee-42",
+        inbox_id=12,
+    )
+    body.write_bytes(dumps(payload))
+    env = {
+        "SLAWATCH_INGEST_CHATWOOT_BOT_USERS": '{"3": [15]}',
+        "SLAWATCH_INGEST_CHATWOOT_INBOX_CHANNELS": '{"3": {"12": "whatsapp"}}',
+    }
+    result = CliRunner().invoke(
+        main, ["ingest", "map", "--platform", "chatwoot", "--account", "3", str(body)], env=env
+    )
+    assert result.exit_code == 0, result.output
+    (event,) = [orjson.loads(line) for line in result.stdout.splitlines()]
+    assert (event["author"], event["channel"]) == ("bot", "whatsapp")
+    assert "agent_id" not in event

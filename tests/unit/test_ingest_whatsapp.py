@@ -67,12 +67,11 @@ def test_referral_sets_lead_source_before_the_message() -> None:
         ("05_message_reaction.json", "message_reaction"),
         ("07_status_delivered.json", "status_delivered"),
         ("08_status_read.json", "status_read"),
-        ("09_status_failed.json", "status_failed"),
         ("11_message_edit_change_fragment.json", "message_edit"),
     ],
 )
 def test_reactions_edits_and_later_statuses_are_ignored_and_counted(name: str, kind: str) -> None:
-    """Reactions, edits, delivered/read/failed statuses yield no event and one ignored entry."""
+    """Reactions, edits, delivered and read statuses yield no event and one ignored entry."""
     mapped = _map(name)
     assert mapped.events == []
     assert mapped.unmappable == []
