@@ -9,6 +9,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from flows.connectors.questdb import (
     ClockTracker,
@@ -326,6 +328,50 @@ def test_attempts_need_no_lookup_when_their_clock_starts_in_the_same_batch() -> 
     fresh = [sla("started", metric=CA, attempts=0), attempt(1, T0 + 1_000)]
     assert tracker.unknown_needing_lookup(fresh) == set()
     assert tracker.unknown_needing_lookup([attempt(1, T0 + 1_000)]) == {("c-1", 1, CA, 1)}
+
+
+@st.composite
+def lead_lifecycles(draw: st.DrawFn) -> tuple[list[SlaRecord], str, list[int]]:
+    """A lead clock's records with attempts anywhere, its last state, and batch cut points."""
+    states = draw(
+        st.sampled_from(
+            [
+                ["started"],
+                ["started", "warning"],
+                ["started", "warning", "breached"],
+                ["started", "paused"],
+            ]
+        )
+    )
+    records: list[SlaRecord] = []
+    at, count, breached = T0, 0, False
+    for state in states:
+        breached = breached or state == "breached"
+        records.append(sla(state, metric=CA, at=at, attempts=count, breached=breached))
+        for _ in range(draw(st.integers(0, 3))):
+            at += 60_000
+            count += 1
+            records.append(attempt(count, at, breached=breached))
+        at += 60_000
+    cuts = draw(st.lists(st.integers(0, len(records)), max_size=4))
+    return records, states[-1], sorted(cuts)
+
+
+@given(lead_lifecycles())
+def test_a_lead_row_is_its_last_state_with_the_live_count_however_batched(
+    case: tuple[list[SlaRecord], str, list[int]],
+) -> None:
+    """However the records are batched, the row has the last state and the latest count."""
+    records, state, cuts = case
+    tracker = ClockTracker()
+    written: dict[Any, SlaRecord] = {}
+    for start, end in zip([0, *cuts], [*cuts, len(records)], strict=True):
+        rows: dict[Any, SlaRecord] = {}  # one request's rows, as the writer sends them
+        tracker.collect(records[start:end], rows)
+        written.update(rows)
+    (row,) = written.values()
+    assert (row.status, row.attempts) == (state, records[-1].attempts)
+    assert collapse_clocks(records) == [row]
 
 
 # -- configuration ---------------------------------------------------------------------------
