@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -21,6 +21,8 @@ from flows.core.policies import parse_policies
 from flows.core.records import Record, SlaRecord
 from flows.devstack import Endpoints
 from flows.replay import replay_records
+from flows.reports.builders import scorecard_report
+from flows.reports.data import ReportStore
 from tests.conftest import QuestDB
 from tests.integration.test_report_truth import settle
 from tests.questdbkit import MINUTE, drop_tables, new_prefix, now_ms, panel_sql, variable_sql
@@ -169,6 +171,15 @@ def test_the_leads_panel_counts_each_attempt_and_the_clock_keeps_its_state(feed:
     # The agent's weekly scorecard reads the live count too: 4 attempts made, the lead short.
     week = {"agent": "a1", "week": local_monday(t0)}
     assert feed.panel("Contact attempts", "slawatch-scorecard", **week) == [(1, 4, 5, 0, 1, 0)]
+    # And so does `slawatch report scorecard`.
+    store = ReportStore(feed.questdb.endpoints.questdb_pg_conninfo, prefix=feed.prefix)
+    monday = date.fromisoformat(local_monday(t0))
+    summary = {
+        row[0]: row[1:]
+        for row in scorecard_report(store, monday, tz=ZoneInfo(TZ)).section("Summary").rows
+    }
+    assert summary["contact attempts made"] == ("4",)
+    assert summary["leads short of the required attempts"] == ("1",)
     events = feed.questdb.query(
         f"SELECT status, attempts FROM {TableNames(feed.prefix).events} ORDER BY at"  # noqa: S608
     )
