@@ -147,8 +147,9 @@ class ClockTracker:
         states = self._states
         wanted: set[ClockId] = set()
         stated: set[ClockId] = set()  # given a state by an earlier record of `records`
+        lead = Metric.CONTACT_ATTEMPTS
         for r in records:
-            if r.metric == Metric.CONTACT_ATTEMPTS:
+            if r.metric == lead:
                 clock: ClockId = (r.conversation_id, r.cycle, r.metric, r.seq)
                 if r.status != ATTEMPT:
                     stated.add(clock)
@@ -175,6 +176,8 @@ class ClockTracker:
         get = known.get
         states = self._states
         limit = self.max_clocks
+        lead = Metric.CONTACT_ATTEMPTS
+        attempt = ATTEMPT
         for emitted in records:
             record = emitted
             conv, cycle, metric, seq = (
@@ -184,9 +187,9 @@ class ClockTracker:
                 record.seq,
             )
             clock = (conv, cycle, metric, seq)
-            if metric == Metric.CONTACT_ATTEMPTS:
+            if metric == lead:
                 status = record.status
-                if status == ATTEMPT:
+                if status == attempt:
                     state = states.get(clock)
                     if state is None:
                         state = states[clock] = state_of_attempt(record)
