@@ -9,7 +9,7 @@ SLAWATCH := $(BIN)/slawatch
 INSTALLED := $(VENV)/.installed
 
 .PHONY: help install test test-unit test-integration lint format typecheck check \
-	fetch stack-up stack-down stack-status demo bench clean dashboards grafana-schemas top
+	fetch stack-up stack-down stack-status demo bench clean dashboards grafana-schemas top lock
 
 help: ## List the targets
 	@echo "Usage: make TARGET"
@@ -72,6 +72,9 @@ top: $(INSTALLED) ## The live wallboard in this terminal, from the local stack's
 
 bench: $(INSTALLED) ## Run every benchmark on a private stack, table + RESULT line (~10 min; BENCH_ARGS=--quick ~2 min)
 	$(BIN)/python -m bench $(BENCH_ARGS)
+
+lock: $(INSTALLED) ## Regenerate requirements.lock (the image's hash-pinned dependencies) from pyproject.toml with uv
+	$(BIN)/uv pip compile pyproject.toml --universal --python-version 3.11 --generate-hashes --quiet -o requirements.lock
 
 clean: ## Remove Python and tool caches (keeps .venv and the jar cache)
 	rm -rf .pytest_cache .mypy_cache .ruff_cache .hypothesis

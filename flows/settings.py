@@ -260,6 +260,22 @@ class Settings(BaseSettings):
         default=timedelta(seconds=5),
         description="How often each worker reports its watermark, lag and counts.",
     )
+    health_address: str = Field(
+        default="127.0.0.1:9108",
+        description=(
+            "`host:port` where `slawatch run` serves `/healthz`, `/readyz` and `/metrics` "
+            "(`0.0.0.0:9108` in a container); empty serves none. A default address in use is "
+            "logged and skipped; one set explicitly stops the start-up."
+        ),
+    )
+    ready_max_lag: Duration = Field(
+        default=timedelta(seconds=60),
+        description=(
+            "`/readyz` answers 503 while a worker's watermark is further than this behind the "
+            "wall clock (catching up, or stuck), or its last heartbeat is older than 3 heartbeat "
+            "intervals (at least 15 s)."
+        ),
+    )
 
     @field_validator("input_topics")
     @classmethod
@@ -308,6 +324,11 @@ class Settings(BaseSettings):
     def heartbeat_interval_ms(self) -> int:
         """Heartbeat interval in milliseconds (at least 1)."""
         return max(1, _ms(self.heartbeat_interval))
+
+    @property
+    def ready_max_lag_ms(self) -> int:
+        """Largest watermark delay `/readyz` accepts, in milliseconds."""
+        return _ms(self.ready_max_lag)
 
     @property
     def questdb_spill_path(self) -> Path | None:

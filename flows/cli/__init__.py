@@ -12,6 +12,7 @@ from typing import Any
 
 import click
 
+from flows.cli.check import check
 from flows.cli.demo import demo
 from flows.cli.feed import feed
 from flows.cli.grafana import dashboards_command, provision_command
@@ -68,5 +69,6 @@ for _command in (
     act,
     demo,
     feed,
+    check,
 ):
     main.add_command(_command)

@@ -37,6 +37,7 @@ _TRY_SQL = """\
   SELECT metric, status, count() FROM sla_clocks GROUP BY metric, status;
   SELECT * FROM sla_events WHERE status = 'breached' ORDER BY at DESC LIMIT 20;
 Grafana (wallboard, scorecard, trends, alerts) with Docker:
+  cp infra/slawatch.env.example infra/slawatch.env   # then set its secrets
   docker compose -f infra/compose.yaml up
 Opening the live wallboard (Ctrl-C or q stops the demo)...
 """

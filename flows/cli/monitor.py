@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable
+import os
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +39,44 @@ def _settings_options(command: Callable[..., Any]) -> Callable[..., Any]:
     return command
 
 
+def cluster_from_environment(
+    process_id: int | None, addresses: str | None, env: Mapping[str, str]
+) -> tuple[int | None, str | None]:
+    """Fill in the process id and addresses the way Bytewax's Kubernetes chart gives them.
+
+    As `python -m bytewax.run` does: without `--process-id`, `BYTEWAX_POD_NAME` minus the
+    `BYTEWAX_STATEFULSET_NAME-` prefix is the id (the pod's ordinal); without `--addresses`,
+    `BYTEWAX_HOSTFILE_PATH` names a file with one `host:port` per line, in process-id order.
+
+    Args:
+        process_id: The `--process-id` option, if given.
+        addresses: The `--addresses` option, if given.
+        env: The environment.
+
+    Returns:
+        The process id and the `;`-separated addresses (each None when neither gives one).
+
+    Raises:
+        SlawatchError: the pod name does not end in an ordinal, or the host file is unreadable.
+    """
+    pod, statefulset = env.get("BYTEWAX_POD_NAME"), env.get("BYTEWAX_STATEFULSET_NAME")
+    if process_id is None and pod and statefulset:
+        ordinal = pod.removeprefix(f"{statefulset}-")
+        if not ordinal.isdigit():
+            msg = f"BYTEWAX_POD_NAME {pod!r} is not {statefulset}-<ordinal>"
+            raise SlawatchError(msg)
+        process_id = int(ordinal)
+    hostfile = env.get("BYTEWAX_HOSTFILE_PATH")
+    if process_id is not None and addresses is None and hostfile:
+        try:
+            lines = Path(hostfile).read_text(encoding="utf-8").splitlines()
+        except OSError as exc:
+            msg = f"cannot read BYTEWAX_HOSTFILE_PATH {hostfile}: {exc.strerror or exc}"
+            raise SlawatchError(msg) from exc
+        addresses = ";".join(line.strip() for line in lines if line.strip())
+    return process_id, addresses
+
+
 @click.command()
 @_settings_options
 @click.option(
@@ -55,14 +94,20 @@ def _settings_options(command: Callable[..., Any]) -> Callable[..., Any]:
     "process_id",
     type=int,
     default=None,
-    help="This process's index in a cluster (needs --addresses).",
+    help=(
+        "This process's index in a cluster (needs --addresses); in a Kubernetes StatefulSet, "
+        "the pod's ordinal from BYTEWAX_POD_NAME and BYTEWAX_STATEFULSET_NAME."
+    ),
 )
 @click.option(
     "-a",
     "--addresses",
     "addresses",
     default=None,
-    help='host:port of every process of the cluster, ";"-separated, in process-id order.',
+    help=(
+        'host:port of every process of the cluster, ";"-separated, in process-id order '
+        "(or one per line in the file BYTEWAX_HOSTFILE_PATH names)."
+    ),
 )
 @click.option(
     "--from-stack",
@@ -125,6 +170,7 @@ def run(
         )
         msg = f"invalid settings: {problems}"
         raise SlawatchError(msg) from exc
+    process_id, addresses = cluster_from_environment(process_id, addresses, os.environ)
     cluster = Cluster(
         workers,
         process_id,

@@ -159,15 +159,20 @@ def _alert_query(spec: RuleSpec) -> AlertQuery:
     return query
 
 
-def _rule(spec: RuleSpec, prefix: str, timezone: str) -> Json:
+def _rule(
+    spec: RuleSpec, prefix: str, timezone: str, alert_query: AlertQuery | None = None
+) -> Json:
     """Return the Grafana rule of `spec`: query A, reduce B (last, nulls dropped), threshold C.
+
+    `alert_query` is the rule's query when it is not one of `flows.reports.queries` (the
+    monitor-health rules of `flows.grafana.health`).
 
     The rule's uid is the query's name with `al_` made `slawatch-` and `_` made `-`
     (`al_urgent_breach` is `slawatch-urgent-breach`), so it stays the same across
     provisioning runs. Every alert carries labels `severity` and `product: slawatch` and
     points to the wallboard; its title and description are the query's.
     """
-    query = _alert_query(spec)
+    query = alert_query or _alert_query(spec)
     sql = query.render(prefix, timezone)
     return {
         "uid": spec.query.replace("_", "-").replace("al-", "slawatch-"),

@@ -18,6 +18,7 @@ from flows.connectors.questdb import DEFAULT_PREFIX
 from flows.connectors.questdb.views import DEFAULT_TIMEZONE
 from flows.grafana.alerting import FOLDER, FOLDER_UID, alerting
 from flows.grafana.dashboards import dashboards
+from flows.grafana.health import health_alerting
 
 __all__ = ["CONTAINER_DASHBOARDS", "provisioning_files", "write_files"]
 
@@ -84,13 +85,14 @@ def provisioning_files(
 
     Returns:
         `dashboards/slawatch.yaml` (the provider), one `dashboards/<uid>.json` per dashboard
-        (two-space indented, ending with a newline) and `alerting/slawatch.yaml`; the same
-        arguments always give the same text.
+        (two-space indented, ending with a newline), `alerting/slawatch.yaml` and
+        `alerting/slawatch-health.yaml`; the same arguments always give the same text.
     """
     files = {"dashboards/slawatch.yaml": _yaml(provider())}
     for board in dashboards(prefix, timezone):
         files[f"dashboards/{board['uid']}.json"] = json.dumps(board, indent=2) + "\n"
     files["alerting/slawatch.yaml"] = _yaml(alerting(prefix, timezone))
+    files["alerting/slawatch-health.yaml"] = _yaml(health_alerting(prefix, timezone))
     return files
 
 

@@ -26,13 +26,6 @@ from flows.core.timefmt import parse_instant
 
 #: Epoch values above this are milliseconds, below it seconds (year 5138 in seconds).
 _MS_THRESHOLD: Final = 100_000_000_000
-#: The fields of a retraction (SPEC §1 `message`, `action: failed`), all required.
-_RETRACTION_FIELDS: Final = ("event_id", "conversation_id", "message_id")
-
-
-def is_retraction(event: dict[str, Any]) -> bool:
-    """Whether a mapped event is a retraction: a `message` with `action: failed` (SPEC §1)."""
-    return event.get("type") == "message" and event.get("action") == "failed"
 
 
 def retraction(
@@ -58,29 +51,6 @@ def retraction(
         "occurred_at": occurred_at,
         "message_id": message_id,
     }
-
-
-def _retraction_fault(event: dict[str, Any]) -> str | None:
-    """Return why a retraction is malformed, or None; used only while the decoder refuses them."""
-    for name in _RETRACTION_FIELDS:
-        value = event.get(name)
-        if not isinstance(value, str) or not value:
-            return f"field {name!r} must be a non-empty string"
-    at = event.get("occurred_at")
-    if not isinstance(at, int) or isinstance(at, bool) or at < 0:
-        return "field 'occurred_at' must be epoch milliseconds"
-    return None
-
-
-def _decoder_reads_retractions() -> bool:
-    """Whether `decode_event` accepts SPEC §1 retractions (asked once, with a probe)."""
-    probe = retraction("probe", "probe", 0, "probe")
-    return not isinstance(decode_event(orjson.dumps(probe)), Rejected)
-
-
-#: The decoder learns retractions in a separate change. Until it does, `Mapped.add` checks a
-#: retraction's shape itself; once it does, the decoder's verdict rules, as for every event.
-_DECODER_READS_RETRACTIONS: Final = _decoder_reads_retractions()
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,14 +87,10 @@ class Mapped:
     def add(self, event: dict[str, Any]) -> None:
         """Append an event after checking it with the project's decoder.
 
-        An event the decoder refuses is not added; its reason goes to `unmappable`. A
-        retraction is checked by its shape while the decoder does not read retractions yet.
+        An event the decoder refuses is not added; its reason goes to `unmappable`.
         """
-        if is_retraction(event) and not _DECODER_READS_RETRACTIONS:
-            fault = _retraction_fault(event)
-        else:
-            checked = decode_event(orjson.dumps(event))
-            fault = checked.reason if isinstance(checked, Rejected) else None
+        checked = decode_event(orjson.dumps(event))
+        fault = checked.reason if isinstance(checked, Rejected) else None
         if fault is not None:
             self.unmappable.append(f"mapped {event.get('type')} event refused: {fault}")
         else:

@@ -53,6 +53,7 @@ from flows.connectors.questdb.sink import QuestDBSink
 from flows.core.model import PolicySet
 from flows.core.policies import load_policies
 from flows.core.records import DeadLetter, Record
+from flows.monitor.health import HealthBoard, ObservedQuestDBSink
 from flows.monitor.heartbeat import (
     HeartbeatItem,
     HeartbeatSink,
@@ -153,18 +154,23 @@ def build_monitor(
     return MonitorStreams(merged, statuses)
 
 
-def questdb_sink_for(settings: Settings, conf: str) -> QuestDBSink:
+def questdb_sink_for(
+    settings: Settings, conf: str, health: HealthBoard | None = None
+) -> QuestDBSink:
     """Return the monitor's QuestDB sink for `conf`, configured by `settings`.
 
-    Table prefix, report time zone, spill folder and batch window come from the settings.
+    Table prefix, report time zone, spill folder and batch window come from the settings; with
+    `health`, the writers' counters are shown on `/metrics`.
     """
-    return QuestDBSink(
-        conf,
-        prefix=settings.table_prefix,
-        report_timezone=settings.report_timezone,
-        spill_dir=settings.questdb_spill_path,
-        batch_window_s=settings.questdb_batch_window.total_seconds(),
-    )
+    options: dict[str, Any] = {
+        "prefix": settings.table_prefix,
+        "report_timezone": settings.report_timezone,
+        "spill_dir": settings.questdb_spill_path,
+        "batch_window_s": settings.questdb_batch_window.total_seconds(),
+    }
+    if health is not None:
+        return ObservedQuestDBSink(health, conf, **options)
+    return QuestDBSink(conf, **options)
 
 
 def questdb_conf(settings: Settings) -> str | None:
@@ -188,6 +194,7 @@ def get_flow(
     *,
     questdb_sink: Sink[Any] | None = None,
     heartbeat_writers: Iterable[HeartbeatWriterFactory] | None = None,
+    health: HealthBoard | None = None,
 ) -> Dataflow:
     """Build the live monitor's dataflow from `settings` (default: `Settings()`).
 
@@ -201,6 +208,7 @@ def get_flow(
             QuestDB is disabled).
         heartbeat_writers: where heartbeats go; None logs them, and stores them in QuestDB unless it
             is disabled.
+        health: the board behind `/readyz` and `/metrics` (`slawatch run` serves it), or None.
 
     Returns:
         The dataflow, ready for `python -m bytewax.run` or `cli_main`.
@@ -228,7 +236,7 @@ def get_flow(
     )
     config = MonitorConfig.from_settings(settings, source.list_parts())
     if questdb_sink is None and conf is not None:
-        questdb_sink = questdb_sink_for(settings, conf)
+        questdb_sink = questdb_sink_for(settings, conf, health)
     if heartbeat_writers is None:
         heartbeat_writers = [log_heartbeats]
         if conf is not None:
@@ -244,5 +252,7 @@ def get_flow(
         op.output("questdb_output", streams.records, questdb_sink)
     # [(shard, ShardStatus) | list[Record]]
     vitals: Stream[HeartbeatItem] = op.merge("heartbeat_input", streams.statuses, streams.records)
-    op.output("heartbeat", vitals, HeartbeatSink(config.heartbeat_interval_ms, heartbeat_writers))
+    observer = None if health is None else health.observe
+    heartbeat = HeartbeatSink(config.heartbeat_interval_ms, heartbeat_writers, observer=observer)
+    op.output("heartbeat", vitals, heartbeat)
     return flow

@@ -32,6 +32,9 @@ HeartbeatWriterFactory = Callable[[int], HeartbeatWriter]
 """Builds the heartbeat writer of one worker, given the worker's index."""
 HeartbeatItem = tuple[str, ShardStatus] | list[Record]
 """What the heartbeat step takes: shard statuses, and the record lists it counts."""
+VitalsObserver = Callable[[Heartbeat, int, int], None]
+"""Told of each heartbeat, with the worker's consumer backlog (the largest any of its shards
+reported, in messages) and the conversations its shards hold (`flows.monitor.health`)."""
 
 
 def heartbeat_json(beat: Heartbeat) -> dict[str, Any]:
@@ -104,12 +107,14 @@ class _HeartbeatPartition(StatelessSinkPartition[HeartbeatItem]):
         records: Records counted since the process started.
         dead_letters: Dead letters counted since the process started.
         last: The wall instant of the last heartbeat.
+        observer: Told of each heartbeat with the backlog and conversations (or None).
     """
 
     worker: int
     interval_ms: int
     writers: list[HeartbeatWriter]
     clock: Callable[[], int]
+    observer: VitalsObserver | None = None
     latest: dict[str, ShardStatus] = field(default_factory=dict)
     records: int = 0
     dead_letters: int = 0
@@ -153,6 +158,13 @@ class _HeartbeatPartition(StatelessSinkPartition[HeartbeatItem]):
                 write(beat)
             except Exception:  # a heartbeat must never stop the monitor
                 _log.exception("could not write the heartbeat of worker %d", self.worker)
+        if self.observer is not None:
+            backlog = max(s.backlog for s in statuses)
+            held = sum(s.conversations for s in statuses)
+            try:
+                self.observer(beat, backlog, held)
+            except Exception:  # a heartbeat must never stop the monitor
+                _log.exception("could not report the vitals of worker %d", self.worker)
 
 
 class HeartbeatSink(DynamicSink[HeartbeatItem]):
@@ -166,6 +178,8 @@ class HeartbeatSink(DynamicSink[HeartbeatItem]):
         interval_ms: how often each worker reports.
         writers: factories of the places a heartbeat goes, called once per worker.
         clock: the wall clock in epoch ms.
+        observer: told of every worker's heartbeats with its backlog and conversations held
+            (the health endpoint's board), or None.
     """
 
     def __init__(
@@ -174,11 +188,13 @@ class HeartbeatSink(DynamicSink[HeartbeatItem]):
         writers: Iterable[HeartbeatWriterFactory] = (log_heartbeats,),
         *,
         clock: Callable[[], int] = now_ms,
+        observer: VitalsObserver | None = None,
     ) -> None:
         """Configure the sink; nothing is opened until Bytewax builds a worker's partition."""
         self._interval = interval_ms
         self._writers = list(writers)
         self._clock = clock
+        self._observer = observer
 
     def build(self, step_id: str, worker_index: int, worker_count: int) -> _HeartbeatPartition:
         """Start this worker's heartbeat.
@@ -192,4 +208,6 @@ class HeartbeatSink(DynamicSink[HeartbeatItem]):
             The worker's sink partition.
         """
         writers = [factory(worker_index) for factory in self._writers]
-        return _HeartbeatPartition(worker_index, self._interval, writers, self._clock)
+        return _HeartbeatPartition(
+            worker_index, self._interval, writers, self._clock, observer=self._observer
+        )

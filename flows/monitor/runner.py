@@ -25,9 +25,10 @@ from flows.connectors.questdb.conf import check_conf
 from flows.core.policies import load_policies
 from flows.exceptions import SlawatchError
 from flows.monitor.flow import get_flow, questdb_conf
+from flows.monitor.health import HealthBoard, HealthServer, KafkaProbe, serve_health
 from flows.settings import Settings
 
-__all__ = ["Cluster", "ensure_recovery_store", "run_monitor"]
+__all__ = ["Cluster", "ensure_recovery_store", "run_monitor", "start_health"]
 
 _log = logging.getLogger(__name__)
 
@@ -104,6 +105,43 @@ def ensure_recovery_store(
     raise SlawatchError(msg)
 
 
+def start_health(settings: Settings, workers: int) -> tuple[HealthBoard, HealthServer | None]:
+    """Build this process's health board and serve it on `settings.health_address`.
+
+    A default address that cannot be bound (another monitor on this host has it) is logged and
+    the monitor runs without the endpoints; an address set explicitly must be served, or the
+    start-up stops. An empty address serves nothing.
+
+    Args:
+        settings: The address, the allowed lag, the heartbeat interval and Kafka's address.
+        workers: The worker threads of this process.
+
+    Returns:
+        The board (given to the dataflow) and the server, if one runs.
+
+    Raises:
+        SlawatchError: an explicit address is malformed or cannot be bound.
+    """
+    board = HealthBoard(
+        workers=workers,
+        max_lag_ms=settings.ready_max_lag_ms,
+        stale_ms=max(3 * settings.heartbeat_interval_ms, 15_000),
+        kafka=KafkaProbe(settings.kafka_common()),
+        recovery_dir=settings.recovery_dir,
+    )
+    if not settings.health_address:
+        return board, None
+    try:
+        server = serve_health(settings.health_address, board)
+    except SlawatchError as exc:
+        if "health_address" in settings.model_fields_set:
+            raise
+        _log.error("%s; running without them (set SLAWATCH_HEALTH_ADDRESS)", exc)
+        return board, None
+    _log.info("health endpoints on %s (/healthz, /readyz, /metrics)", server.url)
+    return board, server
+
+
 def run_monitor(
     settings: Settings, cluster: Cluster | None = None, *, create_topics: int | None = None
 ) -> None:
@@ -134,6 +172,19 @@ def run_monitor(
     conf = questdb_conf(settings)
     if conf is not None:
         check_conf(conf, settings.table_prefix)
+    # Served before the wait for Kafka, so that a probe sees "alive, not ready" meanwhile.
+    health, server = start_health(settings, cluster.workers_per_process)
+    try:
+        _run(settings, cluster, health, create_topics)
+    finally:
+        if server is not None:
+            server.close()
+
+
+def _run(
+    settings: Settings, cluster: Cluster, health: HealthBoard, create_topics: int | None
+) -> None:
+    """Wait for Kafka, create topics and the recovery store, then run Bytewax (blocks)."""
     wait_for_kafka(settings)
     if create_topics is not None:
         created = ensure_topics(settings, create_topics)
@@ -152,7 +203,7 @@ def run_monitor(
         recovery = RecoveryConfig(  # type: ignore[no-untyped-call]
             settings.recovery_dir, settings.backup_interval
         )
-    flow = get_flow(settings)
+    flow = get_flow(settings, health=health)
     addresses: Sequence[str] | None = list(cluster.addresses) or None
     try:
         cli_main(  # type: ignore[no-untyped-call]

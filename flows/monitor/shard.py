@@ -155,6 +155,7 @@ class ShardStatus:
         watermark: The shard's watermark (epoch ms UTC), None until every partition reported.
         backlog: Messages its partitions still have to read.
         wall: The wall clock when the status was taken, epoch ms UTC.
+        conversations: Conversations its engine holds (open, or within the correction horizon).
     """
 
     watermark: int | None
@@ -164,6 +165,7 @@ class ShardStatus:
     records: int
     """Records this shard has emitted since the process started."""
     wall: int
+    conversations: int = 0
 
 
 ShardOutput = tuple[list[Record], ShardStatus | None]
@@ -348,7 +350,14 @@ class ShardLogic(StatefulBatchLogic[ShardBatch, ShardOutput, ShardState]):
         status = None
         if now - self.last_status >= self.config.heartbeat_interval_ms:
             self.last_status = now
-            status = ShardStatus(mark, self.clock.backlog(), self.events, self.records, now)
+            status = ShardStatus(
+                mark,
+                self.clock.backlog(),
+                self.events,
+                self.records,
+                now,
+                len(self.engine.conversations),
+            )
         if records or status is not None:
             return [(records, status)], StatefulBatchLogic.RETAIN
         return [], StatefulBatchLogic.RETAIN

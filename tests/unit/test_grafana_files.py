@@ -194,10 +194,18 @@ def test_analytics_doc_shows_every_shared_query_exactly() -> None:
 
 
 def test_compose_gives_grafana_every_variable_the_alerting_file_reads() -> None:
-    """Each `${VAR}` in the alerting file is set for the Grafana container (else it won't start)."""
-    text = (PROVISIONING / "alerting" / "slawatch.yaml").read_text(encoding="utf-8")
-    wanted = set(re.findall(r"\$\{(\w+)\}", text))
+    """Each `${VAR}` of the alerting and data source files reaches the Grafana container, from
+    its environment or the env file (else it won't start)."""
+    files = [
+        *(PROVISIONING / "alerting").glob("*.yaml"),
+        PROVISIONING / "datasources" / "questdb.yaml",
+    ]
+    wanted = {v for f in files for v in re.findall(r"\$\{(\w+)\}", f.read_text(encoding="utf-8"))}
     compose = yaml.safe_load((ROOT / "infra" / "compose.yaml").read_text(encoding="utf-8"))
-    given = set(compose["services"]["grafana"]["environment"])
+    grafana = compose["services"]["grafana"]
+    given = set(grafana.get("environment", {}))
+    if {"path": "slawatch.env", "required": True} in grafana.get("env_file", []):
+        example = (ROOT / "infra" / "slawatch.env.example").read_text(encoding="utf-8")
+        given |= set(re.findall(r"^(\w+)=", example, re.MULTILINE))
     assert wanted
     assert wanted <= given
