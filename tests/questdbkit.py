@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
+import re
 import uuid
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from flows.connectors.questdb import TableNames
@@ -91,3 +94,44 @@ def drop_tables(questdb: Any, prefix: str) -> None:
         questdb.execute(f'DROP MATERIALIZED VIEW IF EXISTS "{view}"')
     for table in TableNames(prefix).all():
         questdb.execute(f'DROP TABLE IF EXISTS "{table}"')
+
+
+PROVISIONED = Path(__file__).resolve().parents[1] / "dashboards" / "provisioning" / "dashboards"
+
+
+def panel_sql(board: str, title: str, prefix: str, **values: str | tuple[str, ...]) -> str:
+    """The SQL of a committed dashboard's panel, for `prefix`, as Grafana fills its variables.
+
+    Reads `dashboards/provisioning/dashboards/<board>.json`, takes the panel called `title`,
+    renames the default tables (`sla_...`) to `prefix`, and fills each dashboard variable the
+    way Grafana's SQL data sources do: a multi-value variable with "All" gets its custom all
+    value for `"All"` (the default when not given) or its values quoted and comma-separated; a
+    single-value variable its text as it is (the SQL quotes it).
+    """
+    model = json.loads((PROVISIONED / f"{board}.json").read_text(encoding="utf-8"))
+    (panel,) = [p for p in model["panels"] if p["title"] == title]
+    (target,) = panel["targets"]
+    sql = re.sub(r"\bsla_(?=\w)", prefix, target["rawSql"])
+    for variable in model["templating"]["list"]:
+        name = variable["name"]
+        if variable["multi"]:
+            chosen = values.get(name, "All")
+            text = (
+                variable["allValue"]
+                if chosen == "All"
+                else ",".join(f"'{v}'" for v in ((chosen,) if isinstance(chosen, str) else chosen))
+            )
+        else:
+            if name not in values:
+                continue
+            text = str(values[name])
+        sql = sql.replace(f"${name}", text)
+    assert "$" not in sql, sql
+    return sql
+
+
+def variable_sql(board: str, name: str, prefix: str) -> str:
+    """The SQL listing the options of the committed dashboard's variable `name`, for `prefix`."""
+    model = json.loads((PROVISIONED / f"{board}.json").read_text(encoding="utf-8"))
+    (variable,) = [v for v in model["templating"]["list"] if v["name"] == name]
+    return re.sub(r"\bsla_(?=\w)", prefix, variable["query"])

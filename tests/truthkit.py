@@ -4,14 +4,15 @@
 still waiting at the end), in *delivery* order: a share of events arrives minutes after it
 happened, so the engine emits late corrections. `replay_month` runs the real engine over them
 the way `slawatch replay` does. `Truth` folds the records independently of the writer and of
-SQL: each clock's latest record, with the breach cause carried over.
+SQL: each clock's latest record, with the breach cause carried over (and, after an `attempt`
+record, the state the clock was in with the new count).
 """
 
 from __future__ import annotations
 
 import random
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -220,8 +221,12 @@ class Truth:
                 continue
             key = r.identity()
             previous = clocks.get(key)
+            last = r
+            if r.status == "attempt" and previous is not None:
+                # SPEC §4: an attempt leaves the clock's state as it was; only the count moves.
+                last = replace(r, status=previous.last.status)
             cause = r.cause if r.cause is not None else (previous.cause if previous else None)
-            clocks[key] = Clock(r, cause if r.breached else None)
+            clocks[key] = Clock(last, cause if r.breached else None)
         self.clocks = list(clocks.values())
 
     def where(self, **attrs: Any) -> Iterator[Clock]:

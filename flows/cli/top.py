@@ -40,6 +40,12 @@ def _conninfo(pg: str | None, from_stack: bool) -> str:
 @click.option("--interval", default=5.0, show_default=True, help="Seconds between refreshes.")
 @click.option("--rows", default=10, show_default=True, help="Rows shown per table.")
 @click.option("--once", is_flag=True, help="Print one frame and exit.")
+@click.option(
+    "--channel",
+    "channels",
+    multiple=True,
+    help="Show only this channel's clocks (repeat for several; default: every channel).",
+)
 def top_command(
     *,
     pg: str | None,
@@ -49,6 +55,7 @@ def top_command(
     interval: float,
     rows: int,
     once: bool,
+    channels: tuple[str, ...],
 ) -> None:
     """The live wallboard in the terminal: the same numbers as Grafana's, from QuestDB."""
     import psycopg  # noqa: PLC0415
@@ -67,16 +74,19 @@ def top_command(
     try:
         with psycopg.connect(_conninfo(pg, from_stack), autocommit=True) as conn:
             if once:
-                console.print(render(read_wallboard(conn, prefix, timezone), limit=rows))
+                console.print(render(read_wallboard(conn, prefix, timezone, channels), limit=rows))
                 return
             with Live(console=console, screen=False, auto_refresh=False) as live:
                 while True:
-                    live.update(render(read_wallboard(conn, prefix, timezone), limit=rows))
+                    board = read_wallboard(conn, prefix, timezone, channels)
+                    live.update(render(board, limit=rows))
                     live.refresh()
                     time.sleep(interval)
     except psycopg.Error as exc:
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         msg = f"cannot read QuestDB ({reason}); start it with `slawatch stack up` or pass --pg"
         raise TopError(msg) from exc
+    except ValueError as exc:  # a --channel value that cannot go into the SQL
+        raise TopError(str(exc)) from exc
     except KeyboardInterrupt:
         pass

@@ -19,7 +19,7 @@ from typing import Any, Final
 
 from flows.connectors.questdb import DEFAULT_PREFIX
 from flows.connectors.questdb.views import DEFAULT_TIMEZONE
-from flows.reports.queries import QUERIES, Query
+from flows.reports.queries import ALL_CHANNELS, QUERIES, Query
 
 __all__ = [
     "DATASOURCE",
@@ -106,22 +106,25 @@ class _Builder:
             "format": "time_series" if time_series else "table",
         }
 
-    def variable(self, name: str, query_name: str) -> Json:
-        """Return a single-value dashboard variable `$name` whose options a query lists.
+    def variable(self, name: str, query_name: str, *, all_value: str | None = None) -> Json:
+        """Return a dashboard variable `$name` whose options a query lists.
 
         The options are read again each time the dashboard loads (`refresh: 1`), in the
-        query's own order, with no "All" option.
+        query's own order. Without `all_value` it takes one value and has no "All" option.
+        With it, it takes several values (Grafana pastes them quoted and comma-separated into
+        the SQL) and has "All", chosen by default, which pastes `all_value` as it is.
 
         Args:
             name: the variable's name, used as `$name` in the panels' SQL.
             query_name: the query listing its options (first column).
+            all_value: the custom all value of a multi-value variable with "All".
 
         Raises:
             KeyError: No query is called `query_name`.
         """
         query = QUERIES[query_name]
         sql = query.render(self.prefix, self.timezone)
-        return {
+        variable: Json = {
             "name": name,
             "label": query.title,
             "description": query.description,
@@ -130,11 +133,19 @@ class _Builder:
             "query": sql,
             "refresh": 1,
             "sort": 0,
-            "multi": False,
-            "includeAll": False,
+            "multi": all_value is not None,
+            "includeAll": all_value is not None,
             "hide": 0,
             "options": [],
         }
+        if all_value is not None:
+            variable["allValue"] = all_value
+            variable["current"] = {"selected": True, "text": ["All"], "value": ["$__all"]}
+        return variable
+
+    def channel(self) -> Json:
+        """Return the `$channel` variable every dashboard filters its panels by (default All)."""
+        return self.variable("channel", "var_channel", all_value=ALL_CHANNELS)
 
     def place(self, w: int, h: int) -> Json:
         """Return the grid position of the next `w` x `h` panel, reading order.
@@ -285,6 +296,10 @@ def wallboard(prefix: str = DEFAULT_PREFIX, timezone: str = DEFAULT_TIMEZONE) ->
     from 3 min; data age yellow from 30 s and red from 60 s (the stall alert's threshold).
     Time-left cells are red once the deadline has passed.
 
+    Its variable `$channel` (several channels, or All, the default) keeps the clocks of the
+    chosen channels in every panel but the data age; the running clocks and the leads show
+    each clock's channel.
+
     Layout, top to bottom: the six tiles in one row (4 columns each); the running clocks (12),
     the agents' bar gauge (8) and the data age tile (4); then today's breach feed (12), the
     WhatsApp windows closing (6) and the leads short of attempts (6). The agents' bars are
@@ -412,7 +427,12 @@ def wallboard(prefix: str = DEFAULT_PREFIX, timezone: str = DEFAULT_TIMEZONE) ->
         ],
     )
     return _dashboard(
-        WALLBOARD_UID, "slawatch: live wallboard", b.panels, refresh="5s", time_from="now-24h"
+        WALLBOARD_UID,
+        "slawatch: live wallboard",
+        b.panels,
+        refresh="5s",
+        time_from="now-24h",
+        templating={"list": [b.channel()]},
     )
 
 
@@ -420,8 +440,8 @@ def scorecard(prefix: str = DEFAULT_PREFIX, timezone: str = DEFAULT_TIMEZONE) ->
     """The weekly agent review: pick an agent and a (local, Monday-based) week.
 
     Its variables `$agent` and `$week` are filled by the `var_agent` and `var_week` queries;
-    the panels read the clocks started in that week whose latest record names the agent. It
-    does not refresh by itself.
+    the panels read the clocks started in that week whose latest record names the agent, of
+    the channels `$channel` chooses (All by default). It does not refresh by itself.
 
     Layout: conversations, compliance (coloured against 90 % / 95 %), conversion (won /
     resolved) and contact attempts made vs required in the first row; qualified /
@@ -504,7 +524,9 @@ def scorecard(prefix: str = DEFAULT_PREFIX, timezone: str = DEFAULT_TIMEZONE) ->
         b.panels,
         refresh="",
         time_from="now-7d",
-        templating={"list": [b.variable("agent", "var_agent"), b.variable("week", "var_week")]},
+        templating={
+            "list": [b.variable("agent", "var_agent"), b.variable("week", "var_week"), b.channel()]
+        },
     )
 
 
@@ -513,7 +535,7 @@ def trends(prefix: str = DEFAULT_PREFIX, timezone: str = DEFAULT_TIMEZONE) -> Js
 
     Compliance per day, per lead source, per local weekday and hour the clock started, breach
     causes per week, conversion per compliance tier of the resolved cycles, and daily chat
-    volume; refreshed every minute.
+    volume; refreshed every minute. `$channel` (All by default) keeps the chosen channels.
 
     The daily compliance series draws the 90 % and 95 % lines and shades the bands they bound
     (red, yellow, green); the weekday and hour bars are coloured by the same steps, so a bar
@@ -603,7 +625,14 @@ def trends(prefix: str = DEFAULT_PREFIX, timezone: str = DEFAULT_TIMEZONE) -> Js
     b.panel(
         "tr_daily_volume", 24, 8, options=series, custom={"drawStyle": "bars", "fillOpacity": 60}
     )
-    return _dashboard(TRENDS_UID, "slawatch: trends", b.panels, refresh="1m", time_from="now-30d")
+    return _dashboard(
+        TRENDS_UID,
+        "slawatch: trends",
+        b.panels,
+        refresh="1m",
+        time_from="now-30d",
+        templating={"list": [b.channel()]},
+    )
 
 
 def dashboards(prefix: str = DEFAULT_PREFIX, timezone: str = DEFAULT_TIMEZONE) -> list[Json]:

@@ -6,7 +6,9 @@ Each `Query` holds a template naming the monitor's tables and views by placehold
 (`{today}`, `{days_ago_29}`, `{days_ago_6}`). `Query.render` fills them in; the Grafana builder
 renders with the default table prefix, `slawatch top` and the tests with theirs. Scorecard
 queries also hold Grafana's dashboard variables `$agent` and `$week` (a local Monday,
-`YYYY-MM-DD`), which Grafana substitutes; `Query.render` can substitute them too.
+`YYYY-MM-DD`), and every dashboard panel but the data age holds `$channel` (several channels,
+or "All": `ALL_CHANNELS`), which Grafana substitutes; `Query.render` can substitute them too,
+the way Grafana does.
 
 Conventions every query keeps (see docs/ANALYTICS.md):
 
@@ -32,7 +34,7 @@ each query means is listed under its group (`WALLBOARD`, `SCORECARD`, `VARIABLES
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Final, Literal
 
@@ -41,6 +43,7 @@ from flows.connectors.questdb.views import DEFAULT_TIMEZONE, ViewNames, check_ti
 
 __all__ = [
     "ALERTS",
+    "ALL_CHANNELS",
     "QUERIES",
     "SCORECARD",
     "TRENDS",
@@ -50,6 +53,9 @@ __all__ = [
     "Query",
     "query",
 ]
+
+#: What Grafana pastes for `$channel` when "All" is chosen (the variable's custom all value).
+ALL_CHANNELS: Final = "'__all'"
 
 Kind = Literal["stat", "table", "timeseries", "barchart", "bargauge", "alert", "variable"]
 
@@ -67,6 +73,11 @@ _CHAT: Final = "metric NOT IN ('cadence', 'service_window')"
 _DECIDED_AS: Final = "status IN ('met', 'stopped') AND lead_status = '{status}'"
 # A cycle's resolve: its resolution clock, ended by it (the row carries the resolve's outcome).
 _RESOLVED: Final = "metric = 'resolution' AND status IN ('met', 'stopped')"
+#: The dashboards' `$channel` filter. `$channel` is a multi-value variable with "All": Grafana
+#: pastes the chosen channels quoted and comma-separated (`'telegram','whatsapp'`), or for "All"
+#: its custom all value `ALL_CHANNELS` as it is, which keeps every clock (one without a channel
+#: too) and needs no channel to exist yet.
+_CHANNEL: Final = "(channel IN ($channel) OR '__all' IN ($channel))"
 _URGENT: Final = (
     "(priority = 'P1' OR segment = 'vip' OR lead_source IN ('demo_request', 'pricing'))"
 )
@@ -102,20 +113,24 @@ class Query:
         self,
         prefix: str = DEFAULT_PREFIX,
         timezone: str = DEFAULT_TIMEZONE,
-        variables: Mapping[str, str] | None = None,
+        variables: Mapping[str, str | Sequence[str]] | None = None,
     ) -> str:
         """Return the SQL for tables with `prefix` and days in `timezone`.
 
         Table and view names come from `TableNames` / `ViewNames` (which validate the prefix),
         and "today" and "N days ago" become expressions of QuestDB's `now()`, so the SQL is
-        evaluated afresh on every run rather than fixed when rendered. Variable values are
-        pasted into the SQL as they are, which is why quotes and backslashes are refused.
+        evaluated afresh on every run rather than fixed when rendered. Variables are filled in
+        as Grafana's SQL data sources do: a text value is pasted as it is (the SQL quotes it),
+        which is why quotes and backslashes are refused; a sequence of values (a multi-value
+        variable such as `$channel`) becomes each value quoted, joined by commas; and
+        `ALL_CHANNELS` is pasted as it is, as Grafana pastes the variable's custom all value.
 
         Args:
             prefix: The monitor's table prefix.
             timezone: The team's IANA calendar zone.
-            variables: Values for Grafana variables (`{"agent": "a1", "week": "2026-11-23"}`);
-                omitted ones stay `$name` for Grafana to fill in.
+            variables: Values for Grafana variables (`{"agent": "a1", "week": "2026-11-23",
+                "channel": ALL_CHANNELS}` or `"channel": ("telegram", "whatsapp")`); omitted
+                ones stay `$name` for Grafana to fill in.
 
         Returns:
             SQL that QuestDB runs as is, or Grafana after substituting the remaining variables.
@@ -139,10 +154,19 @@ class Query:
             tz=zone,
         )
         for key, value in (variables or {}).items():
-            if "'" in value or "\\" in value:
-                msg = f"variable {key} holds a quote or backslash: {value!r}"
+            values = (value,) if isinstance(value, str) else tuple(value)
+            for one in values:
+                if one != ALL_CHANNELS and ("'" in one or "\\" in one):
+                    msg = f"variable {key} holds a quote or backslash: {one!r}"
+                    raise ValueError(msg)
+            if isinstance(value, str):
+                text = value
+            elif not values:
+                msg = f"variable {key} has no value (give ALL_CHANNELS for every channel)"
                 raise ValueError(msg)
-            sql = sql.replace(f"${key}", value)
+            else:
+                text = ",".join(f"'{one}'" for one in values)
+            sql = sql.replace(f"${key}", text)
         return sql
 
 
@@ -186,7 +210,7 @@ WALLBOARD: Final = (
         "stat",
         ("open_conversations",),
         f"SELECT count_distinct(conversation_id) AS open_conversations\n"
-        f"FROM {{clocks}}\nWHERE open AND {_CHAT}",
+        f"FROM {{clocks}}\nWHERE open AND {_CHAT} AND {_CHANNEL}",
         "Conversations with a running chat clock (cadence and WhatsApp windows left out).",
     ),
     Query(
@@ -195,7 +219,7 @@ WALLBOARD: Final = (
         "stat",
         ("at_risk",),
         "SELECT count() AS at_risk\nFROM {clocks}\n"
-        "WHERE open AND NOT breached AND status = 'warning'",
+        f"WHERE open AND NOT breached AND status = 'warning' AND {_CHANNEL}",
         "Running clocks past their warning instant and not yet breached.",
     ),
     Query(
@@ -203,7 +227,7 @@ WALLBOARD: Final = (
         "Breached now",
         "stat",
         ("breached_now",),
-        "SELECT count() AS breached_now\nFROM {clocks}\nWHERE open AND breached",
+        f"SELECT count() AS breached_now\nFROM {{clocks}}\nWHERE open AND breached AND {_CHANNEL}",
         "Clocks that breached and still run (a resolve or a reply ends them).",
     ),
     Query(
@@ -211,7 +235,8 @@ WALLBOARD: Final = (
         "Unassigned waiting",
         "stat",
         ("unassigned_now",),
-        "SELECT count() AS unassigned_now\nFROM {clocks}\nWHERE open AND metric = 'assignment'",
+        "SELECT count() AS unassigned_now\nFROM {clocks}\n"
+        f"WHERE open AND metric = 'assignment' AND {_CHANNEL}",
         "Conversations waiting for an agent.",
     ),
     Query(
@@ -220,7 +245,7 @@ WALLBOARD: Final = (
         "stat",
         ("compliance_pct",),
         "SELECT 100.0 * sum(met) / (sum(met) + sum(breached)) AS compliance_pct\n"
-        "FROM {compliance_daily}\nWHERE started_at = {today}",
+        f"FROM {{compliance_daily}}\nWHERE started_at = {{today}} AND {_CHANNEL}",
         "Met / (met + breached) of the clocks that started today (local day).",
         "percent",
     ),
@@ -231,7 +256,7 @@ WALLBOARD: Final = (
         ("median_s",),
         "SELECT approx_median(elapsed_s, 5) AS median_s\nFROM {clocks}\n"
         "WHERE metric = 'first_response' AND status IN ('met', 'stopped')\n"
-        "  AND started_at >= {today}",
+        f"  AND started_at >= {{today}} AND {_CHANNEL}",
         "Median counted seconds to the first reply, of the chats that started today.",
         "s",
     ),
@@ -254,13 +279,14 @@ WALLBOARD: Final = (
             "agent_id",
             "team_id",
             "priority",
+            "channel",
             "state",
             "seconds_left",
         ),
         # QuestDB 9.3 sorts `ORDER BY <expression of now()>, ... LIMIT n` wrongly (the top-n
         # sort drops rows); sorting the rows of a sub-query is right.
-        "SELECT * FROM (\n"
-        "  SELECT conversation_id, metric, agent_id, team_id, priority,\n"
+        "SELECT * FROM (\n"  # noqa: S608 (built from constants only)
+        "  SELECT conversation_id, metric, agent_id, team_id, priority, channel,\n"
         "         CASE WHEN status = 'paused' THEN 'paused'\n"
         "              WHEN breached THEN 'breached' ELSE 'running' END AS state,\n"
         "         CASE WHEN status = 'paused' THEN target_s - elapsed_s\n"
@@ -268,6 +294,7 @@ WALLBOARD: Final = (
         "  FROM {clocks}\n"
         "  WHERE open AND (deadline_at IS NOT NULL OR status = 'paused')\n"
         "    AND (NOT breached OR deadline_at >= dateadd('h', -1, now()))\n"
+        f"    AND {_CHANNEL}\n"
         ")\nORDER BY seconds_left, conversation_id, metric\nLIMIT 100",
         "Running clocks, most urgent first (breached in the last hour on top); a paused one "
         "shows what is left of its target.",
@@ -284,7 +311,7 @@ WALLBOARD: Final = (
         "       sum(CASE WHEN breached AND status <> 'cancelled' AND deadline_at >= {today}\n"
         "                THEN 1 ELSE 0 END) AS breaches_today\n"
         "FROM {clocks}\nWHERE agent_id IS NOT NULL AND (open OR deadline_at >= {today})\n"
-        "ORDER BY agent_id",
+        f"  AND {_CHANNEL}\nORDER BY agent_id",
         "Per agent: conversations with a running chat clock; breaches whose deadline fell today.",
     ),
     Query(
@@ -295,7 +322,7 @@ WALLBOARD: Final = (
         "SELECT deadline_at AS breached_at, conversation_id, metric, agent_id, team_id,\n"
         "       priority, cause\nFROM {clocks}\n"
         "WHERE breached AND status <> 'cancelled' AND deadline_at >= {today}\n"
-        "ORDER BY breached_at DESC, conversation_id, metric\nLIMIT 100",
+        f"  AND {_CHANNEL}\nORDER BY breached_at DESC, conversation_id, metric\nLIMIT 100",
         "Breaches whose deadline fell today, newest first (late corrections already applied).",
     ),
     Query(
@@ -306,7 +333,8 @@ WALLBOARD: Final = (
         "SELECT conversation_id, agent_id, team_id, priority, segment,\n"
         "       (deadline_at - now()) / 1000000.0 AS seconds_left\nFROM {clocks}\n"
         "WHERE metric = 'service_window' AND open AND NOT breached\n"
-        "  AND deadline_at <= dateadd('h', 2, now())\nORDER BY seconds_left, conversation_id",
+        f"  AND deadline_at <= dateadd('h', 2, now()) AND {_CHANNEL}\n"
+        "ORDER BY seconds_left, conversation_id",
         "Customers whose 24-hour window closes within 2 hours with their message unanswered.",
         "s",
     ),
@@ -314,10 +342,19 @@ WALLBOARD: Final = (
         "leads_short",
         "Leads short of contact attempts",
         "table",
-        ("conversation_id", "agent_id", "lead_source", "attempts", "required", "seconds_left"),
-        "SELECT conversation_id, agent_id, lead_source, attempts, attempts_required AS required,\n"
+        (
+            "conversation_id",
+            "agent_id",
+            "lead_source",
+            "channel",
+            "attempts",
+            "required",
+            "seconds_left",
+        ),
+        "SELECT conversation_id, agent_id, lead_source, channel, attempts,\n"
+        "       attempts_required AS required,\n"
         "       (deadline_at - now()) / 1000000.0 AS seconds_left\nFROM {clocks}\n"
-        "WHERE metric = 'contact_attempts' AND open AND NOT breached\n"
+        f"WHERE metric = 'contact_attempts' AND open AND NOT breached AND {_CHANNEL}\n"
         "ORDER BY seconds_left, conversation_id",
         "New leads not yet reached with fewer attempts than required, and the time left.",
         "s",
@@ -338,11 +375,11 @@ Columns, by query (a clock is one row of `{clocks}`, its latest state):
 * `median_first_response_today.median_s`: approximate median of `elapsed_s` (counted seconds)
   of today's `first_response` clocks that were fulfilled (`met`, or `stopped` after a breach).
 * `data_age.data_age_s`: seconds since the newest heartbeat of any worker.
-* `running_clocks`: the clock's `conversation_id`, `metric`, `agent_id`, `team_id` and
-  `priority`; `state` is `paused`, `breached` or `running`; `seconds_left` is, for a paused
-  clock, what is left of its target in counted seconds, else wall-clock seconds to the deadline
-  (negative once breached). Clocks without a deadline are left out unless paused, and breached
-  ones once their deadline is more than an hour old; at most 100 rows.
+* `running_clocks`: the clock's `conversation_id`, `metric`, `agent_id`, `team_id`,
+  `priority` and `channel`; `state` is `paused`, `breached` or `running`; `seconds_left` is,
+  for a paused clock, what is left of its target in counted seconds, else wall-clock seconds
+  to the deadline (negative once breached). Clocks without a deadline are left out unless
+  paused, and breached ones once their deadline is more than an hour old; at most 100 rows.
 * `agent_load`: per `agent_id`, `open_conversations` (distinct conversations with an open chat
   clock) and `breaches_today` (clocks breached, not cancelled, with the deadline since local
   midnight), for every agent with an open clock or a deadline today.
@@ -352,8 +389,10 @@ Columns, by query (a clock is one row of `{clocks}`, its latest state):
   `conversation_id`, `agent_id`, `team_id`, `priority`, `segment`, and `seconds_left` to the
   window's end.
 * `leads_short`: open `contact_attempts` clocks not yet breached: `conversation_id`,
-  `agent_id`, `lead_source`, `attempts` made so far, `required` (the policy's `min`),
-  `seconds_left` to the deadline.
+  `agent_id`, `lead_source`, `channel`, `attempts` made so far (the live count: every `attempt`
+  record updates it), `required` (the policy's `min`), `seconds_left` to the deadline.
+
+Every query but `data_age` keeps the clocks of the channels `$channel` chooses.
 """
 
 # -- agent scorecard ($agent, $week) ---------------------------------------------------------
@@ -365,7 +404,7 @@ SCORECARD: Final = (
         "stat",
         ("conversations",),
         "SELECT count_distinct(conversation_id) AS conversations\nFROM {clocks}\n"
-        f"WHERE agent_id = '$agent' AND status <> 'cancelled' AND {_IN_WEEK}",
+        f"WHERE agent_id = '$agent' AND status <> 'cancelled' AND {_IN_WEEK} AND {_CHANNEL}",
         "Conversations whose clocks of the week ended (or run) with this agent assigned.",
     ),
     Query(
@@ -375,7 +414,7 @@ SCORECARD: Final = (
         ("compliance_pct",),
         "SELECT 100.0 * sum(met) / (sum(met) + sum(breached)) AS compliance_pct\n"
         "FROM {compliance_daily}\n"
-        f"WHERE agent_id = '$agent' AND {_IN_WEEK}",
+        f"WHERE agent_id = '$agent' AND {_IN_WEEK} AND {_CHANNEL}",
         "Met / (met + breached) over every metric, clocks started in the week.",
         "percent",
     ),
@@ -387,7 +426,7 @@ SCORECARD: Final = (
         "SELECT metric, sum(met) AS met, sum(breached) AS breached,\n"
         "       100.0 * sum(met) / (sum(met) + sum(breached)) AS compliance_pct\n"
         "FROM {compliance_daily}\n"
-        f"WHERE agent_id = '$agent' AND {_IN_WEEK}\nORDER BY metric",
+        f"WHERE agent_id = '$agent' AND {_IN_WEEK} AND {_CHANNEL}\nORDER BY metric",
         "Per metric: clocks met and breached, and the compliance.",
         "percent",
     ),
@@ -399,7 +438,7 @@ SCORECARD: Final = (
         "SELECT metric, count() AS responses, avg(elapsed_s) AS avg_s,\n"
         "       approx_percentile(elapsed_s, 0.9, 5) AS p90_s\nFROM {clocks}\n"
         "WHERE agent_id = '$agent' AND metric IN ('first_response', 'next_response')\n"
-        f"  AND status IN ('met', 'stopped') AND {_IN_WEEK}\nORDER BY metric",
+        f"  AND status IN ('met', 'stopped') AND {_IN_WEEK} AND {_CHANNEL}\nORDER BY metric",
         "Average and 90th percentile of counted seconds to reply, replies given.",
         "s",
     ),
@@ -415,7 +454,7 @@ SCORECARD: Final = (
         "       sum(CASE WHEN open AND NOT breached THEN 1 ELSE 0 END) AS running\n"
         "FROM {clocks}\n"
         "WHERE metric = 'contact_attempts' AND status <> 'cancelled'\n"
-        f"  AND agent_id = '$agent' AND {_IN_WEEK}",
+        f"  AND agent_id = '$agent' AND {_IN_WEEK} AND {_CHANNEL}",
         "New leads: attempts made and required; leads reached or fully attempted, short at the"
         " deadline, open.",
     ),
@@ -433,7 +472,8 @@ SCORECARD: Final = (
         "       sum(CASE WHEN open THEN 1 ELSE 0 END) AS in_progress,\n"
         "       sum(CASE WHEN open AND breached THEN 1 ELSE 0 END) AS overdue\n"
         "FROM {clocks}\n"
-        f"WHERE metric = 'qualification' AND agent_id = '$agent' AND {_IN_WEEK}",
+        "WHERE metric = 'qualification' AND agent_id = '$agent'\n"
+        f"  AND {_IN_WEEK} AND {_CHANNEL}",
         "Leads qualified, disqualified or nurtured, still in progress, and of those overdue.",
     ),
     Query(
@@ -443,7 +483,7 @@ SCORECARD: Final = (
         ("conversion_pct",),
         "SELECT 100.0 * sum(CASE WHEN outcome = 'won' THEN 1 ELSE 0 END) / count()"
         " AS conversion_pct\nFROM {clocks}\n"
-        f"WHERE {_RESOLVED} AND agent_id = '$agent' AND {_IN_WEEK}",
+        f"WHERE {_RESOLVED} AND agent_id = '$agent' AND {_IN_WEEK} AND {_CHANNEL}",
         "Cycles resolved as won, of the cycles resolved, the agent assigned at the resolve.",
         "percent",
     ),
@@ -454,7 +494,7 @@ SCORECARD: Final = (
         ("time", "conversations"),
         "SELECT started_at AS time, count_distinct(conversation_id) AS conversations\n"
         "FROM {clocks}\n"
-        f"WHERE agent_id = '$agent' AND status <> 'cancelled' AND {_IN_WEEK}\n"
+        f"WHERE agent_id = '$agent' AND status <> 'cancelled' AND {_IN_WEEK} AND {_CHANNEL}\n"
         "SAMPLE BY 1d ALIGN TO CALENDAR TIME ZONE '{tz}'",
         "Conversations per local day of the week.",
     ),
@@ -464,7 +504,8 @@ SCORECARD: Final = (
         "barchart",
         ("cause", "breaches"),
         "SELECT cause, count() AS breaches\nFROM {clocks}\n"
-        f"WHERE agent_id = '$agent' AND breached AND status <> 'cancelled' AND {_IN_WEEK}\n"
+        "WHERE agent_id = '$agent' AND breached AND status <> 'cancelled'\n"
+        f"  AND {_IN_WEEK} AND {_CHANNEL}\n"
         "ORDER BY breaches DESC, cause",
         "Breaches of the week by cause.",
     ),
@@ -475,7 +516,8 @@ SCORECARD: Final = (
         ("breached_at", "conversation_id", "metric", "cause", "target_s", "elapsed_s", "status"),
         "SELECT deadline_at AS breached_at, conversation_id, metric, cause, target_s,\n"
         "       elapsed_s, status\nFROM {clocks}\n"
-        f"WHERE agent_id = '$agent' AND breached AND status <> 'cancelled' AND {_IN_WEEK}\n"
+        "WHERE agent_id = '$agent' AND breached AND status <> 'cancelled'\n"
+        f"  AND {_IN_WEEK} AND {_CHANNEL}\n"
         "ORDER BY breached_at, conversation_id, metric",
         "Every breach of the week with its target and counted time.",
         "s",
@@ -509,7 +551,8 @@ Columns, by query:
   `metric`, `cause`, `target_s`, `elapsed_s` (counted seconds) and the clock's latest `status`.
 """
 
-#: The scorecard's dashboard variables: the agents, and the local Mondays that have clocks.
+#: The dashboards' variables: the agents and the local Mondays that have clocks (scorecard), and
+#: the channels (every dashboard).
 VARIABLES: Final = (
     Query(
         "var_agent",
@@ -528,9 +571,18 @@ VARIABLES: Final = (
         " 'yyyy-MM-dd') AS week\nFROM {clocks}\nORDER BY week DESC",
         "The local Monday of every week with clocks, newest first.",
     ),
+    Query(
+        "var_channel",
+        "Channel",
+        "variable",
+        ("channel",),
+        "SELECT DISTINCT channel FROM {clocks} WHERE channel IS NOT NULL ORDER BY channel",
+        "Every channel a clock was measured on (WhatsApp, Telegram, web chat, ...).",
+    ),
 )
-"""The scorecard's variables: `var_agent.agent_id` (every agent named on a clock, sorted) and
-`var_week.week` (each local Monday with a clock started in its week, `YYYY-MM-DD` text)."""
+"""The variables: `var_agent.agent_id` (every agent named on a clock, sorted),
+`var_week.week` (each local Monday with a clock started in its week, `YYYY-MM-DD` text) and
+`var_channel.channel` (every channel named on a clock, sorted; multi-value with "All")."""
 
 # -- trends (last 30 local days) -------------------------------------------------------------
 
@@ -543,7 +595,7 @@ TRENDS: Final = (
         "timeseries",
         ("time", "compliance_pct"),
         f"SELECT started_at AS time, {_PCT}\nFROM {{compliance_daily}}\n"
-        "WHERE started_at >= {days_ago_29}\nORDER BY time",
+        f"WHERE started_at >= {{days_ago_29}} AND {_CHANNEL}\nORDER BY time",
         "Compliance per local day against the 90 % and 95 % lines.",
         "percent",
     ),
@@ -553,7 +605,8 @@ TRENDS: Final = (
         "bargauge",
         ("lead_source", "compliance_pct"),
         f"SELECT lead_source, {_PCT}\nFROM {{compliance_daily}}\n"
-        "WHERE started_at >= {days_ago_29} AND lead_source IS NOT NULL\nORDER BY lead_source",
+        "WHERE started_at >= {days_ago_29} AND lead_source IS NOT NULL\n"
+        f"  AND {_CHANNEL}\nORDER BY lead_source",
         "Compliance of the last 30 days per lead source.",
         "percent",
     ),
@@ -567,7 +620,8 @@ TRENDS: Final = (
         "       || ' ' || to_str(to_timezone(started_at, '{tz}'), 'E') AS weekday,\n"
         "       100.0 * sum(CASE WHEN status = 'met' THEN 1 ELSE 0 END)"
         f" / count() AS compliance_pct\n"
-        f"FROM {{clocks}}\nWHERE started_at >= {{days_ago_29}} AND {_DECIDED}\nORDER BY weekday",
+        f"FROM {{clocks}}\nWHERE started_at >= {{days_ago_29}} AND {_DECIDED} AND {_CHANNEL}\n"
+        "ORDER BY weekday",
         "Compliance by local weekday the clock started (`1 Mon` … `7 Sun`).",
         "percent",
     ),
@@ -579,7 +633,8 @@ TRENDS: Final = (
         "SELECT to_str(to_timezone(started_at, '{tz}'), 'HH') AS hour,\n"
         "       100.0 * sum(CASE WHEN status = 'met' THEN 1 ELSE 0 END)"
         f" / count() AS compliance_pct\n"
-        f"FROM {{clocks}}\nWHERE started_at >= {{days_ago_29}} AND {_DECIDED}\nORDER BY hour",
+        f"FROM {{clocks}}\nWHERE started_at >= {{days_ago_29}} AND {_DECIDED} AND {_CHANNEL}\n"
+        "ORDER BY hour",
         "Compliance by local hour the clock started (`00` … `23`).",
         "percent",
     ),
@@ -591,7 +646,7 @@ TRENDS: Final = (
         "SELECT to_utc(timestamp_floor('w', to_timezone(started_at, '{tz}')), '{tz}') AS week,\n"
         "       cause, count() AS breaches\nFROM {clocks}\n"
         "WHERE started_at >= {days_ago_29} AND breached AND status <> 'cancelled'\n"
-        "ORDER BY week, cause",
+        f"  AND {_CHANNEL}\nORDER BY week, cause",
         "Breaches per local week (Monday) and cause.",
     ),
     Query(
@@ -604,10 +659,10 @@ TRENDS: Final = (
         "         sum(CASE WHEN status = 'met' THEN 1 ELSE 0 END) AS met, count() AS decided\n"
         "  FROM {clocks}\n"
         f"  WHERE started_at >= {{days_ago_29}} AND {_DECIDED} AND {_CHAT}\n"
-        "    AND metric <> 'resolution'\n"
+        f"    AND metric <> 'resolution' AND {_CHANNEL}\n"
         "), resolved AS (\n"
         "  SELECT conversation_id, cycle, outcome FROM {clocks}\n"
-        f"  WHERE started_at >= {{days_ago_29}} AND {_RESOLVED}\n"
+        f"  WHERE started_at >= {{days_ago_29}} AND {_RESOLVED} AND {_CHANNEL}\n"
         ")\n"
         "SELECT CASE WHEN met = decided THEN '1 all met'\n"
         "            WHEN 2 * met >= decided THEN '2 half or more met'\n"
@@ -625,7 +680,8 @@ TRENDS: Final = (
         "timeseries",
         ("time", "conversations"),
         "SELECT started_at AS time, sum(conversations) AS conversations\n"
-        "FROM {volume_daily}\nWHERE started_at >= {days_ago_29}\nORDER BY time",
+        f"FROM {{volume_daily}}\nWHERE started_at >= {{days_ago_29}} AND {_CHANNEL}\n"
+        "ORDER BY time",
         "Chats (cycles a customer opened) per local day.",
     ),
 )

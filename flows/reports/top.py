@@ -3,8 +3,10 @@
 Reads QuestDB over PG wire with exactly the queries of the Grafana wallboard
 (`flows.reports.queries.WALLBOARD`) and draws them with `rich`: the six tiles and the data age
 coloured by the same thresholds, then the running clocks, the agents, today's breaches, WhatsApp
-windows closing and leads short of attempts. Refreshes every few seconds until Ctrl-C, or
-prints one frame with `--once`.
+windows closing and leads short of attempts (with the live attempt count). Like the Grafana
+wallboard's `$channel` variable, `--channel` keeps the clocks of the channels given (every
+channel by default). Refreshes every few seconds until Ctrl-C, or prints one frame with
+`--once`.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from rich.text import Text
 from flows.connectors.questdb import DEFAULT_PREFIX
 from flows.connectors.questdb.views import DEFAULT_TIMEZONE
 from flows.exceptions import SlawatchError
-from flows.reports.queries import WALLBOARD, Query
+from flows.reports.queries import ALL_CHANNELS, WALLBOARD, Query
 
 __all__ = ["TILES", "Wallboard", "read_wallboard", "render"]
 
@@ -130,6 +132,7 @@ def read_wallboard(
     conn: psycopg.Connection[Row],
     prefix: str = DEFAULT_PREFIX,
     timezone: str = DEFAULT_TIMEZONE,
+    channels: Sequence[str] = (),
 ) -> Wallboard:
     """Run every wallboard query once on `conn` and return the numbers and rows.
 
@@ -137,6 +140,7 @@ def read_wallboard(
         conn: an open PG-wire connection to QuestDB.
         prefix: the monitor's table prefix.
         timezone: the team's IANA zone, which decides when "today" starts.
+        channels: the channels whose clocks are shown (Grafana's `$channel`); none: all.
 
     Returns:
         Each tile's value as a float (None when its query gave no row or a null) and each
@@ -144,11 +148,13 @@ def read_wallboard(
 
     Raises:
         psycopg.Error: QuestDB refused a query (for instance, the tables do not exist).
+        ValueError: a channel holds a quote or a backslash.
     """
     tiles: dict[str, float | None] = {}
     tables: dict[str, list[Row]] = {}
+    variables = {"channel": tuple(channels) if channels else ALL_CHANNELS}
     for query in queries():
-        rows = conn.execute(query.render(prefix, timezone)).fetchall()
+        rows = conn.execute(query.render(prefix, timezone, variables)).fetchall()
         if query.kind == "stat":
             value = rows[0][0] if rows else None
             tiles[query.name] = None if value is None else float(value)
@@ -219,7 +225,7 @@ def render(board: Wallboard, *, limit: int = 10) -> RenderableType:
     )
     t = board.tables
     clocks: list[list[RenderableType]] = [
-        [_s(r[0]), _s(r[1]), _s(r[2]), _s(r[4]), _left(r[6], r[5])]
+        [_s(r[0]), _s(r[1]), _s(r[2]), _s(r[4]), _s(r[5]), _left(r[7], r[6])]
         for r in t["running_clocks"][:limit]
     ]
     agents: list[list[RenderableType]] = [
@@ -234,7 +240,7 @@ def render(board: Wallboard, *, limit: int = 10) -> RenderableType:
         [_s(r[0]), _s(r[1]), _left(r[5])] for r in t["windows_closing"][:limit]
     ]
     leads: list[list[RenderableType]] = [
-        [_s(r[0]), _s(r[1]), f"{_s(r[3])}/{_s(r[4])}", _left(r[5])]
+        [_s(r[0]), _s(r[1]), _s(r[3]), f"{_s(r[4])}/{_s(r[5])}", _left(r[6])]
         for r in t["leads_short"][:limit]
     ]
     return Group(
@@ -242,7 +248,7 @@ def render(board: Wallboard, *, limit: int = 10) -> RenderableType:
         Text(""),
         _table(
             "Running clocks by time left",
-            ["conversation", "metric", "agent", "prio", "left"],
+            ["conversation", "metric", "agent", "prio", "channel", "left"],
             clocks,
         ),
         _table("Agents", ["agent", "open", "breaches today"], agents),
@@ -250,7 +256,7 @@ def render(board: Wallboard, *, limit: int = 10) -> RenderableType:
         _table("WhatsApp windows closing < 2 h", ["conversation", "agent", "left"], windows),
         _table(
             "Leads short of attempts",
-            ["conversation", "agent", "attempts/required", "left"],
+            ["conversation", "agent", "channel", "attempts/required", "left"],
             leads,
         ),
     )

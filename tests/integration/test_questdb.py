@@ -17,6 +17,7 @@ from flows.connectors.questdb import (
     create_table_statements,
 )
 from flows.connectors.questdb.sink import QuestDBSink
+from flows.connectors.questdb.views import ViewNames, create_view_statements
 from flows.core.records import ActionRecord, DeadLetter, SlaRecord
 from flows.devstack import Endpoints
 from tests.conftest import QuestDB
@@ -338,3 +339,65 @@ def test_tables_of_the_previous_release_gain_the_stored_columns(
     for table in (f"{prefix}events", f"{prefix}clocks"):
         columns = {r[0] for r in questdb.query(f"SELECT \"column\" FROM table_columns('{table}')")}
         assert set(stored_only) <= columns, table
+
+
+def test_views_of_the_previous_release_are_rebuilt_with_the_channel(
+    stack: Endpoints, questdb: QuestDB, prefix: str
+) -> None:
+    """A view made without `channel` (by an earlier release) is dropped and made again at
+    start-up, rebuilt from the clocks already stored, so the dashboards can filter by channel."""
+    writer = QuestDBWriter(stack.questdb_ilp_conf, prefix=prefix)
+    writer.ensure_tables()
+    writer.write_batch(
+        [
+            sla("met", conv="c-tg", started_at=T0, at=T0 + MINUTE, channel="telegram"),
+            sla("breached", conv="c-wa", started_at=T0, at=T0 + 5 * MINUTE, cause="agent"),
+        ],
+        emitted_at_ms=T0 + DAY,
+    )
+    writer.close()
+    settle(questdb, prefix)
+    views = ViewNames(prefix)
+    for view, sql in create_view_statements(TableNames(prefix), "Asia/Jakarta"):
+        questdb.execute(f"DROP MATERIALIZED VIEW {view}")
+        questdb.execute(sql.replace(", channel", ""))  # an earlier release's definition
+    columns = f"SELECT \"column\" FROM table_columns('{views.compliance_daily}')"  # noqa: S608
+    assert "channel" not in {r[0] for r in questdb.query(columns)}
+
+    restarted = QuestDBWriter(stack.questdb_ilp_conf, prefix=prefix)
+    restarted.ensure_tables()
+    restarted.close()
+    for view in views.all():
+        assert "channel" in {
+            r[0] for r in questdb.query(f"SELECT \"column\" FROM table_columns('{view}')")
+        }, view
+    rows = questdb.wait_for_rows(
+        f"SELECT channel, sum(met), sum(breached) FROM {views.compliance_daily} ORDER BY channel",
+        count=2,
+        timeout=60,
+    )
+    assert rows == [("telegram", 1, 0), ("whatsapp", 0, 1)]
+
+
+def test_an_attempt_after_a_writer_restart_keeps_the_stored_state(
+    stack: Endpoints, writer: QuestDBWriter, questdb: QuestDB, prefix: str
+) -> None:
+    """A fresh writer reads a warned lead's state back: its next attempt leaves it warned."""
+    lead = {"metric": "contact_attempts", "conv": "c-lead", "started_at": T0, "attempts": 1}
+    writer.write_batch([sla("warning", at=T0 + 4 * MINUTE, **lead)], emitted_at_ms=T0 + DAY)
+    questdb.wait_for_rows(f"SELECT status FROM {prefix}clocks", count=1)
+    settle(questdb, prefix)
+
+    restarted = QuestDBWriter(stack.questdb_ilp_conf, prefix=prefix)
+    restarted.ensure_tables()
+    # Without the stored state, this record alone would read as `paused` (it has no deadline).
+    again = sla("attempt", at=T0 + 4 * MINUTE + 1, **{**lead, "attempts": 2}, deadline_at=None)
+    restarted.write_batch([again], emitted_at_ms=T0 + DAY)
+    restarted.close()
+    rows = questdb.wait_for_rows(
+        f"SELECT status, attempts, open FROM {prefix}clocks",
+        until=lambda rows: [r[1] for r in rows] == [2],
+    )
+    assert rows == [("warning", 2, True)]
+    events = questdb.query(f"SELECT status, attempts FROM {prefix}events ORDER BY at")
+    assert events == [("warning", 1), ("attempt", 2)]

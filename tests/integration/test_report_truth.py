@@ -22,7 +22,7 @@ from flows.connectors.questdb import Heartbeat, QuestDBWriter, TableNames
 from flows.connectors.questdb.views import ViewNames
 from flows.core.records import DeadLetter, Record
 from flows.devstack import Endpoints
-from flows.reports.queries import QUERIES, AlertQuery
+from flows.reports.queries import ALL_CHANNELS, QUERIES, AlertQuery
 from tests.conftest import QuestDB
 from tests.questdbkit import drop_tables, new_prefix, now_ms, sla, to_ms
 from tests.truthkit import (
@@ -43,6 +43,8 @@ SLACK_S = 30.0
 CHAT = {"cadence", "service_window"}
 REQUIRED_ATTEMPTS = 3  # contact_attempts.min of the only lead policy in truthkit.POLICIES
 URGENT_SOURCES = {"demo_request", "pricing"}
+#: The dashboards' `$channel` as Grafana fills it by default ("All").
+ALL = {"channel": ALL_CHANNELS}
 
 
 @dataclass(frozen=True)
@@ -59,8 +61,8 @@ class Month:
     """Each conversation's decided lead status, read from the input events."""
 
     def run(self, name: str, variables: dict[str, str] | None = None) -> list[tuple[Any, ...]]:
-        """Run the named shared query on this month's tables."""
-        sql = QUERIES[name].render(self.prefix, TZ, variables)
+        """Run the named shared query on this month's tables, every channel chosen."""
+        sql = QUERIES[name].render(self.prefix, TZ, {**ALL, **(variables or {})})
         return self.questdb.query(sql)
 
 
@@ -196,17 +198,18 @@ def test_running_clocks_table_is_sorted_by_time_left(month: Month) -> None:
     ]
     listed.sort(key=lambda pair: pair[0])
     assert len(rows) == min(100, len(listed))
-    assert any(r[5] == "paused" for r in rows) or not any(
+    assert any(r[6] == "paused" for r in rows) or not any(
         c.last.status == "paused" and left < listed[len(rows) - 1][0] for left, c in listed
     )
-    lefts = [r[6] for r in rows]
+    lefts = [r[7] for r in rows]
     assert lefts == sorted(lefts)
     by_key: dict[tuple[str, str], list[Clock]] = defaultdict(list)
     for _, c in listed:
         by_key[(c.last.conversation_id, c.last.metric)].append(c)
-    for conv, metric, agent, team, priority, state, left in rows:
+    for conv, metric, agent, team, priority, channel, state, left in rows:
         assert any(
-            (c.last.agent_id, c.last.team_id, c.last.priority) == (agent, team, priority)
+            (c.last.agent_id, c.last.team_id, c.last.priority, c.last.channel)
+            == (agent, team, priority, channel)
             and state == state_of(c)
             and near(left, seconds_left(c, now), SLACK_S)
             for c in by_key[(conv, metric)]
@@ -282,8 +285,9 @@ def test_windows_closing_lists_unanswered_windows_due_within_2h(month: Month) ->
 def test_leads_short_of_attempts_equal_the_records(month: Month) -> None:
     """Leads with a running contact-attempts clock, their attempts so far and the time left."""
     now = now_ms()
-    rows = {r[0]: (r[3], r[5]) for r in month.run("leads_short")}
-    assert {r[4] for r in month.run("leads_short")} == {REQUIRED_ATTEMPTS}
+    rows = {r[0]: (r[4], r[6]) for r in month.run("leads_short")}
+    assert {r[5] for r in month.run("leads_short")} == {REQUIRED_ATTEMPTS}
+    assert {r[3] for r in month.run("leads_short")} == {"whatsapp"}
     expected = {
         c.last.conversation_id: (c.last.attempts, c.last.deadline_at)
         for c in month.truth.where(metric="contact_attempts")
@@ -688,7 +692,7 @@ def test_every_query_is_cheap_on_a_month(month: Month, capsys: pytest.CaptureFix
     timings: dict[str, float] = {}
     with month.questdb.connect() as conn:
         for name, q in QUERIES.items():
-            sql = q.render(month.prefix, TZ, {"agent": agent, "week": week})
+            sql = q.render(month.prefix, TZ, {"agent": agent, "week": week, **ALL})
             runs = []
             for _ in range(5):
                 started = time.perf_counter()
@@ -739,7 +743,7 @@ def test_a_breach_closed_by_a_resolve_is_not_breached_now(
     try:
         write(stack, prefix, records, [])
         settle(questdb, prefix)
-        assert questdb.query(QUERIES["breached_now"].render(prefix, TZ)) == [(2,)]
+        assert questdb.query(QUERIES["breached_now"].render(prefix, TZ, ALL)) == [(2,)]
         closed = sla(
             "closed",
             conv="c-closed",
@@ -751,16 +755,16 @@ def test_a_breach_closed_by_a_resolve_is_not_breached_now(
         )
         write(stack, prefix, [closed], [])
         settle(questdb, prefix)
-        assert questdb.query(QUERIES["breached_now"].render(prefix, TZ)) == [(1,)]
+        assert questdb.query(QUERIES["breached_now"].render(prefix, TZ, ALL)) == [(1,)]
         firing = evaluate(
             alert("al_urgent_breach"), questdb.query(QUERIES["al_urgent_breach"].render(prefix, TZ))
         )
         assert [labels[0] for labels in firing] == ["c-open"]
         today = local_midnight(now_ms())
         if start >= today:
-            pct = questdb.query(QUERIES["compliance_today"].render(prefix, TZ))[0][0]
+            pct = questdb.query(QUERIES["compliance_today"].render(prefix, TZ, ALL))[0][0]
             assert pct == pytest.approx(100.0 / 3)
-        feed = questdb.query(QUERIES["breach_feed"].render(prefix, TZ))
+        feed = questdb.query(QUERIES["breach_feed"].render(prefix, TZ, ALL))
         if deadline >= today:
             assert sorted(r[1] for r in feed) == ["c-closed", "c-open"]
     finally:

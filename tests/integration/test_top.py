@@ -97,7 +97,8 @@ def test_top_shows_the_wallboard_numbers(seeded: tuple[str, Truth], questdb: Que
     assert short, "the month has leads short of attempts"
     _, conv, lead = short[0]
     made = f"{lead.attempts}/{lead.attempts_required}"
-    assert re.search(rf"{conv}\s+│\s+{lead.agent_id}\s+│\s+{made}\s+│\s+\d+[hm]", text), text
+    shown = rf"{conv}\s+│\s+{lead.agent_id}\s+│\s+{lead.channel}\s+│\s+{made}\s+│\s+\d+[hm]"
+    assert re.search(shown, text), text
 
 
 def test_top_once_from_the_command_line(seeded: tuple[str, Truth], stack: Endpoints) -> None:
@@ -129,3 +130,29 @@ def test_top_says_what_to_do_when_questdb_is_down() -> None:
     assert "cannot read QuestDB" in result.output
     assert "slawatch stack up" in result.output
     assert "Traceback" not in result.output
+
+
+def test_top_shows_only_the_channels_asked_for(seeded: tuple[str, Truth], questdb: QuestDB) -> None:
+    """`--channel` keeps those channels' clocks: the month's WhatsApp chats, none on Telegram."""
+    prefix, _ = seeded
+    with questdb.connect() as conn:
+        every = top.read_wallboard(conn, prefix, TZ)
+        whatsapp = top.read_wallboard(conn, prefix, TZ, ("whatsapp",))
+        telegram = top.read_wallboard(conn, prefix, TZ, ("telegram",))
+    assert every.tiles["open_conversations"]
+    assert whatsapp.tiles["open_conversations"] == every.tiles["open_conversations"]
+    # Rows as shown, without the seconds left (each query reads its own now()).
+    assert [r[:-1] for r in whatsapp.tables["leads_short"]] == [
+        r[:-1] for r in every.tables["leads_short"]
+    ]
+    assert telegram.tiles["open_conversations"] == 0
+    assert all(not rows for rows in telegram.tables.values())
+
+
+def test_top_refuses_a_channel_it_cannot_put_into_sql(stack: Endpoints) -> None:
+    """A `--channel` holding a quote is refused in one line, not run as SQL."""
+    result = CliRunner().invoke(
+        main, ["top", "--pg", stack.questdb_pg_conninfo, "--channel", "x' OR 1=1", "--once"]
+    )
+    assert result.exit_code == 1
+    assert "quote" in result.output and "Traceback" not in result.output

@@ -9,6 +9,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from flows.connectors.questdb import (
     ClockTracker,
@@ -41,6 +43,8 @@ def sla(
     breached: bool = False,
     cause: str | None = None,
     late: bool = False,
+    attempts: int | None = None,
+    deadline_at: int | None = -1,
 ) -> SlaRecord:
     return SlaRecord(
         conversation_id=conv,
@@ -53,7 +57,7 @@ def sla(
         target=300_000,
         started_at=started_at,
         warn_at=started_at + 240_000,
-        deadline_at=started_at + 300_000,
+        deadline_at=started_at + 300_000 if deadline_at == -1 else deadline_at,
         stopped_at=at if status in ("met", "stopped") else None,
         elapsed=at - started_at,
         breached=breached,
@@ -65,6 +69,7 @@ def sla(
         channel="whatsapp",
         late=late,
         cause=cause,
+        attempts=attempts,
     )
 
 
@@ -139,6 +144,7 @@ def test_table_prefix_that_is_not_a_plain_identifier_is_refused(prefix: str) -> 
         ("stopped", "first_response", False),
         ("closed", "next_response", False),
         ("cancelled", "first_response", False),
+        ("attempt", "contact_attempts", True),
     ],
 )
 def test_open_flag_follows_the_latest_status(status: str, metric: str, is_open: bool) -> None:
@@ -227,6 +233,145 @@ def test_only_unknown_late_or_causeless_breached_clocks_need_a_table_lookup() ->
     assert not tracker.needs_lookup(sla("breached", breached=True, cause="agent"))
     tracker.remember(("c-1", 1, "first_response", 1), T0, "agent")
     assert not tracker.needs_lookup(sla("stopped", breached=True))
+
+
+CA = "contact_attempts"
+
+
+def attempt(n: int, at: int, *, breached: bool = False, **kw: Any) -> SlaRecord:
+    """The `attempt` record of the n-th attempt of the `contact_attempts` clock `c-1`."""
+    return sla("attempt", metric=CA, at=at, attempts=n, breached=breached, **kw)
+
+
+@pytest.mark.parametrize(
+    ("before", "breached"),
+    [("started", False), ("warning", False), ("breached", True), ("paused", False)],
+)
+def test_an_attempt_updates_the_count_and_keeps_the_clock_state(
+    before: str, breached: bool
+) -> None:
+    """An `attempt` row takes the new count while its status stays the clock's state."""
+    tracker = ClockTracker()
+    rows: dict[Any, SlaRecord] = {}
+    tracker.collect([sla(before, metric=CA, at=T0 + 60_000, attempts=0, breached=breached)], rows)
+    rows.clear()
+    tracker.collect([attempt(1, T0 + 120_000, breached=breached)], rows)
+    (row,) = rows.values()
+    assert (row.status, row.attempts, row.at, row.breached) == (
+        before,
+        1,
+        T0 + 120_000,
+        breached,
+    )
+    assert record_is_open(row)
+
+
+def test_attempts_in_one_batch_collapse_to_the_last_count_and_the_state() -> None:
+    """Started, warned, then three attempts in one batch: one row, warned, 3 attempts."""
+    rows = collapse_clocks(
+        [
+            sla("started", metric=CA, attempts=0),
+            attempt(1, T0 + 1_000),
+            sla("warning", metric=CA, at=T0 + 240_000, attempts=1),
+            attempt(2, T0 + 250_000),
+            attempt(3, T0 + 260_000),
+        ]
+    )
+    assert [(r.status, r.attempts) for r in rows] == [("warning", 3)]
+
+
+def test_a_breached_clock_keeps_its_cause_through_attempts() -> None:
+    """Attempts after a breach leave the row breached with the breach's cause."""
+    tracker = ClockTracker()
+    rows: dict[Any, SlaRecord] = {}
+    tracker.collect(
+        [sla("breached", metric=CA, at=T0 + 300_000, breached=True, cause="agent", attempts=1)],
+        rows,
+    )
+    tracker.collect([attempt(2, T0 + 400_000, breached=True)], rows)
+    (row,) = rows.values()
+    assert (row.status, row.cause, row.attempts) == ("breached", "agent", 2)
+
+
+@pytest.mark.parametrize(
+    ("record", "state"),
+    [
+        (attempt(1, T0 + 1_000), "started"),
+        (attempt(1, T0 + 250_000), "warning"),
+        (attempt(1, T0 + 350_000, breached=True), "breached"),
+        (attempt(1, T0 + 1_000, deadline_at=None), "paused"),
+    ],
+)
+def test_an_attempt_of_an_unknown_clock_takes_the_state_its_fields_show(
+    record: SlaRecord, state: str
+) -> None:
+    """With no earlier record known, an attempt's row is paused, breached, warned or started."""
+    (row,) = collapse_clocks([record])
+    assert (row.status, row.attempts) == (state, 1)
+
+
+def test_a_stored_state_read_back_is_what_an_attempt_keeps() -> None:
+    """A state read back from the table (after a restart) is kept by the next attempt."""
+    tracker = ClockTracker()
+    assert tracker.needs_lookup(attempt(1, T0 + 1_000))
+    tracker.remember(("c-1", 1, CA, 1), T0, None, "warning")
+    assert not tracker.needs_lookup(attempt(1, T0 + 1_000))
+    rows: dict[Any, SlaRecord] = {}
+    tracker.collect([attempt(2, T0 + 1_000)], rows)
+    (row,) = rows.values()
+    assert (row.status, row.attempts) == ("warning", 2)
+
+
+def test_attempts_need_no_lookup_when_their_clock_starts_in_the_same_batch() -> None:
+    """Only an attempt of a clock that nothing in the batch or the tracker knows is looked up."""
+    tracker = ClockTracker()
+    fresh = [sla("started", metric=CA, attempts=0), attempt(1, T0 + 1_000)]
+    assert tracker.unknown_needing_lookup(fresh) == set()
+    assert tracker.unknown_needing_lookup([attempt(1, T0 + 1_000)]) == {("c-1", 1, CA, 1)}
+
+
+@st.composite
+def lead_lifecycles(draw: st.DrawFn) -> tuple[list[SlaRecord], str, list[int]]:
+    """A lead clock's records with attempts anywhere, its last state, and batch cut points."""
+    states = draw(
+        st.sampled_from(
+            [
+                ["started"],
+                ["started", "warning"],
+                ["started", "warning", "breached"],
+                ["started", "paused"],
+            ]
+        )
+    )
+    records: list[SlaRecord] = []
+    at, count, breached = T0, 0, False
+    for state in states:
+        breached = breached or state == "breached"
+        records.append(sla(state, metric=CA, at=at, attempts=count, breached=breached))
+        for _ in range(draw(st.integers(0, 3))):
+            at += 60_000
+            count += 1
+            records.append(attempt(count, at, breached=breached))
+        at += 60_000
+    cuts = draw(st.lists(st.integers(0, len(records)), max_size=4))
+    return records, states[-1], sorted(cuts)
+
+
+@given(lead_lifecycles())
+def test_a_lead_row_is_its_last_state_with_the_live_count_however_batched(
+    case: tuple[list[SlaRecord], str, list[int]],
+) -> None:
+    """However the records are batched, the row has the last state and the latest count."""
+    records, state, cuts = case
+    tracker = ClockTracker()
+    written: dict[Any, SlaRecord] = {}
+    for start, end in zip([0, *cuts], [*cuts, len(records)], strict=True):
+        rows: dict[Any, SlaRecord] = {}  # one request's rows, as the writer sends them
+        tracker.collect(records[start:end], rows)
+        written.update(rows)
+    (row,) = written.values()
+    assert (row.status, row.attempts) == (state, records[-1].attempts)
+    assert collapse_clocks(records) == [row]
 
 
 # -- configuration ---------------------------------------------------------------------------

@@ -9,7 +9,15 @@ from pydantic import ValidationError
 
 from flows.connectors.questdb import TableNames, create_table_statements
 from flows.connectors.questdb.views import ViewNames, create_view_statements
-from flows.reports.queries import ALERTS, QUERIES, AlertQuery
+from flows.reports.queries import (
+    ALERTS,
+    ALL_CHANNELS,
+    QUERIES,
+    SCORECARD,
+    TRENDS,
+    WALLBOARD,
+    AlertQuery,
+)
 from flows.settings import Settings
 
 pytestmark = pytest.mark.unit
@@ -18,7 +26,8 @@ pytestmark = pytest.mark.unit
 @pytest.mark.parametrize("name", sorted(QUERIES))
 def test_every_query_renders_completely(name: str) -> None:
     """A rendered query names only the prefix's tables and views and leaves no placeholder."""
-    sql = QUERIES[name].render("acme_", "America/Sao_Paulo", {"agent": "a1", "week": "2026-11-23"})
+    variables = {"agent": "a1", "week": "2026-11-23", "channel": ALL_CHANNELS}
+    sql = QUERIES[name].render("acme_", "America/Sao_Paulo", variables)
     assert "{" not in sql and "$" not in sql
     known = set(TableNames("acme_").all()) | set(ViewNames("acme_").all())
     used = set(re.findall(r"\bFROM\s+(\w+)", sql))
@@ -31,6 +40,28 @@ def test_grafana_variables_stay_for_grafana_unless_given() -> None:
     """Without values `$agent` and `$week` stay in the SQL for Grafana to substitute."""
     sql = QUERIES["sc_compliance"].render()
     assert "'$agent'" in sql and "'$week'" in sql
+
+
+def test_every_dashboard_panel_filters_by_channel() -> None:
+    """Each panel of the three dashboards reads `$channel`, except the data age and variables."""
+    for query in (*WALLBOARD, *SCORECARD, *TRENDS):
+        assert ("$channel" in query.template) is (query.name != "data_age"), query.name
+    assert all("$channel" not in q.template for q in ALERTS)
+
+
+def test_channels_are_pasted_as_grafana_pastes_a_multi_value_variable() -> None:
+    """Chosen channels become a quoted list; All pastes the custom all value as it is."""
+    sql = QUERIES["breached_now"].render(variables={"channel": ("telegram", "whatsapp")})
+    assert "(channel IN ('telegram','whatsapp') OR '__all' IN ('telegram','whatsapp'))" in sql
+    sql = QUERIES["breached_now"].render(variables={"channel": ALL_CHANNELS})
+    assert "(channel IN ('__all') OR '__all' IN ('__all'))" in sql
+
+
+@pytest.mark.parametrize("bad", [("tele'gram",), ("a\\b", "whatsapp"), ()])
+def test_a_channel_that_cannot_be_pasted_is_refused(bad: tuple[str, ...]) -> None:
+    """A channel with a quote or backslash, or no channel at all, is refused with a reason."""
+    with pytest.raises(ValueError, match="channel"):
+        QUERIES["breached_now"].render(variables={"channel": bad})
 
 
 @pytest.mark.parametrize("bad", ["a1' OR '1'='1", "a\\1"])

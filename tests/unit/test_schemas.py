@@ -184,6 +184,12 @@ SLA_ATTEMPTS = {
     "elapsed_s": 7200.5,
     "attempts": 3,
 }
+SLA_ATTEMPT = {
+    **SLA_ATTEMPTS,
+    "status": "attempt",
+    "stopped_at": None,
+    "attempts": 2,
+}
 SLA_FOLLOW_UP_STOPPED = {
     **SLA_STARTED,
     "metric": "follow_up",
@@ -229,6 +235,8 @@ VALID_RECORDS = [
     ("sla_record.schema.json", SLA_STARTED),
     ("sla_record.schema.json", SLA_BREACHED),
     ("sla_record.schema.json", SLA_ATTEMPTS),
+    ("sla_record.schema.json", SLA_ATTEMPT),
+    ("sla_record.schema.json", {**SLA_ATTEMPT, "breached": True}),
     ("sla_record.schema.json", SLA_FOLLOW_UP_STOPPED),
     ("action_record.schema.json", ACTION_NOTIFY),
     ("action_record.schema.json", ACTION_REASSIGN),
@@ -260,6 +268,11 @@ INVALID_RECORDS = [
         {**SLA_FOLLOW_UP_STOPPED, "breached": False},
     ),
     ("sla: attempts elsewhere", "sla_record.schema.json", {**SLA_STARTED, "attempts": 1}),
+    (
+        "sla: attempt of another metric",
+        "sla_record.schema.json",
+        {**SLA_STARTED, "status": "attempt"},
+    ),
     ("sla: no attempts", "sla_record.schema.json", _without(SLA_ATTEMPTS, "attempts")),
     ("sla: at without ms", "sla_record.schema.json", {**SLA_STARTED, "at": "2026-11-23T10:00:00Z"}),
     (

@@ -9,16 +9,18 @@ converge with the table.
 
 * `<prefix>compliance_daily`: per local calendar day (`SAMPLE BY 1d ALIGN TO CALENDAR TIME ZONE`
   the team's zone) and per `team_id`, `agent_id`, `metric`, `policy_id`, `lead_source`,
-  `priority`: clocks started, `met`, `breached` (SPEC §6: `stopped` and `closed` count as
+  `priority`, `channel`: clocks started, `met`, `breached` (SPEC §6: `stopped` and `closed` count as
   breached, `cancelled` counts as neither) and the summed response time of the fulfilled ones.
   The designated timestamp `started_at` is the UTC instant of the local midnight.
-* `<prefix>volume_daily`: chats (cycles) started per local day and team, counted by their
+* `<prefix>volume_daily`: chats (cycles) started per local day, team and channel, counted by their
   `first_response` clock (one per cycle that a customer opened by writing; a cycle resolved
   before any reply, whose clock is `cancelled`, is left out, and so is the stale row a late
   event leaves at a clock's former start).
 
 The time zone is fixed when a view is created: changing it means dropping the views (they are
-rebuilt from the tables at the next start).
+rebuilt from the tables at the next start). A view made by an earlier release lacks the
+`channel` column the dashboards filter on (`REQUIRED_COLUMN`); the writer drops it at start-up
+(`drop_view_statement`) and creates it again, rebuilt from the clocks table.
 """
 
 from __future__ import annotations
@@ -31,12 +33,23 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 if TYPE_CHECKING:
     from flows.connectors.questdb import TableNames
 
-__all__ = ["DEFAULT_TIMEZONE", "ViewNames", "check_timezone", "create_view_statements"]
+__all__ = [
+    "DEFAULT_TIMEZONE",
+    "REQUIRED_COLUMN",
+    "ViewNames",
+    "check_timezone",
+    "create_view_statements",
+    "drop_view_statement",
+]
 
 #: The team's calendar zone used for daily buckets unless configured otherwise.
 DEFAULT_TIMEZONE: Final = "Asia/Jakarta"
 
 _ZONE_RE: Final = re.compile(r"[A-Za-z0-9_+\-/]+")
+
+#: The newest column of every view: a view without it was made by an earlier release (without
+#: `channel`), and is dropped and created again.
+REQUIRED_COLUMN: Final = "channel"
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,7 +106,7 @@ def create_view_statements(
     views = ViewNames(tables.prefix)
     clocks = tables.clocks
     compliance = f"""CREATE MATERIALIZED VIEW IF NOT EXISTS {views.compliance_daily} AS (
-    SELECT started_at, team_id, agent_id, metric, policy_id, lead_source, priority,
+    SELECT started_at, team_id, agent_id, metric, policy_id, lead_source, priority, channel,
            count() AS clocks,
            sum(CASE WHEN status = 'met' THEN 1 ELSE 0 END) AS met,
            sum(CASE WHEN breached AND status <> 'cancelled' THEN 1 ELSE 0 END) AS breached,
@@ -103,10 +116,19 @@ def create_view_statements(
     SAMPLE BY 1d ALIGN TO CALENDAR TIME ZONE '{zone}'
 ) PARTITION BY MONTH"""  # noqa: S608 - names validated, zone checked
     volume = f"""CREATE MATERIALIZED VIEW IF NOT EXISTS {views.volume_daily} AS (
-    SELECT started_at, team_id,
+    SELECT started_at, team_id, channel,
            count() AS conversations
     FROM {clocks}
     WHERE seq = 1 AND metric = 'first_response' AND status <> 'cancelled'
     SAMPLE BY 1d ALIGN TO CALENDAR TIME ZONE '{zone}'
 ) PARTITION BY MONTH"""  # noqa: S608 - names validated, zone checked
     return [(views.compliance_daily, compliance), (views.volume_daily, volume)]
+
+
+def drop_view_statement(view: str) -> str:
+    """Return the statement that drops the materialized view `view` if it exists.
+
+    Args:
+        view: A name from `ViewNames` (validated with the table prefix).
+    """
+    return f"DROP MATERIALIZED VIEW IF EXISTS {view}"

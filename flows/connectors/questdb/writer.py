@@ -84,7 +84,12 @@ from flows.connectors.questdb.schema import (
     migrate_table_statements,
 )
 from flows.connectors.questdb.spill import Spill
-from flows.connectors.questdb.views import DEFAULT_TIMEZONE, create_view_statements
+from flows.connectors.questdb.views import (
+    DEFAULT_TIMEZONE,
+    REQUIRED_COLUMN,
+    create_view_statements,
+    drop_view_statement,
+)
 from flows.core.records import ActionRecord, Record, SlaRecord
 from flows.exceptions import ConnectorError
 
@@ -338,23 +343,53 @@ class QuestDBWriter:
 
     @_locked
     def ensure_tables(self) -> None:
-        """Create the five tables unless they exist (runs before the first row is sent).
+        """Create the five tables and the views unless they exist (before the first row is sent).
+
+        Tables of an earlier release get the columns added since (`migrate_table_statements`);
+        views of an earlier release without the `channel` column are dropped and made again.
 
         Raises:
             ConnectorError: QuestDB cannot be reached or refused a statement.
         """
-        statements = create_table_statements(self.tables, self.ttl_days)
-        statements += migrate_table_statements(self.tables)
-        statements += create_view_statements(self.tables, self.report_timezone)
-        for table, sql in statements:
-            try:
-                self._http.execute(sql)
-            except ConnectorError as exc:
-                # Two workers creating the same table at once: the loser is told it exists.
-                if "already exists" not in str(exc):
-                    raise
-            _log.debug("QuestDB table %s is ready", table)
+        tables = create_table_statements(self.tables, self.ttl_days)
+        tables += migrate_table_statements(self.tables)
+        views = create_view_statements(self.tables, self.report_timezone)
+        for table, sql in tables:
+            self._create(table, sql)
+        for view, _sql in views:
+            self._drop_view_if_stale(view)
+        for view, sql in views:
+            self._create(view, sql)
         self._tables_ready = True
+
+    def _create(self, table: str, sql: str) -> None:
+        try:
+            self._http.execute(sql)
+        except ConnectorError as exc:
+            # Two workers creating the same table at once: the loser is told it exists.
+            if "already exists" not in str(exc):
+                raise
+        _log.debug("QuestDB table %s is ready", table)
+
+    def _drop_view_if_stale(self, view: str) -> None:
+        """Drop a view an earlier release made without `REQUIRED_COLUMN` (it is made again)."""
+        try:
+            # The view name comes from a validated prefix.
+            sql = f"SELECT \"column\" FROM table_columns('{view}')"  # noqa: S608
+            columns = {row[0] for row in self._http.execute(sql)["dataset"]}
+        except ConnectorError as exc:
+            if "does not exist" in str(exc):
+                return
+            raise
+        if REQUIRED_COLUMN in columns:
+            return
+        _log.warning(
+            "QuestDB view %s has no %s column (made by an earlier release): dropping it; it is "
+            "created again and rebuilt from the clocks table",
+            view,
+            REQUIRED_COLUMN,
+        )
+        self._http.execute(drop_view_statement(view))
 
     @_locked
     def write_batch(self, records: Sequence[Record], emitted_at_ms: int) -> None:
@@ -749,7 +784,8 @@ class QuestDBWriter:
         """Teach the clock tracker what QuestDB stores about clocks it does not know.
 
         Best effort: skipped while QuestDB is failing, and a failed look-up only costs the
-        carried-over cause (or the clean-up of a moved start) of those clocks.
+        carried-over cause (or the clean-up of a moved start) of those clocks, or the state an
+        `attempt` record keeps (then read from the record, `state_of_attempt`).
         """
         if self._failing_since is not None or not self._tables_ready:
             return
@@ -762,5 +798,5 @@ class QuestDBWriter:
             _log.warning("Could not read stored clocks from QuestDB at %s: %s", self.address, exc)
             return
         tracker = self.clocks
-        for clock, (started, cause, _updated) in found.items():
-            tracker.remember(clock, started, cause)
+        for clock, (started, cause, _updated, status) in found.items():
+            tracker.remember(clock, started, cause, status)
