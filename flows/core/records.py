@@ -58,10 +58,12 @@ class SlaRecord:
             resolve ended only. Stored, not published.
         attempts_required: The policy's `min` attempts (`contact_attempts` only). Stored, not
             published.
+        budget_pct: On ending records of `team_ownership` (SPEC §4): the stint's counted seconds
+            as a per cent of the cycle's `resolution` target; None without one. Published.
 
-    The last three fields go to QuestDB (what the scorecard's conversion, qualification and
-    attempts panels need) but not into the SPEC §6 JSON on Kafka (`to_json_dict` leaves them
-    out), so the published record stays exactly the contract.
+    `lead_status`, `outcome` and `attempts_required` go to QuestDB (what the scorecard's
+    conversion, qualification and attempts panels need) but not into the SPEC §6 JSON on Kafka
+    (`to_json_dict` leaves them out), so the published record stays exactly the contract.
     """
 
     conversation_id: str
@@ -90,6 +92,7 @@ class SlaRecord:
     lead_status: str | None = None
     outcome: str | None = None
     attempts_required: int | None = None
+    budget_pct: float | None = None
 
     type = "sla"
 
@@ -111,6 +114,8 @@ class SlaRecord:
 
 
 _SLA_FIELDS: Final = tuple(field.name for field in fields(SlaRecord))
+#: Statuses of `team_ownership` records that carry `budget_pct` (every ending record, SPEC §4).
+_ENDING_WITH_BUDGET: Final = frozenset({"met", "stopped", "closed", "cancelled", "breached"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -255,6 +260,8 @@ def to_json_dict(record: Record, emitted_at: int | str) -> dict[str, Any]:
             out["attempts"] = record.attempts
         if record.cause is not None:
             out["cause"] = record.cause
+        if record.metric == "team_ownership" and record.status in _ENDING_WITH_BUDGET:
+            out["budget_pct"] = record.budget_pct
         return out
     if isinstance(record, ActionRecord):
         return {

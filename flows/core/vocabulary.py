@@ -35,6 +35,8 @@ class _Metric:
     CONTACT_ATTEMPTS: Literal["contact_attempts"] = "contact_attempts"
     CADENCE: Literal["cadence"] = "cadence"
     SERVICE_WINDOW: Literal["service_window"] = "service_window"
+    UPDATE: Literal["update"] = "update"
+    TEAM_OWNERSHIP: Literal["team_ownership"] = "team_ownership"
 
     ALL: tuple[str, ...] = (
         ASSIGNMENT,
@@ -47,6 +49,8 @@ class _Metric:
         CONTACT_ATTEMPTS,
         CADENCE,
         SERVICE_WINDOW,
+        UPDATE,
+        TEAM_OWNERSHIP,
     )
     #: Clocks that outlive cycles: `resolved` does not end them (only won/lost ends a cadence),
     #: and their `seq` counts per conversation, not per cycle.
