@@ -38,6 +38,7 @@ from flows.core.events import (
     Event,
     MessageEvent,
     RetractionEvent,
+    SurveyEvent,
 )
 from flows.core.model import Policy, Target
 from flows.core.records import ActionRecord, SlaRecord
@@ -634,6 +635,9 @@ class Conversation:
             ctx: The shared context that receives the records.
             event: A decoded event of this conversation.
         """
+        if isinstance(event, SurveyEvent):
+            # Surveys feed CSAT (issue 24), not yet measured: logged, and applied as nothing.
+            return
         at = event.occurred_at
         self.last_t = max(self.last_t, at)
         if isinstance(event, MessageEvent):

@@ -39,6 +39,7 @@ from flows.core.events import (
     MessageEvent,
     Rejected,
     RetractionEvent,
+    SurveyEvent,
 )
 from flows.core.timefmt import MAX_INSTANT, MIN_INSTANT, format_instant, parse_instant
 
@@ -48,7 +49,7 @@ MAX_EVENT_BYTES: Final = 1_048_576
 MAX_FUTURE_MS: Final = 300_000
 
 #: Values of `type`.
-EVENT_TYPES: Final = ("message", "assignment", "conversation", "activity")
+EVENT_TYPES: Final = ("message", "assignment", "conversation", "activity", "survey")
 #: Values of a message's `direction`.
 DIRECTIONS: Final = ("inbound", "outbound")
 #: Longest id accepted (SPEC §1), in characters.
@@ -59,6 +60,10 @@ _CONTROL: Final = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 AUTHORS: Final = ("customer", "agent", "bot", "system")
 #: Values of a message's `action` (optional; `failed` retracts an undelivered message).
 MESSAGE_ACTIONS: Final = ("failed",)
+#: Values of a survey's `action`.
+SURVEY_ACTIONS: Final = ("sent", "not_sent", "rated")
+#: Ratings a `rated` survey may carry (SPEC §1).
+RATINGS: Final = range(1, 6)
 #: Values of an assignment's `action`.
 ASSIGNMENT_ACTIONS: Final = ("assigned", "unassigned")
 #: Values of a conversation event's `action`.
@@ -172,6 +177,8 @@ def _decode_object(obj: dict[str, Any]) -> Event:
         return _conversation(obj, event_id, conversation_id, occurred_at)
     if kind == "assignment":
         return _assignment(obj, event_id, conversation_id, occurred_at)
+    if kind == "survey":
+        return _survey(obj, event_id, conversation_id, occurred_at)
     return _activity(obj, event_id, conversation_id, occurred_at)
 
 
@@ -331,6 +338,30 @@ def _activity(obj: dict[str, Any], event_id: str, conversation_id: str, at: int)
         _required_id(obj, "agent_id"),
         _optional_string(obj, "outcome"),
     )
+
+
+def _survey(obj: dict[str, Any], event_id: str, conversation_id: str, at: int) -> SurveyEvent:
+    """Build a `survey` event (SPEC §1): `action`; `rating` (an integer 1-5) when `rated`.
+
+    `survey_id` is an optional id; `reason` is read for `not_sent` only. A comment is never read.
+
+    Raises:
+        _Invalid: naming the field at fault.
+    """
+    action = _required_enum(obj, "action", SURVEY_ACTIONS)
+    survey_id = _optional_id(obj, "survey_id")
+    if action == "rated":
+        rating = obj.get("rating")
+        if rating is None:
+            _missing("rating", "action", "rated")
+        if type(rating) is not int:
+            _wrong_type("rating", "an integer from 1 to 5", rating)
+        if rating not in RATINGS:
+            msg = f"field 'rating' must be an integer from 1 to 5, not {rating}"
+            raise _Invalid(msg)
+        return SurveyEvent(event_id, conversation_id, at, action, survey_id, rating)
+    reason = _optional_string(obj, "reason") if action == "not_sent" else None
+    return SurveyEvent(event_id, conversation_id, at, action, survey_id, None, reason)
 
 
 # Field readers: each returns the value or raises `_Invalid` naming the field.
@@ -525,6 +556,12 @@ def event_to_json(event: Event) -> dict[str, Any]:
     if isinstance(event, RetractionEvent):
         out["action"] = event.action
         out["message_id"] = event.message_id
+    elif isinstance(event, SurveyEvent):
+        out["action"] = event.action
+        _put(out, "survey_id", event.survey_id)
+        if event.rating is not None:
+            out["rating"] = event.rating
+        _put(out, "reason", event.reason)
     elif isinstance(event, MessageEvent):
         out["direction"] = event.direction
         out["author"] = event.author

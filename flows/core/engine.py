@@ -376,12 +376,19 @@ class Engine:
         )
 
     def _replay(
-        self, cid: str, base: Conversation | None, log: list[Event], until: int
+        self,
+        cid: str,
+        base: Conversation | None,
+        log: list[Event],
+        until: int,
+        *,
+        inclusive: bool = True,
     ) -> Conversation:
         """Rebuild a conversation from `base` (None: from nothing) by applying `log` in order.
 
         Timers before each event's instant fire first (not those at it: events at an instant apply
-        before its timers), and every timer up to `until` at the end. Records go to the context's
+        before its timers), and every timer up to `until` at the end (before it, unless
+        `inclusive`). Records go to the context's
         current output list, so callers wrap this in `_isolated`.
 
         Returns:
@@ -398,7 +405,7 @@ class Engine:
             conv.fire_until(ctx, event.occurred_at, inclusive=False)
             conv.log.append(event)
             conv.apply(ctx, event)
-        conv.fire_until(ctx, until)
+        conv.fire_until(ctx, until, inclusive=inclusive)
         return conv
 
     def _rebuild(self, old: Conversation, late: Event) -> None:
@@ -412,7 +419,15 @@ class Engine:
         to the record that ended it before a reopen the late event undid). Agent loads move from the
         old state to the new.
         """
-        until = max(self.processed_until, old.last_t)
+        # Replay as far as the live run has gone: every timer up to the last watermark, and the
+        # events applied since. Timers at the latest event's instant have not fired yet when it
+        # is past the watermark (they fire after this call's events): replaying them here would
+        # put them in both runs, so neither would ever be emitted.
+        latest = max(old.last_t, late.occurred_at)
+        if latest > self.processed_until and old.last_fired < latest:
+            until, inclusive = latest, False
+        else:
+            until, inclusive = max(self.processed_until, latest), True
         out, loads = self.ctx.out, self.ctx.loads
         if old.agent is not None and old.phase == OPEN:
             loads[old.agent] = loads.get(old.agent, 0) - 1
@@ -420,9 +435,9 @@ class Engine:
         new_log = old.log[:]
         new_log.insert(bisect_right(new_log, order_key(late), key=order_key), late)
         with self._isolated() as old_records:
-            self._replay(old.id, old.base, old.log, until)
+            self._replay(old.id, old.base, old.log, until, inclusive=inclusive)
         with self._isolated() as new_records:
-            conv = self._replay(old.id, old.base, new_log, until)
+            conv = self._replay(old.id, old.base, new_log, until, inclusive=inclusive)
         if conv.agent is not None and conv.phase == OPEN:
             loads[conv.agent] = loads.get(conv.agent, 0) + 1
         self.conversations[old.id] = conv

@@ -161,7 +161,41 @@ class RetractionEvent:
     action = "failed"
 
 
-Event = MessageEvent | AssignmentEvent | ConversationEvent | ActivityEvent | RetractionEvent
+@dataclass(frozen=True, slots=True)
+class SurveyEvent:
+    """A customer-satisfaction survey offered, not offered, or rated (SPEC §1 `survey`).
+
+    A comment the customer writes is content and is never read.
+
+    Attributes:
+        event_id: Unique id; a repeated one is ignored.
+        conversation_id: The conversation it belongs to.
+        occurred_at: Event time, epoch ms UTC.
+        action: `sent`, `not_sent` or `rated`.
+        survey_id: The survey, if given.
+        rating: 1-5, only for `rated` (required there).
+        reason: Why no survey was sent (e.g. `outside_window`), only for `not_sent`.
+    """
+
+    event_id: str
+    conversation_id: str
+    occurred_at: int
+    action: str  # "sent" | "not_sent" | "rated"
+    survey_id: str | None = None
+    rating: int | None = None
+    reason: str | None = None
+
+    type = "survey"
+
+
+Event = (
+    MessageEvent
+    | AssignmentEvent
+    | ConversationEvent
+    | ActivityEvent
+    | RetractionEvent
+    | SurveyEvent
+)
 
 #: SPEC §4 edge rules, the order of events at one instant: conversation actions by rank.
 _CONVERSATION_RANKS: Final = {"opened": 1, "reopened": 1, "follow_up_promised": 6, "resolved": 7}
@@ -172,7 +206,9 @@ def instant_rank(event: Event) -> int:
 
     (1) `opened` and `reopened`; (2) `updated` without a `status` field; (3) inbound messages;
     (4) assignments; (5) outbound messages, activities and retractions of failed messages;
-    (6) `updated` with a `status` field, and `follow_up_promised`; (7) `resolved`.
+    (6) `updated` with a `status` field, and `follow_up_promised`; (7) `resolved`; then (8)
+    surveys, which SPEC does not rank: a survey sent at a resolve's instant belongs to that
+    resolved cycle.
     """
     if isinstance(event, MessageEvent):
         return 3 if event.direction == "inbound" else 5
@@ -186,6 +222,8 @@ def instant_rank(event: Event) -> int:
             if key == "status":
                 return 6
         return 2
+    if isinstance(event, SurveyEvent):
+        return 8
     return 5
 
 
@@ -216,5 +254,12 @@ def _reduce(event: Event) -> tuple[type[Event], tuple[object, ...]]:
     return type(event), tuple([getattr(event, name) for name in event.__slots__])
 
 
-for _cls in (MessageEvent, AssignmentEvent, ConversationEvent, ActivityEvent, RetractionEvent):
+for _cls in (
+    MessageEvent,
+    AssignmentEvent,
+    ConversationEvent,
+    ActivityEvent,
+    RetractionEvent,
+    SurveyEvent,
+):
     _cls.__reduce__ = _reduce  # type: ignore[method-assign,assignment]

@@ -34,13 +34,21 @@ from flows.core.events import (
     MessageEvent,
     Rejected,
     RetractionEvent,
+    SurveyEvent,
 )
 from flows.core.timefmt import MAX_INSTANT, MIN_INSTANT, format_instant, parse_instant
 from tests.schemakit import schemas, validator
 
 pytestmark = pytest.mark.unit
 
-EVENT_CLASSES = (MessageEvent, AssignmentEvent, ConversationEvent, ActivityEvent, RetractionEvent)
+EVENT_CLASSES = (
+    MessageEvent,
+    AssignmentEvent,
+    ConversationEvent,
+    ActivityEvent,
+    RetractionEvent,
+    SurveyEvent,
+)
 #: 2026-11-23T10:00:00Z.
 T = 1_795_428_000_000
 DROP = object()
@@ -134,6 +142,9 @@ VALID = [
     Case("activity", activity(outcome="no_answer")),
     Case("activity, other kind", activity(kind="carrier pigeon", outcome=None)),
     Case("failed message", _event("message", action="failed", message_id="wamid.9")),
+    Case("survey sent", _event("survey", action="sent", survey_id="s1")),
+    Case("survey not sent", _event("survey", action="not_sent", reason="outside_window")),
+    Case("survey rated", _event("survey", action="rated", rating=5, comment="ignored")),
     Case("id of 256 characters", message(conversation_id="c" * 256)),
     Case("id with spaces and emoji", message(agent_id="Siti \u00a0\U0001f600", author="agent")),
 ]
@@ -213,6 +224,14 @@ INVALID = [
     Case("activity, null agent", activity(agent_id=None), "agent_id"),
     Case("activity, integer outcome", activity(outcome=3), "outcome"),
     Case("failed without message_id", _event("message", action="failed"), "message_id"),
+    Case("rated without rating", _event("survey", action="rated"), "rating"),
+    Case("rating 0", _event("survey", action="rated", rating=0), "rating"),
+    Case("rating 6", _event("survey", action="rated", rating=6), "rating"),
+    Case("rating as text", _event("survey", action="rated", rating="5"), "rating"),
+    Case("rating as boolean", _event("survey", action="rated", rating=True), "rating"),
+    Case("rating 4.5", _event("survey", action="rated", rating=4.5), "rating"),
+    Case("unknown survey action", _event("survey", action="opened"), "action"),
+    Case("LF in survey_id", _event("survey", action="sent", survey_id="s\n"), "survey_id"),
     Case(
         "failed, empty message_id", _event("message", action="failed", message_id=""), "message_id"
     ),
@@ -265,7 +284,7 @@ def test_rejection_names_the_field(case: Case) -> None:
         (
             message(type="mesage"),
             "field 'type' must be one of 'message', 'assignment', 'conversation', 'activity', "
-            "not 'mesage'",
+            "'survey', not 'mesage'",
         ),
         (
             message(direction="in"),
@@ -700,3 +719,12 @@ def test_failed_message_decodes_to_a_retraction() -> None:
     assert isinstance(decoded, RetractionEvent)
     assert (decoded.message_id, decoded.conversation_id) == ("wamid.9", "c-1")
     assert event_to_json(decoded)["action"] == "failed"
+
+
+def test_rated_survey_decodes_without_its_comment() -> None:
+    """A rating is kept as an integer; the customer's comment is never read."""
+    decoded = _decode(_event("survey", action="rated", rating=4, survey_id="s1", comment="slow!"))
+    assert isinstance(decoded, SurveyEvent)
+    assert (decoded.action, decoded.rating, decoded.survey_id) == ("rated", 4, "s1")
+    assert "comment" not in event_to_json(decoded)
+    assert "slow" not in repr(decoded)

@@ -15,7 +15,14 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from flows.core.engine import Engine
-from flows.core.events import Event, MessageEvent, RetractionEvent, instant_rank, order_key
+from flows.core.events import (
+    Event,
+    MessageEvent,
+    RetractionEvent,
+    SurveyEvent,
+    instant_rank,
+    order_key,
+)
 from flows.core.records import DeadLetter, SlaRecord
 from tests.enginekit import (
     activity,
@@ -290,3 +297,26 @@ def test_a_telegram_message_does_not_move_a_running_whatsapp_window() -> None:
     window = sla(recs, "service_window")
     assert [r.status for r in window] == ["started", "warning", "breached"]
     assert window[-1].at == ms(24 * 3600)
+
+
+def test_surveys_are_accepted_and_change_no_clock_yet() -> None:
+    """A survey (CSAT, issue 24) at a resolve's instant neither crashes nor changes a record."""
+    events = [inbound(0), reply(30), conv_event(100, "resolved")]
+    surveys = [
+        SurveyEvent("sv1", "c1", ms(100), "sent", "s1"),
+        SurveyEvent("sv2", "c1", ms(50), "rated", "s1", 5),
+    ]
+    assert final_states(records_of(events)) == final_states(records_of([*surveys, *events]))
+
+
+def test_a_correction_at_a_deadline_instant_still_emits_the_breach_due_then() -> None:
+    """A rebuild at the instant of a pending deadline leaves the breach to fire, not swallowed."""
+    engine = Engine(PSET)
+    out = engine.process(
+        [inbound(0), reply(0, message_id="m1"), reply(0, kind="note", message_id="m2")], ms(0)
+    )
+    out += engine.process([retraction(10, "m1")], ms(10))
+    # At the deadline (1 h), a customer message and a correction (a retracted note) arrive.
+    out += engine.process([inbound(3600), retraction(3600, "m2")], ms(4000))
+    first = [r for r in out if isinstance(r, SlaRecord) and r.metric == "first_response"]
+    assert [(r.status, r.at) for r in first][-2:] == [("warning", ms(2880)), ("breached", ms(3600))]

@@ -31,6 +31,7 @@ EXPECTED = {
     "assignment.schema.json",
     "conversation.schema.json",
     "activity.schema.json",
+    "survey.schema.json",
     "sla_record.schema.json",
     "action_record.schema.json",
     "dead_letter.schema.json",
