@@ -454,7 +454,7 @@ def run(
     Returns:
         The outcome counts.
     """
-    from confluent_kafka import Consumer, Producer  # noqa: PLC0415
+    from confluent_kafka import Consumer, KafkaException, Producer  # noqa: PLC0415
 
     consumer = Consumer(
         {
@@ -497,7 +497,12 @@ def run(
                     producer, settings.deadletter_topic, letter, should_stop
                 ):
                     break  # not committed: handled again at the next start
-            consumer.commit(message=message, asynchronous=False)
+            try:
+                consumer.commit(message=message, asynchronous=False)
+            except KafkaException as exc:
+                # A rebalance can take the partition away between poll and commit; the next
+                # owner reads the message again, and the ledger makes that a duplicate.
+                log.warning("commit of %s failed: %s", source, exc)
     finally:
         consumer.close()
         producer.flush(10)
@@ -512,16 +517,21 @@ def _produce_dead_letter(
     Returns:
         True once Kafka took it; False when `should_stop` said stop first.
     """
+    from confluent_kafka import KafkaException  # noqa: PLC0415
+
     value = orjson.dumps(to_json_dict(letter, int(time.time() * 1000)))
     result: list[object] = []
     while True:
         result.clear()
-        producer.produce(
-            topic,
-            value=value,
-            key=letter.source.encode(),
-            on_delivery=lambda err, _msg: result.append(err),
-        )
+        try:
+            producer.produce(
+                topic,
+                value=value,
+                key=letter.source.encode(),
+                on_delivery=lambda err, _msg: result.append(err),
+            )
+        except (BufferError, KafkaException) as exc:
+            result.append(exc)
         while not result:
             producer.poll(0.5)
             if not result and should_stop():
