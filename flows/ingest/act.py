@@ -10,11 +10,25 @@ configuration:
   e-mail to the address of whom the action names (`notify_addresses`, or the value itself when
   it is an address).
 
+Every message is checked first (`flows.ingest.action_check`: a known action, well-typed fields,
+ids within SPEC §1 bounds). Each message then ends in exactly one way, and its offset is
+committed after it: carried out (at least one side effect done, recorded in the ledger),
+settled on purpose without a side effect (`SETTLED`: counted and logged, e.g. no candidate to
+reassign to), or dead-lettered to `deadletter_topic` with a reason naming the field or the
+failure — a malformed or unsupported record, a target `act` cannot reach (an unmapped agent, no
+address), or a side effect that failed after its retries or raised. A side effect that failed
+beside one that was done gives both a ledger entry and a dead letter. One bad record never
+stops the loop, and is never read again by the same group.
+
 Idempotence: an action's identity is `action|trigger|conversation|cycle|metric|seq`. A ledger
 file records each applied identity (flushed and fsynced) before the Kafka offset is committed,
 so a redelivered or replayed action is skipped. A crash between carrying out an action and
 writing the ledger can repeat that one action once (at-least-once at that instant); the
-webhook's `Idempotency-Key` lets the receiver drop it. Every outcome is counted and logged.
+webhook's `Idempotency-Key` lets the receiver drop it. A crash between producing a dead letter
+and the commit can repeat that dead letter. Every outcome is counted and logged.
+
+Nothing from a record goes unescaped into a header or a URL path (`header_token`,
+`header_text`, `single_address`, `chatwoot_target`).
 """
 
 from __future__ import annotations
@@ -28,37 +42,84 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from email.message import EmailMessage
 from pathlib import Path
-from typing import Any, Final
+from typing import TYPE_CHECKING, Final
 
 import httpx
 import orjson
 
+from flows.core.records import DeadLetter, dead_letter, to_json_dict
+from flows.ingest.action_check import (
+    Order,
+    Refused,
+    chatwoot_target,
+    check_action,
+    header_text,
+    header_token,
+    is_user_id,
+    show,
+    single_address,
+)
 from flows.ingest.settings import IngestSettings
+
+if TYPE_CHECKING:
+    from confluent_kafka import Producer
 
 log = logging.getLogger("slawatch.act")
 
 #: Attempts per side effect before it counts as failed.
 ATTEMPTS: Final = 3
 
+#: Outcomes that settle a record on purpose, without a side effect and without a dead letter.
+SETTLED: Final = frozenset(
+    {
+        "duplicate",
+        "reassign_disabled",
+        "reassign_not_chatwoot",
+        "reassign_no_candidate",
+        "reassign_no_api",
+        "reassign_dry_run",
+        "webhook_dry_run",
+        "mail_dry_run",
+        "notify_not_configured",
+    }
+)
 
-def action_key(record: dict[str, Any]) -> str:
-    """Return the identity of an action record (the same for every redelivery of it).
+#: The longest failure text a dead letter's reason quotes (an HTTP body, an exception).
+_MAX_PROBLEM: Final = 300
 
-    Args:
-        record: an action record as JSON (SPEC §6); missing fields read as `None`.
 
-    Returns:
-        `action|trigger|conversation_id|cycle|metric|seq`, e.g.
-        `notify|breach|cw:7:42|1|first_response|1`.
+@dataclass(frozen=True, slots=True)
+class Effect:
+    """What became of one side effect of an action (or of the whole record).
+
+    Attributes:
+        outcome: The counted label, e.g. `reassign_done`, `mail_failed`, `invalid`.
+        problem: Why it could not be carried out (the dead letter's reason), or None.
     """
-    parts = ("action", "trigger", "conversation_id", "cycle", "metric", "seq")
-    return "|".join(str(record.get(part)) for part in parts)
+
+    outcome: str
+    problem: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Handled:
+    """What `ActionRunner.handle` did with one message.
+
+    Attributes:
+        outcomes: The counted labels, e.g. `("webhook_done", "mail_failed")`.
+        dead_letter: The dead letter to produce before the offset is committed, or None.
+        applied: Whether the action went into the ledger (at least one side effect done).
+    """
+
+    outcomes: tuple[str, ...]
+    dead_letter: DeadLetter | None
+    applied: bool = False
 
 
 class Ledger:
     """The actions already applied: an append-only JSONL file, loaded at start.
 
-    One line per applied action: `{"key": <action_key>, "outcome": "<labels>"}`. The file is
+    One line per applied action: `{"key": <identity>, "outcome": "<labels>"}`. The file is
     never rewritten or trimmed; keep it with the consumer group, since a new ledger with an
     old group (or the reverse) may repeat or skip actions.
 
@@ -79,7 +140,7 @@ class Ledger:
                     self.applied.add(orjson.loads(line)["key"])
 
     def __contains__(self, key: str) -> bool:
-        """Whether the action with this `action_key` was applied already."""
+        """Whether the action with this identity (`Order.key`) was applied already."""
         return key in self.applied
 
     def add(self, key: str, outcome: str) -> None:
@@ -94,7 +155,7 @@ class Ledger:
 
 @dataclass
 class ActionRunner:
-    """Carries out one action record at a time; `outcomes` counts what happened.
+    """Carries out one action message at a time; `outcomes` counts what happened.
 
     Attributes:
         settings: where Chatwoot, the webhook and the SMTP server are, and the id maps.
@@ -103,6 +164,8 @@ class ActionRunner:
         chatwoot: an httpx client for Chatwoot's API (base URL and token set).
         webhook: an httpx client for the notify webhook.
         send_mail: sends one e-mail (smtplib by default).
+        outcomes: every outcome label counted so far, `dead_letter` included.
+        sleep: waits between attempts (`time.sleep`; tests pass a no-op).
     """
 
     settings: IngestSettings
@@ -114,164 +177,229 @@ class ActionRunner:
     outcomes: Counter[str] = field(default_factory=Counter)
     sleep: Callable[[float], None] = time.sleep
 
-    def handle(self, record: dict[str, Any]) -> list[str]:
-        """Carry out one record (action records only); return the outcome labels it got.
+    def handle(self, raw: bytes | None, source: str) -> Handled:
+        """Check and carry out one message of the actions topic; never raises for its content.
 
-        A record already in the ledger is skipped (`duplicate`). A record is added to the
-        ledger once at least one of its side effects is done (`*_done`), so a `notify` whose
-        webhook succeeded and whose e-mail failed is not sent again. An action whose every
-        side effect failed (`*_failed`) is counted and logged but not retried later.
+        A message that fails the checks is not carried out (`invalid`, or `unsupported_action`
+        for `recover`). A record already in the ledger is skipped (`duplicate`). A record is
+        added to the ledger once at least one of its side effects is done (`*_done`), so a
+        `notify` whose webhook succeeded and whose e-mail failed is not sent again. Every
+        problem (a refusal, an unreachable target, a side effect failed after `ATTEMPTS`
+        attempts or raising) goes into one dead letter, its reasons joined by `; `.
 
         Args:
-            record: one decoded message of the actions topic.
+            raw: the message value (None: no value).
+            source: where it came from, `topic/partition/offset`.
 
         Returns:
-            The outcome labels, e.g. `["reassign_done"]`, `["webhook_done", "mail_failed"]`,
-            `["duplicate"]`, `["not_an_action"]`.
+            The outcome labels and the dead letter, if any.
+
+        Raises:
+            OSError: the ledger could not be written; going on would repeat the action after
+                a restart, so this stops `act`.
         """
-        if record.get("type") != "action":
-            return self._count(["not_an_action"], record)
-        key = action_key(record)
-        if key in self.ledger:
-            return self._count(["duplicate"], record)
-        if record.get("action") == "reassign":
-            outcomes = [self._reassign(record)]
-        elif record.get("action") == "notify":
-            outcomes = self._notify(record)
+        checked = check_action(raw)
+        if isinstance(checked, Refused):
+            label = "unsupported_action" if checked.unsupported else "invalid"
+            return self._settle([Effect(label, checked.reason)], raw, source, None)
+        if checked.key in self.ledger:
+            return self._settle([Effect("duplicate")], raw, source, checked)
+        if checked.action == "reassign":
+            effects = [self._guarded("reassign", lambda: self._reassign(checked))]
         else:
-            outcomes = ["unknown_action"]
-        applied = [o for o in outcomes if o.endswith("_done")]
-        if applied and not self.dry_run:
-            self.ledger.add(key, ",".join(outcomes))
-        return self._count(outcomes, record)
+            effects = self._notify(checked)
+        applied = any(e.outcome.endswith("_done") for e in effects) and not self.dry_run
+        if applied:
+            self.ledger.add(checked.key, ",".join(e.outcome for e in effects))
+        return self._settle(effects, raw, source, checked, applied=applied)
 
-    def _count(self, outcomes: list[str], record: dict[str, Any]) -> list[str]:
-        """Count and log each outcome of `record`; return `outcomes` unchanged."""
-        for outcome in outcomes:
-            self.outcomes[outcome] += 1
-            log.info(
-                "%s %s %s on %s (%s)",
-                outcome,
-                record.get("action"),
-                record.get("trigger"),
-                record.get("conversation_id"),
-                action_key(record),
-            )
-        return outcomes
+    def _settle(
+        self,
+        effects: list[Effect],
+        raw: bytes | None,
+        source: str,
+        order: Order | None,
+        *,
+        applied: bool = False,
+    ) -> Handled:
+        """Count and log each effect; return them with the dead letter of their problems."""
+        what = "message" if order is None else f"{order.action} {order.trigger}"
+        on = "?" if order is None else show(order.conversation_id)
+        for effect in effects:
+            self.outcomes[effect.outcome] += 1
+            log.info("%s: %s on %s from %s", effect.outcome, what, on, source)
+        problems = [e.problem for e in effects if e.problem is not None]
+        if not problems:
+            return Handled(tuple(e.outcome for e in effects), None, applied)
+        reason = "; ".join(problems)
+        self.outcomes["dead_letter"] += 1
+        log.warning("dead letter from %s: %s", source, reason)
+        letter = dead_letter(reason, raw, source)
+        return Handled(tuple(e.outcome for e in effects), letter, applied)
 
-    def _retry(self, attempt: Callable[[], None]) -> bool:
+    def _guarded(self, side: str, carry_out: Callable[[], Effect]) -> Effect:
+        """Run one side effect; an exception it lets through becomes `<side>_failed`."""
+        try:
+            return carry_out()
+        except Exception as exc:  # noqa: BLE001 - one record must never stop the loop
+            log.exception("%s raised", side)
+            return Effect(f"{side}_failed", f"{side} raised {_describe(exc)}")
+
+    def _retry(self, attempt: Callable[[], None]) -> str | None:
         """Run `attempt` up to `ATTEMPTS` times, backing off 0.2, 0.4, 0.8 s after failures.
 
-        Only network, HTTP-status and SMTP errors are retried; others propagate.
+        Only network, HTTP-status and SMTP errors are retried; any other exception ends the
+        side effect at once (the record, not the network, is at fault).
 
         Returns:
-            True as soon as one attempt succeeds; False when all failed.
+            None as soon as one attempt succeeds; else what went wrong, e.g. `after 3
+            attempts: HTTP 503 Service Unavailable: {"error": "try again"}`.
         """
         for number in range(ATTEMPTS):
             try:
                 attempt()
             except (httpx.HTTPError, OSError, smtplib.SMTPException) as exc:
-                log.warning("attempt %d of %d failed: %s", number + 1, ATTEMPTS, exc)
+                log.warning("attempt %d of %d failed: %s", number + 1, ATTEMPTS, _describe(exc))
+                last = exc
                 self.sleep(0.2 * 2**number)
+            except Exception as exc:  # noqa: BLE001 - e.g. a value no header or body takes
+                return f"after 1 attempt: {_describe(exc)}"
             else:
-                return True
-        return False
+                return None
+        return f"after {ATTEMPTS} attempts: {_describe(last)}"
 
-    def _reassign(self, record: dict[str, Any]) -> str:
+    def _reassign(self, order: Order) -> Effect:
         """Assign a Chatwoot conversation to the action's `to_agent`.
 
         Returns:
-            `reassign_done` or `reassign_failed`, or why nothing was tried: disabled, not a
-            Chatwoot conversation, no candidate agent, an agent with no Chatwoot user id,
-            dry run, or no API client.
+            `reassign_done`; `reassign_failed`, `reassign_bad_conversation` (a `cw:` id of
+            another shape) or `reassign_unmapped_agent` with a problem; or why nothing was
+            tried: disabled, not a Chatwoot conversation, no candidate agent, dry run, or no
+            API client.
         """
         if not self.settings.act_reassign:
-            return "reassign_disabled"
-        parts = str(record.get("conversation_id")).split(":")
-        if len(parts) != 3 or parts[0] != "cw":
-            return "reassign_not_chatwoot"
-        to_agent = record.get("to_agent")
-        if not to_agent:
-            return "reassign_no_candidate"
-        user = self.settings.agent_map.get(to_agent) or (to_agent if to_agent.isdigit() else None)
-        if user is None or not user.isdigit():
-            return "reassign_unmapped_agent"
+            return Effect("reassign_disabled")
+        target = chatwoot_target(order.conversation_id)
+        if target is None:
+            if not order.conversation_id.startswith("cw:"):
+                return Effect("reassign_not_chatwoot")
+            problem = (
+                f"field 'conversation_id': {show(order.conversation_id)} is not a Chatwoot "
+                "conversation cw:<account>:<display id> (decimal numbers)"
+            )
+            return Effect("reassign_bad_conversation", problem)
+        to_agent = order.to_agent
+        if to_agent is None:
+            return Effect("reassign_no_candidate")
+        mapped = self.settings.agent_map.get(to_agent)
+        user = mapped if mapped is not None else to_agent
+        if not is_user_id(user):
+            problem = (
+                f"field 'to_agent': {show(to_agent)} has no Chatwoot user id "
+                "(AGENT_MAP maps it to none, or to a value that is not a number)"
+            )
+            return Effect("reassign_unmapped_agent", problem)
         if self.dry_run:
-            return "reassign_dry_run"
+            return Effect("reassign_dry_run")
         client = self.chatwoot
         if client is None:
-            return "reassign_no_api"
-        _, account, display_id = parts
+            return Effect("reassign_no_api")
+        account, display_id = target
         path = f"/api/v1/accounts/{account}/conversations/{display_id}/assignments"
 
         def attempt() -> None:
             client.post(path, json={"assignee_id": int(user)}).raise_for_status()
 
-        return "reassign_done" if self._retry(attempt) else "reassign_failed"
+        failure = self._retry(attempt)
+        if failure is None:
+            return Effect("reassign_done")
+        return Effect("reassign_failed", f"reassign in Chatwoot failed {failure}")
 
-    def _notify(self, record: dict[str, Any]) -> list[str]:
+    def _notify(self, order: Order) -> list[Effect]:
         """Send the notification through every configured channel: webhook, then e-mail.
 
-        The e-mail goes to `notify_addresses[notify]`, or to `notify` itself when it is an
-        address.
-
         Returns:
-            One outcome per channel tried, or `["notify_not_configured"]`.
+            One effect per channel tried, or `[notify_not_configured]`.
         """
-        outcomes: list[str] = []
+        effects: list[Effect] = []
         if self.settings.notify_webhook_url is not None:
-            outcomes.append(self._notify_webhook(record))
-        who = str(record.get("notify") or "")
-        address = self.settings.notify_addresses.get(who) or (who if "@" in who else None)
+            effects.append(self._guarded("webhook", lambda: self._notify_webhook(order)))
         if self.settings.smtp_host is not None or self.send_mail is not None:
-            outcomes.append(self._notify_mail(record, address))
-        return outcomes or ["notify_not_configured"]
+            effects.append(self._guarded("mail", lambda: self._notify_mail(order)))
+        return effects or [Effect("notify_not_configured")]
 
-    def _notify_webhook(self, record: dict[str, Any]) -> str:
-        """POST the action record as JSON, with its `action_key` as `Idempotency-Key`.
+    def _notify_webhook(self, order: Order) -> Effect:
+        """POST the action record as JSON, with its identity as `Idempotency-Key`.
+
+        The key is `header_token(identity)`: unchanged for plain ASCII ids, `%XX`-escaped
+        otherwise.
 
         Returns:
-            `webhook_done` (a 2xx answer), `webhook_failed` or `webhook_dry_run`.
+            `webhook_done` (a 2xx answer), `webhook_failed` (with the problem) or
+            `webhook_dry_run`.
         """
         if self.dry_run:
-            return "webhook_dry_run"
+            return Effect("webhook_dry_run")
         client = self.webhook or httpx.Client(timeout=10)
         url = str(self.settings.notify_webhook_url)
-        headers = {"Idempotency-Key": action_key(record)}
+        headers = {"Idempotency-Key": header_token(order.key)}
 
         def attempt() -> None:
-            client.post(url, json=record, headers=headers).raise_for_status()
+            client.post(url, json=order.record, headers=headers).raise_for_status()
 
-        return "webhook_done" if self._retry(attempt) else "webhook_failed"
+        problem = self._retry(attempt)
+        if problem is None:
+            return Effect("webhook_done")
+        return Effect("webhook_failed", f"notify webhook failed {problem}")
 
-    def _notify_mail(self, record: dict[str, Any], address: str | None) -> str:
-        """E-mail the action's reason, conversation, cycle, instant and agent to `address`.
+    def _address(self, order: Order) -> str | Effect:
+        """Return the e-mail address of whom `order` names, or the effect saying why none."""
+        who = order.notify
+        if who is None:
+            return Effect("mail_no_address", "field 'notify' is null: nobody to e-mail")
+        configured = self.settings.notify_addresses.get(who)
+        candidate = configured if configured is not None else (who if "@" in who else None)
+        if candidate is None:
+            problem = f"field 'notify': {show(who)} has no e-mail address in NOTIFY_ADDRESSES"
+            return Effect("mail_no_address", problem)
+        address = single_address(candidate)
+        if address is None:
+            where = f"NOTIFY_ADDRESSES[{show(who)}]" if configured is not None else "it"
+            problem = f"field 'notify': {show(who)} is not one e-mail address ({where})"
+            return Effect("mail_bad_address", problem)
+        return address
 
-        The subject names the metric, trigger and conversation; header `X-Slawatch-Action`
-        carries the `action_key`.
+    def _notify_mail(self, order: Order) -> Effect:
+        """E-mail the action's reason, conversation, cycle, instant and agent.
+
+        The subject names the metric, trigger and conversation (`header_text`); header
+        `X-Slawatch-Action` carries the identity (`header_token`).
 
         Returns:
-            `mail_done`, `mail_failed`, `mail_no_address` or `mail_dry_run`.
+            `mail_done`, `mail_dry_run`, or with a problem `mail_failed`, `mail_no_address`,
+            `mail_bad_address`.
         """
-        if address is None:
-            return "mail_no_address"
+        address = self._address(order)
+        if isinstance(address, Effect):
+            return address
         if self.dry_run:
-            return "mail_dry_run"
+            return Effect("mail_dry_run")
         message = EmailMessage()
         message["From"] = self.settings.smtp_from
         message["To"] = address
-        message["Subject"] = (
-            f"[slawatch] {record.get('metric')} {record.get('trigger')} on "
-            f"{record.get('conversation_id')}"
+        message["Subject"] = header_text(
+            f"[slawatch] {order.metric} {order.trigger} on {order.conversation_id}"
         )
-        message["X-Slawatch-Action"] = action_key(record)
+        message["X-Slawatch-Action"] = header_token(order.key)
         message.set_content(
-            f"{record.get('reason')}\n\nconversation: {record.get('conversation_id')}\n"
-            f"cycle {record.get('cycle')}, at {record.get('at')}, "
-            f"agent {record.get('from_agent')}\n"
+            f"{order.reason}\n\nconversation: {order.conversation_id}\n"
+            f"cycle {order.cycle}, at {order.at}, agent {order.from_agent}\n"
         )
         send = self.send_mail or self._smtp_send
-        return "mail_done" if self._retry(lambda: send(message)) else "mail_failed"
+        problem = self._retry(lambda: send(message))
+        if problem is None:
+            return Effect("mail_done")
+        return Effect("mail_failed", f"notify e-mail failed {problem}")
 
     def _smtp_send(self, message: EmailMessage) -> None:
         """Send one message through `smtp_host:smtp_port` (no login, no TLS, 10 s timeout)."""
@@ -279,6 +407,23 @@ class ActionRunner:
             str(self.settings.smtp_host), self.settings.smtp_port, timeout=10
         ) as smtp:
             smtp.send_message(message)
+
+
+def _describe(exc: BaseException) -> str:
+    """Return a one-line account of a failure: an HTTP answer's status and body, else the error.
+
+    Cut to 300 characters, non-printable characters escaped, so a reason stays one line.
+    """
+    if isinstance(exc, httpx.HTTPStatusError):
+        answer = exc.response
+        text = f"HTTP {answer.status_code} {answer.reason_phrase}"
+        body = answer.text.strip()
+        if body:
+            text = f"{text}: {body}"
+    else:
+        text = f"{type(exc).__name__}: {exc}"
+    text = header_text(text)
+    return text if len(text) <= _MAX_PROBLEM else text[: _MAX_PROBLEM - 3] + "..."
 
 
 def run(
@@ -290,23 +435,26 @@ def run(
 ) -> Counter[str]:
     """Consume `settings.actions_topic` in group `settings.act_group` and carry out each action.
 
-    Offsets are committed after each action is handled (and recorded in the ledger).
+    Each message is handled (`ActionRunner.handle`), its dead letter (if any) produced to
+    `settings.deadletter_topic` and acknowledged by Kafka, and only then its offset committed:
+    a message is never read twice by the group, and never lost without a trace. Under
+    `--dry-run` dead letters are logged, not produced.
 
     The group starts at the topic's earliest offset the first time, so a new group carries
-    out every action still on the topic unless the ledger already holds it. A message that
-    is not a JSON object is handled as an empty record (`not_an_action`) and committed;
-    Kafka errors on a message are logged and skipped.
+    out every action still on the topic unless the ledger already holds it. Kafka errors that
+    carry no message (a broker down) are logged and the loop goes on.
 
     Args:
         runner: what carries the actions out.
-        settings: Kafka address, topic and group.
+        settings: Kafka address, topics and group.
         exit_when_idle_s: stop after this long without a message (None: run until stopped).
-        should_stop: polled between messages; True stops the loop.
+        should_stop: polled between messages (and while a dead letter waits for Kafka);
+            True stops the loop.
 
     Returns:
         The outcome counts.
     """
-    from confluent_kafka import Consumer  # noqa: PLC0415
+    from confluent_kafka import Consumer, KafkaException, Producer  # noqa: PLC0415
 
     consumer = Consumer(
         {
@@ -317,6 +465,7 @@ def run(
             **settings.kafka_config,
         }
     )
+    producer = Producer(settings.producer_config())
     assigned: list[bool] = []
     # The idle clock starts once the group has given this consumer its partitions: joining a
     # group takes seconds on a busy broker, and idleness before that means nothing.
@@ -340,12 +489,56 @@ def run(
             if message.error() is not None:
                 log.warning("Kafka error on %s: %s", settings.actions_topic, message.error())
                 continue
+            source = f"{message.topic()}/{message.partition()}/{message.offset()}"
+            handled = runner.handle(message.value(), source)
+            letter = handled.dead_letter
+            if letter is not None and not runner.dry_run:
+                if not _produce_dead_letter(
+                    producer, settings.deadletter_topic, letter, should_stop
+                ):
+                    break  # not committed: handled again at the next start
             try:
-                record = orjson.loads(message.value() or b"")
-            except orjson.JSONDecodeError:
-                record = {}
-            runner.handle(record if isinstance(record, dict) else {})
-            consumer.commit(message=message, asynchronous=False)
+                consumer.commit(message=message, asynchronous=False)
+            except KafkaException as exc:
+                # A rebalance can take the partition away between poll and commit; the next
+                # owner reads the message again, and the ledger makes that a duplicate.
+                log.warning("commit of %s failed: %s", source, exc)
     finally:
         consumer.close()
+        producer.flush(10)
     return runner.outcomes
+
+
+def _produce_dead_letter(
+    producer: Producer, topic: str, letter: DeadLetter, should_stop: Callable[[], bool]
+) -> bool:
+    """Produce one dead letter and wait for Kafka's acknowledgement, retrying until it is taken.
+
+    Returns:
+        True once Kafka took it; False when `should_stop` said stop first.
+    """
+    from confluent_kafka import KafkaException  # noqa: PLC0415
+
+    value = orjson.dumps(to_json_dict(letter, int(time.time() * 1000)))
+    result: list[object] = []
+    while True:
+        result.clear()
+        try:
+            producer.produce(
+                topic,
+                value=value,
+                key=letter.source.encode(),
+                on_delivery=lambda err, _msg: result.append(err),
+            )
+        except (BufferError, KafkaException) as exc:
+            result.append(exc)
+        while not result:
+            producer.poll(0.5)
+            if not result and should_stop():
+                return False
+        if result[0] is None:
+            return True
+        log.error("Kafka refused the dead letter of %s: %s; retrying", letter.source, result[0])
+        time.sleep(1)
+        if should_stop():
+            return False

@@ -3,6 +3,7 @@ stand-ins: each action is applied once whatever the redeliveries, dry runs chang
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -15,7 +16,7 @@ import orjson
 import pytest
 from aiosmtpd.controller import Controller
 from click.testing import CliRunner
-from confluent_kafka import Producer
+from confluent_kafka import Consumer, Producer
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -71,6 +72,7 @@ def services(
             env = {
                 "SLAWATCH_INGEST_BOOTSTRAP_SERVERS": stack.bootstrap_servers,
                 "SLAWATCH_INGEST_ACTIONS_TOPIC": make_topic(2, prefix="actions"),
+                "SLAWATCH_INGEST_DEADLETTER_TOPIC": make_topic(1, prefix="deadletter"),
                 "SLAWATCH_INGEST_ACT_GROUP": f"act-{uuid.uuid4()}",
                 "SLAWATCH_INGEST_ACT_LEDGER": str(tmp_path / "ledger.jsonl"),
                 "SLAWATCH_INGEST_CHATWOOT_URL": chatwoot_url,
@@ -161,3 +163,68 @@ def test_dry_run_changes_nothing(services: Services, tmp_path: Path) -> None:
     assert services.chatwoot.assignments == []
     assert services.inbox.posts == [] and services.inbox.mails == []
     assert not Path(env["SLAWATCH_INGEST_ACT_LEDGER"]).exists()
+
+
+def _dead_letters(bootstrap: str, topic: str, quiet_s: float = 3.0) -> list[dict[str, Any]]:
+    """Every record of the dead-letter topic: read until it has been quiet for `quiet_s`."""
+    consumer = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": f"dl-{uuid.uuid4()}",
+            "auto.offset.reset": "earliest",
+            "enable.auto.commit": False,
+        }
+    )
+    assigned: list[bool] = []
+    consumer.subscribe([topic], on_assign=lambda _c, _p: assigned.append(True))
+    got: list[dict[str, Any]] = []
+    deadline = time.monotonic() + 90  # joining a group on a busy 2-core machine takes a while
+    quiet_since = time.monotonic()
+    try:
+        while time.monotonic() < deadline:
+            messages = consumer.consume(100, 0.2)
+            for message in messages:
+                assert message.error() is None, message.error()
+                got.append(orjson.loads(message.value() or b""))
+            if messages or not assigned:
+                quiet_since = time.monotonic()
+            elif time.monotonic() - quiet_since > quiet_s:
+                return got
+    finally:
+        consumer.close()
+    msg = f"the dead-letter topic did not settle within 90 s; read so far: {got}"
+    raise AssertionError(msg)
+
+
+def test_a_crlf_id_is_dead_lettered_and_the_next_action_is_carried_out(
+    services: Services,
+) -> None:
+    """A notify whose conversation_id holds CR/LF becomes one dead letter naming the field; the
+    good notify after it is posted and mailed; a restart redoes neither and stalls on neither."""
+    env = services.env
+    bootstrap = env["SLAWATCH_INGEST_BOOTSTRAP_SERVERS"]
+    actions_topic = env["SLAWATCH_INGEST_ACTIONS_TOPIC"]
+    bad = _action("notify", "cw:7:43\r\nBcc: all@example.com", notify="spv.hendra")
+    good = _action("notify", "cw:7:45", notify="spv.hendra")
+    _produce(bootstrap, actions_topic, [bad, good])
+
+    summary = _act(env)
+    assert "dead_letter 1" in summary and "invalid 1" in summary
+    assert "webhook_done 1" in summary and "mail_done 1" in summary
+    assert [body["conversation_id"] for _, body in services.inbox.posts] == ["cw:7:45"]
+    assert [str(m["Subject"]) for m in services.inbox.mails] == [
+        "[slawatch] first_response breached on cw:7:45"
+    ]
+    letters = _dead_letters(bootstrap, env["SLAWATCH_INGEST_DEADLETTER_TOPIC"])
+    assert len(letters) == 1, letters
+    (letter,) = letters
+    assert letter["type"] == "dead_letter"
+    assert "field 'conversation_id' must not contain control characters" in letter["reason"]
+    assert letter["source"].startswith(f"{actions_topic}/")
+    assert '"conversation_id":"cw:7:43\\r\\nBcc: ' in letter["raw"]
+
+    started = time.monotonic()
+    assert "act: nothing" in _act(env)
+    assert time.monotonic() - started < 60
+    assert len(services.inbox.posts) == 1 and len(services.inbox.mails) == 1
+    assert len(_dead_letters(bootstrap, env["SLAWATCH_INGEST_DEADLETTER_TOPIC"])) == 1
