@@ -101,13 +101,28 @@ class Monitor:
             self.proc.send_signal(signal.SIGKILL)
             self.proc.wait(timeout=scaled(30))
 
-    def stop(self) -> None:
+    def interrupt(self) -> None:
+        """Ask the monitor to stop (SIGINT, as Ctrl-C), without waiting."""
         if self.proc is not None and self.proc.poll() is None:
             self.proc.send_signal(signal.SIGINT)
+
+    def stop(self) -> None:
+        """Stop the monitor (SIGINT), killing it if it has not ended within 15 s (scaled)."""
+        self.interrupt()
+        if self.proc is not None and self.proc.poll() is None:
             try:
                 self.proc.wait(timeout=scaled(15))
             except subprocess.TimeoutExpired:
                 self.kill()
+
+
+def stop_all(monitors: Iterable[Monitor]) -> None:
+    """Stop monitors together: the processes of one cluster only end when all of them do."""
+    monitors = list(monitors)
+    for m in monitors:
+        m.interrupt()
+    for m in monitors:
+        m.stop()
 
 
 def monitor_env(stack: Endpoints, **settings: object) -> dict[str, str]:

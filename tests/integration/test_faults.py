@@ -32,6 +32,7 @@ from tests.integration.monitorkit import (
     inbound,
     monitor_env,
     now_ms,
+    stop_all,
 )
 from tests.integration.test_live_monitor import Topics, topics  # noqa: F401 - fixture
 from tests.integration.test_questdb_outage import DedicatedQuestDB
@@ -54,8 +55,7 @@ def monitors(tmp_path: Path) -> Iterator[Callable[..., Monitor]]:
         return m
 
     yield start
-    for m in started:
-        m.stop()
+    stop_all(started)
 
 
 class StampedReader(TopicReader):

@@ -32,6 +32,7 @@ from tests.integration.monitorkit import (
     produce,
     reply,
     sla,
+    stop_all,
 )
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
@@ -98,8 +99,7 @@ def monitors(tmp_path: Path) -> Iterator[Callable[..., Monitor]]:
         return m
 
     yield start
-    for m in started:
-        m.stop()
+    stop_all(started)
 
 
 def _quick_env(tmp_path: Path, stack: Endpoints, t: Topics, **extra: object) -> dict[str, str]:
