@@ -148,6 +148,10 @@ class TopicReader:
                 "bootstrap.servers": bootstrap,
                 "group.id": f"t-{uuid.uuid4()}",
                 "enable.auto.commit": False,
+                # Should the position ever be reset (its validation fails after a broker
+                # restart), read again from the start: the default, the end, would skip the
+                # records written meanwhile and the test would wait for them in vain.
+                "auto.offset.reset": "earliest",
             }
         )
         self.topic = topic
