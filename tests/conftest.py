@@ -15,6 +15,9 @@ Fixtures for integration tests (mark them `@pytest.mark.integration`):
 - `questdb` (session): a `QuestDB` helper over PG wire: `.connect()`, `.execute()`, `.query()`,
   `.wait_for_rows()`, `.wait_for_wal()`.
 
+Waits use `tests.waitkit.wait_until`: base deadlines for an idle machine, stretched by the load
+and by `SLAWATCH_TEST_TIMEOUT_SCALE`; `pytest.mark.timeout` limits are stretched to match.
+
 The session stack reuses the jar cache (`SLAWATCH_CACHE_DIR`, default `<repo>/.cache/slawatch`).
 Set `SLAWATCH_TEST_STACK_DIR` to run the tests against a long-lived stack in that folder instead
 (started if needed and left running) when iterating locally.
@@ -23,7 +26,6 @@ Set `SLAWATCH_TEST_STACK_DIR` to run the tests against a long-lived stack in tha
 from __future__ import annotations
 
 import os
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -31,11 +33,26 @@ from typing import Any
 
 import psycopg
 import pytest
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka.admin import AdminClient
 
 from flows.devstack import Endpoints, Stack
+from tests.integration.kafkakit import create_topic
+from tests.waitkit import env_scale, scaled, wait_until
 
 Row = tuple[Any, ...]
+
+#: How much more than the marked `pytest.mark.timeout` a test may take on a loaded machine: the
+#: waits inside stretch with the load (`tests.waitkit`), so the hard limit must stretch as well.
+HARD_TIMEOUT_LOAD_ALLOWANCE = 2.0
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Stretch each `timeout` marker by `SLAWATCH_TEST_TIMEOUT_SCALE` and a load allowance."""
+    factor = env_scale() * HARD_TIMEOUT_LOAD_ALLOWANCE
+    for item in items:
+        marker = item.get_closest_marker("timeout")
+        if marker is not None and marker.args:
+            item.add_marker(pytest.mark.timeout(marker.args[0] * factor))
 
 
 class QuestDB:
@@ -78,22 +95,38 @@ class QuestDB:
         """
         if until is None:
             until = (lambda rows: len(rows) == count) if count is not None else bool
-        deadline = time.monotonic() + timeout
-        rows: list[Row] = []
-        with self.connect() as conn:
-            while True:
-                try:
-                    rows = conn.execute(sql, params).fetchall()
-                except psycopg.errors.Error:
-                    # The table may not exist yet when the first ILP batch is still in flight.
-                    rows = []
-                if until(rows):
-                    return rows
-                if time.monotonic() > deadline:
-                    shown = rows[:5]
-                    message = f"after {timeout} s, {sql!r} gave {len(rows)} rows: {shown}"
-                    raise AssertionError(message)
-                time.sleep(0.1)
+        conn: psycopg.Connection[Row] | None = None
+
+        def probe() -> list[Row]:
+            nonlocal conn
+            if conn is None or conn.closed:
+                conn = self.connect()
+            try:
+                return conn.execute(sql, params).fetchall()
+            except psycopg.OperationalError:
+                # The connection broke (QuestDB restarted, or is too busy): a new one next time.
+                conn.close()
+                conn = None
+                raise
+
+        def show(rows: list[Row]) -> str:
+            return f"{len(rows)} rows: {rows[:5]}"
+
+        try:
+            return wait_until(
+                probe,
+                until,
+                timeout=timeout,
+                what=f"{sql!r} {params or ''}",
+                show=show,
+                # The table may not exist yet while the first ILP batch is still in flight.
+                retry=(psycopg.Error,),
+                every=0.05,
+                every_max=0.5,
+            )
+        finally:
+            if conn is not None:
+                conn.close()
 
     def wait_for_wal(self, table: str, timeout: float = 30.0) -> None:
         """Wait until QuestDB has applied every committed transaction of a WAL table."""
@@ -146,29 +179,14 @@ def make_topic(kafka_admin: AdminClient) -> Iterator[Callable[..., str]]:
     def make(
         partitions: int = 1, *, prefix: str = "test", config: dict[str, str] | None = None
     ) -> str:
-        name = f"{prefix}-{uuid.uuid4()}"
-        new = NewTopic(name, num_partitions=partitions, replication_factor=1, config=config or {})
-        kafka_admin.create_topics([new], operation_timeout=30)[name].result(timeout=60)
+        name = create_topic(kafka_admin, partitions, prefix=prefix, config=config)
         created.append(name)
-        # Producing right after creation can race the partitions' leader election.
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            topic = kafka_admin.list_topics(name, timeout=10).topics.get(name)
-            if (
-                topic is not None
-                and topic.error is None
-                and len(topic.partitions) == partitions
-                and all(p.leader >= 0 for p in topic.partitions.values())
-            ):
-                return name
-            time.sleep(0.1)
-        message = f"topic {name} has no leader for all {partitions} partitions after 30 s"
-        raise AssertionError(message)
+        return name
 
     yield make
     if created:
-        for future in kafka_admin.delete_topics(created, operation_timeout=30).values():
-            future.exception(timeout=60)
+        for future in kafka_admin.delete_topics(created, operation_timeout=scaled(30)).values():
+            future.exception(timeout=scaled(60))
 
 
 @pytest.fixture(scope="session")

@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 import uuid
+from collections import Counter
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,7 @@ import orjson
 from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
 
 from flows.devstack import Endpoints
+from tests.waitkit import scaled, wait_until
 
 REPO = Path(__file__).resolve().parents[2]
 Json = dict[str, Any]
@@ -54,17 +56,34 @@ class Monitor:
                 beats.append(orjson.loads(line.split("slawatch.heartbeat: ", 1)[1]))
         return beats
 
-    def wait_heartbeat(self, until: Callable[[Json], bool] = bool, timeout: float = 60) -> Json:
+    def wait_heartbeat(
+        self, until: Callable[[Json], bool] = bool, timeout: float = 60, what: str = ""
+    ) -> Json:
         """Wait for a heartbeat line that satisfies `until` (the monitor is up and reading)."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            self.check_alive()
-            for beat in reversed(self.heartbeats()):
-                if until(beat):
-                    return beat
-            time.sleep(0.1)
-        msg = f"no matching heartbeat in {timeout} s:\n{self.tail()}"
-        raise AssertionError(msg)
+        found = wait_until(
+            lambda: [beat for beat in reversed(self.heartbeats()) if until(beat)],
+            timeout=timeout,
+            what=f"a heartbeat {what or 'that matches'} from the monitor",
+            show=lambda _: f"the monitor's log ends with:\n{self.tail()}",
+            check=self.check_alive,
+            every=0.1,
+        )
+        return found[0]
+
+    def wait_logged(self, text: str, timeout: float = 30) -> list[str]:
+        """Wait until the monitor's log has a line containing `text`; return those lines."""
+        return wait_until(
+            lambda: [line for line in self.lines() if text in line],
+            timeout=timeout,
+            what=f"a line with {text!r} in the monitor's log",
+            show=lambda _: f"the monitor's log ends with:\n{self.tail()}",
+            check=self.check_alive,
+            every=0.1,
+        )
+
+    def lines(self) -> list[str]:
+        """Return the monitor's log so far, line by line."""
+        return self.log.read_text(errors="replace").splitlines()
 
     def check_alive(self) -> None:
         assert self.proc is not None
@@ -80,15 +99,30 @@ class Monitor:
         """Kill the monitor at once (SIGKILL): no flush, no snapshot."""
         if self.proc is not None and self.proc.poll() is None:
             self.proc.send_signal(signal.SIGKILL)
-            self.proc.wait(timeout=30)
+            self.proc.wait(timeout=scaled(30))
 
-    def stop(self) -> None:
+    def interrupt(self) -> None:
+        """Ask the monitor to stop (SIGINT, as Ctrl-C), without waiting."""
         if self.proc is not None and self.proc.poll() is None:
             self.proc.send_signal(signal.SIGINT)
+
+    def stop(self) -> None:
+        """Stop the monitor (SIGINT), killing it if it has not ended within 15 s (scaled)."""
+        self.interrupt()
+        if self.proc is not None and self.proc.poll() is None:
             try:
-                self.proc.wait(timeout=15)
+                self.proc.wait(timeout=scaled(15))
             except subprocess.TimeoutExpired:
                 self.kill()
+
+
+def stop_all(monitors: Iterable[Monitor]) -> None:
+    """Stop monitors together: the processes of one cluster only end when all of them do."""
+    monitors = list(monitors)
+    for m in monitors:
+        m.interrupt()
+    for m in monitors:
+        m.stop()
 
 
 def monitor_env(stack: Endpoints, **settings: object) -> dict[str, str]:
@@ -114,9 +148,14 @@ class TopicReader:
                 "bootstrap.servers": bootstrap,
                 "group.id": f"t-{uuid.uuid4()}",
                 "enable.auto.commit": False,
+                # Should the position ever be reset (its validation fails after a broker
+                # restart), read again from the start: the default, the end, would skip the
+                # records written meanwhile and the test would wait for them in vain.
+                "auto.offset.reset": "earliest",
             }
         )
-        meta = self.consumer.list_topics(topic, timeout=30).topics[topic]
+        self.topic = topic
+        meta = self.consumer.list_topics(topic, timeout=scaled(30)).topics[topic]
         self.consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in meta.partitions])
         self.records: list[Json] = []
         self.received: list[int] = []
@@ -134,16 +173,38 @@ class TopicReader:
         pred: Callable[[list[Json]], bool],
         timeout: float = 60,
         check: Callable[[], None] | None = None,
+        what: str = "",
     ) -> list[Json]:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+        """Poll until `pred(records)` holds for every record read so far; return them.
+
+        Args:
+            pred: The condition on all records read from the start of the topic.
+            timeout: The base deadline (s), stretched by the load (`tests.waitkit`).
+            check: Called between polls; raises to stop early (the monitor died).
+            what: The condition in words, for the failure message.
+        """
+
+        def probe() -> list[Json]:
             self.poll()
-            if pred(self.records):
-                return self.records
-            if check is not None:
-                check()
-        msg = f"condition not met in {timeout} s; {len(self.records)} records"
-        raise AssertionError(msg)
+            return self.records
+
+        return wait_until(
+            probe,
+            pred,
+            timeout=timeout,
+            what=what or f"the awaited records on {self.topic}",
+            show=self.summary,
+            check=check,
+            every=0,
+            every_max=0,
+        )
+
+    def summary(self, records: list[Json] | None = None, last: int = 8) -> str:
+        """Describe what was read: how many records of each kind, and the last few."""
+        records = self.records if records is None else records
+        kinds = Counter(f"{r.get('type')}/{r.get('status', r.get('reason', ''))}" for r in records)
+        tail = "\n  ".join(orjson.dumps(r).decode()[:300] for r in records[-last:])
+        return f"{len(records)} records on {self.topic} {dict(kinds)}; the last:\n  {tail}"
 
     def close(self) -> None:
         self.consumer.close()
@@ -181,7 +242,7 @@ def produce(
                 producer.poll(0.1)
         producer.poll(0)
         count += 1
-    remaining = producer.flush(60)
+    remaining = producer.flush(scaled(60))
     assert remaining == 0, f"{remaining} messages not delivered"
     return count
 

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+import psycopg
 import pytest
 
 from flows.connectors.questdb import QuestDBWriter, TableNames
@@ -31,10 +32,12 @@ from tests.integration.monitorkit import (
     inbound,
     monitor_env,
     now_ms,
+    stop_all,
 )
 from tests.integration.test_live_monitor import Topics, topics  # noqa: F401 - fixture
 from tests.integration.test_questdb_outage import DedicatedQuestDB
 from tests.questdbkit import new_prefix
+from tests.waitkit import describe_load, scaled, timeout_scale, wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(420)]
 
@@ -52,8 +55,7 @@ def monitors(tmp_path: Path) -> Iterator[Callable[..., Monitor]]:
         return m
 
     yield start
-    for m in started:
-        m.stop()
+    stop_all(started)
 
 
 class StampedReader(TopicReader):
@@ -85,6 +87,15 @@ def _table(db: QuestDB, table: str) -> Counter[tuple[Any, ...]]:
         names = [c.name for c in cursor.description or ()]
         keep = [i for i, name in enumerate(names) if name not in _VOLATILE]
         return Counter(tuple(row[i] for i in keep) for row in cursor.fetchall())
+
+
+def _difference(got: Counter[tuple[Any, ...]], want: Counter[tuple[Any, ...]]) -> str:
+    missing, extra = want - got, got - want
+    return (
+        f"{sum(got.values())} rows of {sum(want.values())}; {sum(missing.values())} missing "
+        f"(e.g. {list(missing)[:3]}), {sum(extra.values())} not in the clean run "
+        f"(e.g. {list(extra)[:3]})"
+    )
 
 
 def _count(db: QuestDB, table: str) -> int:
@@ -155,15 +166,20 @@ def test_three_kill_9s_during_a_large_replay_store_what_a_clean_run_stores(
         timeout=240,
     )
     caught_up = time.monotonic() - began
-    for table in (crashed.events, crashed.clocks):
-        questdb.wait_for_wal(table, timeout=60)
-    time.sleep(2)  # the last clock rows of the final batches
-    for table in (crashed.events, crashed.clocks):
-        questdb.wait_for_wal(table, timeout=60)
+    # The clock rows of the last batches may still be on their way: wait for the whole table.
+    for table, want in ((crashed.events, want_events), (crashed.clocks, want_clocks)):
+        wait_until(
+            lambda table=table: _table(questdb, table),
+            lambda got, want=want: got == want,
+            timeout=60,
+            what=f"{table} holds the clean run's rows",
+            show=lambda got, want=want: _difference(got, want),
+            check=monitor.check_alive,
+            retry=(psycopg.Error,),
+            every=0.25,
+        )
     monitor.check_alive()
     assert all(rows < total for rows in kills), kills
-    assert _table(questdb, crashed.events) == want_events
-    assert _table(questdb, crashed.clocks) == want_clocks
     print(
         f"\nFAULTS kill9 events={len(values)} sla_rows={total} clock_rows="
         f"{sum(want_clocks.values())} rows_at_kills={kills} done_after_s={caught_up:.1f}"
@@ -266,9 +282,15 @@ def _outage_under_load(
     )
     on_kafka = Counter((r["conversation_id"], r["metric"], r["status"]) for r in records)
     assert {(c, m, s): n for c, m, s, n in stored} == dict(on_kafka)
-    # On time: no later than before the outage (this machine is shared; allow noise).
-    assert p99 <= 1.5 * p99_before + 1_000, f"late during the outage: p99 {p99} ms, {p99_before}"
-    assert p99_catch_up <= 1.5 * p99_before + 1_000, f"late while catching up: {p99_catch_up} ms"
+    # On time: no later than before the outage, give or take the noise of a shared machine (a
+    # second, more when it is loaded: QuestDB's start-up takes a core of its own meanwhile).
+    noise = 1_000 * timeout_scale()
+    assert p99 <= 1.5 * p99_before + noise, (
+        f"late during the outage: p99 {p99} ms, {p99_before} ms before ({describe_load()})"
+    )
+    assert p99_catch_up <= 1.5 * p99_before + noise, (
+        f"late while catching up: p99 {p99_catch_up} ms, {p99_before} ms before ({describe_load()})"
+    )
     assert "cannot take rows" in monitor.tail(400) or "cannot take rows" in monitor.log.read_text()
     print(
         f"\nFAULTS questdb_outage down_s={(up_at - down_at) / 1000:.0f} conversations={len(sent)} "
@@ -394,14 +416,8 @@ def test_kafka_down_at_start_up_is_said_and_the_monitor_starts_when_it_comes(
         )
         env["SLAWATCH_BOOTSTRAP_SERVERS"] = door.address
         monitor = monitors(env)
-        deadline = time.monotonic() + 30
-        said: list[str] = []
-        while not said and time.monotonic() < deadline:
-            monitor.check_alive()
-            log = monitor.log.read_text(errors="replace")
-            said = [line for line in log.splitlines() if "cannot reach Kafka" in line]
-            time.sleep(0.2)
-        assert said and door.address in said[0] and "slawatch stack up" in said[0]
+        said = monitor.wait_logged("cannot reach Kafka", timeout=30)
+        assert door.address in said[0] and "slawatch stack up" in said[0]
         time.sleep(3)  # still waiting, quietly: one line, no traceback, no librdkafka chatter
         monitor.check_alive()
         log = monitor.log.read_text(errors="replace")
@@ -437,7 +453,7 @@ def test_kafka_down_at_start_up_with_a_bounded_wait_ends_in_one_line(
     env["SLAWATCH_KAFKA_WAIT"] = "3s"
     monitor = monitors(env)
     assert monitor.proc is not None
-    code = monitor.proc.wait(timeout=60)
+    code = monitor.proc.wait(timeout=scaled(60))
     log = monitor.log.read_text(errors="replace")
     assert code == 1
     assert "Traceback" not in log

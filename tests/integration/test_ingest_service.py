@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
 import random
@@ -44,7 +43,9 @@ from tests.ingestkit import (
     meta_signature,
     user_sender,
 )
+from tests.integration.kafkakit import consume_at_least
 from tests.schemakit import validator
+from tests.waitkit import wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
 
@@ -101,21 +102,10 @@ def _consume(bootstrap: str, topic: str, count: int, settle_s: float = 1.0) -> l
         }
     )
     consumer.subscribe([topic])
-    got: list[Any] = []
-    deadline = time.monotonic() + 30
-    quiet_until: float | None = None
     try:
-        while time.monotonic() < deadline:
-            for msg in consumer.consume(500, 0.2):
-                assert msg.error() is None, msg.error()
-                got.append(msg)
-            if len(got) >= count:
-                quiet_until = quiet_until or time.monotonic() + settle_s
-                if time.monotonic() >= quiet_until:
-                    break
+        return consume_at_least(consumer, count, timeout=30, what=f"on {topic}", settle_s=settle_s)
     finally:
         consumer.close()
-    return got
 
 
 def _chatwoot_headers(body: bytes, secret: str = CW_SECRET) -> dict[str, str]:
@@ -385,11 +375,19 @@ def test_cli_server_reads_secrets_from_the_environment_and_binds_loopback(
     )
     try:
         url = f"http://127.0.0.1:{port}"
-        for _ in range(300):
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(f"{url}/healthz").status_code == 200:
-                    break
-            time.sleep(0.1)
+
+        def alive() -> None:
+            assert process.poll() is None, f"slawatch ingest exited with {process.returncode}"
+
+        wait_until(
+            lambda: httpx.get(f"{url}/healthz").status_code,
+            lambda status: status == 200,
+            timeout=30,
+            what=f"slawatch ingest answers /healthz on {url}",
+            check=alive,
+            retry=(httpx.HTTPError,),
+            every=0.1,
+        )
         body = (WHATSAPP_SAMPLES / "01_message_text.json").read_bytes()
         assert httpx.post(f"{url}/webhooks/whatsapp", content=body).status_code == 401
         signed = httpx.post(f"{url}/webhooks/whatsapp", content=body, headers=_meta_headers(body))

@@ -13,6 +13,7 @@ from questdb import Sender
 
 from flows.devstack import Endpoints
 from tests.conftest import QuestDB
+from tests.integration.kafkakit import consume_at_least
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 
@@ -45,17 +46,11 @@ def _consume_all(bootstrap: str, topic: str, expected: int) -> list[dict[str, An
         }
     )
     consumer.subscribe([topic])
-    received: list[dict[str, Any]] = []
     try:
-        for _ in range(120):
-            for message in consumer.consume(num_messages=1000, timeout=0.5):
-                assert message.error() is None, message.error()
-                received.append(orjson.loads(message.value() or b""))
-            if len(received) >= expected:
-                break
+        messages = consume_at_least(consumer, expected, timeout=60, what=f"events on {topic}")
     finally:
         consumer.close()
-    return received
+    return [orjson.loads(message.value() or b"") for message in messages]
 
 
 def _send(conf: str, table: str, events: list[dict[str, Any]]) -> None:

@@ -16,6 +16,7 @@ from flows.cli import main
 from flows.core.decode import decode_event
 from flows.core.events import Rejected
 from flows.devstack import Endpoints
+from tests.integration.kafkakit import consume_at_least
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
 
@@ -27,16 +28,11 @@ def _consume(
 ) -> list[tuple[int, bytes, bytes]]:
     consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"t-{uuid.uuid4()}"})
     consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in range(partitions)])
-    got: list[tuple[int, bytes, bytes]] = []
     try:
-        deadline = time.monotonic() + 60
-        while len(got) < count and time.monotonic() < deadline:
-            for msg in consumer.consume(500, 0.5):
-                assert msg.error() is None, msg.error()
-                got.append((msg.partition(), msg.key(), msg.value()))
+        messages = consume_at_least(consumer, count, timeout=60, what=f"simulated on {topic}")
     finally:
         consumer.close()
-    return got
+    return [(msg.partition(), msg.key(), msg.value()) for msg in messages]
 
 
 def test_live_simulation_reaches_kafka_keyed_by_conversation(
