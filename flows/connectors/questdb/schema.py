@@ -88,6 +88,7 @@ _EVENTS_COLUMNS: Final = """
     lead_status SYMBOL,
     outcome SYMBOL,
     attempts_required INT,
+    budget_pct DOUBLE,
     emitted_at TIMESTAMP"""
 
 _CLOCKS_COLUMNS: Final = """
@@ -116,6 +117,7 @@ _CLOCKS_COLUMNS: Final = """
     lead_status SYMBOL,
     outcome SYMBOL,
     attempts_required INT,
+    budget_pct DOUBLE,
     updated_at TIMESTAMP"""
 
 _ACTIONS_COLUMNS: Final = """
@@ -150,7 +152,12 @@ _HEARTBEAT_COLUMNS: Final = """
 
 
 #: Columns added after the first release (`ALTER TABLE ... ADD COLUMN IF NOT EXISTS` at start-up).
-_ADDED_COLUMNS: Final = ("lead_status SYMBOL", "outcome SYMBOL", "attempts_required INT")
+_ADDED_COLUMNS: Final = (
+    "lead_status SYMBOL",
+    "outcome SYMBOL",
+    "attempts_required INT",
+    "budget_pct DOUBLE",
+)
 
 
 def create_table_statements(
@@ -196,7 +203,8 @@ def migrate_table_statements(names: TableNames) -> list[tuple[str, str]]:
     """Return the statements that bring tables of an earlier release up to this one's columns.
 
     Tables created by 0.2 and earlier lack the stored-only columns the scorecard reads
-    (`lead_status`, `outcome`, `attempts_required`); each `ADD COLUMN IF NOT EXISTS` is a no-op
+    (`lead_status`, `outcome`, `attempts_required`), and tables made before the team clocks
+    lack `budget_pct` (SPEC §4, `team_ownership`); each `ADD COLUMN IF NOT EXISTS` is a no-op
     on a table that has it.
 
     Args:
