@@ -21,6 +21,8 @@ class Context:
         policies: The policy file in force (`bind` replaces it).
         tracked: Every metric some policy gives a target; a metric outside it never gets a clock,
             not even an unmeasured one.
+        owning_teams: Every team some policy's `team_ownership` target lists: only they start
+            stints (SPEC §4).
         team_of_agent: The first team listing each agent (for records without a `team_id`).
         loads: Open conversations per agent on this worker (SPEC §4 `overloaded`, §6 reassign).
             Shared by every shard of the worker; not part of a snapshot.
@@ -33,6 +35,7 @@ class Context:
         "_when_keys",
         "loads",
         "out",
+        "owning_teams",
         "policies",
         "rr",
         "team_of_agent",
@@ -80,6 +83,12 @@ class Context:
         self.policies = policies
         self.tracked: frozenset[str] = frozenset(
             metric for policy in policies.policies for metric in policy.targets
+        )
+        self.owning_teams: frozenset[str] = frozenset(
+            team
+            for policy in policies.policies
+            if "team_ownership" in policy.targets
+            for team in policy.targets["team_ownership"].teams
         )
         team_of: dict[str, str] = {}
         for team in policies.teams.values():
