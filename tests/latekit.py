@@ -92,6 +92,15 @@ teams:
   l2: {agents: [a3, a4], supervisor: s-l2}
 """
 PSET = policies(POLICY_TEXT)
+#: The same policies without the metrics added after 0.3 (`update`, `team_ownership`), as the
+#: engine of the stored 0.1 snapshot knew them.
+PSET_BEFORE_TEAMS = policies(
+    "\n".join(
+        line
+        for line in POLICY_TEXT.splitlines()
+        if "update" not in line and "team_ownership" not in line
+    ).replace("    escalations:\nteams:", "teams:")
+)
 
 KINDS = (
     "inbound",

@@ -736,7 +736,7 @@ class Conversation:
         self.res_clock = None
         self.res_record = None
         self._load(ctx, +1)
-        for hook in families.CYCLE_OPENED:
+        for hook in ctx.hooks.CYCLE_OPENED:
             hook(self, ctx, at)
 
     def _set_status(self, ctx: Context, status: str, at: int) -> None:
@@ -814,12 +814,12 @@ class Conversation:
             self.unanswered = at
         if not self.first_inbound:
             self.first_inbound = True
-            for hook in families.FIRST_INBOUND:
+            for hook in ctx.hooks.FIRST_INBOUND:
                 hook(self, ctx, event, at)
         else:
-            for hook in families.LATER_INBOUND:
+            for hook in ctx.hooks.LATER_INBOUND:
                 hook(self, ctx, event, at)
-        for hook in families.INBOUND:
+        for hook in ctx.hooks.INBOUND:
             hook(self, ctx, event, at)
 
     def _outbound(self, ctx: Context, event: MessageEvent, at: int) -> None:
@@ -833,18 +833,18 @@ class Conversation:
         if event.kind == "note":
             return
         if self.is_reply(event):
-            for hook in families.REPLY:
+            for hook in ctx.hooks.REPLY:
                 hook(self, ctx, event, at)
             if self.phase == OPEN:
                 self.replied = True
             self.unanswered = None
         if event.author == "agent":
-            for hook in families.AGENT_MESSAGE:
+            for hook in ctx.hooks.AGENT_MESSAGE:
                 hook(self, ctx, event, at)
 
     def _activity(self, ctx: Context, event: ActivityEvent, at: int) -> None:
         """SPEC §1/§4, `activity`: work outside the chat, never a reply (`ACTIVITY` hooks)."""
-        for hook in families.ACTIVITY:
+        for hook in ctx.hooks.ACTIVITY:
             hook(self, ctx, event, at)
 
     def _assignment(self, ctx: Context, event: AssignmentEvent, at: int) -> None:
@@ -859,7 +859,7 @@ class Conversation:
             self.agent = event.agent_id
             self.assign_team = event.team_id
             self._load(ctx, +1)
-            for hook in families.ASSIGNED:
+            for hook in ctx.hooks.ASSIGNED:
                 hook(self, ctx, event, at)
         else:
             if self.agent is None:
@@ -867,7 +867,7 @@ class Conversation:
             self._load(ctx, -1)
             self.agent = None
             self.assign_team = None
-            for hook in families.UNASSIGNED:
+            for hook in ctx.hooks.UNASSIGNED:
                 hook(self, ctx, at)
 
     def _conversation(self, ctx: Context, event: ConversationEvent, at: int) -> None:
@@ -886,7 +886,7 @@ class Conversation:
         elif action == "reopened":
             self._reopen(ctx, at)
         elif action == "follow_up_promised":
-            for hook in families.PROMISE:
+            for hook in ctx.hooks.PROMISE:
                 hook(self, ctx, event, at)
 
     def _update(self, ctx: Context, event: ConversationEvent, at: int) -> None:
@@ -913,11 +913,11 @@ class Conversation:
             self.cadence_off = False
         to_human = old_handled == "bot" and (attrs.get("handled_by") or "human") == "human"
         change = AttrChange(old_status, lead_changed, to_human, self.policy, team_set)
-        for hook in families.BEFORE_UPDATE:
+        for hook in ctx.hooks.BEFORE_UPDATE:
             hook(self, ctx, change, at)
         self._reselect(ctx, at)
         self._apply_pauses(ctx, at)
-        for hook in families.AFTER_UPDATE:
+        for hook in ctx.hooks.AFTER_UPDATE:
             hook(self, ctx, change, at)
 
     def _reselect(self, ctx: Context, at: int) -> None:
@@ -1027,7 +1027,7 @@ class Conversation:
             if res.measured:
                 self.record(ctx, res, Status.RESUMED, at)
                 self._catch_up(ctx, res, at)
-        for hook in families.REOPENED:
+        for hook in ctx.hooks.REOPENED:
             hook(self, ctx, at)
 
 

@@ -22,6 +22,7 @@ Hook signatures:
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Final
 
@@ -76,6 +77,58 @@ TARGET_MS: Final[dict[str, Callable[[Any, Clock, Target], int | None]]] = {
 SUB_TARGET: Final[dict[str, Callable[[Any, Clock, Target], Target | None]]] = {
     Metric.TEAM_OWNERSHIP: teams.team_target,
 }
+_HOOK_LISTS: Final = (
+    "CYCLE_OPENED",
+    "FIRST_INBOUND",
+    "LATER_INBOUND",
+    "INBOUND",
+    "REPLY",
+    "AGENT_MESSAGE",
+    "ACTIVITY",
+    "ASSIGNED",
+    "UNASSIGNED",
+    "BEFORE_UPDATE",
+    "AFTER_UPDATE",
+    "PROMISE",
+    "REOPENED",
+)
+
+
+class Hooks:
+    """The hook lists above, keeping only the families some policy measures.
+
+    A family none of whose metrics any policy targets could start no clock, so its hooks are
+    skipped: per-event work is paid only for the metrics in use. `Context.bind` builds one per
+    policy file. The attributes have the names of the module-level lists.
+    """
+
+    __slots__ = _HOOK_LISTS
+
+    def __init__(self, tracked: frozenset[str]) -> None:
+        module = sys.modules[__name__]
+        for name in _HOOK_LISTS:
+            hooks = tuple(
+                hook
+                for hook in getattr(module, name)
+                if sys.modules[hook.__module__].METRICS & tracked
+            )
+            object.__setattr__(self, name, hooks)
+
+    CYCLE_OPENED: tuple[_Hook, ...]
+    FIRST_INBOUND: tuple[_Hook, ...]
+    LATER_INBOUND: tuple[_Hook, ...]
+    INBOUND: tuple[_Hook, ...]
+    REPLY: tuple[_Hook, ...]
+    AGENT_MESSAGE: tuple[_Hook, ...]
+    ACTIVITY: tuple[_Hook, ...]
+    ASSIGNED: tuple[_Hook, ...]
+    UNASSIGNED: tuple[_Hook, ...]
+    BEFORE_UPDATE: tuple[_Hook, ...]
+    AFTER_UPDATE: tuple[_Hook, ...]
+    PROMISE: tuple[_Hook, ...]
+    REOPENED: tuple[_Hook, ...]
+
+
 #: Metrics whose records carry `lead_status`.
 LEAD_METRICS: Final = leads.METRICS
 budget_pct: Final = teams.budget_pct

@@ -6,7 +6,7 @@ the cycle is open; `assigned` fulfils it.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
 
 from flows.core.vocabulary import Metric
 
@@ -14,6 +14,9 @@ if TYPE_CHECKING:
     from flows.core.context import Context
     from flows.core.conversation import Conversation
     from flows.core.events import AssignmentEvent
+
+#: The metrics this family measures.
+METRICS: Final = frozenset({Metric.ASSIGNMENT})
 
 
 def on_cycle_opened(conv: Conversation, ctx: Context, at: int) -> None:

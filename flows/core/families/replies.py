@@ -12,7 +12,7 @@ the reply clock the customer's unanswered message would have started, counted fr
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
 
 from flows.core.vocabulary import Metric
 
@@ -22,6 +22,11 @@ if TYPE_CHECKING:
     from flows.core.conversation import AttrChange, Conversation
     from flows.core.events import ConversationEvent, MessageEvent
     from flows.core.model import Target
+
+#: The metrics this family measures.
+METRICS: Final = frozenset(
+    {Metric.FIRST_RESPONSE, Metric.NEXT_RESPONSE, Metric.RESOLUTION, Metric.FOLLOW_UP}
+)
 
 
 def on_first_inbound(conv: Conversation, ctx: Context, event: MessageEvent, at: int) -> None:

@@ -12,7 +12,7 @@ target.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
 
 from flows.core.vocabulary import Metric
 
@@ -22,6 +22,9 @@ if TYPE_CHECKING:
     from flows.core.conversation import AttrChange, Conversation
     from flows.core.events import AssignmentEvent, ConversationEvent, MessageEvent
     from flows.core.model import Target
+
+#: The metrics this family measures.
+METRICS: Final = frozenset({Metric.TEAM_OWNERSHIP})
 
 
 def _start_stint(conv: Conversation, ctx: Context, at: int) -> None:

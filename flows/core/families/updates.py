@@ -9,7 +9,7 @@ messages and activities do not reset it. `resolved` ends it like any clock of th
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
 
 from flows.core.vocabulary import Metric
 
@@ -17,6 +17,9 @@ if TYPE_CHECKING:
     from flows.core.context import Context
     from flows.core.conversation import Conversation
     from flows.core.events import MessageEvent
+
+#: The metrics this family measures.
+METRICS: Final = frozenset({Metric.UPDATE})
 
 
 def on_reply(conv: Conversation, ctx: Context, event: MessageEvent, at: int) -> None:

@@ -21,6 +21,9 @@ if TYPE_CHECKING:
 #: The only channel with a customer-service window.
 WHATSAPP: Final = "whatsapp"
 
+#: The metrics this family measures.
+METRICS: Final = frozenset({Metric.SERVICE_WINDOW})
+
 
 def on_inbound(conv: Conversation, ctx: Context, event: MessageEvent, at: int) -> None:
     """A WhatsApp customer message opens a window, or moves the running one's deadline."""
