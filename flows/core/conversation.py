@@ -53,6 +53,10 @@ RESOLVED: Final = 2
 
 CONVERSATION_SCOPED: Final = Metric.CONVERSATION_SCOPED
 LEAD_METRICS: Final = families.LEAD_METRICS
+# Module globals, not `families.X` lookups: `_bind` and `_record` run for every clock and record.
+_SUB_TARGET: Final = families.SUB_TARGET
+_TARGET_MS: Final = families.TARGET_MS
+_BUDGET_PCT: Final = families.budget_pct
 AFTER_HOURS_GRACE_MS: Final = 2 * 3600 * 1000
 
 
@@ -277,7 +281,7 @@ class Conversation:
         if team is None:
             team = self.team_of(ctx)
         elif status in ENDING_STATUSES:
-            budget = families.budget_pct(self, clock, at)
+            budget = _BUDGET_PCT(self, clock, at)
         # Positional on purpose: this runs for every record, and keywords cost twice as much.
         ctx.out.append(
             SlaRecord(
@@ -326,13 +330,13 @@ class Conversation:
         policy = self.policy
         metric = clock.metric
         tgt = policy.targets.get(metric) if policy is not None else None
-        if tgt is not None and metric in families.SUB_TARGET:
-            tgt = families.SUB_TARGET[metric](self, clock, tgt)
+        if tgt is not None and metric in _SUB_TARGET:
+            tgt = _SUB_TARGET[metric](self, clock, tgt)
         clock.tgt = tgt
         clock.policy_id = policy.id if policy is not None else None
         target = None
         if tgt is not None:
-            rule = families.TARGET_MS.get(metric)
+            rule = _TARGET_MS.get(metric)
             target = tgt.within if rule is None else rule(self, clock, tgt)
         clock.target = target
         if target is None:
