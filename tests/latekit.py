@@ -47,6 +47,8 @@ policies:
       resolution: {within: 8h, pause_when: [pending]}
       follow_up: {warn_before: 5m}
       service_window: {within: 24h, warn_before: 2h}
+      update: {every: 2h, pause_when: [pending]}
+      team_ownership: {l1: 30m, l2: {within: 4h, pause_when: [pending], warn_before: 30m}}
   - id: hot
     when: {lead_source: demo_request}
     calendar: office
@@ -79,10 +81,26 @@ policies:
       resolution: {within: 72h, pause_when: [pending]}
       follow_up: {warn_at: 0.5}
       service_window: {within: 24h, warn_before: 2h}
+      update: {every: 8h}
+      team_ownership: {l1: 1h, l2: 24h}
+    escalations:
+      - {on: warning, metric: team_ownership, notify: supervisor}
+      - {on: breached, metric: update, notify: supervisor}
 teams:
   sales: {agents: [a1, a2, a3], supervisor: s1}
+  l1: {agents: [a1, a2], supervisor: s-l1}
+  l2: {agents: [a3, a4], supervisor: s-l2}
 """
 PSET = policies(POLICY_TEXT)
+#: The same policies without the metrics added after 0.3 (`update`, `team_ownership`), as the
+#: engine of the stored 0.1 snapshot knew them.
+PSET_BEFORE_TEAMS = policies(
+    "\n".join(
+        line
+        for line in POLICY_TEXT.splitlines()
+        if "update" not in line and "team_ownership" not in line
+    ).replace("    escalations:\nteams:", "teams:")
+)
 
 KINDS = (
     "inbound",
@@ -115,6 +133,10 @@ KINDS = (
     "promise",
     "call",
     "connected",
+    "team_l1",
+    "team_l2",
+    "team_gone",
+    "assign_l2",
 )
 
 #: Gaps in seconds: seconds to days, including the policies' targets exactly (an event at a
@@ -172,6 +194,12 @@ def build(conv: str, steps: Sequence[tuple[str, int]], start_s: float) -> list[E
             out.append(conv_event(t, "follow_up_promised", conv, due=t + 1800))
         elif kind == "call":
             out.append(activity(t, conv, agent=agent))
+        elif kind in ("team_l1", "team_l2"):
+            out.append(conv_event(t, "updated", conv, team_id=kind[5:]))
+        elif kind == "team_gone":
+            out.append(conv_event(t, "updated", conv, team_id=None))
+        elif kind == "assign_l2":
+            out.append(assign(t, "a4", conv, team="l2"))
         else:
             out.append(activity(t, conv, agent=agent, outcome="connected"))
     return out
@@ -229,6 +257,7 @@ FIELDS = (
     "lead_source",
     "attempts",
     "cause",
+    "budget_pct",
 )
 
 

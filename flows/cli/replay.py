@@ -69,6 +69,8 @@ def replay(
     and exit status 1 (or 2 for a bad option value).
     """
     pset = load_policies(policies_path)
+    for warning in pset.warnings:
+        click.echo(f"warning: {policies_path}: {warning}", err=True)
     durations = {}
     for name, value in (("--lateness", lateness), ("--horizon", horizon)):
         durations[name] = _duration_option(name, value)

@@ -48,6 +48,7 @@ class Clock:
         stopped_at: Epoch ms UTC at which it ended, if it did.
         attempts: Contact attempts counted so far (`contact_attempts` only).
         last_attempt: Epoch ms UTC of the last counted attempt (`contact_attempts` only).
+        team: The team that owns the stint (`team_ownership` only), None for other metrics.
 
     Args:
         metric: The `Metric` it measures.
@@ -74,6 +75,7 @@ class Clock:
         "started_at",
         "stopped_at",
         "target",
+        "team",
         "tgt",
         "warn",
         "warned",
@@ -103,6 +105,17 @@ class Clock:
         self.stopped_at: int | None = None
         self.attempts = 0
         self.last_attempt: int | None = None
+        self.team: str | None = None
+
+    def __setstate__(self, state: tuple[None, dict[str, object]]) -> None:
+        """Restore a default pickle (0.1 snapshots); slots newer than it take their defaults.
+
+        Args:
+            state: The `(None, slots)` pair a default pickle of a slotted object produces.
+        """
+        self.team = None
+        for name, value in state[1].items():
+            object.__setattr__(self, name, value)
 
     def __reduce__(self) -> tuple[object, tuple[object, ...]]:
         """Pickle as the slot values in a fixed order (see `Conversation.__reduce__`)."""
@@ -263,9 +276,18 @@ class Clock:
 
 #: Slot order of the pickled layout `_LAYOUT` (`Clock.__reduce__`).
 _FIELDS: Final = Clock.__slots__
-_LAYOUT: Final = 1
+_LAYOUT: Final = 2
+#: Layout 1 (before team clocks): no `team` slot.
+_FIELDS_V1: Final = tuple(name for name in _FIELDS if name != "team")
 
 
 def _restore_clock(layout: int, *values: object) -> Clock:
-    """Rebuild a clock pickled by `Clock.__reduce__` (the name snapshots refer to)."""
+    """Rebuild a clock pickled by `Clock.__reduce__` (the name snapshots refer to).
+
+    Layout 1 snapshots (before team clocks) load as clocks of no team.
+    """
+    if layout == 1:
+        clock = restore_slots(Clock, _FIELDS_V1, layout, 1, values)
+        clock.team = None
+        return clock
     return restore_slots(Clock, _FIELDS, layout, _LAYOUT, values)

@@ -9,6 +9,7 @@ its rebuilds and shares `loads` and `rr` with the other engines of a worker.
 from __future__ import annotations
 
 from flows.core.events import AttrValue
+from flows.core.families import Hooks
 from flows.core.model import Policy, PolicySet
 from flows.core.policies import select_policy
 from flows.core.records import ActionRecord, DeadLetter, SlaRecord
@@ -21,6 +22,9 @@ class Context:
         policies: The policy file in force (`bind` replaces it).
         tracked: Every metric some policy gives a target; a metric outside it never gets a clock,
             not even an unmeasured one.
+        hooks: The metric families' hooks for the tracked metrics (`flows.core.families.Hooks`).
+        owning_teams: Every team some policy's `team_ownership` target lists: only they start
+            stints (SPEC §4).
         team_of_agent: The first team listing each agent (for records without a `team_id`).
         loads: Open conversations per agent on this worker (SPEC §4 `overloaded`, §6 reassign).
             Shared by every shard of the worker; not part of a snapshot.
@@ -31,8 +35,10 @@ class Context:
     __slots__ = (
         "_policy_cache",
         "_when_keys",
+        "hooks",
         "loads",
         "out",
+        "owning_teams",
         "policies",
         "rr",
         "team_of_agent",
@@ -51,7 +57,7 @@ class Context:
         Agent loads, round-robin positions and the output list belong to the worker (its shards
         share them); a restored engine counts its own conversations into the worker's again.
         """
-        state = {name: getattr(self, name) for name in self.__slots__}
+        state = {name: getattr(self, name) for name in self.__slots__ if name != "hooks"}
         state["loads"], state["rr"], state["out"] = {}, {}, []
         return state
 
@@ -64,8 +70,10 @@ class Context:
         """
         values = state[1] if isinstance(state, tuple) else state
         for name, value in values.items():
-            object.__setattr__(self, name, value)
+            if name != "hooks":
+                object.__setattr__(self, name, value)
         self.loads, self.rr, self.out = {}, {}, []
+        self.hooks = Hooks(self.tracked)
 
     def bind(self, policies: PolicySet) -> None:
         """Use `policies` from now on (at start-up, or when a snapshot is restored).
@@ -80,6 +88,13 @@ class Context:
         self.policies = policies
         self.tracked: frozenset[str] = frozenset(
             metric for policy in policies.policies for metric in policy.targets
+        )
+        self.hooks = Hooks(self.tracked)
+        self.owning_teams: frozenset[str] = frozenset(
+            team
+            for policy in policies.policies
+            if "team_ownership" in policy.targets
+            for team in policy.targets["team_ownership"].teams
         )
         team_of: dict[str, str] = {}
         for team in policies.teams.values():

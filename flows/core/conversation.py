@@ -8,18 +8,12 @@ counts (for the `overloaded` cause and reassignment).
 Units: every instant is epoch milliseconds UTC (event time), every duration counted milliseconds;
 records convert to seconds and RFC 3339 only when they are encoded.
 
-Where each rule of SPEC §4 lives:
-
-- a cycle opens (first customer message, `opened`): `Conversation._open_cycle`;
-- customer messages (`first_response`, `next_response`, `resolution`, `service_window`, contact
-  made): `Conversation._inbound`;
-- replies, attempts and agent activity: `Conversation._outbound`, `_attempt`, `_activity`,
-  `_agent_activity`;
-- `assigned` / `unassigned` (`assignment`, `handoff`, `contact_attempts`): `_assignment`;
-- attribute changes, lead status, bot hand-off: `_update`; policy changes: `_reselect`;
-- `pause_when`: `_set_status`, `_apply_pauses`; `resolved`: `_resolve`; `reopened`: `_reopen`;
-- warnings, breaches and their cause: `fire_until`, `_warn`, `_breach`, `_cause`;
-- escalations (SPEC §3, §6 action records): `_escalate`, `_pick_agent`.
+What it keeps is what the metric families share (STYLE Shape 9): the cycle and its phase, the
+assignee and owning team, the attributes and policy, the running clocks and their lifecycle
+(start, fulfil, cancel, pause, retarget, warn, breach, escalate). Which clock starts or stops on
+which event is each family's rule, in `flows.core.families` (assignment, replies, window, leads,
+updates, teams); `apply` decides the shared state an event changes and then runs the families'
+hooks for that moment in their registered order.
 """
 
 from __future__ import annotations
@@ -27,6 +21,7 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Final
 
+from flows.core import families
 from flows.core.calendar import WALL_CLOCK
 from flows.core.clock import Clock
 from flows.core.context import Context
@@ -40,14 +35,14 @@ from flows.core.events import (
     RetractionEvent,
     SurveyEvent,
 )
-from flows.core.model import Policy, Target
+from flows.core.model import Policy
 from flows.core.records import ActionRecord, SlaRecord
 from flows.core.slots import restore_slots
 from flows.core.vocabulary import (
     CLOSING_OUTCOMES,
+    ENDING_STATUSES,
     ENDS_AT_BREACH,
     Cause,
-    LeadStatus,
     Metric,
     Status,
 )
@@ -56,14 +51,50 @@ IDLE: Final = 0
 OPEN: Final = 1
 RESOLVED: Final = 2
 
-QUALIFIED_OUTCOMES: Final = LeadStatus.QUALIFIED_OUTCOMES
 CONVERSATION_SCOPED: Final = Metric.CONVERSATION_SCOPED
-LEAD_METRICS: Final = frozenset(
-    {Metric.QUALIFICATION, Metric.HANDOFF, Metric.CONTACT_ATTEMPTS, Metric.CADENCE}
-)
+LEAD_METRICS: Final = families.LEAD_METRICS
+# Module globals, not `families.X` lookups: `_bind` and `_record` run for every clock and record.
+_SUB_TARGET: Final = families.SUB_TARGET
+_TARGET_MS: Final = families.TARGET_MS
+_BUDGET_PCT: Final = families.budget_pct
 AFTER_HOURS_GRACE_MS: Final = 2 * 3600 * 1000
-#: The only channel with a customer-service window (SPEC §4, `service_window`).
-WHATSAPP: Final = "whatsapp"
+
+
+class AttrChange:
+    """What one `opened` / `updated` event changed, as the families' update hooks read it.
+
+    Attributes:
+        old_lead_status: `lead_status` before the event.
+        lead_changed: Whether `lead_status` changed.
+        to_human: Whether `handled_by` went from `bot` to `human`.
+        old_policy: The policy before the event (the reselect may change it).
+        team_set: Whether the event set or removed `team_id`.
+        handed_over: Set by the team family when the owning team changed.
+    """
+
+    __slots__ = (
+        "handed_over",
+        "lead_changed",
+        "old_lead_status",
+        "old_policy",
+        "team_set",
+        "to_human",
+    )
+
+    def __init__(
+        self,
+        old_lead_status: AttrValue,
+        lead_changed: bool,
+        to_human: bool,
+        old_policy: Policy | None,
+        team_set: bool,
+    ) -> None:
+        self.old_lead_status = old_lead_status
+        self.lead_changed = lead_changed
+        self.to_human = to_human
+        self.old_policy = old_policy
+        self.team_set = team_set
+        self.handed_over = False
 
 
 class Conversation:
@@ -98,6 +129,7 @@ class Conversation:
         "last_fired",
         "last_t",
         "log",
+        "owner",
         "phase",
         "policy",
         "replied",
@@ -115,6 +147,8 @@ class Conversation:
         self.policy: Policy | None = ctx.policy_for(self.attrs)
         self.agent: str | None = None
         self.assign_team: str | None = None
+        # The team that owns the conversation for `team_ownership` (an `unassigned` keeps it).
+        self.owner: str | None = None
         self.channel: str | None = None
         self.cycle = 0
         self.phase = IDLE
@@ -159,6 +193,7 @@ class Conversation:
         self.res_record = None
         self.cadence_off = False
         self.retracted = None
+        self.owner = None
         for name, value in state[1].items():
             object.__setattr__(self, name, value)
 
@@ -194,7 +229,7 @@ class Conversation:
 
     # ------------------------------------------------------------------ records
 
-    def _team_id(self, ctx: Context) -> str | None:
+    def team_of(self, ctx: Context) -> str | None:
         """Return the team a record names, or None.
 
         The `team_id` attribute, else the assignment's `team_id`, else the assignee's first team in
@@ -209,7 +244,7 @@ class Conversation:
             return ctx.team_of_agent.get(self.agent)
         return None
 
-    def _record(
+    def record(
         self, ctx: Context, clock: Clock, status: str, at: int, cause: str | None = None
     ) -> None:
         """Append one SLA record (SPEC §6) for `clock` with `status` taking effect at `at`.
@@ -241,6 +276,12 @@ class Conversation:
         if deadline is None and clock.done and clock.paused:
             # An ending record always says when the clock was due (SPEC §4 edge rules).
             deadline = clock.deadline_if_resumed(at)
+        team = clock.team
+        budget = None
+        if team is None:
+            team = self.team_of(ctx)
+        elif status in ENDING_STATUSES:
+            budget = _BUDGET_PCT(self, clock, at)
         # Positional on purpose: this runs for every record, and keywords cost twice as much.
         ctx.out.append(
             SlaRecord(
@@ -259,7 +300,7 @@ class Conversation:
                 clock.elapsed(at),
                 clock.breached,
                 self.agent,
-                self._team_id(ctx),
+                team,
                 priority if isinstance(priority, str) else None,
                 segment if isinstance(segment, str) else None,
                 lead_source if isinstance(lead_source, str) else None,
@@ -270,41 +311,35 @@ class Conversation:
                 lead_status if isinstance(lead_status, str) else None,
                 None,
                 required,
+                budget,
             )
         )
 
     # ------------------------------------------------------------------ clock lifecycle
 
-    def _target_value(self, metric: str, tgt: Target, clock: Clock | None) -> int | None:
-        """Return the target in counted ms for `metric` under `tgt`, or None if it is not measured.
-
-        SPEC §3/§4: `cadence` takes the duration listed for the current `lead_status`; `follow_up`
-        runs from the promise to its `due_at` (so it needs the clock); every other metric uses
-        `within`.
-        """
-        if metric == Metric.CADENCE:
-            status = self.attrs.get("lead_status")
-            return tgt.cadence.get(status) if isinstance(status, str) else None
-        if metric == Metric.FOLLOW_UP:
-            if clock is None or clock.fixed_deadline is None:
-                return None
-            return max(0, clock.fixed_deadline - clock.started_at)
-        return tgt.within
-
     def _bind(self, clock: Clock) -> None:
         """Attach the current policy's target (or none) to a clock and compute its instants.
 
+        The target is the policy's for the clock's metric, narrowed by the family where a clock's
+        own target depends on it (a team's stint, a lead status's cadence, a promised `due_at`).
         The clock counts wall-clock time when its metric is wall-clock (`service_window`,
         `follow_up`), when no policy applies, or when the policy has no calendar; otherwise it
         counts the policy's business time (SPEC §2). Deadlines are recomputed from the clock's
         original start (SPEC §3), so binding a new target is a retarget.
         """
         policy = self.policy
-        tgt = policy.targets.get(clock.metric) if policy is not None else None
+        metric = clock.metric
+        tgt = policy.targets.get(metric) if policy is not None else None
+        if tgt is not None and metric in _SUB_TARGET:
+            tgt = _SUB_TARGET[metric](self, clock, tgt)
         clock.tgt = tgt
         clock.policy_id = policy.id if policy is not None else None
-        clock.target = self._target_value(clock.metric, tgt, clock) if tgt is not None else None
-        if clock.target is None:
+        target = None
+        if tgt is not None:
+            rule = _TARGET_MS.get(metric)
+            target = tgt.within if rule is None else rule(self, clock, tgt)
+        clock.target = target
+        if target is None:
             clock.tgt = None
         if clock.metric in Metric.WALL_CLOCK or policy is None:
             clock.cal = WALL_CLOCK
@@ -327,13 +362,14 @@ class Conversation:
         status = self.attrs.get("status") or "open"
         return status in tgt.pause_when
 
-    def _start(
+    def start(
         self,
         ctx: Context,
         metric: str,
         at: int,
         *,
         fixed_deadline: int | None = None,
+        team: str | None = None,
     ) -> Clock | None:
         """Start a new clock of `metric` at `at` (SPEC §4, "starts" column).
 
@@ -349,6 +385,7 @@ class Conversation:
             at: Epoch ms UTC of the start (the event's instant).
             fixed_deadline: For `follow_up`, the promised `due_at` (epoch ms), which is the
                 deadline.
+            team: For `team_ownership`, the team that owns the stint.
 
         Returns:
             The new clock, or None when no policy tracks the metric.
@@ -359,14 +396,15 @@ class Conversation:
         self.seqs[metric] = seq
         clock = Clock(metric, max(self.cycle, 1), seq, at)
         clock.fixed_deadline = fixed_deadline
+        clock.team = team
         self._bind(clock)
         self.clocks.append(clock)
         if clock.measured:
-            self._record(ctx, clock, Status.STARTED, at)
+            self.record(ctx, clock, Status.STARTED, at)
             if self._should_pause(clock):
                 clock.pause(at)
                 clock.recompute()
-                self._record(ctx, clock, Status.PAUSED, at)
+                self.record(ctx, clock, Status.PAUSED, at)
             self._catch_up(ctx, clock, at)
         return clock
 
@@ -382,7 +420,7 @@ class Conversation:
         elif clock.warn is not None and clock.warn < at and not clock.warned and not clock.breached:
             self._warn(ctx, clock, at)
 
-    def _finish(self, ctx: Context, clock: Clock, at: int) -> None:
+    def finish(self, ctx: Context, clock: Clock, at: int) -> None:
         """Fulfil a clock: `met` before its breach, `stopped` after it.
 
         SPEC §4: a clock stopped exactly at its deadline is met (events at a deadline instant apply
@@ -391,10 +429,10 @@ class Conversation:
         clock.done = True
         clock.stopped_at = at
         if clock.measured:
-            self._record(ctx, clock, Status.STOPPED if clock.breached else Status.MET, at)
+            self.record(ctx, clock, Status.STOPPED if clock.breached else Status.MET, at)
         self._drop(clock)
 
-    def _cancel(self, ctx: Context, clock: Clock, at: int) -> None:
+    def cancel(self, ctx: Context, clock: Clock, at: int) -> None:
         """End a clock unfulfilled (SPEC §4: `resolved` ends the cycle's other clocks).
 
         A clock not yet breached is `cancelled` (left out of compliance); a breached one stays
@@ -403,7 +441,7 @@ class Conversation:
         clock.done = True
         if clock.measured:
             clock.stopped_at = at
-            self._record(ctx, clock, Status.CLOSED if clock.breached else Status.CANCELLED, at)
+            self.record(ctx, clock, Status.CLOSED if clock.breached else Status.CANCELLED, at)
         self._drop(clock)
 
     def _drop(self, clock: Clock) -> None:
@@ -413,7 +451,12 @@ class Conversation:
         except ValueError:
             pass
 
-    def _running(self, metric: str) -> Clock | None:
+    @property
+    def is_open(self) -> bool:
+        """Whether a cycle is open (not before the first, not after its `resolved`)."""
+        return self.phase == OPEN
+
+    def running(self, metric: str) -> Clock | None:
         """Return the running clock of `metric` (the oldest, should there be several), or None."""
         for clock in self.clocks:
             if clock.metric == metric:
@@ -454,7 +497,7 @@ class Conversation:
         deadline, in the clock's counted time.
         """
         clock.warned = True
-        self._record(ctx, clock, Status.WARNING, at)
+        self.record(ctx, clock, Status.WARNING, at)
         self._escalate(ctx, clock, Status.WARNING, at)
 
     def _breach(self, ctx: Context, clock: Clock, at: int) -> None:
@@ -472,7 +515,7 @@ class Conversation:
             clock.done = True
             clock.stopped_at = None
             self._drop(clock)
-        self._record(ctx, clock, Status.BREACHED, at, cause)
+        self.record(ctx, clock, Status.BREACHED, at, cause)
         self._escalate(ctx, clock, Status.BREACHED, at)
 
     def _escalate(self, ctx: Context, clock: Clock, trigger: str, at: int) -> None:
@@ -498,13 +541,14 @@ class Conversation:
             if esc.notify is not None:
                 who = esc.notify
                 if who == "supervisor":
-                    team = ctx.policies.teams.get(self._team_id(ctx) or "")
+                    # A stint's supervisor is its own team's, also once handed over.
+                    team = ctx.policies.teams.get(clock.team or self.team_of(ctx) or "")
                     if team is not None and team.supervisor is not None:
                         who = team.supervisor
                 why = f"notify {esc.notify}"
                 self._action(ctx, clock, "notify", trigger, at, notify=who, why=why)
             if esc.reassign:
-                to_agent, why = self._pick_agent(ctx)
+                to_agent, why = self._pick_agent(ctx, clock.team or self.team_of(ctx))
                 self._action(ctx, clock, "reassign", trigger, at, to_agent=to_agent, why=why)
 
     def _action(
@@ -540,18 +584,21 @@ class Conversation:
             )
         )
 
-    def _pick_agent(self, ctx: Context) -> tuple[str | None, str]:
+    def _pick_agent(self, ctx: Context, team_id: str | None) -> tuple[str | None, str]:
         """Choose the agent a reassignment goes to (SPEC §6 action record, `to_agent`).
 
         The team member with the fewest open conversations on this worker, never the current
         assignee; ties go to the first such agent after the team's last pick (round-robin), and the
         pick is remembered in `ctx.rr`.
 
+        Args:
+            ctx: The shared context.
+            team_id: The team to pick from (a stint's own team for `team_ownership`).
+
         Returns:
             The agent (None when the conversation has no known team or the team no other agent) and
             the reason text the action record carries.
         """
-        team_id = self._team_id(ctx)
         team = ctx.policies.teams.get(team_id) if team_id is not None else None
         if team is None:
             return None, "reassign: no team known for this conversation"
@@ -678,7 +725,7 @@ class Conversation:
         """Open a new cycle at `at` (SPEC §4: a customer message after `resolved`, or `opened`).
 
         The cycle number goes up by one, per-cycle `seq`s restart (conversation-scoped metrics keep
-        counting) and the per-cycle flags reset. An unassigned conversation starts `assignment`.
+        counting) and the per-cycle flags reset; then the families' `CYCLE_OPENED` hooks run.
         """
         if self.cycle > 0:
             # Clocks started before the first cycle opened (a promise, say) belong to cycle 1.
@@ -693,8 +740,8 @@ class Conversation:
         self.res_clock = None
         self.res_record = None
         self._load(ctx, +1)
-        if self.agent is None:
-            self._start(ctx, Metric.ASSIGNMENT, at)
+        for hook in ctx.hooks.CYCLE_OPENED:
+            hook(self, ctx, at)
 
     def _set_status(self, ctx: Context, status: str, at: int) -> None:
         """Set the conversation `status` (`open` / `pending`) and apply what it changes.
@@ -722,14 +769,14 @@ class Conversation:
             if should and not clock.paused:
                 clock.pause(at)
                 clock.recompute()
-                self._record(ctx, clock, Status.PAUSED, at)
+                self.record(ctx, clock, Status.PAUSED, at)
             elif not should and clock.paused:
                 clock.resume(at)
                 clock.recompute()
-                self._record(ctx, clock, Status.RESUMED, at)
+                self.record(ctx, clock, Status.RESUMED, at)
                 self._catch_up(ctx, clock, at)
 
-    def _is_reply(self, event: MessageEvent) -> bool:
+    def is_reply(self, event: MessageEvent) -> bool:
         """Return whether a message fulfils reply clocks (SPEC §4).
 
         An agent's message that is not a `note` (templates count), or a bot's under
@@ -741,7 +788,7 @@ class Conversation:
             return True
         return event.author == "bot" and self.policy is not None and self.policy.bot_replies_count
 
-    def _bot_handled(self) -> bool:
+    def bot_handled(self) -> bool:
         """Return whether `handled_by` is `bot` (then customer messages start no reply clock)."""
         return self.attrs.get("handled_by") == "bot"
 
@@ -758,12 +805,9 @@ class Conversation:
     def _inbound(self, ctx: Context, event: MessageEvent, at: int) -> None:
         """SPEC §4, an inbound customer message.
 
-        In order: opens a cycle if none is open; sets a `pending` conversation back to `open`; marks
-        the oldest unanswered message; the cycle's first one starts `resolution` and (unless the bot
-        handles the chat) `first_response`; a later one after a reply starts `next_response` if no
-        reply clock runs (one clock per wait). A WhatsApp message opens a `service_window` if none
-        runs, else retargets it to `within` after this message; other channels have no window.
-        After a first contact attempt it is contact made: `contact_attempts` is met.
+        Shared first: it opens a cycle if none is open, sets a `pending` conversation back to
+        `open` and marks the oldest unanswered message. Then the families: the cycle's first
+        message (`FIRST_INBOUND`) or a later one (`LATER_INBOUND`), then every message (`INBOUND`).
         """
         self._set_channel(ctx, event.channel, at)
         if self.phase != OPEN:
@@ -774,167 +818,67 @@ class Conversation:
             self.unanswered = at
         if not self.first_inbound:
             self.first_inbound = True
-            self.res_clock = self._start(ctx, Metric.RESOLUTION, at)
-            if not self._bot_handled():
-                self._start(ctx, Metric.FIRST_RESPONSE, at)
-        elif (
-            self.replied
-            and not self._bot_handled()
-            and self._running(Metric.NEXT_RESPONSE) is None
-            and self._running(Metric.FIRST_RESPONSE) is None
-        ):
-            self._start(ctx, Metric.NEXT_RESPONSE, at)
-        window = self._running(Metric.SERVICE_WINDOW)
-        if event.channel != WHATSAPP:
-            # The 24-hour window is WhatsApp's rule alone (SPEC §4): other channels have none.
-            pass
-        elif window is None:
-            self._start(ctx, Metric.SERVICE_WINDOW, at)
-        elif window.measured:
-            window.count_from = at
-            window.recompute()
-            window.warned = window.warn is not None and window.warn < at
-            self._record(ctx, window, Status.RETARGETED, at)
+            for hook in ctx.hooks.FIRST_INBOUND:
+                hook(self, ctx, event, at)
         else:
-            window.count_from = at
-        attempts = self._running(Metric.CONTACT_ATTEMPTS)
-        if attempts is not None and attempts.attempts > 0:
-            self._finish(ctx, attempts, at)
+            for hook in ctx.hooks.LATER_INBOUND:
+                hook(self, ctx, event, at)
+        for hook in ctx.hooks.INBOUND:
+            hook(self, ctx, event, at)
 
     def _outbound(self, ctx: Context, event: MessageEvent, at: int) -> None:
         """SPEC §4, an outbound message.
 
-        A `note` does nothing. A reply (`_is_reply`) fulfils `first_response`, `next_response` and
-        every `follow_up`, and, unless it is a `template`, the `service_window`. An agent's message
-        is also a contact attempt and agent activity (`cadence`), and the cycle's first one starts
-        `qualification` when the conversation has a `lead_source` and `lead_status` is unset or
-        `new`.
+        A `note` does nothing. A reply (`is_reply`) runs the `REPLY` hooks and answers the
+        customer (the cycle counts as replied, no message is unanswered); an agent's message also
+        runs the `AGENT_MESSAGE` hooks (attempts, agent activity, qualification).
         """
         self._set_channel(ctx, event.channel, at)
         if event.kind == "note":
             return
-        if self._is_reply(event):
-            first = self._running(Metric.FIRST_RESPONSE)
-            if first is not None:
-                self._finish(ctx, first, at)
-            nxt = self._running(Metric.NEXT_RESPONSE)
-            if nxt is not None:
-                self._finish(ctx, nxt, at)
-            for clock in [c for c in self.clocks if c.metric == Metric.FOLLOW_UP]:
-                self._finish(ctx, clock, at)
-            if event.kind != "template":
-                window = self._running(Metric.SERVICE_WINDOW)
-                if window is not None:
-                    self._finish(ctx, window, at)
+        if self.is_reply(event):
+            for hook in ctx.hooks.REPLY:
+                hook(self, ctx, event, at)
             if self.phase == OPEN:
                 self.replied = True
             self.unanswered = None
         if event.author == "agent":
-            if not self.agent_out and self.phase == OPEN:
-                self.agent_out = True
-                status = self.attrs.get("lead_status")
-                if self.attrs.get("lead_source") is not None and status in (None, "new"):
-                    self._start(ctx, Metric.QUALIFICATION, at)
-            self._attempt(ctx, at, connected=False)
-            self._agent_activity(ctx, at)
-
-    def _attempt(self, ctx: Context, at: int, *, connected: bool) -> None:
-        """SPEC §4, "Attempts": count a contact attempt for `contact_attempts`.
-
-        One less than `gap` (default 10m) after the last counted attempt is part of it. The clock is
-        met at the `min`-th attempt, or at once when the attempt made contact (`connected`); any
-        other counted attempt emits an `attempt` record with the new count (SPEC §4, §6).
-
-        Args:
-            ctx: The shared context.
-            at: Epoch ms UTC of the attempt.
-            connected: Whether the attempt reached the customer (an activity with outcome
-                `connected`).
-        """
-        clock = self._running(Metric.CONTACT_ATTEMPTS)
-        if clock is None:
-            return
-        gap = clock.tgt.gap if clock.tgt is not None else 600_000
-        counted = clock.last_attempt is None or at - clock.last_attempt >= gap
-        if counted:
-            clock.attempts += 1
-            clock.last_attempt = at
-        minimum = clock.tgt.min_attempts if clock.tgt is not None else 1
-        if connected or (clock.measured and clock.attempts >= minimum):
-            self._finish(ctx, clock, at)
-        elif counted and clock.measured:
-            # The live count, for wallboards; the clock's state (running, warned, breached) stays.
-            self._record(ctx, clock, Status.ATTEMPT, at)
-
-    def _agent_activity(self, ctx: Context, at: int) -> None:
-        """SPEC §4, `cadence`: agent activity ends the running silence and starts the next one.
-
-        The next clock starts only while `lead_status` is one the target lists and no won/lost
-        resolution switched cadence off.
-        """
-        cadence = self._running(Metric.CADENCE)
-        if cadence is not None:
-            self._finish(ctx, cadence, at)
-        if self._cadence_listed():
-            self._start(ctx, Metric.CADENCE, at)
-
-    def _cadence_listed(self) -> bool:
-        """Return whether a cadence clock should run now: a listed lead status, and not won/lost."""
-        policy = self.policy
-        if policy is None or self.cadence_off:
-            return False
-        tgt = policy.targets.get(Metric.CADENCE)
-        status = self.attrs.get("lead_status")
-        return tgt is not None and isinstance(status, str) and status in tgt.cadence
+            for hook in ctx.hooks.AGENT_MESSAGE:
+                hook(self, ctx, event, at)
 
     def _activity(self, ctx: Context, event: ActivityEvent, at: int) -> None:
-        """SPEC §1/§4, `activity`: a contact attempt and agent activity, never a reply."""
-        self._attempt(ctx, at, connected=event.outcome == "connected")
-        self._agent_activity(ctx, at)
+        """SPEC §1/§4, `activity`: work outside the chat, never a reply (`ACTIVITY` hooks)."""
+        for hook in ctx.hooks.ACTIVITY:
+            hook(self, ctx, event, at)
 
     def _assignment(self, ctx: Context, event: AssignmentEvent, at: int) -> None:
         """SPEC §4, `assigned` / `unassigned`.
 
-        `assigned` moves the load to the new assignee, meets `assignment`, meets `handoff` when the
-        event's `role` is the target's `to_role` (default `ae`), and starts `contact_attempts` at
-        the cycle's first assignment when the conversation has a `lead_source`. `unassigned`
-        (ignored when nobody is assigned) starts a new `assignment` clock while the cycle is open.
+        `assigned` moves the open-conversation load to the new assignee, then runs the `ASSIGNED`
+        hooks; `unassigned` (ignored when nobody is assigned) removes the assignee and runs the
+        `UNASSIGNED` hooks.
         """
         if event.action == "assigned":
             self._load(ctx, -1)
             self.agent = event.agent_id
             self.assign_team = event.team_id
             self._load(ctx, +1)
-            clock = self._running(Metric.ASSIGNMENT)
-            if clock is not None:
-                self._finish(ctx, clock, at)
-            handoff = self._running(Metric.HANDOFF)
-            if handoff is not None:
-                to_role = handoff.tgt.to_role if handoff.tgt is not None else "ae"
-                if event.role == to_role:
-                    self._finish(ctx, handoff, at)
-            if (
-                self.phase == OPEN
-                and not self.ca_started
-                and self.attrs.get("lead_source") is not None
-            ):
-                self.ca_started = True
-                self._start(ctx, Metric.CONTACT_ATTEMPTS, at)
+            for hook in ctx.hooks.ASSIGNED:
+                hook(self, ctx, event, at)
         else:
             if self.agent is None:
                 return
             self._load(ctx, -1)
             self.agent = None
             self.assign_team = None
-            if self.phase == OPEN and self._running(Metric.ASSIGNMENT) is None:
-                self._start(ctx, Metric.ASSIGNMENT, at)
+            for hook in ctx.hooks.UNASSIGNED:
+                hook(self, ctx, at)
 
     def _conversation(self, ctx: Context, event: ConversationEvent, at: int) -> None:
         """SPEC §1, `conversation` events: dispatch on the action.
 
         `opened` (which opens a cycle when none is open) and `updated` set attributes; `resolved`
-        and `reopened` end and continue cycles; `follow_up_promised` starts `follow_up` with its
-        `due_at` as the deadline (one without `due_at` is ignored).
+        and `reopened` end and continue cycles; `follow_up_promised` runs the `PROMISE` hooks.
         """
         action = event.action
         if action in ("opened", "updated"):
@@ -945,75 +889,40 @@ class Conversation:
             self._resolve(ctx, event, at)
         elif action == "reopened":
             self._reopen(ctx, at)
-        elif action == "follow_up_promised" and event.due_at is not None:
-            self._start(ctx, Metric.FOLLOW_UP, at, fixed_deadline=event.due_at)
+        elif action == "follow_up_promised":
+            for hook in ctx.hooks.PROMISE:
+                hook(self, ctx, event, at)
 
     def _update(self, ctx: Context, event: ConversationEvent, at: int) -> None:
         """SPEC §1/§4, `opened` / `updated`: set attributes and apply what they change.
 
-        Stops come first, so a clock fulfilled by this change is not retargeted by it: a lead status
-        of qualified/disqualified/nurture meets `qualification`; leaving `new` is contact made for
-        `contact_attempts`; leaving `qualified` cancels `handoff`. Then the policy is chosen again
-        (retargets) and pauses applied. A lead-status change cancels a cadence whose status is no
-        longer listed or starts one for a listed status, and `qualified` starts `handoff`. The
-        hand-off from bot to human with a customer message unanswered starts `first_response` (no
-        reply yet this cycle) or `next_response`, counted from the hand-off.
+        The families' `BEFORE_UPDATE` hooks run first, so a clock fulfilled by this change is not
+        retargeted by it; then the policy is chosen again (retargets) and pauses applied; then the
+        `AFTER_UPDATE` hooks start what the new attributes start.
         """
         attrs = self.attrs
         old_status = attrs.get("lead_status")
         old_handled = attrs.get("handled_by") or "human"
+        team_set = False
         for key, value in event.attrs:
             if value is None:
                 attrs.pop(key, None)
             else:
                 attrs[key] = value
+            if key == "team_id":
+                team_set = True
         new_status = attrs.get("lead_status")
-        new_handled = attrs.get("handled_by") or "human"
         lead_changed = new_status != old_status
         if lead_changed:
             self.cadence_off = False
-
-        # Stops first, so a clock fulfilled by this change is not retargeted by it.
-        if lead_changed:
-            if new_status in QUALIFIED_OUTCOMES:
-                clock = self._running(Metric.QUALIFICATION)
-                if clock is not None:
-                    self._finish(ctx, clock, at)
-            if old_status in (None, "new") and new_status not in (None, "new"):
-                clock = self._running(Metric.CONTACT_ATTEMPTS)
-                if clock is not None:
-                    self._finish(ctx, clock, at)
-            if new_status != "qualified":
-                clock = self._running(Metric.HANDOFF)
-                if clock is not None:
-                    self._cancel(ctx, clock, at)
-
-        old_policy = self.policy
+        to_human = old_handled == "bot" and (attrs.get("handled_by") or "human") == "human"
+        change = AttrChange(old_status, lead_changed, to_human, self.policy, team_set)
+        for hook in ctx.hooks.BEFORE_UPDATE:
+            hook(self, ctx, change, at)
         self._reselect(ctx, at)
         self._apply_pauses(ctx, at)
-
-        if lead_changed:
-            cadence = self._running(Metric.CADENCE)
-            if cadence is not None and not self._cadence_listed():
-                self._cancel(ctx, cadence, at)
-            elif cadence is None and self._cadence_listed():
-                self._start(ctx, Metric.CADENCE, at)
-            if new_status == "qualified":
-                self._start(ctx, Metric.HANDOFF, at)
-        elif (
-            self.policy is not old_policy
-            and self._running(Metric.CADENCE) is None
-            and self._cadence_listed()
-        ):
-            self._start(ctx, Metric.CADENCE, at)
-
-        if old_handled == "bot" and new_handled == "human" and self.unanswered is not None:
-            if self.phase == OPEN:
-                if not self.replied:
-                    if self._running(Metric.FIRST_RESPONSE) is None:
-                        self._start(ctx, Metric.FIRST_RESPONSE, at)
-                elif self._running(Metric.NEXT_RESPONSE) is None:
-                    self._start(ctx, Metric.NEXT_RESPONSE, at)
+        for hook in ctx.hooks.AFTER_UPDATE:
+            hook(self, ctx, change, at)
 
     def _reselect(self, ctx: Context, at: int) -> None:
         """Choose the policy again and retarget running clocks whose target changed (SPEC §3).
@@ -1041,36 +950,36 @@ class Conversation:
                     clock.tgt, clock.deadline, clock.warn = old_tgt, old_deadline, old_warn
                     clock.done = True
                     clock.stopped_at = at
-                    self._record(ctx, clock, Status.CANCELLED, at)
+                    self.record(ctx, clock, Status.CANCELLED, at)
                     self._drop(clock)
                 continue
             if clock.warn is not None and clock.warn >= at:
                 clock.warned = False
             if not was_measured:
-                self._record(ctx, clock, Status.STARTED, at)
+                self.record(ctx, clock, Status.STARTED, at)
                 if self._should_pause(clock) and not clock.paused:
                     clock.pause(at)
                     clock.recompute()
-                    self._record(ctx, clock, Status.PAUSED, at)
+                    self.record(ctx, clock, Status.PAUSED, at)
             else:
-                self._record(ctx, clock, Status.RETARGETED, at)
+                self.record(ctx, clock, Status.RETARGETED, at)
             self._catch_up(ctx, clock, at)
 
     def _resolve(self, ctx: Context, event: ConversationEvent, at: int) -> None:
         """SPEC §4, `resolved`: the cycle ends.
 
         `resolution` is fulfilled (its final record is kept in case a `reopened` resumes it). Every
-        other running clock ends unfulfilled (`cancelled`, or `closed` if breached), except
-        `service_window`, which a resolve never ends, and `cadence`, which ends only with outcome
-        `won` or `lost` (and then stays off until `lead_status` next changes). A `pending` status
-        becomes `open`. A resolve while no cycle is open is ignored.
+        other running clock gets what its family's `AT_RESOLVE` rule says, by default it ends
+        unfulfilled (`cancelled`, or `closed` if breached). A `pending` status becomes `open`. A
+        resolve while no cycle is open is ignored.
         """
         if self.phase != OPEN:
             return
-        res = self._running(Metric.RESOLUTION)
+        res = self.running(Metric.RESOLUTION)
+        rules = families.AT_RESOLVE
         for clock in list(self.clocks):
             if clock is res:
-                self._finish(ctx, clock, at)
+                self.finish(ctx, clock, at)
                 if clock.measured:
                     record = ctx.out[-1]
                     assert isinstance(record, SlaRecord)
@@ -1079,13 +988,10 @@ class Conversation:
                         record = replace(record, outcome=event.outcome)
                         ctx.out[-1] = record
                     self.res_record = record
-            elif clock.metric == Metric.SERVICE_WINDOW:
-                continue
-            elif clock.metric == Metric.CADENCE:
-                if event.outcome in CLOSING_OUTCOMES:
-                    self._cancel(ctx, clock, at)
+            elif clock.metric in rules:
+                rules[clock.metric](self, ctx, clock, event, at)
             else:
-                self._cancel(ctx, clock, at)
+                self.cancel(ctx, clock, at)
         if event.outcome in CLOSING_OUTCOMES:
             self.cadence_off = True
         self._load(ctx, -1)
@@ -1100,8 +1006,8 @@ class Conversation:
 
         The resolution clock resumes, the time spent resolved counting as paused (a breach before
         the resolve stands); clocks the resolve cancelled stay cancelled. The cycle counts as
-        replied, so customer messages start `next_response`; an unassigned conversation starts
-        `assignment`. A reopen with no resolved cycle to continue is ignored.
+        replied, so customer messages start `next_response`; then the `REOPENED` hooks run. A
+        reopen with no resolved cycle to continue is ignored.
         """
         if self.phase != RESOLVED:
             return
@@ -1123,10 +1029,10 @@ class Conversation:
             else:
                 self._bind(res)
             if res.measured:
-                self._record(ctx, res, Status.RESUMED, at)
+                self.record(ctx, res, Status.RESUMED, at)
                 self._catch_up(ctx, res, at)
-        if self.agent is None:
-            self._start(ctx, Metric.ASSIGNMENT, at)
+        for hook in ctx.hooks.REOPENED:
+            hook(self, ctx, at)
 
 
 # Immutable or scalar state a clone shares with its original.
@@ -1138,18 +1044,27 @@ _COPIED_AS_IS: Final = tuple(
 
 #: Slot order of the pickled layout `_LAYOUT` (`Conversation.__reduce__`).
 _FIELDS: Final = Conversation.__slots__
-_LAYOUT: Final = 2
-#: Layout 1 (0.3 snapshots): no `retracted` slot.
-_FIELDS_V1: Final = tuple(name for name in _FIELDS if name != "retracted")
+_LAYOUT: Final = 3
+#: Layout 2 (before team clocks): no `owner` slot.
+_FIELDS_V2: Final = tuple(name for name in _FIELDS if name != "owner")
+#: Layout 1 (0.3 snapshots): no `retracted` slot either.
+_FIELDS_V1: Final = tuple(name for name in _FIELDS_V2 if name != "retracted")
 
 
 def _restore_conversation(layout: int, *values: object) -> Conversation:
     """Rebuild a conversation pickled by `Conversation.__reduce__` (the name snapshots refer to).
 
-    Layout 1 snapshots (before retractions) load with no retracted message.
+    Layout 1 snapshots (before retractions) load with no retracted message; layouts 1 and 2
+    (before team clocks) take the owning team from the conversation's team attribute or its
+    assignment's.
     """
-    if layout == 1:
+    if layout == 3:
+        return restore_slots(Conversation, _FIELDS, layout, _LAYOUT, values)
+    if layout == 2:
+        conv = restore_slots(Conversation, _FIELDS_V2, layout, 2, values)
+    else:
         conv = restore_slots(Conversation, _FIELDS_V1, layout, 1, values)
         conv.retracted = None
-        return conv
-    return restore_slots(Conversation, _FIELDS, layout, _LAYOUT, values)
+    team = conv.attrs.get("team_id")
+    conv.owner = team if isinstance(team, str) else conv.assign_team
+    return conv

@@ -53,6 +53,8 @@ class Target:
         min_attempts: `contact_attempts` only: attempts needed.
         gap: `contact_attempts` only: attempts closer than this merge into one (ms).
         cadence: `cadence` only: longest silence allowed (ms) per `lead_status`.
+        teams: `team_ownership` only: each listed team's own target (its `within`, warning and
+            `pause_when`), by team id.
     """
 
     metric: str
@@ -64,6 +66,7 @@ class Target:
     min_attempts: int = 1
     gap: int = 600_000
     cadence: Mapping[str, int] = field(default_factory=dict)
+    teams: Mapping[str, Target] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,8 +139,11 @@ class PolicySet:
         policies: In file order; the first match applies (`select_policy`).
         teams: By id.
         calendars: By name.
+        warnings: What is accepted but probably not meant (e.g. team targets adding up to more
+            than the resolution target, SPEC §4), one line each, for the start-up log.
     """
 
     policies: tuple[Policy, ...]
     teams: Mapping[str, Team] = field(default_factory=dict)
     calendars: Mapping[str, BusinessTime] = field(default_factory=dict)
+    warnings: tuple[str, ...] = ()

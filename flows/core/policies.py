@@ -13,6 +13,7 @@ Every problem raises `PolicyError` naming the file, the 1-based line and the rea
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Final, NoReturn
 
@@ -82,8 +83,12 @@ _TARGET_KEYS: Final[Mapping[str, tuple[str, ...]]] = {
     "cadence": (*LEAD_STATUSES, *_WARN_KEYS),
     # WhatsApp's window is wall-clock time (SPEC §4), so statuses cannot pause it.
     "service_window": ("within", *_WARN_KEYS),
+    # The longest silence towards the customer: `every`, not `within` (SPEC §3).
+    "update": ("every", "warn_at", "warn_before", "pause_when"),
+    # Team ids, each with a duration or its own target (SPEC §3); checked in `team_targets`.
+    "team_ownership": (),
 }
-_NO_WITHIN: Final = ("follow_up", "cadence")
+_NO_WITHIN: Final = ("follow_up", "cadence", "update", "team_ownership")
 
 _DEFAULT_WARN_AT: Final = 0.8
 _DEFAULT_GAP: Final = 10 * MINUTE
@@ -245,7 +250,9 @@ class _Reader:
             self.fail(root, "missing top-level 'policies': the list of policies to apply")
         policies = self.policies(entries["policies"][1], calendars)
         business: dict[str, BusinessTime] = dict(calendars)
-        return PolicySet(policies=policies, teams=teams, calendars=business)
+        return PolicySet(
+            policies=policies, teams=teams, calendars=business, warnings=_warnings(policies)
+        )
 
     # -- calendars ---------------------------------------------------------------------------
 
@@ -499,6 +506,8 @@ class _Reader:
         Returns:
             The validated target.
         """
+        if metric == "team_ownership":
+            return self.team_targets(key, node, where)
         entries: _Entries = {} if node.tag == _NULL_TAG else self.mapping(node, where)
         allowed = _TARGET_KEYS[metric]
         for name, (name_node, _) in entries.items():
@@ -506,6 +515,8 @@ class _Reader:
                 hint = ""
                 if name == "within" and metric == "follow_up":
                     hint = ": its deadline is the promised due_at"
+                elif name == "within" and metric == "update":
+                    hint = ": an update target is 'every' (the longest silence allowed)"
                 elif metric == "cadence":
                     hint = " (cadence lists a duration per lead_status)"
                 self.fail(
@@ -518,6 +529,10 @@ class _Reader:
             if "within" not in entries:
                 self.fail(key, f"{where}: missing 'within' (the target duration)")
             within = self.duration(entries["within"][1], f"{where}, within")
+        if metric == "update":
+            if "every" not in entries:
+                self.fail(key, f"{where}: missing 'every' (the longest silence allowed)")
+            within = self.duration(entries["every"][1], f"{where}, every")
 
         cadence: dict[str, int] = {}
         if metric == "cadence":
@@ -541,7 +556,7 @@ class _Reader:
         if "warn_before" in entries:
             wb_node = entries["warn_before"][1]
             warn_before = self.duration(wb_node, f"{where}, warn_before")
-            limits: dict[str, int | None] = {"within": within}
+            limits: dict[str, int | None] = {"every" if metric == "update" else "within": within}
             if metric == "cadence":
                 limits = {f"the {status} silence": ms for status, ms in cadence.items()}
             for name, limit in limits.items():
@@ -596,6 +611,38 @@ class _Reader:
             gap=gap,
             cadence=cadence,
         )
+
+    def team_targets(self, key: ScalarNode, node: Node, where: str) -> Target:
+        """Read a `team_ownership` target: the OLA of each listed team (SPEC §3, §4).
+
+        Each key is a team id; its value is a duration (`l1: 30m`) or a target of its own with
+        `within` and optionally `warn_at` / `warn_before` and `pause_when` (`l2: {within: 4h,
+        pause_when: [pending]}`), read like any other target. At least one team is required.
+
+        Args:
+            key: The `team_ownership` key node, for errors about the target as a whole.
+            node: The mapping of team ids.
+            where: The location text errors start with.
+
+        Returns:
+            A target whose `teams` holds each team's own target (`within` stays None: a stint's
+            target depends on the team that owns the conversation).
+        """
+        if node.tag == _NULL_TAG:
+            self.fail(key, f"{where}: lists no team; give each team's target, e.g. {{l1: 30m}}")
+        teams: dict[str, Target] = {}
+        for team_id, (team_key, value) in self.mapping(node, where).items():
+            here = f"{where}, team {team_id!r}"
+            if isinstance(value, ScalarNode) and value.tag != _NULL_TAG:
+                teams[team_id] = Target(
+                    metric="team_ownership", within=self.duration(value, f"{here}")
+                )
+            else:
+                own = self.target("resolution", team_key, value, here)
+                teams[team_id] = replace(own, metric="team_ownership")
+        if not teams:
+            self.fail(key, f"{where}: lists no team; give each team's target, e.g. {{l1: 30m}}")
+        return Target(metric="team_ownership", teams=teams)
 
     def escalations(
         self, node: Node, targets: Mapping[str, Target], where: str
@@ -781,3 +828,26 @@ def _shadows(earlier: Policy, later: Policy) -> bool:
     return all(
         key in later.when and later.when[key] <= accepted for key, accepted in earlier.when.items()
     )
+
+
+def _warnings(policies: Sequence[Policy]) -> tuple[str, ...]:
+    """Return what the policies allow but a reader probably did not mean (SPEC §4).
+
+    A policy whose listed team targets add up to more than its `resolution` target is accepted,
+    with a warning: the teams together may use more than the customer was promised.
+    """
+    found: list[str] = []
+    for policy in policies:
+        teams = policy.targets.get("team_ownership")
+        resolution = policy.targets.get("resolution")
+        if teams is None or resolution is None or resolution.within is None:
+            continue
+        total = sum(t.within or 0 for t in teams.teams.values())
+        if total > resolution.within:
+            found.append(
+                f"policy {policy.id!r}: the team_ownership targets add up to "
+                f"{format_duration(total)}, more than the resolution target "
+                f"({format_duration(resolution.within)}): the teams together may use more time "
+                "than the customer was promised"
+            )
+    return tuple(found)

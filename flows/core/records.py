@@ -115,7 +115,7 @@ class SlaRecord:
 
 _SLA_FIELDS: Final = tuple(field.name for field in fields(SlaRecord))
 #: Statuses of `team_ownership` records that carry `budget_pct` (every ending record, SPEC §4).
-_ENDING_WITH_BUDGET: Final = frozenset({"met", "stopped", "closed", "cancelled", "breached"})
+_ENDING_WITH_BUDGET: Final = frozenset({"met", "stopped", "closed", "cancelled"})
 
 
 @dataclass(frozen=True, slots=True)

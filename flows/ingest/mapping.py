@@ -87,9 +87,15 @@ class Mapped:
     def add(self, event: dict[str, Any]) -> None:
         """Append an event after checking it with the project's decoder.
 
-        An event the decoder refuses is not added; its reason goes to `unmappable`.
+        An event the decoder refuses (or one that cannot be written as JSON, e.g. an instant beyond
+        64-bit milliseconds) is not added; its reason goes to `unmappable`.
         """
-        checked = decode_event(orjson.dumps(event))
+        try:
+            raw = orjson.dumps(event)
+        except orjson.JSONEncodeError as err:
+            self.unmappable.append(f"mapped {event.get('type')} event cannot be encoded: {err}")
+            return
+        checked = decode_event(raw)
         fault = checked.reason if isinstance(checked, Rejected) else None
         if fault is not None:
             self.unmappable.append(f"mapped {event.get('type')} event refused: {fault}")

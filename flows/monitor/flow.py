@@ -224,6 +224,8 @@ def get_flow(
             level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
         )
     policies = load_policies(settings.policies)
+    for warning in policies.warnings:
+        logging.getLogger(__name__).warning("%s: %s", settings.policies, warning)
     conf = questdb_conf(settings)
     if conf is not None:
         check_conf(conf, settings.table_prefix)

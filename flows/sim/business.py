@@ -14,7 +14,14 @@ from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
 
 from flows.core.durations import parse_duration
 from flows.exceptions import DurationError, SimulationError
@@ -70,20 +77,23 @@ def _hhmm(text: str) -> int:
 
 
 class Agent(_Model):
-    """One agent: id, role (`sdr` qualifies leads, `ae` closes them, `cs` serves) and shift.
+    """One agent: id, role and shift.
+
+    Roles: `sdr` qualifies leads, `ae` closes them, `cs` serves (the front line) and
+    `specialist` works in a back office on what the front line hands over (`back_office`).
 
     `shift` is local `HH:MM-HH:MM` (an end before the start runs past midnight); `days` are the
     weekdays worked.
 
     Attributes:
         id: The agent id events carry.
-        role: `sdr`, `ae` or `cs` (default).
+        role: `sdr`, `ae`, `cs` (default) or `specialist`.
         shift: Local working hours, default `08:00-17:00`.
         days: Weekday keys worked, default Monday to Saturday.
     """
 
     id: str = Field(min_length=1)
-    role: Literal["sdr", "ae", "cs"] = "cs"
+    role: Literal["sdr", "ae", "cs", "specialist"] = "cs"
     shift: str = "08:00-17:00"
     days: tuple[str, ...] = ("mon", "tue", "wed", "thu", "fri", "sat")
 
@@ -185,8 +195,44 @@ class Campaign(_Model):
         return value
 
 
+class BackOffice(_Model):
+    """Technical issues: service chats the front line hands over to a back-office team.
+
+    A handed-over chat is the back office's (`updated` with its `team_id`, then an assignment
+    to one of its agents) while it works on the case for hours, counted on its agents' shifts,
+    updating the customer now and then; then it either answers and resolves the chat itself or
+    hands it back to the front line, which closes with the customer. Durations are in ms once
+    parsed.
+
+    Attributes:
+        share: Share of service chats that are technical issues, handed over.
+        team: The back-office team; None means the first team with a `specialist` agent (a
+            business without one hands nothing over).
+        work_median: The back office's work on a case (log-normal, on its shifts).
+        update_median: How long it stays quiet between updates to the customer (log-normal,
+            on its shifts): the long silences `update` targets measure.
+        back_share: Share of cases handed back to the front line to close.
+    """
+
+    share: float = Field(default=0.15, ge=0, le=1)
+    team: str | None = None
+    work_median: int = 3 * 3600
+    update_median: int = 2 * 3600
+    back_share: float = Field(default=0.4, ge=0, le=1)
+
+    @field_validator("work_median", "update_median", mode="before")
+    @classmethod
+    def _parse_duration(cls, value: object) -> int:
+        """Accept the medians as seconds or a duration; hold them in ms."""
+        return _duration_ms(value)
+
+
 def _default_teams() -> dict[str, Team]:
-    """Return the built-in Jakarta teams: `sales` (three SDRs, two AEs) and `support` (four CS)."""
+    """Return the built-in Jakarta teams.
+
+    `sales` (three SDRs, two AEs), `support` (four CS: the front line) and `tech` (two
+    specialists on weekdays: the back office).
+    """
     sales = (
         Agent(id="sdr.rina", role="sdr", shift="08:00-17:00"),
         Agent(id="sdr.budi", role="sdr", shift="13:00-22:00"),
@@ -200,9 +246,14 @@ def _default_teams() -> dict[str, Team]:
         Agent(id="cs.wulan", shift="08:00-16:00", days=("wed", "thu", "fri", "sat", "sun")),
         Agent(id="cs.yusuf", shift="14:00-22:00", days=("mon", "tue", "wed", "sun")),
     )
+    tech = (
+        Agent(id="tech.rudi", role="specialist", shift="08:00-17:00", days=_MON_FRI),
+        Agent(id="tech.tika", role="specialist", shift="13:00-22:00", days=_MON_FRI),
+    )
     return {
         "sales": Team(agents=sales, supervisor="spv.hendra"),
         "support": Team(agents=support, supervisor="spv.maya"),
+        "tech": Team(agents=tech, supervisor="spv.joko"),
     }
 
 
@@ -228,13 +279,23 @@ def _default_responses() -> dict[str, Response]:
     }
 
 
+def _front_line(teams: dict[str, Team]) -> str:
+    """Return the first team with a `cs` agent, else the first with an `sdr` agent, else ''."""
+    for role in ("cs", "sdr"):
+        for team_id, team in teams.items():
+            if any(a.role == role for a in team.agents):
+                return team_id
+    return ""
+
+
 class Business(_Model):
     """Everything the simulator needs to know about the business it imitates.
 
     Shares are probabilities per conversation (or per event, for `late_share` and
     `duplicate_share`). Conversations whose lead source is not drawn are service chats for the
-    first team with a `cs` agent, with a priority from `priorities`. `assignment_median` and
-    `customer_reply_median` are in ms once parsed.
+    first team with a `cs` agent (the front line), with a priority from `priorities`; a share
+    of them is handed over to a back office (`back_office`, None: never). `assignment_median`
+    and `customer_reply_median` are in ms once parsed.
     """
 
     name: str = "Toko Maju Digital"
@@ -244,6 +305,7 @@ class Business(_Model):
     hourly: tuple[float, ...] = DEFAULT_HOURLY
     campaign: Campaign | None = Campaign()
     teams: dict[str, Team] = Field(default_factory=_default_teams)
+    back_office: BackOffice | None = BackOffice()
     lead_sources: tuple[LeadSource, ...] = Field(default_factory=_default_sources)
     priorities: dict[str, float] = Field(
         default_factory=lambda: {"P1": 0.05, "P2": 0.2, "P3": 0.5, "P4": 0.25}
@@ -318,6 +380,38 @@ class Business(_Model):
             msg = "teams need at least one agent with role 'cs' or 'sdr'"
             raise ValueError(msg)
         return value
+
+    @field_validator("back_office")
+    @classmethod
+    def _check_back_office(
+        cls, value: BackOffice | None, info: ValidationInfo
+    ) -> BackOffice | None:
+        """Refuse a back-office team that is not among `teams` or that is the front line."""
+        teams: dict[str, Team] | None = info.data.get("teams")
+        if value is None or value.team is None or teams is None:
+            return value
+        if value.team not in teams:
+            msg = f"team {value.team!r} is not among teams ({', '.join(teams)})"
+            raise ValueError(msg)
+        if value.team == _front_line(teams):
+            msg = f"team {value.team!r} is the front line that hands over; name another team"
+            raise ValueError(msg)
+        return value
+
+    def front_line_team(self) -> str:
+        """Return the team service chats go to: the first with a `cs` agent (else `sdr`)."""
+        return _front_line(self.teams)
+
+    def back_office_team(self) -> str | None:
+        """Return the team technical issues are handed over to, or None (no hand-overs)."""
+        if self.back_office is None or self.back_office.share == 0:
+            return None
+        if self.back_office.team is not None:
+            return self.back_office.team
+        for team_id, team in self.teams.items():
+            if any(a.role == "specialist" for a in team.agents):
+                return team_id
+        return None
 
     def lead_share(self) -> float:
         """Return the share of conversations that are leads (campaign spike excluded)."""

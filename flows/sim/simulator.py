@@ -20,6 +20,10 @@ What a conversation does (each step drawn from the business's shares and distrib
   nurtured leads get an e-mail days later;
 * service chats have a priority, wait on the customer (`status: pending`) at times, are
   resolved, sometimes reopened, and some customers come back days later (a new cycle);
+* technical issues (a share of service chats) are handed over from the front line to a
+  back-office team (`updated` with its `team_id`, then an assignment to a specialist), which
+  works on them for hours on its own shifts, goes quiet for hours between updates to the
+  customer, and answers itself or hands the chat back to the front line;
 * agents promise follow-ups (`follow_up_promised`); most promises are kept, some broken.
 
 Instants inside `SimEvent.body` are integer epoch ms of simulated time; `stamp_body` maps them
@@ -40,7 +44,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from flows.core.timefmt import format_instant
-from flows.sim.business import WEEKDAYS, Agent, Business, Response
+from flows.sim.business import WEEKDAYS, Agent, BackOffice, Business, Response
 
 SECOND = 1_000
 MINUTE = 60 * SECOND
@@ -163,6 +167,28 @@ class _Shifts:
         """Whether `agent` works at `t`."""
         return self.next_on(agent, t) == t
 
+    def shift_end(self, agent: Agent, t: int) -> int:
+        """Return the end of the shift `agent` works at `t` (`t` must be on shift)."""
+        today = self.local_day(t)
+        ends = [
+            w[1]
+            for day in range(today - 1, today + 2)
+            if (w := self._local(agent, day)) is not None and w[0] <= t < w[1]
+        ]
+        return max(ends, default=t)
+
+    def work(self, agent: Agent, t: int, duration: int) -> int:
+        """Return when `agent`, starting at `t`, has worked `duration` ms of its shifts."""
+        left = duration
+        t = self.next_on(agent, t)
+        for _ in range(1000):  # a bound, not a limit: a few shifts cover any drawn duration
+            end = self.shift_end(agent, t)
+            if t + left <= end:
+                return t + left
+            left -= end - t
+            t = self.next_on(agent, end)
+        return t + left
+
 
 @dataclass(frozen=True, slots=True)
 class _Arrival:
@@ -201,8 +227,8 @@ class Simulator:
         self._sources = [(s.name, s.tier) for s in business.lead_sources]
         self._source_weights = list(itertools.accumulate(s.share for s in business.lead_sources))
         self._hour_weights = list(itertools.accumulate(business.hourly))
-        servers = business.agents("cs") or business.agents("sdr")
-        self.service_team = servers[0][0]
+        self.service_team = business.front_line_team()
+        self.back_office_team = business.back_office_team()
 
     # -- arrivals ---------------------------------------------------------------------------
 
@@ -276,12 +302,18 @@ class Simulator:
 
     # -- agents -----------------------------------------------------------------------------
 
-    def pick_agent(self, roles: tuple[str, ...], t: int) -> tuple[str, Agent]:
+    def pick_agent(
+        self, roles: tuple[str, ...], t: int, *, team: str | None = None
+    ) -> tuple[str, Agent]:
         """Return the (team, agent) with one of `roles` free soonest after `t`, round-robin.
 
-        Falls back to the `cs` and `sdr` agents when no agent has one of `roles`.
+        Falls back to the `cs` and `sdr` agents when no agent has one of `roles`. With `team`,
+        any agent of that team (`roles` are ignored).
         """
-        candidates = self.business.agents(*roles) or self.business.agents("cs", "sdr")
+        if team is not None:
+            candidates = [(team, a) for a in self.business.teams[team].agents]
+        else:
+            candidates = self.business.agents(*roles) or self.business.agents("cs", "sdr")
         turn = next(self._rr)
         ranked = sorted(
             range(len(candidates)),
@@ -316,6 +348,7 @@ class _Conversation:
         self.ids = itertools.count(1)
         self.agent: Agent | None = None
         self.team: str | None = None
+        self.owner: str | None = None
         self.response: Response = self.b.responses[arrival.tier]
         self.open = True
         self.last = arrival.at
@@ -382,9 +415,11 @@ class _Conversation:
             t = shifts.next_on(self.agent, t) + self.sim.lognormal(5 * MINUTE, 1.0)
         return t
 
-    def assign(self, at: int, roles: tuple[str, ...], *, by: str = "auto") -> int:
-        """Assign an agent with one of `roles` once on shift; return the assignment's instant."""
-        team, agent = self.sim.pick_agent(roles, at)
+    def assign(
+        self, at: int, roles: tuple[str, ...], *, by: str = "auto", team: str | None = None
+    ) -> int:
+        """Assign an agent with one of `roles` (or of `team`) once on shift; return its instant."""
+        team, agent = self.sim.pick_agent(roles, at, team=team)
         t = self.sim.shifts.next_on(agent, at) + self.sim.lognormal(self.b.assignment_median, 1.0)
         self.agent, self.team = agent, team
         self.emit(
@@ -427,6 +462,7 @@ class _Conversation:
         else:
             priority = rng.choices(list(b.priorities), weights=list(b.priorities.values()))[0]
             attrs.update(priority=priority, team_id=self.sim.service_team)
+            self.owner = self.sim.service_team
         if rng.random() < b.vip_share:
             attrs["segment"] = "vip"
         bot = rng.random() < b.bot_share
@@ -555,11 +591,15 @@ class _Conversation:
     def service(self, t: int) -> None:
         """Script a service chat after its first reply.
 
-        Exchanges, maybe a pending stretch, the resolve; sometimes a reopen, and sometimes the
-        customer comes back days later (a new cycle).
+        Exchanges, maybe a hand-over to the back office (a technical issue), maybe a pending
+        stretch, the resolve; sometimes a reopen, and sometimes the customer comes back days
+        later (a new cycle, which the front line takes).
         """
-        rng, b = self.rng, self.b
+        rng, b, sim = self.rng, self.b, self.sim
         t = self.exchange(t, rng.choice((0, 1, 1, 2, 3)))
+        office, office_team = b.back_office, sim.back_office_team
+        if office is not None and office_team is not None and rng.random() < office.share:
+            t = self.technical(t, office, office_team)
         if rng.random() < b.pending_share:
             t = self.emit(t + SECOND, "conversation", action="updated", status="pending")
             if rng.random() < 0.6:
@@ -584,7 +624,14 @@ class _Conversation:
                 outcome="answered",
             )
         if rng.random() < b.return_share:
-            last = self.customer(t + rng.randint(1, 10) * DAY + rng.randrange(DAY))
+            back = t + rng.randint(1, 10) * DAY + rng.randrange(DAY)
+            front = self.owner != sim.service_team
+            if front:
+                # Routing moves a new question to the front line as it arrives.
+                self.hand_to(back, sim.service_team)
+            last = self.customer(back)
+            if front:
+                last = max(last, self.assign(last, ("cs",)))
             t = self.agent_says(self.reply_time(last))
             self.emit(
                 t + self.sim.lognormal(HOUR, 1.0),
@@ -592,6 +639,42 @@ class _Conversation:
                 action="resolved",
                 outcome="answered",
             )
+
+    def hand_to(self, at: int, team: str) -> int:
+        """Move the conversation to `team` (`updated` with its `team_id`); return the instant."""
+        self.owner = team
+        return self.emit(at, "conversation", action="updated", team_id=team)
+
+    def technical(self, t: int, office: BackOffice, team: str) -> int:
+        """A technical issue: the front line hands it over to the back office `team`.
+
+        The front line triages for a while after its last message `t`, then moves the chat to
+        `team`, whose agent picks it up on shift and works on it for hours (`work_median`, on
+        its shifts), updating the customer every `update_median` or so; then it answers and
+        keeps the chat, or hands it back to the front line, which tells the customer.
+
+        Returns:
+            The instant of the last agent message to the customer.
+        """
+        sim, rng = self.sim, self.rng
+        assert self.agent is not None
+        handover = sim.shifts.next_on(self.agent, t + sim.lognormal(15 * MINUTE, 1.0))
+        picked = self.assign(self.hand_to(handover, team), (), by="manual", team=team)
+        specialist = self.agent
+        assert specialist is not None
+        done = sim.shifts.work(specialist, picked, sim.lognormal(office.work_median, 1.0))
+        said = t
+        while True:
+            quiet = sim.lognormal(office.update_median, 0.8)
+            update = sim.shifts.work(specialist, max(said, picked), quiet)
+            if update >= done:
+                break
+            said = self.agent_says(update)
+        if rng.random() < office.back_share:
+            self.hand_to(done, self.sim.service_team)
+            back = self.assign(done, ("cs",), by="manual")
+            return self.agent_says(self.reply_time(back))
+        return self.agent_says(done)
 
 
 def default_start(now_ms: int, days: float) -> int:

@@ -927,7 +927,7 @@ def test_example_policy_file_loads_in_order() -> None:
         "service-p4",
         "default",
     ]
-    assert set(loaded.teams) == {"sales", "support"}
+    assert set(loaded.teams) == {"sales", "support", "tech"}
     assert all(p.calendar_id == "jakarta_office" for p in loaded.policies)
 
 

@@ -146,3 +146,17 @@ def test_example_policies_replay(tmp_path: Path) -> None:
     )
     assert any(r["type"] == "sla" for r in records)
     assert "replayed 5 events" in stderr
+
+
+def test_replay_warns_when_team_targets_add_up_to_more_than_the_promise(tmp_path: Path) -> None:
+    """A policy whose OLAs exceed its resolution target replays, with a warning on stderr."""
+    src, _ = _write_inputs(tmp_path)
+    pol = tmp_path / "ola.yaml"
+    pol.write_text(
+        "policies:\n  - id: ola\n    targets:\n      resolution: {within: 1h}\n"
+        "      team_ownership: {l1: 45m, l2: 30m}\n"
+    )
+    result = CliRunner().invoke(main, ["replay", str(src), "--policies", str(pol)])
+    assert result.exit_code == 0, result.output
+    assert "warning:" in result.stderr
+    assert "1h15m" in result.stderr

@@ -147,8 +147,7 @@ def test_replay_shows_breaches_and_mets_for_every_kind_of_clock(history: History
     outcomes: dict[str, Counter[str]] = defaultdict(Counter)
     for r in _final(history.records).values():
         outcomes[r["metric"]][r["status"]] += 1
-    # `update` and `team_ownership` join once the engine measures them (issue 23).
-    for metric in [m for m in Metric.ALL if m not in (Metric.UPDATE, Metric.TEAM_OWNERSHIP)]:
+    for metric in Metric.ALL:
         breached = sum(outcomes[metric][s] for s in ("breached", "stopped", "closed"))
         assert outcomes[metric]["met"] > 0, metric
         assert breached > 0, metric
@@ -263,6 +262,99 @@ def test_pending_resolutions_reopenings_and_returning_customers(history: History
     assert any(r["cycle"] >= 2 for r in _sla(history, status="started"))
 
 
+def test_a_week_hands_technical_issues_from_the_front_line_to_the_back_office(
+    history: History,
+) -> None:
+    """Week one: support -> tech (-> support) hand-overs; stints met and breached per team."""
+    week_end = parse_instant(START) + 7 * DAY
+    teams: dict[str, list[str]] = defaultdict(list)
+    for e in history.events:
+        if (
+            e["type"] == "conversation"
+            and "team_id" in e
+            and parse_instant(e["occurred_at"]) < week_end
+        ):
+            path = teams[e["conversation_id"]]
+            if not path or path[-1] != e["team_id"]:
+                path.append(e["team_id"])
+    handed = {c for c, path in teams.items() if path[:2] == ["support", "tech"]}
+    assert len(handed) >= 30
+    assert any(path[:3] == ["support", "tech", "support"] for path in teams.values())
+    specialists = {
+        e["conversation_id"]
+        for e in history.events
+        if e["type"] == "assignment" and e.get("team_id") == "tech" and e["role"] == "specialist"
+    }
+    assert handed <= specialists
+
+    stints = [
+        r
+        for r in _final(history.records).values()
+        if r["metric"] == "team_ownership" and parse_instant(r["started_at"]) < week_end
+    ]
+    outcomes = {
+        team: Counter(r["breached"] for r in stints if r["team_id"] == team)
+        for team in ("support", "tech")
+    }
+    for team, counted in outcomes.items():
+        assert counted[False] > counted[True] > 0, (team, counted)
+    # The front line's stint ends met or stopped at the hand-over; the back office's takes hours.
+    first = {r["conversation_id"]: r for r in stints if r["seq"] == 1 and r["cycle"] == 1}
+    assert all(first[c]["team_id"] == "support" for c in handed if c in first)
+    back_office = [r["elapsed_s"] for r in stints if r["team_id"] == "tech"]
+    assert statistics.median(back_office) > 3600
+    assert all(r.get("budget_pct") is not None for r in stints if r["status"] != "breached")
+    assert {r["seq"] for r in stints if r["team_id"] == "support"} >= {1, 3}
+
+
+def test_back_office_silences_breach_update_clocks_and_escalate_per_team(history: History) -> None:
+    """Long cases go quiet for hours: update clocks warn and breach; supervisors are notified."""
+    updates = [r for r in _final(history.records).values() if r["metric"] == "update"]
+    breached = [r for r in updates if r["breached"]]
+    assert sum(not r["breached"] for r in updates) > len(breached) > 0
+    assert any(r["team_id"] == "tech" for r in breached), "the back office's silences breach"
+    assert any(True for _ in _sla(history, metric="update", status="warning"))
+    notified = Counter(
+        (r["trigger"], r["metric"], r["notify"])
+        for r in history.records
+        if r["type"] == "action" and r["action"] == "notify"
+    )
+    # Each team's OLA warning reaches that team's own supervisor (examples/policies.yaml).
+    assert notified[("warning", "team_ownership", "spv.maya")] > 0
+    assert notified[("warning", "team_ownership", "spv.joko")] > 0
+    assert notified[("breached", "update", "spv.joko")] > 0
+
+
+def test_demo_profile_hands_over_and_turns_team_and_update_clocks_red(tmp_path: Path) -> None:
+    """demo-business.yaml at --speed 60: l1 -> l2 stints and update breaches within minutes."""
+    path, _ = _simulate(
+        tmp_path,
+        "--business",
+        str(ROOT / "examples" / "demo-business.yaml"),
+        "--seed",
+        "2",
+        "--start",
+        "2026-11-23T10:00:00Z",
+        "--days",
+        str(8 / 24),
+        "--speed",
+        "60",
+    )
+    records, summary = _replay(path, ROOT / "examples" / "demo-policies.yaml")
+    assert summary.dead_letters == 0
+    start = parse_instant("2026-11-23T10:00:00Z")
+    first: dict[tuple[str, str | None, str], int] = {}
+    for r in records:
+        if r["type"] == "sla" and r["metric"] in ("update", "team_ownership"):
+            team = r["team_id"] if r["metric"] == "team_ownership" else None
+            first.setdefault((r["metric"], team, r["status"]), parse_instant(r["at"]) - start)
+    assert first[("team_ownership", "l2", "started")] <= 2 * 60_000
+    assert first[("team_ownership", "l2", "met")] <= 8 * 60_000
+    assert first[("team_ownership", "l2", "breached")] <= 8 * 60_000
+    assert first[("team_ownership", "l1", "breached")] <= 5 * 60_000
+    assert first[("update", None, "breached")] <= 5 * 60_000
+
+
 def test_duplicates_are_delivered_and_ignored(history: History, tmp_path: Path) -> None:
     """Some events arrive twice; replaying without the copies gives the very same records."""
     seen: set[str] = set()
@@ -333,12 +425,33 @@ def test_examples_business_yaml_is_the_default_business() -> None:
         ({"timezone": "Mars/Olympus"}, "timezone"),
         ({"colour": "red"}, "colour"),
         ({"lead_sources": [{"name": "x", "share": 0.7}, {"name": "y", "share": 0.6}]}, "over 1"),
+        ({"back_office": {"team": "nobody"}}, "back_office: .*'nobody' is not among teams"),
+        ({"back_office": {"team": "support"}}, "back_office: .*front line"),
+        ({"back_office": {"work_median": "soon"}}, "back_office.work_median"),
     ],
 )
 def test_a_bad_business_file_is_refused_naming_the_field(data: dict[str, Any], names: str) -> None:
     """An invalid business setting is one error sentence that names the field."""
     with pytest.raises(SimulationError, match=names):
         parse_business(data, "b.yaml")
+
+
+def test_a_business_without_a_back_office_hands_nothing_over() -> None:
+    """No `specialist` team (or `back_office: null`): service chats stay with the front line."""
+    start = parse_instant(START)
+    for business in (
+        Business(back_office=None),
+        parse_business({"teams": {"support": {"agents": [{"id": "cs.a"}, {"id": "cs.b"}]}}}),
+    ):
+        stream = list(Simulator(business, seed=3).events(start, start + DAY))
+        moved = {
+            e.body["team_id"]
+            for e in stream
+            if e.body["type"] == "conversation" and "team_id" in e.body
+        }
+        assert len(stream) > 100
+        assert moved <= {business.front_line_team()}
+        assert not any(e.body.get("role") == "specialist" for e in stream)
 
 
 def test_simulator_stream_is_in_delivery_order() -> None:

@@ -11,8 +11,7 @@ from flows.core.engine import Engine
 from flows.core.events import Rejected
 from flows.core.snapshot import dump_engine, load_engine
 from tests.enginekit import assign, conv_event, inbound, ms, policies, reply
-from tests.latekit import HORIZON_MS, final_states
-from tests.latekit import PSET as LATE_PSET
+from tests.latekit import HORIZON_MS, PSET_BEFORE_TEAMS, final_states
 
 pytestmark = pytest.mark.unit
 
@@ -82,14 +81,14 @@ def test_a_snapshot_written_by_slawatch_0_1_restores_and_carries_on() -> None:
     events = [decode_event(line) for line in lines]
     assert all(not isinstance(e, Rejected) for e in events)
     half = len(events) // 2
-    fresh = Engine(LATE_PSET, horizon_ms=HORIZON_MS)
+    fresh = Engine(PSET_BEFORE_TEAMS, horizon_ms=HORIZON_MS)
     first: list[object] = []
     for event in events[:half]:
         first += fresh.process([event], event.occurred_at)  # type: ignore[list-item]
     rest: list[object] = []
     for event in events[half:]:
         rest += fresh.process([event], event.occurred_at)  # type: ignore[list-item]
-    restored = load_engine((FIXTURES / "engine-0.1.snapshot").read_bytes(), LATE_PSET)
+    restored = load_engine((FIXTURES / "engine-0.1.snapshot").read_bytes(), PSET_BEFORE_TEAMS)
     resumed: list[object] = []
     for event in events[half:]:
         resumed += restored.process([event], event.occurred_at)  # type: ignore[list-item]
