@@ -18,7 +18,8 @@ converge with the table.
   event leaves at a clock's former start).
 * `<prefix>ola_daily`: the team stints (`team_ownership` clocks, SPEC §4) per local day of
   their start and per `team_id` (the owning team), `priority`, `policy_id`, `channel`: stints
-  started, `met`, `breached` (as in `compliance_daily`), and of the stints that ended (not
+  started (`stints`, cancelled ones and the stale row of a moved start left out), `met`,
+  `breached` (as in `compliance_daily`), and of the stints that ended (not
   cancelled) with a `budget_pct`, their number (`budgeted`) and summed `budget_pct` (the per
   cent of the cycle's `resolution` target each stint used), so "which team breached its OLA, and
   how much of the customer's promise did it use" is a sum over a few rows per team and day.
@@ -142,7 +143,7 @@ def create_view_statements(
     # ended ones are summed.
     ola = f"""CREATE MATERIALIZED VIEW IF NOT EXISTS {views.ola_daily} AS (
     SELECT started_at, team_id, priority, policy_id, channel,
-           count() AS stints,
+           sum(CASE WHEN status <> 'cancelled' THEN 1 ELSE 0 END) AS stints,
            sum(CASE WHEN status = 'met' THEN 1 ELSE 0 END) AS met,
            sum(CASE WHEN breached AND status <> 'cancelled' THEN 1 ELSE 0 END) AS breached,
            sum(CASE WHEN {_ENDED_WITH_BUDGET} THEN 1 ELSE 0 END) AS budgeted,
