@@ -147,6 +147,29 @@ def test_records_read_back_with_the_values_written(
     )  # fmt: skip
 
 
+def test_team_stints_keep_their_team_and_budget_share(
+    writer: QuestDBWriter, questdb: QuestDB, prefix: str
+) -> None:
+    """A team stint's rows carry the owning team, and its ending record's `budget_pct` reaches
+    both tables; a running stint's rows have none yet (SPEC §4 team_ownership)."""
+    stint = {"metric": "team_ownership", "target": 30 * MINUTE}
+    handed = T0 + 20 * MINUTE
+    records = [
+        sla("started", conv="c-team", team="l1", **stint, started_at=T0),
+        # Written at the hand-over: the conversation is already l2's, the stint stays l1's.
+        sla("met", conv="c-team", team="l1", **stint, started_at=T0, at=handed, budget_pct=12.5),
+        sla("started", conv="c-team", seq=2, team="l2", **stint, started_at=handed),
+    ]
+    writer.write_batch(records, emitted_at_ms=T0 + DAY)
+    settle(questdb, prefix)
+    assert questdb.query(
+        f"SELECT seq, status, team_id, budget_pct FROM {prefix}events ORDER BY seq, at"
+    ) == [(1, "started", "l1", None), (1, "met", "l1", 12.5), (2, "started", "l2", None)]
+    assert questdb.query(
+        f"SELECT seq, status, open, team_id, budget_pct FROM {prefix}clocks ORDER BY seq"
+    ) == [(1, "met", False, "l1", 12.5), (2, "started", True, "l2", None)]
+
+
 def test_writing_the_same_batch_twice_leaves_one_row_per_record(
     stack: Endpoints, writer: QuestDBWriter, questdb: QuestDB, prefix: str
 ) -> None:
@@ -308,9 +331,10 @@ def test_bytewax_sink_writes_record_batches_and_heartbeats(
 def test_tables_of_the_previous_release_gain_the_stored_columns(
     stack: Endpoints, questdb: QuestDB, prefix: str
 ) -> None:
-    """Tables created by 0.2 (without `lead_status`, `outcome`, `attempts_required`) are
-    brought up to date at start-up: old rows stay, new rows carry the outcome."""
-    stored_only = ("lead_status", "outcome", "attempts_required")
+    """Tables created by 0.2 (without `lead_status`, `outcome`, `attempts_required`, and
+    `budget_pct` of the team stints) are brought up to date at start-up: old rows stay, new
+    rows carry the outcome and the budget share."""
+    stored_only = ("lead_status", "outcome", "attempts_required", "budget_pct")
     for _table, sql in create_table_statements(TableNames(prefix)):
         old_sql = "\n".join(
             line for line in sql.splitlines() if not line.strip().startswith(stored_only)
@@ -329,13 +353,21 @@ def test_tables_of_the_previous_release_gain_the_stored_columns(
     writer = QuestDBWriter(stack.questdb_ilp_conf, prefix=prefix)
     writer.ensure_tables()
     won = sla("met", conv="c-new", started_at=T0 + MINUTE, metric="resolution", outcome="won")
-    writer.write_batch([won], emitted_at_ms=T0 + 2 * MINUTE)
+    stint = sla(
+        "met", conv="c-new", started_at=T0 + MINUTE, metric="team_ownership", budget_pct=40.0
+    )
+    writer.write_batch([won, stint], emitted_at_ms=T0 + 2 * MINUTE)
     writer.close()
     settle(questdb, prefix)
     rows = questdb.query(
-        f"SELECT conversation_id, status, outcome FROM {prefix}clocks ORDER BY conversation_id"
+        f"SELECT conversation_id, metric, status, outcome, budget_pct FROM {prefix}clocks"
+        " ORDER BY conversation_id, metric"
     )
-    assert rows == [("c-new", "met", "won"), ("c-old", "met", None)]
+    assert rows == [
+        ("c-new", "resolution", "met", "won", None),
+        ("c-new", "team_ownership", "met", None, 40.0),
+        ("c-old", "resolution", "met", None, None),
+    ]
     for table in (f"{prefix}events", f"{prefix}clocks"):
         columns = {r[0] for r in questdb.query(f"SELECT \"column\" FROM table_columns('{table}')")}
         assert set(stored_only) <= columns, table
