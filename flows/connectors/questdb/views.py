@@ -139,8 +139,7 @@ def create_view_statements(
     SAMPLE BY 1d ALIGN TO CALENDAR TIME ZONE '{zone}'
 ) PARTITION BY MONTH"""  # noqa: S608 - names validated, zone checked
     # A stint's `budget_pct` is on its ending records only (SPEC §4): a running stint's row has
-    # none yet, and a breached one still running carries the share at its breach, so only the
-    # ended ones are summed.
+    # none yet, so only the ended ones are summed (and counted in `budgeted`).
     ola = f"""CREATE MATERIALIZED VIEW IF NOT EXISTS {views.ola_daily} AS (
     SELECT started_at, team_id, priority, policy_id, channel,
            sum(CASE WHEN status <> 'cancelled' THEN 1 ELSE 0 END) AS stints,
