@@ -28,10 +28,11 @@ from typing import Final
 import orjson
 
 from flows.core.context import Context
-from flows.core.conversation import OPEN, Conversation
+from flows.core.conversation import Conversation
 from flows.core.decode import event_to_json
 from flows.core.events import Event, MessageEvent, RetractionEvent, order_key
 from flows.core.model import PolicySet
+from flows.core.phase import OPEN
 from flows.core.records import ActionRecord, DeadLetter, SlaRecord, dead_letter
 from flows.core.timefmt import format_instant
 

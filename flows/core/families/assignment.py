@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Final
 
+from flows.core.phase import OPEN
 from flows.core.vocabulary import Metric
 
 if TYPE_CHECKING:
@@ -34,7 +35,7 @@ def on_assigned(conv: Conversation, ctx: Context, event: AssignmentEvent, at: in
 
 def on_unassigned(conv: Conversation, ctx: Context, at: int) -> None:
     """Removing the assignee of an open cycle starts a new wait (one clock at a time)."""
-    if conv.is_open and conv.running(Metric.ASSIGNMENT) is None:
+    if conv.phase == OPEN and conv.running(Metric.ASSIGNMENT) is None:
         conv.start(ctx, Metric.ASSIGNMENT, at)
 
 

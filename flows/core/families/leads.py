@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Final
 
+from flows.core.phase import OPEN
 from flows.core.vocabulary import CLOSING_OUTCOMES, LeadStatus, Metric, Status
 
 if TYPE_CHECKING:
@@ -31,7 +32,7 @@ def on_agent_message(conv: Conversation, ctx: Context, event: MessageEvent, at: 
 
     The cycle's first also starts `qualification` for a new lead.
     """
-    if not conv.agent_out and conv.is_open:
+    if not conv.agent_out and conv.phase == OPEN:
         conv.agent_out = True
         status = conv.attrs.get("lead_status")
         if conv.attrs.get("lead_source") is not None and status in (None, "new"):
@@ -63,7 +64,7 @@ def on_assigned(conv: Conversation, ctx: Context, event: AssignmentEvent, at: in
         to_role = handoff.tgt.to_role if handoff.tgt is not None else "ae"
         if event.role == to_role:
             conv.finish(ctx, handoff, at)
-    if conv.is_open and not conv.ca_started and conv.attrs.get("lead_source") is not None:
+    if conv.phase == OPEN and not conv.ca_started and conv.attrs.get("lead_source") is not None:
         conv.ca_started = True
         conv.start(ctx, Metric.CONTACT_ATTEMPTS, at)
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Final
 
+from flows.core.phase import OPEN
 from flows.core.vocabulary import Metric
 
 if TYPE_CHECKING:
@@ -67,7 +68,7 @@ def on_promise(conv: Conversation, ctx: Context, event: ConversationEvent, at: i
 
 def after_update(conv: Conversation, ctx: Context, change: AttrChange, at: int) -> None:
     """The hand-off from bot to human starts the reply clock an unanswered message needs."""
-    if not change.to_human or conv.unanswered is None or not conv.is_open:
+    if not change.to_human or conv.unanswered is None or not conv.phase == OPEN:
         return
     if not conv.replied:
         if conv.running(Metric.FIRST_RESPONSE) is None:

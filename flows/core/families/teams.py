@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Final
 
+from flows.core.phase import OPEN
 from flows.core.vocabulary import Metric
 
 if TYPE_CHECKING:
@@ -30,7 +31,7 @@ METRICS: Final = frozenset({Metric.TEAM_OWNERSHIP})
 def _start_stint(conv: Conversation, ctx: Context, at: int) -> None:
     """Start a stint for the owning team, if some policy lists it and the cycle is open."""
     team = conv.owner
-    if team is not None and team in ctx.owning_teams and conv.is_open:
+    if team is not None and team in ctx.owning_teams and conv.phase == OPEN:
         conv.start(ctx, Metric.TEAM_OWNERSHIP, at, team=team)
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Final
 
+from flows.core.phase import OPEN
 from flows.core.vocabulary import Metric
 
 if TYPE_CHECKING:
@@ -27,7 +28,7 @@ def on_reply(conv: Conversation, ctx: Context, event: MessageEvent, at: int) -> 
     clock = conv.running(Metric.UPDATE)
     if clock is not None:
         conv.finish(ctx, clock, at)
-    if conv.is_open:
+    if conv.phase == OPEN:
         conv.start(ctx, Metric.UPDATE, at)
 
 
