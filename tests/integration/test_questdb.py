@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -18,7 +19,7 @@ from flows.connectors.questdb import (
 )
 from flows.connectors.questdb.sink import QuestDBSink
 from flows.connectors.questdb.views import ViewNames, create_view_statements
-from flows.core.records import ActionRecord, DeadLetter, SlaRecord
+from flows.core.records import ActionRecord, CsatRecord, DeadLetter, SlaRecord
 from flows.devstack import Endpoints
 from tests.conftest import QuestDB
 from tests.questdbkit import DAY, MINUTE, drop_tables, new_prefix, now_ms, sla, to_ms
@@ -26,6 +27,7 @@ from tests.questdbkit import DAY, MINUTE, drop_tables, new_prefix, now_ms, sla, 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 
 T0 = now_ms() - 3 * DAY
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
@@ -433,3 +435,36 @@ def test_an_attempt_after_a_writer_restart_keeps_the_stored_state(
     assert rows == [("warning", 2, True)]
     events = questdb.query(f"SELECT status, attempts FROM {prefix}events ORDER BY at")
     assert events == [("warning", 1), ("attempt", 2)]
+
+
+def test_a_rating_replaces_its_sent_survey_row_in_the_csat_table(
+    writer: QuestDBWriter, questdb: QuestDB, prefix: str
+) -> None:
+    """Sent, then rated: one row per survey, holding the rating; response rate is a count."""
+    sent = CsatRecord("c-1", 2, "S1", T0, None, None, "a-1", "l1", "p", True, False)
+    rated = CsatRecord("c-1", 2, "S1", T0, T0 + 60_000, 4, "a-1", "l1", "p", True, False)
+    unrated = CsatRecord("c-2", 1, None, T0 + 5, None, None, "a-2", None, "p", False, False)
+    writer.write_batch([sent, unrated], emitted_at_ms=T0 + DAY)
+    writer.write_batch([rated], emitted_at_ms=T0 + DAY)
+    settle(questdb, prefix)
+
+    rows = questdb.query(
+        "SELECT survey_at, conversation_id, cycle, survey_id, sent_at, rated_at, rating,"
+        f" agent_id, team_id, policy_id, breached, recovered, late FROM {prefix}csat"
+        " ORDER BY conversation_id"
+    )
+    assert [[to_ms(v) if i in (0, 4, 5) else v for i, v in enumerate(r)] for r in rows] == [
+        [T0, "c-1", 2, "S1", T0, T0 + 60_000, 4, "a-1", "l1", "p", True, False, False],
+        [T0 + 5, "c-2", 1, "", T0 + 5, None, None, "a-2", None, "p", False, False, False],
+    ]
+    ((rated_n, sent_n),) = questdb.query(f"SELECT count(rating), count() FROM {prefix}csat")
+    assert (rated_n, sent_n) == (1, 2)
+    # docs/ANALYTICS.md's CSAT queries run as written (on this prefix's table).
+    doc = (ROOT / "docs" / "ANALYTICS.md").read_text(encoding="utf-8")
+    per_agent, by_breach = (
+        block.split("```", 1)[0].replace("sla_csat", f"{prefix}csat").rstrip().rstrip(";")
+        for block in doc.split("```sql\n")[1:]
+        if "FROM sla_csat" in block.split("```", 1)[0]
+    )
+    assert questdb.query(per_agent) == [("a-1", 1, 1, 100.0, 100.0), ("a-2", 0, 1, 0.0, None)]
+    assert questdb.query(by_breach) == [(True, 1, 4.0, 100.0)]
