@@ -1,5 +1,7 @@
 """infra/k8s's monitor StatefulSet run for real on one machine: N `slawatch run` processes.
 
+(And the rendered manifests checked against Kubernetes' own JSON schemas, the last test.)
+
 The layout is read from the manifests, not restated: the replicas, the StatefulSet's name, the
 container's environment (`BYTEWAX_POD_NAME` from the pod's name, `BYTEWAX_STATEFULSET_NAME`,
 `BYTEWAX_HOSTFILE_PATH`), `config.env` (shards, recovery partitions), the volume mounts, and
@@ -60,9 +62,8 @@ from tests.integration.monitorkit import (
     produce,
     stop_all,
 )
+from tests.test_k8s import _kustomize
 from tests.waitkit import scaled, wait_until
-
-pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(420)]
 
 K8S = Path(__file__).resolve().parents[2] / "infra" / "k8s"
 INPUT_PARTITIONS = 4
@@ -297,6 +298,9 @@ def _reference(
     return set(counted)
 
 
+@pytest.mark.integration
+@pytest.mark.slow
+@pytest.mark.timeout(420)
 def test_statefulset_layout_with_a_kill_9_ends_with_the_single_process_records(
     tmp_path: Path,
     stack: Endpoints,
@@ -424,3 +428,46 @@ def _status(url: str) -> int | None:
         return httpx.get(url, timeout=5).status_code
     except httpx.TransportError:
         return None
+
+
+#: Kubernetes releases the manifests must be valid for: the oldest one supported in late 2026
+#: and the newest the schemas package has.
+KUBERNETES_VERSIONS = ("1.33.0", "latest")
+
+
+@pytest.mark.unit
+def test_manifests_are_valid_objects_of_the_kubernetes_api() -> None:
+    """Every rendered resource passes Kubernetes' JSON schemas, strictly (no unknown field)."""
+    kv = pytest.importorskip(
+        "kubernetes_validate",
+        reason="kubernetes-validate (PyPI, Kubernetes' JSON schemas) is not installed",
+    )
+    tool = _kustomize()
+    if tool is not None:
+        done = subprocess.run(
+            [tool, "build", "--load-restrictor", "LoadRestrictionsNone", str(K8S)],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert done.returncode == 0, done.stderr
+        docs = [d for d in yaml.safe_load_all(done.stdout) if d]
+    else:  # the resources as written: everything but the generated ConfigMaps
+        kustomization = yaml.safe_load((K8S / "kustomization.yaml").read_text(encoding="utf-8"))
+        docs = [
+            d
+            for name in kustomization["resources"]
+            for d in yaml.safe_load_all((K8S / name).read_text(encoding="utf-8"))
+            if d
+        ]
+    assert len(docs) >= 7
+    problems = []
+    for version in KUBERNETES_VERSIONS:
+        release = kv.latest_version() if version == "latest" else version
+        for doc in docs:
+            try:
+                kv.validate(doc, release, strict=True)
+            except kv.ValidationError as exc:
+                name = f"{doc['kind']}/{doc['metadata']['name']}"
+                problems.append(f"{name} on {release}: {exc.message} at {list(exc.path)}")
+    assert problems == []
