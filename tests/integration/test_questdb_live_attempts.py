@@ -202,8 +202,12 @@ def test_compliance_never_counts_an_attempt_as_an_outcome(feed: Feed) -> None:
     feed.send(*lead("lead-met", t0 + 2 * MINUTE, "whatsapp"))
     for n in range(5):
         feed.send(call("lead-met", t0 + (3 + 10 * n) * MINUTE))
-    views = feed.questdb.query(
-        f"SELECT sum(clocks), sum(met), sum(breached) FROM {feed.prefix}compliance_daily"  # noqa: S608
+    # The materialized view refreshes after the clocks table's WAL is applied, not with it:
+    # wait for it to catch up with both clocks, then it must count one met, none breached.
+    views = feed.questdb.wait_for_rows(
+        f"SELECT sum(clocks), sum(met), sum(breached) FROM {feed.prefix}compliance_daily",  # noqa: S608
+        until=lambda rows: bool(rows) and rows[0][0] == 2 and (rows[0][1] or 0) >= 1,
+        timeout=60,
     )
     assert views == [(2, 1, 0)]
     if t0 >= _local_midnight(now_ms()):
