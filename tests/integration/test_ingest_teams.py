@@ -6,6 +6,7 @@ import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import httpx
 import orjson
@@ -51,7 +52,7 @@ def test_chatwoot_team_hand_over_reaches_kafka_and_ends_the_first_teams_stint(
         chatwoot_teams={"3": "l1", "4": "l2"},
     )
     t0 = int(time.time()) - 3600
-    conv = {"display_id": 77, "created_at": t0}
+    conv: dict[str, Any] = {"display_id": 77, "created_at": t0}
     payloads = [
         chatwoot_conversation_event("conversation_created", team=3, **conv),
         chatwoot_message(7701, sender=contact_sender(), created_at=_iso(t0 + 5), display_id=77),
@@ -89,13 +90,12 @@ def test_chatwoot_team_hand_over_reaches_kafka_and_ends_the_first_teams_stint(
         messages = consume_at_least(consumer, 4, timeout=30, what=f"on {topic}", settle_s=1.0)
     finally:
         consumer.close()
-    events = [orjson.loads(m.value()) for m in messages]
+    values = [m.value() or b"" for m in messages]
+    events = [orjson.loads(v) for v in values]
     assert [e["team_id"] for e in events if "team_id" in e] == ["l1", "l2"]
 
     (tmp_path / "policies.yaml").write_text(POLICY)
-    records = replay_records(
-        [m.value() for m in messages], load_policies(tmp_path / "policies.yaml")
-    )
+    records = replay_records(values, load_policies(tmp_path / "policies.yaml"))
     stints = [
         (r.seq, r.status, r.team_id, r.at // 1000 - t0)
         for r in records

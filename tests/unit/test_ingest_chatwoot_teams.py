@@ -221,7 +221,7 @@ def _stints(bodies: list[bytes], tmp_path: Any) -> list[tuple[int, str, str | No
 def test_chatwoot_hand_over_and_removal_end_the_team_stints(tmp_path: Any) -> None:
     """Opened for team 3 (l1), a customer asks, an agent is assigned, team 4 (l2) takes over,
     then the team is removed: l1's stint is met at the hand-over, l2's at the removal."""
-    conv = {"created_at": T0}
+    conv: dict[str, Any] = {"created_at": T0}
     bodies = [
         chatwoot_conversation_event("conversation_created", team=3, **conv),
         chatwoot_message(1, sender=contact_sender(), created_at=_iso(T0 + 10)),
@@ -264,3 +264,32 @@ def test_a_conversation_older_than_slawatch_gets_its_stint_at_the_customers_mess
         chatwoot_message(1, sender=contact_sender(), created_at=_iso(T0 + 30)), {"id": 4}
     )
     assert _stints([dumps(payload)], tmp_path) == [(1, "started", "l2", 30)]
+
+
+def test_a_repeated_team_changes_no_record(tmp_path: Any) -> None:
+    """Customer messages of a conversation opened for team 3 repeat team 3: the monitor's
+    records are the same as without those repeats (no hand-over, no retarget)."""
+    path = tmp_path / "policies.yaml"
+    path.write_text(POLICY.replace("resolution: {within: 8h}", "first_response: {within: 5m}"))
+    bodies = [dumps(chatwoot_conversation_event("conversation_created", team=3, created_at=T0))]
+    for number, (at, customer) in enumerate([(5, True), (60, False), (120, True), (130, True)]):
+        payload = chatwoot_message(
+            100 + number,
+            message_type="incoming" if customer else "outgoing",
+            sender=contact_sender() if customer else user_sender(5),
+            created_at=_iso(T0 + at),
+        )
+        bodies.append(dumps(_with_team(payload, {"id": 3, "name": "L1"})))
+    events = [e for b in bodies for e in map_chatwoot(b, "7", TEAMS).events]
+    repeats = [e for e in events if e["event_id"].endswith(":team")]
+    assert len(repeats) == 3
+
+    def records(lines: list[dict[str, Any]]) -> list[SlaRecord]:
+        out = replay_records(
+            [orjson.dumps(e) for e in lines], load_policies(path), max_future_ms=None
+        )
+        return [r for r in out if isinstance(r, SlaRecord)]
+
+    with_repeats = records(events)
+    assert with_repeats == records([e for e in events if e not in repeats])
+    assert {r.metric for r in with_repeats} == {"first_response", "team_ownership"}
