@@ -21,6 +21,7 @@ from flows.core.events import Rejected
 from flows.core.model import PolicySet
 from flows.core.records import (
     ActionRecord,
+    CsatRecord,
     Record,
     SlaRecord,
     dead_letter,
@@ -39,6 +40,7 @@ class ReplaySummary:
         dead_letters: Lines rejected and events too late to correct.
         records: SLA records emitted.
         actions: Action records emitted.
+        csat: CSAT records emitted (surveys sent and rated).
         statuses: SLA records per status.
         until: The final watermark (epoch ms UTC), None for an empty file.
     """
@@ -47,6 +49,7 @@ class ReplaySummary:
     dead_letters: int = 0
     records: int = 0
     actions: int = 0
+    csat: int = 0
     statuses: Counter[str] = field(default_factory=Counter)
     until: int | None = None
 
@@ -61,6 +64,7 @@ class ReplaySummary:
         return (
             f"replayed {self.events} events ({self.dead_letters} dead letters) up to {until}: "
             f"{self.records} SLA records ({parts or 'none'}), {self.actions} actions"
+            + (f", {self.csat} CSAT records" if self.csat else "")
         )
 
 
@@ -137,6 +141,8 @@ def _count(records: list[Record], summary: ReplaySummary) -> list[Record]:
             summary.statuses[rec.status] += 1
         elif isinstance(rec, ActionRecord):
             summary.actions += 1
+        elif isinstance(rec, CsatRecord):
+            summary.csat += 1
         else:
             summary.dead_letters += 1
     return records

@@ -17,9 +17,19 @@ from typing import Any
 from hypothesis import strategies as st
 
 from flows.core.engine import Engine
-from flows.core.events import Event
-from flows.core.records import ActionRecord, SlaRecord
-from tests.enginekit import activity, assign, bot, conv_event, inbound, policies, reply, unassign
+from flows.core.events import Event, SurveyEvent
+from flows.core.records import ActionRecord, CsatRecord, SlaRecord
+from tests.enginekit import (
+    activity,
+    assign,
+    bot,
+    conv_event,
+    inbound,
+    ms,
+    policies,
+    reply,
+    unassign,
+)
 
 HOUR = 3_600_000
 HORIZON_MS = 24 * HOUR
@@ -137,6 +147,8 @@ KINDS = (
     "team_l2",
     "team_gone",
     "assign_l2",
+    "survey_sent",
+    "survey_rated",
 )
 
 #: Gaps in seconds: seconds to days, including the policies' targets exactly (an event at a
@@ -200,6 +212,13 @@ def build(conv: str, steps: Sequence[tuple[str, int]], start_s: float) -> list[E
             out.append(conv_event(t, "updated", conv, team_id=None))
         elif kind == "assign_l2":
             out.append(assign(t, "a4", conv, team="l2"))
+        elif kind == "survey_sent":
+            out.append(SurveyEvent(f"{conv}-sv{i}", conv, ms(t), "sent", f"{conv}-S{i // 6}"))
+        elif kind == "survey_rated":
+            rating = 1 + (i % 5)
+            out.append(
+                SurveyEvent(f"{conv}-sr{i}", conv, ms(t), "rated", f"{conv}-S{i // 6}", rating)
+            )
         else:
             out.append(activity(t, conv, agent=agent, outcome="connected"))
     return out
@@ -259,6 +278,23 @@ FIELDS = (
     "cause",
     "budget_pct",
 )
+
+
+def final_csat(records: Sequence[object]) -> dict[tuple[str, str, int], tuple[object, ...]]:
+    """The latest CSAT record of every survey, without its `late` flag."""
+    out: dict[tuple[str, str, int], tuple[object, ...]] = {}
+    for r in records:
+        if isinstance(r, CsatRecord):
+            out[r.identity()] = (
+                r.sent_at,
+                r.rated_at,
+                r.rating,
+                r.agent_id,
+                r.team_id,
+                r.policy_id,
+                r.breached,
+            )
+    return out
 
 
 def final_states(

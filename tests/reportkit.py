@@ -42,12 +42,14 @@ policies:
       qualification: {within: 1h}
       handoff: {within: 30m, to_role: ae}
       contact_attempts: {min: 2, within: 1h, gap: 5m}
+      team_ownership: {front: 1h, back: {within: 2h}}
   - id: default
     targets:
       assignment: {within: 10m}
       first_response: {within: 15m}
       next_response: {within: 10m}
       resolution: {within: 4h}
+      team_ownership: {front: 1h, back: {within: 2h}}
 """
 
 
@@ -67,7 +69,7 @@ def history(seed: int, conversations: int = 240) -> list[Event]:
         t = rng.uniform(-WEEK_S, WEEK_S - 6 * 3600)
         source = rng.choice(SOURCES)
         agent = rng.choice(AGENTS)
-        attrs = {"priority": rng.choice(["P1", "P2", "P3"])}
+        attrs = {"priority": rng.choice(["P1", "P2", "P3"]), "team_id": "front"}
         if source is not None:
             attrs["lead_source"] = source
         events.append(conv_event(t, "opened", conv, **attrs))
@@ -80,6 +82,18 @@ def history(seed: int, conversations: int = 240) -> list[Event]:
             events.append(reply(first, conv, agent))
         else:
             first = t + 2 * 3600
+        # Hand-overs to the back office (and back) draw from their own generator, so every
+        # other event stays as it was.
+        side = random.Random(f"{conv}-handover")
+        if side.random() < 0.3:
+            handed = first + side.uniform(60, 2400)
+            events.append(conv_event(handed, "updated", conv, team_id="back"))
+            if side.random() < 0.3:
+                events.append(
+                    conv_event(
+                        handed + side.uniform(600, 3 * 3600), "updated", conv, team_id="front"
+                    )
+                )
         if source is not None and rng.random() < 0.8:
             events.append(activity(first + rng.uniform(60, 1200), conv, agent))
             status = rng.choice(["qualified", "disqualified", "nurture"])

@@ -49,6 +49,7 @@ policies:
       first_response: {within: 5m, warn_at: 0.6}
       next_response: {within: 10m, warn_before: 3m}
       resolution: {within: 8h, pause_when: [pending]}
+      team_ownership: {sales: 3h, support: 3h, backoffice: {within: 90m, pause_when: [pending]}}
       qualification: {within: 2h}
       contact_attempts: {min: 3, within: 4h, gap: 10m}
       service_window: {within: 24h, warn_before: 2h}
@@ -67,12 +68,18 @@ policies:
       first_response: {within: 15m}
       next_response: {within: 30m}
       resolution: {within: 24h, pause_when: [pending]}
+      team_ownership: {sales: 4h, support: 4h, backoffice: {within: 2h, pause_when: [pending]}}
 teams:
   sales: {agents: [a1, a2, a3, a4], supervisor: s1}
   support: {agents: [b1, b2, b3], supervisor: s2}
+  backoffice: {agents: [k1, k2], supervisor: s3}
 """
 
 TEAMS = {"sales": ("a1", "a2", "a3", "a4"), "support": ("b1", "b2", "b3")}
+#: The back-office team front-line teams hand conversations over to (SPEC §4 team_ownership).
+BACK_OFFICE = ("backoffice", ("k1", "k2"))
+#: Share of answered conversations handed to the back office, and of those handed back.
+HANDED_OVER, HANDED_BACK = 0.25, 0.3
 SOURCES = (None, None, None, "demo_request", "pricing", "referral", "newsletter")
 
 
@@ -120,6 +127,22 @@ def conversation(conv: str, start: int, end: int, rng: random.Random) -> list[di
         ]
     )
     add(t, "message", direction="outbound", author="agent", agent_id=agent)
+    # Hand-overs draw from their own generator, so every other conversation stays as it was.
+    side = random.Random(f"{conv}-handover")
+    if side.random() < HANDED_OVER:
+        back_team, back_agents = BACK_OFFICE
+        t += side.randint(MINUTE, 40 * MINUTE)
+        add(t, "conversation", action="updated", team_id=back_team)
+        agent = side.choice(back_agents)
+        t += side.randint(10_000, 30 * MINUTE)
+        add(t, "assignment", action="assigned", agent_id=agent, team_id=back_team)
+        t += side.randint(MINUTE, 3 * HOUR)
+        add(t, "message", direction="outbound", author="agent", agent_id=agent)
+        if side.random() < HANDED_BACK:
+            t += side.randint(MINUTE, HOUR)
+            add(t, "conversation", action="updated", team_id=team)
+            agent = side.choice(TEAMS[team])
+            add(t, "assignment", action="assigned", agent_id=agent, team_id=team)
     for _ in range(rng.randint(0, 3)):
         t += rng.randint(30_000, 30 * MINUTE)
         add(t, "message", direction="inbound", author="customer")

@@ -12,7 +12,7 @@ from flows.core.events import AttrValue
 from flows.core.families import Hooks
 from flows.core.model import Policy, PolicySet
 from flows.core.policies import select_policy
-from flows.core.records import ActionRecord, DeadLetter, SlaRecord
+from flows.core.records import Record
 
 
 class Context:
@@ -48,7 +48,7 @@ class Context:
     def __init__(self, policies: PolicySet) -> None:
         self.loads: dict[str, int] = {}
         self.rr: dict[str, int] = {}
-        self.out: list[SlaRecord | ActionRecord | DeadLetter] = []
+        self.out: list[Record] = []
         self.bind(policies)
 
     def __getstate__(self) -> dict[str, object]:

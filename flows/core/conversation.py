@@ -35,6 +35,8 @@ from flows.core.events import (
     RetractionEvent,
     SurveyEvent,
 )
+from flows.core.families import satisfaction
+from flows.core.families.satisfaction import Credit
 from flows.core.model import Policy
 from flows.core.phase import IDLE, OPEN, RESOLVED
 from flows.core.records import ActionRecord, SlaRecord
@@ -119,7 +121,9 @@ class Conversation:
         "cadence_off",
         "channel",
         "clocks",
+        "credit",
         "cycle",
+        "cycle_breached",
         "first_inbound",
         "id",
         "forgotten_until",
@@ -130,11 +134,13 @@ class Conversation:
         "phase",
         "policy",
         "replied",
+        "replier",
         "res_clock",
         "retracted",
         "res_record",
         "scheduled",
         "seqs",
+        "surveys",
         "unanswered",
     )
 
@@ -179,6 +185,13 @@ class Conversation:
         # Message ids of outbound messages whose delivery failed (SPEC §1): they count as never
         # sent. None until the first retraction, so a conversation without one costs nothing.
         self.retracted: frozenset[str] | None = None
+        # For CSAT (SPEC §4): the last agent who replied in the cycle, whether some clock of the
+        # cycle breached, what the last resolve credits a survey with, and the surveys sent in
+        # the last 14 days (None until the first).
+        self.replier: str | None = None
+        self.cycle_breached = False
+        self.credit: Credit | None = None
+        self.surveys: dict[str, tuple[Credit, int]] | None = None
 
     def __setstate__(self, state: tuple[None, dict[str, object]]) -> None:
         """Restore a pickled conversation; older snapshots lack the newer slots' defaults.
@@ -191,6 +204,10 @@ class Conversation:
         self.cadence_off = False
         self.retracted = None
         self.owner = None
+        self.replier = None
+        self.cycle_breached = False
+        self.credit = None
+        self.surveys = None
         for name, value in state[1].items():
             object.__setattr__(self, name, value)
 
@@ -215,6 +232,7 @@ class Conversation:
             object.__setattr__(twin, name, getattr(self, name))
         twin.attrs = dict(self.attrs)
         twin.seqs = dict(self.seqs)
+        twin.surveys = None if self.surveys is None else dict(self.surveys)
         clocks = {id(clock): clock.clone() for clock in self.clocks}
         twin.clocks = list(clocks.values())
         res = self.res_clock
@@ -507,6 +525,8 @@ class Conversation:
         """
         clock.breached = True
         clock.warned = True
+        if clock.cycle == self.cycle:
+            self.cycle_breached = True
         cause = self._cause(ctx, clock, at)
         if clock.metric in ENDS_AT_BREACH:
             # WhatsApp's window is over once it closes: the next customer message opens a new one.
@@ -680,11 +700,11 @@ class Conversation:
             ctx: The shared context that receives the records.
             event: A decoded event of this conversation.
         """
-        if isinstance(event, SurveyEvent):
-            # Surveys feed CSAT (issue 24), not yet measured: logged, and applied as nothing.
-            return
         at = event.occurred_at
         self.last_t = max(self.last_t, at)
+        if isinstance(event, SurveyEvent):
+            satisfaction.on_survey(self, ctx, event, at)
+            return
         if isinstance(event, MessageEvent):
             if event.direction == "inbound":
                 self._inbound(ctx, event, at)
@@ -737,6 +757,8 @@ class Conversation:
         self.unanswered = None
         self.res_clock = None
         self.res_record = None
+        self.replier = None
+        self.cycle_breached = False
         self._load(ctx, +1)
         for hook in ctx.hooks.CYCLE_OPENED:
             hook(self, ctx, at)
@@ -839,6 +861,8 @@ class Conversation:
                 hook(self, ctx, event, at)
             if self.phase == OPEN:
                 self.replied = True
+                if event.author == "agent":
+                    self.replier = event.agent_id
             self.unanswered = None
         if event.author == "agent":
             for hook in ctx.hooks.AGENT_MESSAGE:
@@ -992,6 +1016,7 @@ class Conversation:
                 self.cancel(ctx, clock, at)
         if event.outcome in CLOSING_OUTCOMES:
             self.cadence_off = True
+        self.credit = satisfaction.credit_at_resolve(self, ctx)
         self._load(ctx, -1)
         self.phase = RESOLVED
         if self.attrs.get("status") == "pending":
@@ -1037,14 +1062,17 @@ class Conversation:
 _COPIED_AS_IS: Final = tuple(
     name
     for name in Conversation.__slots__
-    if name not in ("attrs", "seqs", "clocks", "res_clock", "log", "base", "scheduled")
+    if name not in ("attrs", "seqs", "surveys", "clocks", "res_clock", "log", "base", "scheduled")
 )
 
 #: Slot order of the pickled layout `_LAYOUT` (`Conversation.__reduce__`).
 _FIELDS: Final = Conversation.__slots__
-_LAYOUT: Final = 3
-#: Layout 2 (before team clocks): no `owner` slot.
-_FIELDS_V2: Final = tuple(name for name in _FIELDS if name != "owner")
+_LAYOUT: Final = 4
+_CSAT_SLOTS: Final = ("credit", "cycle_breached", "replier", "surveys")
+#: Layout 3 (before CSAT): none of `_CSAT_SLOTS`.
+_FIELDS_V3: Final = tuple(name for name in _FIELDS if name not in _CSAT_SLOTS)
+#: Layout 2 (before team clocks): no `owner` slot either.
+_FIELDS_V2: Final = tuple(name for name in _FIELDS_V3 if name != "owner")
 #: Layout 1 (0.3 snapshots): no `retracted` slot either.
 _FIELDS_V1: Final = tuple(name for name in _FIELDS_V2 if name != "retracted")
 
@@ -1054,10 +1082,14 @@ def _restore_conversation(layout: int, *values: object) -> Conversation:
 
     Layout 1 snapshots (before retractions) load with no retracted message; layouts 1 and 2
     (before team clocks) take the owning team from the conversation's team attribute or its
-    assignment's.
+    assignment's; layouts 1 to 3 (before CSAT) have no survey and no credit yet.
     """
-    if layout == 3:
+    if layout == 4:
         return restore_slots(Conversation, _FIELDS, layout, _LAYOUT, values)
+    if layout == 3:
+        conv = restore_slots(Conversation, _FIELDS_V3, layout, 3, values)
+        _csat_defaults(conv)
+        return conv
     if layout == 2:
         conv = restore_slots(Conversation, _FIELDS_V2, layout, 2, values)
     else:
@@ -1065,4 +1097,13 @@ def _restore_conversation(layout: int, *values: object) -> Conversation:
         conv.retracted = None
     team = conv.attrs.get("team_id")
     conv.owner = team if isinstance(team, str) else conv.assign_team
+    _csat_defaults(conv)
     return conv
+
+
+def _csat_defaults(conv: Conversation) -> None:
+    """Give a conversation from a snapshot older than CSAT the state of one without surveys."""
+    conv.replier = None
+    conv.cycle_breached = False
+    conv.credit = None
+    conv.surveys = None

@@ -30,10 +30,10 @@ import orjson
 from flows.core.context import Context
 from flows.core.conversation import Conversation
 from flows.core.decode import event_to_json
-from flows.core.events import Event, MessageEvent, RetractionEvent, order_key
+from flows.core.events import Event, MessageEvent, RetractionEvent, SurveyEvent, order_key
 from flows.core.model import PolicySet
 from flows.core.phase import OPEN
-from flows.core.records import ActionRecord, DeadLetter, SlaRecord, dead_letter
+from flows.core.records import ActionRecord, CsatRecord, DeadLetter, Record, SlaRecord, dead_letter
 from flows.core.timefmt import format_instant
 
 _NEVER: Final = 2**62
@@ -68,6 +68,7 @@ class Engine:
         "processed_until",
         "seen",
         "seen_from",
+        "orphan_surveys",
         "unknown_retractions",
     )
 
@@ -101,6 +102,7 @@ class Engine:
         # Retractions (failed deliveries) of messages this engine never applied (SPEC §1: counted,
         # not an error).
         self.unknown_retractions = 0
+        self.orphan_surveys = 0
 
     def __getstate__(self) -> dict[str, object]:
         """Return the state to snapshot, without the duplicate filter.
@@ -127,6 +129,7 @@ class Engine:
         self.dirty = None
         self.blobs = {}
         self.unknown_retractions = 0
+        self.orphan_surveys = 0
         for name, value in state.items():
             object.__setattr__(self, name, value)
 
@@ -152,7 +155,7 @@ class Engine:
         self.ctx.rr = rr
 
     @contextmanager
-    def _isolated(self) -> Iterator[list[SlaRecord | ActionRecord | DeadLetter]]:
+    def _isolated(self) -> Iterator[list[Record]]:
         """Run a replay on copies of the shared loads, collecting its records apart.
 
         Yields:
@@ -167,9 +170,7 @@ class Engine:
         finally:
             ctx.loads, ctx.rr, ctx.out = loads, rr, out
 
-    def process(
-        self, events: list[Event], watermark: int
-    ) -> list[SlaRecord | ActionRecord | DeadLetter]:
+    def process(self, events: list[Event], watermark: int) -> list[Record]:
         """Buffer `events`, then apply all events and timers up to `watermark`.
 
         Events later than `watermark` stay buffered until a later call's watermark passes them.
@@ -208,7 +209,7 @@ class Engine:
         due = pending[:n]
         del pending[:n]
         ctx = self.ctx
-        out: list[SlaRecord | ActionRecord | DeadLetter] = []
+        out: list[Record] = []
         ctx.out = out
         timers = self._timers
         apply = self._apply
@@ -313,6 +314,9 @@ class Engine:
             # state has not moved since): a later rebuild starts from this state.
             conv.base = conv.clone()
         conv.log.append(event)
+        if isinstance(event, SurveyEvent) and conv.credit is None and event.action != "not_sent":
+            # No resolved cycle to credit (yet: a late resolve rebuilds and credits it).
+            self.orphan_surveys += 1
         conv.apply(self.ctx, event)
         after = conv.next_due()
         if after is not None and after != conv.scheduled:
@@ -465,6 +469,10 @@ class Engine:
             elif isinstance(rec, ActionRecord):
                 if (rec.action, rec.trigger, rec.cycle, rec.metric, rec.seq) not in old_actions:
                     out.append(rec)
+            elif isinstance(rec, CsatRecord) and rec not in old_set:
+                # A survey credited differently (another cycle, agent, breach): the corrected
+                # record replaces the stored one through its identity.
+                out.append(replace(rec, late=True))
         last_old: dict[tuple[str, int, str, int], SlaRecord] = {}
         for rec in old_records:
             if isinstance(rec, SlaRecord):

@@ -175,7 +175,59 @@ class DeadLetter:
     type = "dead_letter"
 
 
-Record = SlaRecord | ActionRecord | DeadLetter
+@dataclass(frozen=True, slots=True)
+class CsatRecord:
+    """A customer-satisfaction survey of one cycle (SPEC §4 CSAT, §6 CSAT record).
+
+    Emitted when the survey is sent (`rating` None, so response rate = rated / sent is a count
+    over these records) and again when it is rated; a later rating of the same survey replaces
+    the earlier one (the same `identity`).
+
+    Attributes:
+        conversation_id: The conversation.
+        cycle: The cycle the survey belongs to (the one most recently resolved at its `sent`).
+        survey_id: The survey's id, if the inbox gave one.
+        sent_at: When it was sent, epoch ms UTC; None for a rating without a `sent`.
+        rated_at: When it was rated; None until then.
+        rating: 1-5; None until rated.
+        agent_id: Who is credited: the cycle's assignee at its resolve, else the last agent who
+            replied in the cycle.
+        team_id: The conversation's team at the resolve.
+        policy_id: The policy in force at the resolve.
+        breached: Whether some clock of the cycle had breached by its resolve.
+        recovered: Whether a service recovery was sent in the cycle.
+        late: Whether it corrects an earlier record (SPEC §5).
+    """
+
+    conversation_id: str
+    cycle: int
+    survey_id: str | None
+    sent_at: int | None
+    rated_at: int | None
+    rating: int | None
+    agent_id: str | None
+    team_id: str | None
+    policy_id: str | None
+    breached: bool
+    recovered: bool
+    late: bool = False
+
+    type = "csat"
+
+    @property
+    def at(self) -> int:
+        """The instant the record took effect: the rating, else the sending (epoch ms UTC)."""
+        if self.rated_at is not None:
+            return self.rated_at
+        assert self.sent_at is not None  # a record is either a sent survey or a rating
+        return self.sent_at
+
+    def identity(self) -> tuple[str, str, int]:
+        """Return the survey's identity: conversation, survey id (or "") and cycle."""
+        return (self.conversation_id, self.survey_id or "", self.cycle)
+
+
+Record = SlaRecord | ActionRecord | CsatRecord | DeadLetter
 
 #: Dead letters keep at most this many bytes of an oversized input (Kafka refuses big messages).
 MAX_DEAD_LETTER_RAW: Final = 65_536
@@ -278,6 +330,23 @@ def to_json_dict(record: Record, emitted_at: int | str) -> dict[str, Any]:
             "to_agent": record.to_agent,
             "notify": record.notify,
             "reason": record.reason,
+            "emitted_at": emitted,
+        }
+    if isinstance(record, CsatRecord):
+        return {
+            "type": "csat",
+            "conversation_id": record.conversation_id,
+            "cycle": record.cycle,
+            "survey_id": record.survey_id,
+            "sent_at": _instant(record.sent_at),
+            "rated_at": _instant(record.rated_at),
+            "rating": record.rating,
+            "agent_id": record.agent_id,
+            "team_id": record.team_id,
+            "policy_id": record.policy_id,
+            "breached": record.breached,
+            "recovered": record.recovered,
+            "late": record.late,
             "emitted_at": emitted,
         }
     return {

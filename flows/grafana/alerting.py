@@ -21,7 +21,15 @@ from flows.connectors.questdb.views import DEFAULT_TIMEZONE
 from flows.grafana.dashboards import DATASOURCE_UID, WALLBOARD_UID
 from flows.reports.queries import QUERIES, AlertQuery
 
-__all__ = ["FOLDER", "FOLDER_UID", "RULES", "RuleSpec", "alerting", "rule_groups"]
+__all__ = [
+    "FOLDER",
+    "FOLDER_UID",
+    "RULES",
+    "TEAM_SUPERVISOR",
+    "RuleSpec",
+    "alerting",
+    "rule_groups",
+]
 
 Json = dict[str, Any]
 
@@ -30,6 +38,8 @@ FOLDER_UID: Final = "slawatch"
 CONTACT_POINT: Final = "slawatch-oncall"
 MUTE_OUTSIDE_HOURS: Final = "slawatch-outside-business-hours"
 WALLBOARD_PATH: Final = f"/d/{WALLBOARD_UID}?kiosk&autofitpanels"
+#: The `audience` label of alerts for the supervisor of the team in their `team_id` label.
+TEAM_SUPERVISOR: Final = "team-supervisor"
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,6 +61,9 @@ class RuleSpec:
             reason likewise.
         summary: The annotation a person reads first (Go template over `.Labels`/`.Values`;
             `.Values.B.Value` is the reduced number the threshold judged).
+        audience: Who the notification policy sends it to, as the rule's `audience` label:
+            None for the on-call receiver by severity, `TEAM_SUPERVISOR` for the supervisor
+            of the team the alert's `team_id` label names (`policies`).
     """
 
     query: str
@@ -60,6 +73,7 @@ class RuleSpec:
     no_data: str
     exec_error: str
     summary: str
+    audience: str | None = None
 
 
 #: Why each state was chosen is in the comment beside the rule.
@@ -74,6 +88,19 @@ RULES: Final = (
         "Error",
         "{{ .Labels.metric }} breached on {{ .Labels.conversation_id }}"
         " (agent {{ .Labels.agent_id }}, team {{ .Labels.team_id }})",
+    ),
+    # No rows = no breached P1/P2 stint: OK. A failing query must not hide breaches: Error.
+    # Sent to the owning team's supervisor (label `team_id`), not to on-call (`policies`).
+    RuleSpec(
+        "al_team_ola_breach",
+        "urgent",
+        "critical",
+        "0s",
+        "OK",
+        "Error",
+        "Team {{ .Labels.team_id }} breached its OLA on {{ .Labels.priority }}"
+        " conversation {{ .Labels.conversation_id }}: hand it over or resolve it",
+        TEAM_SUPERVISOR,
     ),
     # No rows = no urgent window open: OK.
     RuleSpec(
@@ -224,7 +251,8 @@ def _rule(
         "execErrState": spec.exec_error,
         "for": spec.pending,
         "isPaused": False,
-        "labels": {"severity": spec.severity, "product": "slawatch"},
+        "labels": {"severity": spec.severity, "product": "slawatch"}
+        | ({} if spec.audience is None else {"audience": spec.audience}),
         "annotations": {
             "summary": spec.summary,
             "description": query.description,
@@ -292,6 +320,12 @@ def contact_points() -> list[Json]:
 def policies() -> list[Json]:
     """The notification tree: critical alerts at once and never muted; warnings in hours.
 
+    Alerts for a team's supervisor (label `audience: team-supervisor`, the P1/P2 team OLA
+    breach) come first: grouped per team (`team_id`) and conversation, sent at once, never
+    muted. They go to the on-call receiver unless a child route is added under this route per
+    team, matching `team_id` (e.g. `team_id = l2`) with that supervisor's contact point
+    (dashboards/README.md); the label is what such a route matches.
+
     Critical alerts are grouped per conversation and metric (one notification each) with no
     `group_wait`, so a breach reaches the webhook within one evaluation (10 s).
 
@@ -311,6 +345,17 @@ def policies() -> list[Json]:
             "group_interval": "5m",
             "repeat_interval": "4h",
             "routes": [
+                {
+                    "receiver": CONTACT_POINT,
+                    "object_matchers": [
+                        ["severity", "=", "critical"],
+                        ["audience", "=", TEAM_SUPERVISOR],
+                    ],
+                    "group_by": ["alertname", "team_id", "conversation_id"],
+                    "group_wait": "0s",
+                    "group_interval": "30s",
+                    "repeat_interval": "1h",
+                },
                 {
                     "receiver": CONTACT_POINT,
                     "object_matchers": [["severity", "=", "critical"]],

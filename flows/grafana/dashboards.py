@@ -302,8 +302,10 @@ def wallboard(prefix: str = DEFAULT_PREFIX, timezone: str = DEFAULT_TIMEZONE) ->
 
     Layout, top to bottom: the six tiles in one row (4 columns each); the running clocks (12),
     the agents' bar gauge (8) and the data age tile (4); then today's breach feed (12), the
-    WhatsApp windows closing (6) and the leads short of attempts (6). The agents' bars are
-    yellow from 15 open conversations and red from 20.
+    WhatsApp windows closing (6) and the leads short of attempts (6); then the team clocks
+    (OLA stints running now: team, conversation, stint, time left; 18) and the hand-overs
+    waiting tile (6: stints past their OLA warning or breached, yellow from 1, red from 3). The
+    agents' bars are yellow from 15 open conversations and red from 20.
 
     Args:
         prefix: the monitor's table prefix.
@@ -426,6 +428,41 @@ def wallboard(prefix: str = DEFAULT_PREFIX, timezone: str = DEFAULT_TIMEZONE) ->
             _colour_cells("seconds_left", _steps((RED, None), (YELLOW, 3600), (GREEN, 14400)))
         ],
     )
+    state_text = {
+        "matcher": {"id": "byName", "options": "state"},
+        "properties": [
+            {"id": "custom.cellOptions", "value": {"type": "color-text"}},
+            {
+                "id": "mappings",
+                "value": [
+                    {
+                        "type": "value",
+                        "options": {
+                            "paused": {"text": "paused", "color": "blue", "index": 0},
+                            "breached": {"text": "breached", "color": RED, "index": 1},
+                            "warning": {"text": "warning", "color": YELLOW, "index": 2},
+                            "running": {"text": "running", "color": GREEN, "index": 3},
+                        },
+                    }
+                ],
+            },
+        ],
+    }
+    b.panel(
+        "team_clocks",
+        18,
+        10,
+        options=_table_options(),
+        overrides=[_colour_cells("seconds_left", left), state_text],
+    )
+    b.panel(
+        "handovers_waiting",
+        6,
+        10,
+        title="Hand-overs waiting (team OLA warned, target 0)",
+        thresholds=_lower_is_better(1, 3),
+        options=stat,
+    )
     return _dashboard(
         WALLBOARD_UID,
         "slawatch: live wallboard",
@@ -446,7 +483,10 @@ def scorecard(prefix: str = DEFAULT_PREFIX, timezone: str = DEFAULT_TIMEZONE) ->
     Layout: conversations, compliance (coloured against 90 % / 95 %), conversion (won /
     resolved) and contact attempts made vs required in the first row; qualified /
     disqualified / nurture / in progress, compliance per metric (cells coloured the same way)
-    and response times; daily chats (bars) and breaches by cause; then every breach, full width.
+    and response times; daily chats (bars) and breaches by cause; the OLA per team (every
+    agent's stints of the week, compliance coloured as above, median budget used) and the share
+    of the resolution promise each team used (bars yellow from 50 %, red from 100 %: the team
+    alone used it all); then every breach, full width.
 
     Args:
         prefix: the monitor's table prefix.
@@ -517,6 +557,37 @@ def scorecard(prefix: str = DEFAULT_PREFIX, timezone: str = DEFAULT_TIMEZONE) ->
             "tooltip": {"mode": "single", "sort": "none"},
         },
     )
+    b.panel(
+        "sc_ola_by_team",
+        14,
+        8,
+        options=_table_options(),
+        overrides=[_colour_cells("compliance_pct", _higher_is_better(90, 95))],
+    )
+    b.panel(
+        "sc_ola_budget",
+        10,
+        8,
+        options={
+            "displayMode": "gradient",
+            "orientation": "horizontal",
+            "showUnfilled": True,
+            "valueMode": "color",
+            "namePlacement": "auto",
+            "sizing": "auto",
+            "minVizHeight": 16,
+            "minVizWidth": 8,
+            "maxVizHeight": 300,
+            "legend": {
+                "showLegend": False,
+                "displayMode": "list",
+                "placement": "bottom",
+                "calcs": [],
+            },
+            "reduceOptions": {"calcs": ["lastNotNull"], "fields": "", "values": True},
+        },
+        thresholds=_lower_is_better(50, 100),
+    )
     b.panel("sc_breach_list", 24, 10, options=_table_options())
     return _dashboard(
         SCORECARD_UID,
@@ -534,8 +605,9 @@ def trends(prefix: str = DEFAULT_PREFIX, timezone: str = DEFAULT_TIMEZONE) -> Js
     """Thirty days of compliance against the 90 % and 95 % lines, and what drives it.
 
     Compliance per day, per lead source, per local weekday and hour the clock started, breach
-    causes per week, conversion per compliance tier of the resolved cycles, and daily chat
-    volume; refreshed every minute. `$channel` (All by default) keeps the chosen channels.
+    causes per week, conversion per compliance tier of the resolved cycles, daily chat volume,
+    and the OLA compliance per owning team per day (one line per team, against the same 90 %
+    and 95 % lines); refreshed every minute. `$channel` (All by default) keeps the chosen channels.
 
     The daily compliance series draws the 90 % and 95 % lines and shades the bands they bound
     (red, yellow, green); the weekday and hour bars are coloured by the same steps, so a bar
@@ -625,6 +697,16 @@ def trends(prefix: str = DEFAULT_PREFIX, timezone: str = DEFAULT_TIMEZONE) -> Js
     b.panel(
         "tr_daily_volume", 24, 8, options=series, custom={"drawStyle": "bars", "fillOpacity": 60}
     )
+    teams = b.panel(
+        "tr_ola_by_team",
+        24,
+        9,
+        options=series,
+        thresholds=lines,
+        custom={"thresholdsStyle": {"mode": "line"}, "lineWidth": 2},
+    )
+    # One colour per team: the thresholds only draw the 90 % and 95 % lines here.
+    teams["fieldConfig"]["defaults"]["color"] = {"mode": "palette-classic-by-name"}
     return _dashboard(
         TRENDS_UID,
         "slawatch: trends",

@@ -200,6 +200,47 @@ def _breach_rows(rows: Iterable[ClockRow], tz: tzinfo) -> tuple[tuple[str, ...],
     )
 
 
+#: The metric of team stints (SPEC §4): one clock per team that owned the open cycle.
+_STINT: Final = "team_ownership"
+_OLA_HEADERS: Final = ("team", "stints", "met", "breached", "met %", "median budget %")
+
+
+def _ola_rows(rows: Iterable[ClockRow]) -> tuple[tuple[str, ...], ...]:
+    """Return the OLA per owning team of the team stints in `rows`, sorted by team.
+
+    Each row: team, stints (not cancelled), met, breached, met % (met / (met + breached)) and
+    the median `budget_pct` of the stints that ended (the per cent of the cycle's resolution
+    target the stint used), `-` when none has one.
+    """
+    teams = _by(
+        (r for r in rows if r.metric == _STINT and r.outcome != "cancelled"),
+        lambda r: _name(r.team_id),
+    )
+    out = []
+    for team in sorted(teams):
+        stints = teams[team]
+        met, breached = _compliance(stints)
+        budgets = [r.budget_pct for r in stints if not r.open and r.budget_pct is not None]
+        out.append(
+            (
+                team,
+                str(len(stints)),
+                str(met),
+                str(breached),
+                _num(_pct(met, met + breached)),
+                _num(percentile(budgets, 0.5)),
+            )
+        )
+    return tuple(out)
+
+
+_OLA_NOTE: Final = (
+    "Team stints (team_ownership): one per team that owned a cycle, counted for the team that "
+    "owned it; budget % = the stint's counted time as a per cent of the cycle's resolution "
+    "target, of the stints that ended."
+)
+
+
 _BREACH_HEADERS: Final = (
     "deadline",
     "conversation",
@@ -251,8 +292,9 @@ def scorecard_report(
 
     Clocks belong to the week in which they started. Sections: a summary (cycles assigned,
     response times, contact attempts, qualification, first-contact resolution), compliance per
-    metric against the previous week, compliance per agent (team scorecard only) and every
-    breach with its target.
+    metric against the previous week, compliance per agent and the OLA per team (team
+    scorecard only: `_ola_rows`, the team stints started in the week, each counted for the team
+    that owned it) and every breach with its target.
 
     Contact attempts required: the sum of the minimum over the week's `contact_attempts`
     clocks, as stored with each clock; rows stored by 0.2 and earlier lack it and take it from
@@ -376,6 +418,12 @@ def scorecard_report(
                         lambda r: str(r.agent_id),
                     ),
                 ),
+            )
+        )
+        ola = _ola_rows(rows)
+        sections.append(
+            Section(
+                "OLA per team", _OLA_HEADERS, ola, (_OLA_NOTE,) if ola else ("No team stints.",)
             )
         )
     breaches = _breach_rows(rows, tz)
@@ -504,7 +552,9 @@ def causes_report(store: ReportStore, month: date, tz: tzinfo = UTC) -> Report:
 
     A breach belongs to the month of its deadline. For each cause, the agents, lead sources and
     hours of the day (in `tz`) of the deadline carrying most of its breaches (the top three of
-    each, with their share of that cause).
+    each, with their share of that cause). Then the OLA per team (`_ola_rows`) of the team
+    stints that started in the month: which team held conversations up, and how much of the
+    customer's resolution promise its stints used.
 
     Args:
         store: where the clock rows are read.
@@ -521,6 +571,8 @@ def causes_report(store: ReportStore, month: date, tz: tzinfo = UTC) -> Report:
     breaches = [
         r for r in store.clocks(deadline_at=(month_start, month_end)) if r.outcome == "breached"
     ]
+    stints = [r for r in store.clocks(started_at=(month_start, month_end)) if r.metric == _STINT]
+    ola = _ola_rows(stints)
     by_cause = _by(breaches, lambda r: _name(r.cause))
     total = len(breaches)
     order = sorted(by_cause, key=lambda c: (-len(by_cause[c]), c))
@@ -559,6 +611,12 @@ def causes_report(store: ReportStore, month: date, tz: tzinfo = UTC) -> Report:
                 "Where each cause concentrates",
                 ("cause", "by", "value", "breaches", "share of cause %"),
                 tuple(detail),
+            ),
+            Section(
+                "OLA per team",
+                _OLA_HEADERS,
+                ola,
+                (_OLA_NOTE + " Stints started in the month.",) if ola else ("No team stints.",),
             ),
         ),
     )

@@ -31,7 +31,7 @@ _RANGE_COLUMNS: Final = frozenset({"started_at", "deadline_at", "stopped_at", "u
 _CLOCK_COLUMNS: Final = (
     "started_at, conversation_id, cycle, metric, seq, status, open, breached, cause, "
     "deadline_at, stopped_at, elapsed_s, target_s, agent_id, lead_source, attempts, updated_at, "
-    "policy_id, lead_status, outcome, attempts_required"
+    "policy_id, lead_status, outcome, attempts_required, team_id, priority, budget_pct"
 )
 
 
@@ -72,6 +72,11 @@ class ClockRow:
         resolved_as: The resolve's outcome (`won`, `lost`, …) on a `resolution` clock ended
             by a resolve that gave one.
         attempts_required: The policy's minimum attempts (`contact_attempts` only).
+        team_id: The team on the latest record; on a team stint (`team_ownership`) the team
+            that owned it, also when it ended at the hand-over to the next team.
+        priority: The conversation's priority on the latest record.
+        budget_pct: On an ended team stint, its counted time as a per cent of the cycle's
+            `resolution` target (None while it runs, or without a resolution target).
     """
 
     started_at: int
@@ -95,6 +100,9 @@ class ClockRow:
     lead_status: str | None = None
     resolved_as: str | None = None
     attempts_required: int | None = None
+    team_id: str | None = None
+    priority: str | None = None
+    budget_pct: float | None = None
 
     @property
     def outcome(self) -> str:
@@ -136,7 +144,7 @@ def _row(values: Sequence[Any]) -> ClockRow:
         values[:11]
     )
     elapsed, target, agent, source, attempts, updated, policy = values[11:18]
-    lead_status, resolved_as, required = values[18:]
+    lead_status, resolved_as, required, team, priority, budget = values[18:]
     return ClockRow(
         started_at=_ms(started) or 0,
         conversation_id=conv,
@@ -159,6 +167,9 @@ def _row(values: Sequence[Any]) -> ClockRow:
         lead_status=lead_status,
         resolved_as=resolved_as,
         attempts_required=required,
+        team_id=team,
+        priority=priority,
+        budget_pct=None if budget is None else float(budget),
     )
 
 

@@ -2,7 +2,7 @@
 
 Each `Query` holds a template naming the monitor's tables and views by placeholder
 (`{clocks}`, `{events}`, `{heartbeat}`, `{deadletters}`, `{compliance_daily}`,
-`{volume_daily}`), the team's calendar zone (`{tz}`) and the start of its local day
+`{volume_daily}`, `{ola_daily}`), the team's calendar zone (`{tz}`) and the start of its local day
 (`{today}`, `{days_ago_29}`, `{days_ago_6}`). `Query.render` fills them in; the Grafana builder
 renders with the default table prefix, `slawatch top` and the tests with theirs. Scorecard
 queries also hold Grafana's dashboard variables `$agent` and `$week` (a local Monday,
@@ -78,6 +78,11 @@ _RESOLVED: Final = "metric = 'resolution' AND status IN ('met', 'stopped')"
 #: its custom all value `ALL_CHANNELS` as it is, which keeps every clock (one without a channel
 #: too) and needs no channel to exist yet.
 _CHANNEL: Final = "(channel IN ($channel) OR '__all' IN ($channel))"
+#: A team stint (SPEC §4 `team_ownership`): one clock per team that owned the open cycle; its
+#: `team_id` is the owning team on every row, also on the one written at the hand-over.
+_STINT: Final = "metric = 'team_ownership'"
+#: A stint that ended (not cancelled) with its share of the cycle's resolution target.
+_BUDGETED: Final = "NOT open AND status <> 'cancelled' AND budget_pct IS NOT NULL"
 _URGENT: Final = (
     "(priority = 'P1' OR segment = 'vip' OR lead_source IN ('demo_request', 'pricing'))"
 )
@@ -148,6 +153,7 @@ class Query:
             deadletters=tables.deadletters,
             compliance_daily=views.compliance_daily,
             volume_daily=views.volume_daily,
+            ola_daily=views.ola_daily,
             today=_TODAY.format(tz=zone),
             days_ago_29=_DAYS_AGO.format(n=29, tz=zone),
             days_ago_6=_DAYS_AGO.format(n=6, tz=zone),
@@ -359,6 +365,47 @@ WALLBOARD: Final = (
         "New leads not yet reached with fewer attempts than required, and the time left.",
         "s",
     ),
+    Query(
+        "handovers_waiting",
+        "Hand-overs waiting",
+        "stat",
+        ("handovers_waiting",),
+        "SELECT count() AS handovers_waiting\nFROM {clocks}\n"
+        f"WHERE open AND {_STINT} AND (breached OR status = 'warning') AND {_CHANNEL}",
+        "Conversations a team still owns past the warning of its OLA (team_ownership), breached"
+        " ones included: the team must hand them over or resolve them now. A stint paused while"
+        " the customer is awaited counts only once it has breached.",
+    ),
+    Query(
+        "team_clocks",
+        "Team clocks (OLA) by time left",
+        "table",
+        (
+            "team_id",
+            "conversation_id",
+            "stint",
+            "agent_id",
+            "priority",
+            "channel",
+            "state",
+            "seconds_left",
+        ),
+        # Sorted in the outer query, as `running_clocks` (QuestDB 9.3's top-n sort on now()).
+        "SELECT * FROM (\n"  # noqa: S608 (built from constants only)
+        "  SELECT team_id, conversation_id, seq AS stint, agent_id, priority, channel,\n"
+        "         CASE WHEN status = 'paused' THEN 'paused'\n"
+        "              WHEN breached THEN 'breached'\n"
+        "              WHEN status = 'warning' THEN 'warning' ELSE 'running' END AS state,\n"
+        "         CASE WHEN status = 'paused' THEN target_s - elapsed_s\n"
+        "              ELSE (deadline_at - now()) / 1000000.0 END AS seconds_left\n"
+        "  FROM {clocks}\n"
+        f"  WHERE open AND {_STINT} AND {_CHANNEL}\n"
+        ")\nORDER BY seconds_left, team_id, conversation_id\nLIMIT 100",
+        "Every team stint running now: the owning team, the conversation, which stint of the"
+        " cycle it is, and the time left of the team's OLA (negative once breached; a paused"
+        " one shows what is left of its target).",
+        "s",
+    ),
 )
 """The live wallboard: "now" and "today" (the team's local day), one query per panel.
 
@@ -391,6 +438,14 @@ Columns, by query (a clock is one row of `{clocks}`, its latest state):
 * `leads_short`: open `contact_attempts` clocks not yet breached: `conversation_id`,
   `agent_id`, `lead_source`, `channel`, `attempts` made so far (the live count: every `attempt`
   record updates it), `required` (the policy's `min`), `seconds_left` to the deadline.
+
+* `handovers_waiting.handovers_waiting`: open `team_ownership` clocks (team stints) whose latest
+  status is `warning` or that have breached: conversations a team must hand over or resolve
+  now. Paused stints (waiting on the customer) count once breached, not for a warning.
+* `team_clocks`: every open `team_ownership` clock: `team_id` (the owning team), the
+  `conversation_id`, `stint` (its `seq`: 1 for the cycle's first owning team, 2 for the next,
+  ...), `agent_id`, `priority`, `channel`, `state` (`paused`, `breached`, `warning` or
+  `running`) and `seconds_left` as in `running_clocks`; most urgent first, at most 100 rows.
 
 Every query but `data_age` keeps the clocks of the channels `$channel` chooses.
 """
@@ -510,6 +565,40 @@ SCORECARD: Final = (
         "Breaches of the week by cause.",
     ),
     Query(
+        "sc_ola_by_team",
+        "OLA per team (the week, every agent)",
+        "table",
+        ("team_id", "stints", "met", "breached", "compliance_pct", "median_budget_pct"),
+        "SELECT team_id, count() AS stints,\n"
+        "       sum(CASE WHEN status = 'met' THEN 1 ELSE 0 END) AS met,\n"
+        "       sum(CASE WHEN breached THEN 1 ELSE 0 END) AS breached,\n"
+        "       100.0 * sum(CASE WHEN status = 'met' THEN 1 ELSE 0 END)\n"
+        f"             / sum(CASE WHEN {_DECIDED} THEN 1 ELSE 0 END) AS compliance_pct,\n"
+        f"       approx_median(CASE WHEN {_BUDGETED} THEN budget_pct END, 5)"
+        " AS median_budget_pct\n"
+        "FROM {clocks}\n"
+        f"WHERE {_STINT} AND status <> 'cancelled' AND team_id IS NOT NULL\n"
+        f"  AND {_IN_WEEK} AND {_CHANNEL}\nORDER BY team_id",
+        "Per owning team, its stints of the week (whoever the agent): met and breached OLAs,"
+        " the compliance, and the median share of the cycle's resolution target one stint used.",
+        "percent",
+    ),
+    Query(
+        "sc_ola_budget",
+        "Share of the resolution promise used per team (the week)",
+        "bargauge",
+        ("team_id", "budget_pct"),
+        "SELECT team_id, avg(used_pct) AS budget_pct FROM (\n"  # noqa: S608 (constants only)
+        "  SELECT team_id, conversation_id, cycle, sum(budget_pct) AS used_pct\n"
+        "  FROM {clocks}\n"
+        f"  WHERE {_STINT} AND {_BUDGETED} AND team_id IS NOT NULL\n"
+        f"    AND {_IN_WEEK} AND {_CHANNEL}\n"
+        ")\nORDER BY team_id",
+        "Per team, the per cent of the customer's resolution target its stints used in a cycle it"
+        " held (all its stints of that cycle added up), averaged over those cycles.",
+        "percent",
+    ),
+    Query(
         "sc_breach_list",
         "Breaches",
         "table",
@@ -549,6 +638,15 @@ Columns, by query:
 * `sc_breaches_by_cause`: per `cause`, the number of `breaches` (most first).
 * `sc_breach_list`: every breach: `breached_at` (the missed deadline), `conversation_id`,
   `metric`, `cause`, `target_s`, `elapsed_s` (counted seconds) and the clock's latest `status`.
+* `sc_ola_by_team`: the team stints (`team_ownership` clocks) started in the week, **every
+  agent's** (a stint belongs to its team; the agent on its row may already be the next team's
+  at the hand-over), per owning `team_id`: `stints` (not cancelled), `met`, `breached`
+  (running ones included), `compliance_pct` and `median_budget_pct`, the approximate median
+  `budget_pct` of the stints that ended (the per cent of the cycle's `resolution` target the
+  stint used; stints under a policy without one have none).
+* `sc_ola_budget`: per `team_id`, `budget_pct`: of the cycles in which the team's stints of
+  the week ended, the average of the team's summed `budget_pct` per cycle (a cycle handed
+  l1 -> l2 -> l1 adds both l1 stints).
 """
 
 #: The dashboards' variables: the agents and the local Mondays that have clocks (scorecard), and
@@ -675,6 +773,18 @@ TRENDS: Final = (
         "percent",
     ),
     Query(
+        "tr_ola_by_team",
+        "OLA compliance per team, 30 days",
+        "timeseries",
+        ("time", "team_id", "compliance_pct"),
+        f"SELECT started_at AS time, team_id, {_PCT}\nFROM {{ola_daily}}\n"
+        "WHERE started_at >= {days_ago_29} AND team_id IS NOT NULL\n"
+        f"  AND {_CHANNEL}\nORDER BY time, team_id",
+        "Per local day and owning team, met / (met + breached) of the team stints started that"
+        " day: which team holds conversations up.",
+        "percent",
+    ),
+    Query(
         "tr_daily_volume",
         "Daily chats, 30 days",
         "timeseries",
@@ -705,6 +815,9 @@ Columns, by query:
   of them resolved `won`. Cycles with no decided clock besides resolution are left out.
 * `tr_daily_volume`: per local day, `time` and `conversations`: cycles a customer opened by
   writing (their `first_response` clock, not cancelled), from `{volume_daily}`.
+* `tr_ola_by_team`: per local day and owning `team_id` (one series per team), `time` and
+  `compliance_pct` of the team stints started that day, from `{ola_daily}`; a day on which a
+  team decided no stint has no value.
 """
 
 # -- alert rules -----------------------------------------------------------------------------
@@ -718,6 +831,18 @@ ALERTS: Final = (
         "SELECT conversation_id, metric, agent_id, team_id, count() AS breached_clocks\n"
         f"FROM {{clocks}}\nWHERE open AND breached AND {_URGENT}",
         "One alert per conversation and metric while a breached urgent clock runs.",
+        op="gt",
+        threshold=0,
+    ),
+    AlertQuery(
+        "al_team_ola_breach",
+        "P1/P2 team OLA breached",
+        "alert",
+        ("team_id", "conversation_id", "priority", "breached_stints"),
+        "SELECT team_id, conversation_id, priority, count() AS breached_stints\n"
+        f"FROM {{clocks}}\nWHERE open AND breached AND {_STINT}"
+        " AND priority IN ('P1', 'P2')",
+        "One alert per owning team and conversation while a breached P1/P2 team stint runs.",
         op="gt",
         threshold=0,
     ),
@@ -799,6 +924,9 @@ Columns, by rule (the value, then when it fires):
 
 * `al_urgent_breach`: labels `conversation_id`, `metric`, `agent_id`, `team_id`;
   `breached_clocks`, open breached clocks of a P1, VIP or demo/pricing lead; fires above 0.
+* `al_team_ola_breach`: labels `team_id` (the team that owns the stint, the one to tell),
+  `conversation_id`, `priority`; `breached_stints`, open breached `team_ownership` clocks of
+  a P1 or P2 conversation; fires above 0.
 * `al_window_closing`: labels `conversation_id`, `agent_id`, `team_id`; `minutes_left` of an
   unanswered VIP or hot-lead WhatsApp window; fires below 60.
 * `al_team_compliance`: label `team_id`; `compliance_pct` of the team's clocks started today

@@ -1,12 +1,14 @@
 """`slawatch top`: the live wallboard in a terminal, from the same SQL as Grafana's.
 
 Reads QuestDB over PG wire with exactly the queries of the Grafana wallboard
-(`flows.reports.queries.WALLBOARD`) and draws them with `rich`: the six tiles and the data age
-coloured by the same thresholds, then the running clocks, the agents, today's breaches, WhatsApp
-windows closing and leads short of attempts (with the live attempt count). Like the Grafana
-wallboard's `$channel` variable, `--channel` keeps the clocks of the channels given (every
-channel by default). Refreshes every few seconds until Ctrl-C, or prints one frame with
-`--once`.
+(`flows.reports.queries.WALLBOARD`) and draws them with `rich`: the seven tiles and the data age
+coloured by the same thresholds, then the running clocks (every metric, `update` and
+`team_ownership` included, with their team), the team clocks (each OLA stint running now: the
+owning team, the conversation, the stint number and the time left), the agents, today's
+breaches, WhatsApp windows closing and leads short of attempts (with the live attempt count).
+Like the Grafana wallboard's `$channel` variable, `--channel` keeps the clocks of the channels
+given (every channel by default). Refreshes every few seconds until Ctrl-C, or prints one frame
+with `--once`.
 """
 
 from __future__ import annotations
@@ -97,9 +99,17 @@ TILES: Final = (
     Tile("unassigned_now", "Unassigned waiting", 1, 3),
     Tile("compliance_today", "Compliance today", 95, 90, higher_is_better=True, unit="%"),
     Tile("median_first_response_today", "Median 1st response", 120, 180, unit="s"),
+    Tile("handovers_waiting", "Hand-overs waiting", 1, 3),
     Tile("data_age", "Data age", 30, 60, unit="s"),
 )
-_TABLES: Final = ("running_clocks", "agent_load", "breach_feed", "windows_closing", "leads_short")
+_TABLES: Final = (
+    "running_clocks",
+    "team_clocks",
+    "agent_load",
+    "breach_feed",
+    "windows_closing",
+    "leads_short",
+)
 _BY_NAME: Final = {q.name: q for q in WALLBOARD}
 
 
@@ -123,7 +133,7 @@ def queries() -> list[Query]:
     """The queries `top` runs: the Grafana wallboard's, the same objects.
 
     Returns:
-        The tiles' queries in `TILES` order, then the five tables' queries.
+        The tiles' queries in `TILES` order, then the six tables' queries.
     """
     return [_BY_NAME[t.query] for t in TILES] + [_BY_NAME[name] for name in _TABLES]
 
@@ -175,11 +185,17 @@ def _duration(seconds: float) -> str:
 
 
 def _left(seconds: float | None, state: str = "running") -> Text:
-    """Format time left: red once past or breached, yellow under 10 minutes, `paused` marked."""
+    """Format time left: red once past or breached, yellow when under 10 min or warned."""
     if seconds is None:
         return Text("-")
     label = _duration(seconds) + (" paused" if state == "paused" else "")
-    style = "red" if seconds < 0 or state == "breached" else "yellow" if seconds < 600 else ""
+    style = (
+        "red"
+        if seconds < 0 or state == "breached"
+        else "yellow"
+        if seconds < 600 or state == "warning"
+        else ""
+    )
     return Text(label, style=style)
 
 
@@ -225,8 +241,12 @@ def render(board: Wallboard, *, limit: int = 10) -> RenderableType:
     )
     t = board.tables
     clocks: list[list[RenderableType]] = [
-        [_s(r[0]), _s(r[1]), _s(r[2]), _s(r[4]), _s(r[5]), _left(r[7], r[6])]
+        [_s(r[0]), _s(r[1]), _s(r[2]), _s(r[3]), _s(r[4]), _s(r[5]), _left(r[7], r[6])]
         for r in t["running_clocks"][:limit]
+    ]
+    stints: list[list[RenderableType]] = [
+        [_s(r[0]), _s(r[1]), _s(r[2]), _s(r[3]), _s(r[4]), _left(r[7], r[6])]
+        for r in t["team_clocks"][:limit]
     ]
     agents: list[list[RenderableType]] = [
         [_s(r[0]), _s(r[1]), Text(_s(r[2]), style="red" if r[2] else "")]
@@ -248,8 +268,13 @@ def render(board: Wallboard, *, limit: int = 10) -> RenderableType:
         Text(""),
         _table(
             "Running clocks by time left",
-            ["conversation", "metric", "agent", "prio", "channel", "left"],
+            ["conversation", "metric", "agent", "team", "prio", "channel", "left"],
             clocks,
+        ),
+        _table(
+            "Team clocks (OLA) by time left",
+            ["team", "conversation", "stint", "agent", "prio", "left"],
+            stints,
         ),
         _table("Agents", ["agent", "open", "breaches today"], agents),
         _table("Breaches today", ["at (UTC)", "conversation", "metric", "agent", "cause"], feed),

@@ -10,6 +10,7 @@ import pytest
 import yaml
 
 from flows.connectors.questdb import Heartbeat, QuestDBWriter
+from flows.connectors.questdb.views import ViewNames
 from flows.devstack import Endpoints
 from flows.grafana.files import provisioning_files
 from flows.grafana.health import NOT_ADVANCING
@@ -22,8 +23,8 @@ pytestmark = pytest.mark.integration
 def prefix(questdb: QuestDB) -> Iterator[str]:
     name = f"hz{uuid.uuid4().hex[:8]}_"
     yield name
-    for view in ("compliance_daily", "volume_daily"):
-        questdb.execute(f'DROP MATERIALIZED VIEW IF EXISTS "{name}{view}"')
+    for view in ViewNames(name).all():
+        questdb.execute(f'DROP MATERIALIZED VIEW IF EXISTS "{view}"')
     for table in ("events", "clocks", "actions", "deadletters", "heartbeat"):
         questdb.execute(f'DROP TABLE IF EXISTS "{name}{table}"')
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -18,7 +19,7 @@ from flows.connectors.questdb import (
 )
 from flows.connectors.questdb.sink import QuestDBSink
 from flows.connectors.questdb.views import ViewNames, create_view_statements
-from flows.core.records import ActionRecord, DeadLetter, SlaRecord
+from flows.core.records import ActionRecord, CsatRecord, DeadLetter, SlaRecord
 from flows.devstack import Endpoints
 from tests.conftest import QuestDB
 from tests.questdbkit import DAY, MINUTE, drop_tables, new_prefix, now_ms, sla, to_ms
@@ -26,6 +27,7 @@ from tests.questdbkit import DAY, MINUTE, drop_tables, new_prefix, now_ms, sla, 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 
 T0 = now_ms() - 3 * DAY
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
@@ -145,6 +147,29 @@ def test_records_read_back_with_the_values_written(
     assert (to_ms(beat[0]), beat[1], to_ms(beat[2]), *beat[3:]) == (
         T0 + 200, "w-0", T0 - 5000, 5200, 10, 7, 1,
     )  # fmt: skip
+
+
+def test_team_stints_keep_their_team_and_budget_share(
+    writer: QuestDBWriter, questdb: QuestDB, prefix: str
+) -> None:
+    """A team stint's rows carry the owning team, and its ending record's `budget_pct` reaches
+    both tables; a running stint's rows have none yet (SPEC §4 team_ownership)."""
+    stint = {"metric": "team_ownership", "target": 30 * MINUTE}
+    handed = T0 + 20 * MINUTE
+    records = [
+        sla("started", conv="c-team", team="l1", **stint, started_at=T0),
+        # Written at the hand-over: the conversation is already l2's, the stint stays l1's.
+        sla("met", conv="c-team", team="l1", **stint, started_at=T0, at=handed, budget_pct=12.5),
+        sla("started", conv="c-team", seq=2, team="l2", **stint, started_at=handed),
+    ]
+    writer.write_batch(records, emitted_at_ms=T0 + DAY)
+    settle(questdb, prefix)
+    assert questdb.query(
+        f"SELECT seq, status, team_id, budget_pct FROM {prefix}events ORDER BY seq, at"
+    ) == [(1, "started", "l1", None), (1, "met", "l1", 12.5), (2, "started", "l2", None)]
+    assert questdb.query(
+        f"SELECT seq, status, open, team_id, budget_pct FROM {prefix}clocks ORDER BY seq"
+    ) == [(1, "met", False, "l1", 12.5), (2, "started", True, "l2", None)]
 
 
 def test_writing_the_same_batch_twice_leaves_one_row_per_record(
@@ -308,9 +333,10 @@ def test_bytewax_sink_writes_record_batches_and_heartbeats(
 def test_tables_of_the_previous_release_gain_the_stored_columns(
     stack: Endpoints, questdb: QuestDB, prefix: str
 ) -> None:
-    """Tables created by 0.2 (without `lead_status`, `outcome`, `attempts_required`) are
-    brought up to date at start-up: old rows stay, new rows carry the outcome."""
-    stored_only = ("lead_status", "outcome", "attempts_required")
+    """Tables created by 0.2 (without `lead_status`, `outcome`, `attempts_required`, and
+    `budget_pct` of the team stints) are brought up to date at start-up: old rows stay, new
+    rows carry the outcome and the budget share."""
+    stored_only = ("lead_status", "outcome", "attempts_required", "budget_pct")
     for _table, sql in create_table_statements(TableNames(prefix)):
         old_sql = "\n".join(
             line for line in sql.splitlines() if not line.strip().startswith(stored_only)
@@ -329,13 +355,21 @@ def test_tables_of_the_previous_release_gain_the_stored_columns(
     writer = QuestDBWriter(stack.questdb_ilp_conf, prefix=prefix)
     writer.ensure_tables()
     won = sla("met", conv="c-new", started_at=T0 + MINUTE, metric="resolution", outcome="won")
-    writer.write_batch([won], emitted_at_ms=T0 + 2 * MINUTE)
+    stint = sla(
+        "met", conv="c-new", started_at=T0 + MINUTE, metric="team_ownership", budget_pct=40.0
+    )
+    writer.write_batch([won, stint], emitted_at_ms=T0 + 2 * MINUTE)
     writer.close()
     settle(questdb, prefix)
     rows = questdb.query(
-        f"SELECT conversation_id, status, outcome FROM {prefix}clocks ORDER BY conversation_id"
+        f"SELECT conversation_id, metric, status, outcome, budget_pct FROM {prefix}clocks"
+        " ORDER BY conversation_id, metric"
     )
-    assert rows == [("c-new", "met", "won"), ("c-old", "met", None)]
+    assert rows == [
+        ("c-new", "resolution", "met", "won", None),
+        ("c-new", "team_ownership", "met", None, 40.0),
+        ("c-old", "resolution", "met", None, None),
+    ]
     for table in (f"{prefix}events", f"{prefix}clocks"):
         columns = {r[0] for r in questdb.query(f"SELECT \"column\" FROM table_columns('{table}')")}
         assert set(stored_only) <= columns, table
@@ -401,3 +435,36 @@ def test_an_attempt_after_a_writer_restart_keeps_the_stored_state(
     assert rows == [("warning", 2, True)]
     events = questdb.query(f"SELECT status, attempts FROM {prefix}events ORDER BY at")
     assert events == [("warning", 1), ("attempt", 2)]
+
+
+def test_a_rating_replaces_its_sent_survey_row_in_the_csat_table(
+    writer: QuestDBWriter, questdb: QuestDB, prefix: str
+) -> None:
+    """Sent, then rated: one row per survey, holding the rating; response rate is a count."""
+    sent = CsatRecord("c-1", 2, "S1", T0, None, None, "a-1", "l1", "p", True, False)
+    rated = CsatRecord("c-1", 2, "S1", T0, T0 + 60_000, 4, "a-1", "l1", "p", True, False)
+    unrated = CsatRecord("c-2", 1, None, T0 + 5, None, None, "a-2", None, "p", False, False)
+    writer.write_batch([sent, unrated], emitted_at_ms=T0 + DAY)
+    writer.write_batch([rated], emitted_at_ms=T0 + DAY)
+    settle(questdb, prefix)
+
+    rows = questdb.query(
+        "SELECT survey_at, conversation_id, cycle, survey_id, sent_at, rated_at, rating,"
+        f" agent_id, team_id, policy_id, breached, recovered, late FROM {prefix}csat"
+        " ORDER BY conversation_id"
+    )
+    assert [[to_ms(v) if i in (0, 4, 5) else v for i, v in enumerate(r)] for r in rows] == [
+        [T0, "c-1", 2, "S1", T0, T0 + 60_000, 4, "a-1", "l1", "p", True, False, False],
+        [T0 + 5, "c-2", 1, "", T0 + 5, None, None, "a-2", None, "p", False, False, False],
+    ]
+    ((rated_n, sent_n),) = questdb.query(f"SELECT count(rating), count() FROM {prefix}csat")
+    assert (rated_n, sent_n) == (1, 2)
+    # docs/ANALYTICS.md's CSAT queries run as written (on this prefix's table).
+    doc = (ROOT / "docs" / "ANALYTICS.md").read_text(encoding="utf-8")
+    per_agent, by_breach = (
+        block.split("```", 1)[0].replace("sla_csat", f"{prefix}csat").rstrip().rstrip(";")
+        for block in doc.split("```sql\n")[1:]
+        if "FROM sla_csat" in block.split("```", 1)[0]
+    )
+    assert questdb.query(per_agent) == [("a-1", 1, 1, 100.0, 100.0), ("a-2", 0, 1, 0.0, None)]
+    assert questdb.query(by_breach) == [(True, 1, 4.0, 100.0)]

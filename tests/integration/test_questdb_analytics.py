@@ -7,10 +7,12 @@ from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 
 from flows.connectors.questdb import Heartbeat, QuestDBWriter, TableNames
+from flows.connectors.questdb.views import ViewNames
 from flows.core.records import Record
 from flows.devstack import Endpoints
 from flows.reports.queries import QUERIES
@@ -22,7 +24,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 DOC = Path(__file__).resolve().parents[2] / "docs" / "ANALYTICS.md"
 _BLOCK = re.compile(r"```sql\n(.*?)```", re.DOTALL)
 _NAME = re.compile(r"--\s*query:\s*(\w+)")
-_TABLE = re.compile(r"\bsla_(events|clocks|actions|deadletters|heartbeat)\b")
+_TABLE = re.compile(r"\bsla_(events|clocks|actions|deadletters|heartbeat|ola_daily)\b")
 # Seconds pass between seeding and querying on a busy machine.
 SLACK_S = 60
 
@@ -59,6 +61,15 @@ def run_doc_query(stack: Endpoints, questdb: QuestDB) -> Iterator[Run]:
         for table in TableNames(prefix).all():
             questdb.wait_for_wal(table)
         sql = _TABLE.sub(lambda m: prefix + m.group(1), doc_queries()[name])
+        if "ola_daily" in sql:  # the view refreshes after the table's commit
+            stints = questdb.query(
+                f"SELECT count() FROM {prefix}clocks"  # noqa: S608
+                " WHERE metric = 'team_ownership' AND status <> 'cancelled'"
+            )[0][0]
+            questdb.wait_for_rows(
+                f"SELECT sum(stints) FROM {ViewNames(prefix).ola_daily}",  # noqa: S608
+                until=lambda rows: bool(rows) and (rows[0][0] or 0) == stints,
+            )
         return questdb.query(sql)
 
     yield run
@@ -201,6 +212,92 @@ def test_p90_first_response_per_team_day(run_doc_query: Run) -> None:
     ]
     for (*_, p90), expected in zip(rows, (90.0, 480.0, 45.0), strict=True):
         assert abs(p90 - expected) <= expected * 0.002
+
+
+JAKARTA = ZoneInfo("Asia/Jakarta")
+
+
+def stint(status: str, conv: str, team: str, priority: str, begin: int, **extra: Any) -> Record:
+    """A team stint's record (`team_ownership`, 2 h target): breached at 2 h, stopped at 3 h,
+    any other status 1 h after `begin` (`started` at it)."""
+    hours = {"started": 0, "breached": 2, "stopped": 3}.get(status, 1)
+    at = begin + hours * HOUR
+    return sla(
+        status, conv=conv, metric="team_ownership", team=team, priority=priority,
+        started_at=begin, at=at, target=2 * HOUR, **extra,
+    )  # fmt: skip
+
+
+def local_monday(ms: int) -> datetime:
+    """The local (Asia/Jakarta) Monday 00:00 of the week of `ms`, naive, as QuestDB shows it."""
+    local = datetime.fromtimestamp(ms / 1000, tz=JAKARTA)
+    monday = (local - timedelta(days=local.weekday())).date()
+    return datetime(monday.year, monday.month, monday.day)  # noqa: DTZ001 - local wall time
+
+
+def test_ola_per_team_week_priority(run_doc_query: Run) -> None:
+    """Per local week, owning team and priority: stints, OLA met and breached, compliance and
+    the average budget share of the stints that ended (cancelled ones left out)."""
+    tue = datetime.fromtimestamp((now_ms() - 14 * DAY) / 1000, tz=JAKARTA)
+    tue = (tue - timedelta(days=tue.weekday() - 1)).replace(hour=10, minute=0, second=0)
+    w1 = int(tue.timestamp() * 1000)  # a Tuesday 10:00 in Jakarta, two weeks ago
+    w2 = w1 + 7 * DAY
+    records = [
+        # l1, P1, week 1: met (10 %), breached and fulfilled late (30 %), breached and still
+        # running (no share yet), cancelled (left out).
+        stint("met", "c1", "l1", "P1", w1, budget_pct=10.0),
+        stint("breached", "c2", "l1", "P1", w1, cause="agent"),
+        stint("stopped", "c2", "l1", "P1", w1, budget_pct=30.0),
+        stint("breached", "c3", "l1", "P1", w1 + HOUR, cause="agent"),
+        stint("cancelled", "c4", "l1", "P1", w1, budget_pct=5.0),
+        # l2, P1, week 1: the second stint of c1, met.
+        stint("met", "c1", "l2", "P1", w1 + HOUR, seq=2, budget_pct=50.0),
+        # l1, P2, week 2: running, undecided.
+        stint("started", "c5", "l1", "P2", w2),
+        # Another metric: not a stint.
+        sla("met", conv="c1", started_at=w1, at=w1 + MINUTE),
+    ]
+    rows = run_doc_query("ola_per_team_week_priority", records, [])
+    week1, week2 = local_monday(w1), local_monday(w2)
+    assert rows == [
+        (week1, "l1", "P1", 3, 1, 2, pytest.approx(33.3), 20.0),
+        (week1, "l2", "P1", 1, 1, 0, 100.0, 50.0),
+        (week2, "l1", "P2", 1, 0, 0, None, None),
+    ]
+
+
+def test_ola_breaches_last_7_days(run_doc_query: Run) -> None:
+    """Breached stints of the last 7 days with target, time held and budget share, per team."""
+    t = now_ms() - 2 * DAY
+    records = [
+        stint("breached", "b1", "l2", "P1", t, cause="agent"),
+        stint("stopped", "b1", "l2", "P1", t, budget_pct=37.5),
+        stint("breached", "b2", "l1", "P2", t + HOUR, cause="unassigned"),
+        stint("met", "b3", "l1", "P1", t, budget_pct=5.0),  # met: not a breach
+        stint("cancelled", "b4", "l1", "P1", t, breached=True, budget_pct=1.0),  # withdrawn
+        stint("stopped", "b5", "l1", "P1", t - 10 * DAY, budget_pct=60.0),  # too old
+    ]
+    rows = run_doc_query("ola_breaches_last_7_days", records, [])
+    assert rows == [
+        ("l1", "b2", 1, 1, "P2", 7200.0, 7200.0, None, "breached"),
+        ("l2", "b1", 1, 1, "P1", 7200.0, 10800.0, 37.5, "stopped"),
+    ]
+
+
+def test_ola_budget_per_cycle(run_doc_query: Run) -> None:
+    """A cycle handed l1 -> l2 -> l1 shows l1 once with both stints' shares added up; running,
+    cancelled and unbudgeted stints are left out."""
+    t = now_ms() - DAY
+    records = [
+        stint("met", "h1", "l1", "P1", t, budget_pct=20.0),
+        stint("met", "h1", "l2", "P1", t + HOUR, seq=2, budget_pct=50.0),
+        stint("met", "h1", "l1", "P1", t + 2 * HOUR, seq=3, budget_pct=10.0),
+        stint("started", "h2", "l1", "P1", t),
+        stint("cancelled", "h3", "l1", "P1", t, budget_pct=5.0),
+        stint("met", "h4", "l1", "P1", t),  # a policy without a resolution target: no share
+    ]
+    rows = run_doc_query("ola_budget_per_cycle", records, [])
+    assert rows == [("h1", 1, "l1", 2, 30.0), ("h1", 1, "l2", 1, 50.0)]
 
 
 def test_open_clocks(run_doc_query: Run) -> None:

@@ -89,6 +89,15 @@ def settle(questdb: QuestDB, prefix: str) -> None:
         until=lambda rows: bool(rows) and (rows[0][0] or 0) == clocks,
         timeout=60,
     )
+    stints = questdb.query(
+        f"SELECT count() FROM {prefix}clocks"  # noqa: S608
+        " WHERE metric = 'team_ownership' AND status <> 'cancelled'"
+    )[0][0]
+    questdb.wait_for_rows(
+        f"SELECT sum(stints) FROM {views.ola_daily}",  # noqa: S608
+        until=lambda rows: bool(rows) and (rows[0][0] or 0) == stints,
+        timeout=60,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -303,6 +312,141 @@ def test_leads_short_of_attempts_equal_the_records(month: Month) -> None:
         )
         assert deadline is not None
         assert near(rows[conv][1], (deadline - now) / 1000, SLACK_S)
+
+
+# -- team stints (OLA, SPEC §4 team_ownership) ------------------------------------------------
+
+
+def stints(month: Month) -> list[Clock]:
+    return list(month.truth.where(metric="team_ownership"))
+
+
+def ended_budget(clock: Clock) -> float | None:
+    """The `budget_pct` the OLA queries count: a stint's that ended (not cancelled)."""
+    r = clock.last
+    return None if clock.open or r.status == "cancelled" else r.budget_pct
+
+
+def test_month_has_team_stints_of_every_kind(month: Month) -> None:
+    """The month holds hand-overs to the back office and back, warned, breached and paused
+    stints running now, and ended stints with their share of the resolution budget."""
+    all_stints = stints(month)
+    assert {c.last.team_id for c in all_stints} == {"sales", "support", "backoffice"}
+    assert {c.last.seq for c in all_stints} >= {1, 2, 3}
+    running = [c for c in all_stints if c.open]
+    assert any(c.last.breached and c.last.priority in ("P1", "P2") for c in running)
+    assert any(c.last.status == "warning" for c in running)
+    assert sum(ended_budget(c) is not None for c in all_stints) > 1_000
+
+
+def test_team_clocks_and_handovers_waiting_equal_the_records(month: Month) -> None:
+    """The team clocks table lists every running stint with its owning team, stint number and
+    time left, most urgent first; hand-overs waiting counts the warned or breached ones."""
+    now = now_ms()
+    running = [c for c in stints(month) if c.open]
+    waiting = sum(1 for c in running if c.last.breached or c.last.status == "warning")
+    assert month.run("handovers_waiting") == [(waiting,)]
+    assert waiting > 0
+    rows = month.run("team_clocks")
+    assert len(rows) == min(100, len(running))
+    lefts = [r[7] for r in rows]
+    assert lefts == sorted(lefts)
+    by_stint = {(c.last.conversation_id, c.last.seq): c for c in running}
+    for team, conv, stint, agent, priority, channel, state, left in rows:
+        r = by_stint[(conv, stint)].last
+        assert (team, agent, priority, channel) == (r.team_id, r.agent_id, r.priority, r.channel)
+        expected_state = (
+            "paused"
+            if r.status == "paused"
+            else "breached"
+            if r.breached
+            else "warning"
+            if r.status == "warning"
+            else "running"
+        )
+        assert state == expected_state
+        assert near(left, seconds_left(by_stint[(conv, stint)], now), SLACK_S)
+    expected_top = sorted(left for c in running if (left := seconds_left(c, now)) is not None)[
+        : len(rows)
+    ]
+    for shown, expected in zip(lefts, expected_top, strict=True):
+        assert near(shown, expected, SLACK_S)
+
+
+def test_scorecard_ola_per_team_and_budget_share(month: Month) -> None:
+    """Per team, last week's stints (every agent's), met, breached, compliance, the median
+    budget share of one stint, and the average share of a cycle's promise the team used."""
+    week, start, end = last_full_week(now_ms())
+    week_stints = [
+        c
+        for c in stints(month)
+        if start <= c.last.started_at < end and c.last.status != "cancelled"
+    ]
+    per_team: dict[str, list[Clock]] = defaultdict(list)
+    for c in week_stints:
+        per_team[str(c.last.team_id)].append(c)
+    rows = month.run("sc_ola_by_team", {"week": week, "agent": "nobody"})
+    assert [r[0] for r in rows] == sorted(per_team)
+    for team, count, met, breached, pct, median in rows:
+        group = per_team[team]
+        assert (count, met, breached) == (
+            len(group),
+            sum(c.met for c in group),
+            sum(c.breached for c in group),
+        )
+        assert near(pct, compliance(group), 1e-9)
+        budgets = sorted(b for c in group if (b := ended_budget(c)) is not None)
+        low, high = budgets[(len(budgets) - 1) // 2], budgets[len(budgets) // 2]
+        assert low * 0.999 <= median <= high * 1.001, team
+    used: dict[str, dict[tuple[str, int], float]] = defaultdict(lambda: defaultdict(float))
+    for c in week_stints:
+        if (b := ended_budget(c)) is not None:
+            used[str(c.last.team_id)][(c.last.conversation_id, c.last.cycle)] += b
+    shares = dict(month.run("sc_ola_budget", {"week": week}))
+    assert shares.keys() == used.keys() == {"sales", "support", "backoffice"}
+    for team, cycles in used.items():
+        assert near(shares[team], sum(cycles.values()) / len(cycles), 1e-6), team
+
+
+def test_trends_ola_per_team_equal_the_records(month: Month) -> None:
+    """OLA compliance per local day and owning team over 30 days equals the stints' outcomes."""
+    since = local_midnight(now_ms(), 29)
+    groups: dict[tuple[int, str], list[Clock]] = defaultdict(list)
+    for c in stints(month):
+        if c.last.started_at >= since:
+            groups[(local_midnight(c.last.started_at), str(c.last.team_id))].append(c)
+    rows = month.run("tr_ola_by_team")
+    got = {(to_ms(r[0]), r[1]): r[2] for r in rows}
+    assert got.keys() == groups.keys()
+    for key, pct in got.items():
+        assert near(pct, compliance(groups[key]), 1e-9) or (
+            pct is None and compliance(groups[key]) is None
+        ), key
+    assert [(r[0], r[1]) for r in rows] == sorted((r[0], r[1]) for r in rows)
+
+
+def test_ola_daily_view_sums_equal_the_stints(month: Month) -> None:
+    """The `ola_daily` view's stints, met, breached and summed budget per team equal the records."""
+    view = ViewNames(month.prefix).ola_daily
+    rows = month.questdb.query(
+        f"SELECT team_id, sum(stints), sum(met), sum(breached), sum(budgeted), sum(budget_pct)"  # noqa: S608
+        f" FROM {view} ORDER BY team_id"
+    )
+    expected = []
+    per_team: dict[str, list[Clock]] = defaultdict(list)
+    for c in stints(month):
+        if c.last.status != "cancelled":
+            per_team[str(c.last.team_id)].append(c)
+    for team in sorted(per_team):
+        group = per_team[team]
+        budgets = [b for c in group if (b := ended_budget(c)) is not None]
+        expected.append(
+            (team, len(group), sum(c.met for c in group), sum(c.breached for c in group),
+             len(budgets), sum(budgets))
+        )  # fmt: skip
+    assert [r[:5] for r in rows] == [e[:5] for e in expected]
+    for row, want in zip(rows, expected, strict=True):
+        assert near(row[5], want[5], 1e-6)
 
 
 # -- the agent scorecard ---------------------------------------------------------------------
@@ -560,6 +704,20 @@ def test_urgent_breach_alert_fires_per_conversation_and_metric(month: Month) -> 
             expected[(r.conversation_id, r.metric, r.agent_id, r.team_id)] += 1
     assert firing == expected
     assert expected
+
+
+def test_team_ola_breach_alert_fires_per_team_and_p1_p2_conversation(month: Month) -> None:
+    """The team OLA rule fires once per owning team and P1/P2 conversation whose stint breached
+    and still runs, labelled with that team (P3/P4 and ended stints never fire)."""
+    rule = alert("al_team_ola_breach")
+    firing = evaluate(rule, month.run(rule.name))
+    expected: dict[tuple[Any, ...], int] = defaultdict(int)
+    for c in stints(month):
+        r = c.last
+        if c.open and r.breached and r.priority in ("P1", "P2"):
+            expected[(r.team_id, r.conversation_id, r.priority)] += 1
+    assert firing == expected
+    assert {labels[0] for labels in expected} >= {"sales", "support"}
 
 
 def test_window_closing_alert_fires_for_urgent_windows_under_an_hour(month: Month) -> None:

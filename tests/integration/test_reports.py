@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import io
+import statistics
 from collections import Counter
 from collections.abc import Iterator
 from datetime import date, datetime, timedelta
@@ -257,6 +258,44 @@ def test_scorecard_numbers_equal_those_from_the_records(
     )
     shown = sorted((row[0], row[1], row[3]) for row in report.section("Breaches").rows)
     assert breaches and shown == breaches
+
+
+def _ola(clocks: list[k.Clock]) -> dict[str, tuple[str, ...]]:
+    """The OLA per team the reports must show, from the records: stints (not cancelled), met,
+    breached, met % and the median budget share of the stints that ended."""
+    out = {}
+    stints = [c for c in clocks if c.last.metric == "team_ownership" and c.outcome != "cancelled"]
+    for team, mine in k.group(stints, "team_id").items():
+        met, breached, pct = k.compliance(mine)
+        budgets = [
+            c.last.budget_pct
+            for c in mine
+            if c.last.budget_pct is not None and not clock_is_open(c.last.status, c.last.metric)
+        ]
+        median = statistics.median(budgets) if budgets else None
+        out[str(team)] = (str(len(mine)), str(met), str(breached), k.fmt(pct), k.fmt(median))
+    return out
+
+
+def test_scorecard_and_causes_show_the_ola_per_team(
+    stack: Endpoints, stored: tuple[str, list[Record]]
+) -> None:
+    """The team scorecard (stints of the week) and the cause review (stints of the month) show,
+    per owning team, stints, met, breached, met % and the median budget share, as the records."""
+    prefix, records = stored
+    all_clocks = k.clocks(records)
+    week = [c for c in all_clocks if k.at(0) <= c.last.started_at < k.at(k.WEEK_S)]
+    expected = _ola(week)
+    assert set(expected) == {"front", "back"}
+    assert all(int(row[2]) > 0 for row in expected.values())  # both teams breached some
+    assert _section(scorecard_report(_store(stack, prefix), MONDAY), "OLA per team") == expected
+    assert "OLA per team" not in [s.title for s in scorecard_report(
+        _store(stack, prefix), MONDAY, "a2").sections]  # fmt: skip
+    tz = ZoneInfo("Asia/Jakarta")
+    start, end = _midnight(date(2026, 11, 1), tz), _midnight(date(2026, 12, 1), tz)
+    month = [c for c in all_clocks if start <= c.last.started_at < end]
+    report = causes_report(_store(stack, prefix), date(2026, 11, 1), tz)
+    assert _section(report, "OLA per team") == _ola(month)
 
 
 def test_agent_scorecard_keeps_only_that_agents_clocks(

@@ -67,6 +67,11 @@ def test_top_shows_the_wallboard_numbers(seeded: tuple[str, Truth], questdb: Que
         "at_risk": sum(1 for c in running if not c.last.breached and c.last.status == "warning"),
         "breached_now": sum(1 for c in running if c.last.breached),
         "unassigned_now": sum(1 for c in running if c.last.metric == "assignment"),
+        "handovers_waiting": sum(
+            1
+            for c in running
+            if c.last.metric == "team_ownership" and (c.last.breached or c.last.status == "warning")
+        ),
     }
     for name, value in expected.items():
         assert board.tiles[name] == value, name
@@ -99,6 +104,19 @@ def test_top_shows_the_wallboard_numbers(seeded: tuple[str, Truth], questdb: Que
     made = f"{lead.attempts}/{lead.attempts_required}"
     shown = rf"{conv}\s+│\s+{lead.agent_id}\s+│\s+{lead.channel}\s+│\s+{made}\s+│\s+\d+[hm]"
     assert re.search(shown, text), text
+    # The team clocks: the most urgent stint shows its owning team, conversation and number.
+    stints = board.tables["team_clocks"]
+    assert stints, "the days have team stints running"
+    team, conv, stint, agent = stints[0][:4]
+    assert any(
+        c.last.team_id == team and c.last.seq == stint and c.last.agent_id == agent
+        for c in truth.where(metric="team_ownership", conversation_id=conv)
+        if c.open
+    )
+    assert re.search(rf"{team}\s+│\s+{conv}\s+│\s+{stint}\s+│", text), text
+    # Running clocks name the team, so an OLA or update clock reads as whose it is.
+    first = board.tables["running_clocks"][0]
+    assert re.search(rf"{first[0]}\s+│\s+{first[1]}\s+│\s+{first[2] or '-'}\s+│\s+{first[3]}", text)
 
 
 def test_top_once_from_the_command_line(seeded: tuple[str, Truth], stack: Endpoints) -> None:
@@ -113,6 +131,7 @@ def test_top_once_from_the_command_line(seeded: tuple[str, Truth], stack: Endpoi
     for title in (
         "Breached",
         "Running clocks by time left",
+        "Team clocks (OLA) by time left",
         "Agents",
         "Breaches today",
         "WhatsApp windows closing",

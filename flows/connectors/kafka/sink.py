@@ -21,6 +21,7 @@ from confluent_kafka import KafkaError, Producer
 from flows.connectors.kafka.admin import log_client_error
 from flows.core.records import (
     ActionRecord,
+    CsatRecord,
     DeadLetter,
     Record,
     SlaRecord,
@@ -104,6 +105,9 @@ class _RecordPartition(StatelessSinkPartition[list[Record]]):
                     topic, key = topics.events, rec.conversation_id
                 elif isinstance(rec, ActionRecord):
                     topic, key = topics.actions, rec.conversation_id
+                elif isinstance(rec, CsatRecord):
+                    # SPEC §6: CSAT records go with the SLA records, told apart by `type`.
+                    topic, key = topics.events, rec.conversation_id
                 else:
                     topic, key = topics.deadletter, rec.source
                 value = dumps(to_json_dict(rec, emitted_at))

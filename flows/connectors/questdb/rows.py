@@ -7,7 +7,7 @@ from typing import Any, Final
 
 from questdb import TimestampMicros, TimestampNanos
 
-from flows.core.records import ActionRecord, DeadLetter, SlaRecord
+from flows.core.records import ActionRecord, CsatRecord, DeadLetter, SlaRecord
 from flows.core.vocabulary import clock_is_open
 
 _MS_TO_NS: Final = 1_000_000
@@ -67,6 +67,7 @@ def _event_rows(
                 "late": r.late,
                 "attempts": r.attempts,
                 "attempts_required": r.attempts_required,
+                "budget_pct": r.budget_pct,
                 "emitted_at": emitted,
             },
             at=nanos(r.at * _MS_TO_NS),
@@ -113,6 +114,7 @@ def _clock_rows(buffer: Any, table: str, clocks: Iterable[SlaRecord]) -> None:
                 "target_s": None if target is None else target / 1000,
                 "attempts": r.attempts,
                 "attempts_required": r.attempts_required,
+                "budget_pct": r.budget_pct,
                 "updated_at": micros(r.at * 1000),
             },
             at=nanos(r.started_at * _MS_TO_NS),
@@ -139,6 +141,27 @@ def _action_row(buffer: Any, table: str, r: ActionRecord, emitted: TimestampMicr
             "emitted_at": emitted,
         },
         at=TimestampNanos(r.at * _MS_TO_NS),
+    )
+
+
+def _csat_row(buffer: Any, table: str, r: CsatRecord, emitted: TimestampMicros) -> None:
+    survey_at = r.sent_at if r.sent_at is not None else r.at
+    buffer.row(
+        table,
+        symbols={"agent_id": r.agent_id, "team_id": r.team_id, "policy_id": r.policy_id},
+        columns={
+            "conversation_id": r.conversation_id,
+            "cycle": r.cycle,
+            "survey_id": r.survey_id or "",
+            "sent_at": None if r.sent_at is None else TimestampMicros(r.sent_at * 1000),
+            "rated_at": None if r.rated_at is None else TimestampMicros(r.rated_at * 1000),
+            "rating": r.rating,
+            "breached": r.breached,
+            "recovered": r.recovered,
+            "late": r.late,
+            "emitted_at": emitted,
+        },
+        at=TimestampNanos(survey_at * _MS_TO_NS),
     )
 
 

@@ -20,7 +20,7 @@ _PREFIX_RE: Final = re.compile(r"[A-Za-z_][A-Za-z0-9_]*|")
 
 @dataclass(frozen=True, slots=True)
 class TableNames:
-    """The names of the five tables for one prefix (`sla_events`, `sla_clocks`, ...)."""
+    """The names of the six tables for one prefix (`sla_events`, `sla_clocks`, ...)."""
 
     prefix: str = DEFAULT_PREFIX
 
@@ -54,9 +54,21 @@ class TableNames:
         """One row per worker heartbeat."""
         return f"{self.prefix}heartbeat"
 
-    def all(self) -> tuple[str, str, str, str, str]:
-        """Return the five table names."""
-        return (self.events, self.clocks, self.actions, self.deadletters, self.heartbeat)
+    @property
+    def csat(self) -> str:
+        """One row per customer-satisfaction survey: sent, then rated (SPEC §6 CSAT record)."""
+        return f"{self.prefix}csat"
+
+    def all(self) -> tuple[str, str, str, str, str, str]:
+        """Return the six table names."""
+        return (
+            self.events,
+            self.clocks,
+            self.actions,
+            self.deadletters,
+            self.heartbeat,
+            self.csat,
+        )
 
 
 _SUFFIX: Final = " PARTITION BY DAY TTL {ttl} DAYS WAL DEDUP UPSERT KEYS({keys})"
@@ -88,6 +100,7 @@ _EVENTS_COLUMNS: Final = """
     lead_status SYMBOL,
     outcome SYMBOL,
     attempts_required INT,
+    budget_pct DOUBLE,
     emitted_at TIMESTAMP"""
 
 _CLOCKS_COLUMNS: Final = """
@@ -116,6 +129,7 @@ _CLOCKS_COLUMNS: Final = """
     lead_status SYMBOL,
     outcome SYMBOL,
     attempts_required INT,
+    budget_pct DOUBLE,
     updated_at TIMESTAMP"""
 
 _ACTIONS_COLUMNS: Final = """
@@ -148,9 +162,31 @@ _HEARTBEAT_COLUMNS: Final = """
     records_out LONG,
     dead_letters LONG"""
 
+# `survey_at` is the survey's `sent_at` (its rating's instant for a rating without a `sent`): a
+# rating replaces the sent row of the same survey through the upsert keys.
+_CSAT_COLUMNS: Final = """
+    survey_at TIMESTAMP,
+    conversation_id VARCHAR,
+    cycle INT,
+    survey_id VARCHAR,
+    sent_at TIMESTAMP,
+    rated_at TIMESTAMP,
+    rating INT,
+    agent_id SYMBOL,
+    team_id SYMBOL,
+    policy_id SYMBOL,
+    breached BOOLEAN,
+    recovered BOOLEAN,
+    late BOOLEAN,
+    emitted_at TIMESTAMP"""
 
 #: Columns added after the first release (`ALTER TABLE ... ADD COLUMN IF NOT EXISTS` at start-up).
-_ADDED_COLUMNS: Final = ("lead_status SYMBOL", "outcome SYMBOL", "attempts_required INT")
+_ADDED_COLUMNS: Final = (
+    "lead_status SYMBOL",
+    "outcome SYMBOL",
+    "attempts_required INT",
+    "budget_pct DOUBLE",
+)
 
 
 def create_table_statements(
@@ -181,6 +217,12 @@ def create_table_statements(
         ),
         (names.deadletters, _DEADLETTERS_COLUMNS, "emitted_at", "emitted_at, source"),
         (names.heartbeat, _HEARTBEAT_COLUMNS, "at", "at, worker"),
+        (
+            names.csat,
+            _CSAT_COLUMNS,
+            "survey_at",
+            "survey_at, conversation_id, survey_id, cycle",
+        ),
     )
     return [
         (
@@ -196,7 +238,8 @@ def migrate_table_statements(names: TableNames) -> list[tuple[str, str]]:
     """Return the statements that bring tables of an earlier release up to this one's columns.
 
     Tables created by 0.2 and earlier lack the stored-only columns the scorecard reads
-    (`lead_status`, `outcome`, `attempts_required`); each `ADD COLUMN IF NOT EXISTS` is a no-op
+    (`lead_status`, `outcome`, `attempts_required`), and tables made before the team clocks
+    lack `budget_pct` (SPEC §4, `team_ownership`); each `ADD COLUMN IF NOT EXISTS` is a no-op
     on a table that has it.
 
     Args:

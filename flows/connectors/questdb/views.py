@@ -16,6 +16,13 @@ converge with the table.
   `first_response` clock (one per cycle that a customer opened by writing; a cycle resolved
   before any reply, whose clock is `cancelled`, is left out, and so is the stale row a late
   event leaves at a clock's former start).
+* `<prefix>ola_daily`: the team stints (`team_ownership` clocks, SPEC §4) per local day of
+  their start and per `team_id` (the owning team), `priority`, `policy_id`, `channel`: stints
+  started (`stints`, cancelled ones and the stale row of a moved start left out), `met`,
+  `breached` (as in `compliance_daily`), and of the stints that ended (not
+  cancelled) with a `budget_pct`, their number (`budgeted`) and summed `budget_pct` (the per
+  cent of the cycle's `resolution` target each stint used), so "which team breached its OLA, and
+  how much of the customer's promise did it use" is a sum over a few rows per team and day.
 
 The time zone is fixed when a view is created: changing it means dropping the views (they are
 rebuilt from the tables at the next start). A view made by an earlier release lacks the
@@ -52,6 +59,10 @@ _ZONE_RE: Final = re.compile(r"[A-Za-z0-9_+\-/]+")
 REQUIRED_COLUMN: Final = "channel"
 
 
+#: A team stint that ended (not cancelled) with its share of the resolution budget.
+_ENDED_WITH_BUDGET: Final = "NOT open AND status <> 'cancelled' AND budget_pct IS NOT NULL"
+
+
 @dataclass(frozen=True, slots=True)
 class ViewNames:
     """The names of the materialized views for one table prefix."""
@@ -68,9 +79,14 @@ class ViewNames:
         """Daily conversations started per team."""
         return f"{self.prefix}volume_daily"
 
-    def all(self) -> tuple[str, str]:
+    @property
+    def ola_daily(self) -> str:
+        """Daily team stints (OLA) per team, priority, policy and channel, with budget used."""
+        return f"{self.prefix}ola_daily"
+
+    def all(self) -> tuple[str, str, str]:
         """Return the view names, in creation order."""
-        return (self.compliance_daily, self.volume_daily)
+        return (self.compliance_daily, self.volume_daily, self.ola_daily)
 
 
 def check_timezone(zone: str) -> str:
@@ -122,7 +138,24 @@ def create_view_statements(
     WHERE seq = 1 AND metric = 'first_response' AND status <> 'cancelled'
     SAMPLE BY 1d ALIGN TO CALENDAR TIME ZONE '{zone}'
 ) PARTITION BY MONTH"""  # noqa: S608 - names validated, zone checked
-    return [(views.compliance_daily, compliance), (views.volume_daily, volume)]
+    # A stint's `budget_pct` is on its ending records only (SPEC §4): a running stint's row has
+    # none yet, so only the ended ones are summed (and counted in `budgeted`).
+    ola = f"""CREATE MATERIALIZED VIEW IF NOT EXISTS {views.ola_daily} AS (
+    SELECT started_at, team_id, priority, policy_id, channel,
+           sum(CASE WHEN status <> 'cancelled' THEN 1 ELSE 0 END) AS stints,
+           sum(CASE WHEN status = 'met' THEN 1 ELSE 0 END) AS met,
+           sum(CASE WHEN breached AND status <> 'cancelled' THEN 1 ELSE 0 END) AS breached,
+           sum(CASE WHEN {_ENDED_WITH_BUDGET} THEN 1 ELSE 0 END) AS budgeted,
+           sum(CASE WHEN {_ENDED_WITH_BUDGET} THEN budget_pct ELSE 0.0 END) AS budget_pct
+    FROM {clocks}
+    WHERE metric = 'team_ownership'
+    SAMPLE BY 1d ALIGN TO CALENDAR TIME ZONE '{zone}'
+) PARTITION BY MONTH"""  # noqa: S608 - names validated, zone checked
+    return [
+        (views.compliance_daily, compliance),
+        (views.volume_daily, volume),
+        (views.ola_daily, ola),
+    ]
 
 
 def drop_view_statement(view: str) -> str:

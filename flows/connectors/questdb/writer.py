@@ -72,6 +72,7 @@ from flows.connectors.questdb.journal import JOURNAL_NAME, Journal
 from flows.connectors.questdb.rows import (
     _action_row,
     _clock_rows,
+    _csat_row,
     _deadletter_row,
     _event_rows,
     _micros,
@@ -90,7 +91,7 @@ from flows.connectors.questdb.views import (
     create_view_statements,
     drop_view_statement,
 )
-from flows.core.records import ActionRecord, Record, SlaRecord
+from flows.core.records import ActionRecord, CsatRecord, Record, SlaRecord
 from flows.exceptions import ConnectorError
 
 _log = logging.getLogger(__name__)
@@ -546,6 +547,9 @@ class QuestDBWriter:
                 emitted_at[key] = emitted
             elif isinstance(r, ActionRecord):
                 _action_row(buffer, tables.actions, r, emitted)
+                chunk.rows += 1
+            elif isinstance(r, CsatRecord):
+                _csat_row(buffer, tables.csat, r, emitted)
                 chunk.rows += 1
             else:
                 _deadletter_row(buffer, tables.deadletters, r, emitted_at_ms)
