@@ -124,6 +124,9 @@ class ChatwootOptions:
             over the payload's channel type (e.g. an API inbox that bridges WhatsApp).
         fallback_channel: the `channel` of a message whose payload names no channel type and
             whose inbox is not configured (counted as the flag `channel_unknown`).
+        teams: Chatwoot team id (as text) → the `team_id` the policies name (e.g. `l2`); a
+            team not listed keeps its Chatwoot id (flagged `team_unmapped` when the map is
+            not empty).
     """
 
     segment_attribute: str = "segment"
@@ -136,6 +139,7 @@ class ChatwootOptions:
     bot_user_ids: Mapping[str, frozenset[str]] = field(default_factory=dict)
     inbox_channels: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
     fallback_channel: str = "unknown"
+    teams: Mapping[str, str] = field(default_factory=dict)
 
 
 def map_chatwoot(body: bytes, account: str, options: ChatwootOptions | None = None) -> Mapped:
@@ -236,7 +240,9 @@ def map_message(
     or of type `template`, is `kind: template`; a `template` message not sent by a user is
     authored `bot`. An incoming message sent by a user is mapped and flagged
     `incoming_user_sender`. An outbound message whose `status` is already `failed` (as the
-    REST API may return it) is followed by its retraction (see `map_message_update`).
+    REST API may return it) is followed by its retraction (see `map_message_update`). An
+    incoming message of a webhook whose conversation has a team is preceded by that team
+    (see `_message_team`).
 
     Args:
         payload: the message as a JSON object.
@@ -260,6 +266,9 @@ def map_message(
         out.ignore("unknown_message_type", f"message_type {raw!r} is not one Chatwoot sends")
         return
     message_id = _message_id(payload)
+    # Only a webhook's own conversation says the team at the message; a REST conversation
+    # (catch-up) says the team now, which may be a later one.
+    own_conversation = conversation is None
     if conversation is None:
         nested = payload.get("conversation")
         conversation = nested if isinstance(nested, dict) else {}
@@ -283,6 +292,8 @@ def map_message(
         event.update(direction="inbound", author="customer", kind=kind)
         if sender_type == "user":
             out.flags.append("incoming_user_sender")
+        if own_conversation:
+            _message_team(event, conversation, account, opts, out)
     else:
         template = message_type == "template" or _is_whatsapp_template(payload)
         event.update(direction="outbound", kind="template" if template else kind)
@@ -632,6 +643,70 @@ def _changes(payload: dict[str, Any]) -> dict[str, tuple[Any, Any]] | None:
     return changes
 
 
+def _team_id(raw: object, opts: ChatwootOptions, out: Mapped) -> str:
+    """Return the `team_id` of a Chatwoot team id: its name in `opts.teams`, else the id as text.
+
+    When `opts.teams` is set but does not list the team, the id is kept and the flag
+    `team_unmapped` counted: a policy lists teams by the names the map gives them, so such a
+    team starts no `team_ownership` clock unless a policy lists its Chatwoot id.
+
+    Raises:
+        MappingError: the id is not a Chatwoot id (see `_id_part`).
+    """
+    team = _id_part(raw, "team id")
+    if team in opts.teams:
+        return opts.teams[team]
+    if opts.teams:
+        out.flags.append("team_unmapped")
+    return team
+
+
+def _meta_team(conversation: dict[str, Any]) -> object:
+    """Return the team id a conversation payload names (`meta.team.id`, else `team_id`), or None."""
+    meta = conversation.get("meta")
+    team = meta.get("team") if isinstance(meta, dict) else None
+    if isinstance(team, dict) and team.get("id") is not None:
+        return team["id"]
+    return conversation.get("team_id")
+
+
+def _message_team(
+    message: dict[str, Any],
+    conversation: dict[str, Any],
+    account: str,
+    opts: ChatwootOptions,
+    out: Mapped,
+) -> None:
+    """Add, before a customer's message, the team its webhook's conversation names.
+
+    A `conversation` event, action `updated`, `team_id` only, at the message's instant, id
+    `cw:{account}:m:{message id}:team`. It repeats what the monitor knows when no webhook was
+    lost, and restores the team when one was (Chatwoot does not retry) or when the
+    conversation began before slawatch listened, so its stint starts at the customer's next
+    message. A conversation without a team gives nothing (its removal only comes from
+    `conversation_updated`); a team id that is not an id is ignored (`bad_team_id`), the
+    message is kept.
+    """
+    raw = _meta_team(conversation)
+    if raw is None:
+        return
+    try:
+        team = _team_id(raw, opts, out)
+    except MappingError as exc:
+        out.ignore("bad_team_id", f"the message's conversation team was not read: {exc}")
+        return
+    out.add(
+        {
+            "event_id": f"{message['event_id']}:team",
+            "type": "conversation",
+            "conversation_id": message["conversation_id"],
+            "occurred_at": message["occurred_at"],
+            "action": "updated",
+            "team_id": team,
+        }
+    )
+
+
 def _attributes(
     custom: object, labels: object, opts: ChatwootOptions, out: Mapped
 ) -> dict[str, Any]:
@@ -703,9 +778,9 @@ def _created(payload: dict[str, Any], account: str, opts: ChatwootOptions, out: 
 
     Reads `created_at` (`occurred_at`), `status` (`pending`: a bot handles it, `handled_by:
     bot`; `snoozed`: waiting on the customer, `status: pending`), `priority` (urgent..low as
-    P1..P4), `meta.team.id` (`team_id`), custom attributes and labels. An assignee already
-    set (`meta.assignee.id`) adds an `assignment` event, action `assigned`, at the same
-    instant.
+    P1..P4), `meta.team.id` (`team_id`, through `_team_id`), custom attributes and labels. An
+    assignee already set (`meta.assignee.id`) adds an `assignment` event, action `assigned`,
+    at the same instant.
 
     Raises:
         MappingError: the conversation has no id or no readable `created_at`.
@@ -721,14 +796,14 @@ def _created(payload: dict[str, Any], account: str, opts: ChatwootOptions, out: 
     priority = payload.get("priority")
     if isinstance(priority, str) and priority in PRIORITIES:
         event["priority"] = PRIORITIES[priority]
-    meta = payload.get("meta")
-    team = meta.get("team") if isinstance(meta, dict) else None
-    if isinstance(team, dict) and team.get("id") is not None:
-        event["team_id"] = _id_part(team["id"], "team 'id'")
+    team = _meta_team(payload)
+    if team is not None:
+        event["team_id"] = _team_id(team, opts, out)
     event.update(_attributes(payload.get("custom_attributes"), payload.get("labels"), opts, out))
     if event.get("tags") == []:
         del event["tags"]
     out.add(event)
+    meta = payload.get("meta")
     assignee = meta.get("assignee") if isinstance(meta, dict) else None
     if isinstance(assignee, dict) and assignee.get("id") is not None:
         out.add(_assignment(payload, account, assignee["id"], at))
@@ -754,8 +829,13 @@ def _updated(payload: dict[str, Any], account: str, opts: ChatwootOptions, out: 
     """Map a conversation change to SPEC §1 events, all at the change's instant.
 
     Reads `changed_attributes`: `status` (see `_status`), `assignee_id` (an `assignment`
-    event), and `team_id`, `priority`, `custom_attributes` and the label keys, which together
-    give one `conversation` event, action `updated`, whose id hashes the attributes set. A
+    event), and `team_id` (through `_team_id`; null removes the team), `priority`,
+    `custom_attributes` and the label keys, which together give one `conversation` event,
+    action `updated`, whose id hashes the attributes set. The team travels only on that
+    event, never on the `assignment`: `changed_attributes` is the change itself, while `meta`
+    is the conversation when Chatwoot's job built the payload, possibly after a later change;
+    and an assignment's `team_id` would outlive a removal of the conversation's team in the
+    monitor (it falls back to the assignment's team). A
     `conversation_status_changed` without `changed_attributes` takes the payload's `status`.
     A change of nothing SLA-relevant is ignored (`no_sla_change`); keys that are neither
     mapped nor known to be quiet are counted as `unmapped_attribute`.
@@ -784,7 +864,7 @@ def _updated(payload: dict[str, Any], account: str, opts: ChatwootOptions, out: 
     updates: dict[str, Any] = {}
     if "team_id" in changes:
         team = changes["team_id"][1]
-        updates["team_id"] = None if team is None else _id_part(team, "team_id")
+        updates["team_id"] = None if team is None else _team_id(team, opts, out)
     if "priority" in changes:
         priority = changes["priority"][1]
         updates["priority"] = PRIORITIES.get(priority) if isinstance(priority, str) else None

@@ -7,12 +7,14 @@ objects, e.g. `SLAWATCH_INGEST_CHATWOOT_SECRETS='{"7": "s3cret"}'`.
 
 from __future__ import annotations
 
+import unicodedata
 from pathlib import Path
 from typing import Any, Final, Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from flows.core.decode import MAX_ID_CHARS
 from flows.ingest.chatwoot import ChatwootOptions
 from flows.ingest.whatsapp import WhatsAppOptions
 
@@ -142,6 +144,14 @@ class IngestSettings(BaseSettings):
             'channel type (e.g. an API inbox bridging WhatsApp: `{"7": {"12": "whatsapp"}}`).'
         ),
     )
+    chatwoot_teams: dict[str, str] = Field(
+        default_factory=dict,
+        description=(
+            "Chatwoot team id → the `team_id` the policies list (e.g. `l2`), for every account "
+            '(team ids are unique in a Chatwoot installation): `{"3": "l1", "4": "l2"}`. '
+            "A team not listed keeps its Chatwoot id."
+        ),
+    )
     chatwoot_fallback_channel: str = Field(
         default="unknown",
         min_length=1,
@@ -159,6 +169,25 @@ class IngestSettings(BaseSettings):
     untagged_agent_id: str = Field(
         default="api", description="`agent_id` of untagged `sent` statuses by `agent`."
     )
+
+    @field_validator("chatwoot_teams")
+    @classmethod
+    def _check_teams(cls, teams: dict[str, str]) -> dict[str, str]:
+        """Refuse a team map that would make every team event a dead letter.
+
+        Keys are Chatwoot team ids (ASCII digits, as Chatwoot numbers teams); values are SPEC
+        §1 ids (1-256 characters, no control characters).
+        """
+        for key, name in teams.items():
+            if not (key.isascii() and key.isdigit()):
+                msg = f"Chatwoot team ids are numbers, not {key!r:.40} (map ids, not names)"
+                raise ValueError(msg)
+            if not 0 < len(name) <= MAX_ID_CHARS or any(
+                unicodedata.category(c) in ("Cc", "Zl", "Zp") for c in name
+            ):
+                msg = f"team {key}: {name!r:.40} is not a slawatch id (1-256 characters)"
+                raise ValueError(msg)
+        return teams
 
     def mode(self, endpoint: str) -> VerifyMode:
         """Return the signature check of an endpoint (`whatsapp` or `chatwoot/<account>`).
@@ -193,6 +222,7 @@ class IngestSettings(BaseSettings):
                 for account, inboxes in self.chatwoot_inbox_channels.items()
             },
             fallback_channel=self.chatwoot_fallback_channel,
+            teams=dict(self.chatwoot_teams),
         )
 
     def whatsapp_options(self) -> WhatsAppOptions:
