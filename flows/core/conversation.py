@@ -760,8 +760,7 @@ class Conversation:
         self.replier = None
         self.cycle_breached = False
         self._load(ctx, +1)
-        for hook in ctx.hooks.CYCLE_OPENED:
-            hook(self, ctx, at)
+        ctx.hooks.CYCLE_OPENED(self, ctx, at)
 
     def _set_status(self, ctx: Context, status: str, at: int) -> None:
         """Set the conversation `status` (`open` / `pending`) and apply what it changes.
@@ -838,13 +837,10 @@ class Conversation:
             self.unanswered = at
         if not self.first_inbound:
             self.first_inbound = True
-            for hook in ctx.hooks.FIRST_INBOUND:
-                hook(self, ctx, event, at)
+            ctx.hooks.FIRST_INBOUND(self, ctx, event, at)
         else:
-            for hook in ctx.hooks.LATER_INBOUND:
-                hook(self, ctx, event, at)
-        for hook in ctx.hooks.INBOUND:
-            hook(self, ctx, event, at)
+            ctx.hooks.LATER_INBOUND(self, ctx, event, at)
+        ctx.hooks.INBOUND(self, ctx, event, at)
 
     def _outbound(self, ctx: Context, event: MessageEvent, at: int) -> None:
         """SPEC §4, an outbound message.
@@ -857,21 +853,18 @@ class Conversation:
         if event.kind == "note":
             return
         if self.is_reply(event):
-            for hook in ctx.hooks.REPLY:
-                hook(self, ctx, event, at)
+            ctx.hooks.REPLY(self, ctx, event, at)
             if self.phase == OPEN:
                 self.replied = True
                 if event.author == "agent":
                     self.replier = event.agent_id
             self.unanswered = None
         if event.author == "agent":
-            for hook in ctx.hooks.AGENT_MESSAGE:
-                hook(self, ctx, event, at)
+            ctx.hooks.AGENT_MESSAGE(self, ctx, event, at)
 
     def _activity(self, ctx: Context, event: ActivityEvent, at: int) -> None:
         """SPEC §1/§4, `activity`: work outside the chat, never a reply (`ACTIVITY` hooks)."""
-        for hook in ctx.hooks.ACTIVITY:
-            hook(self, ctx, event, at)
+        ctx.hooks.ACTIVITY(self, ctx, event, at)
 
     def _assignment(self, ctx: Context, event: AssignmentEvent, at: int) -> None:
         """SPEC §4, `assigned` / `unassigned`.
@@ -885,16 +878,14 @@ class Conversation:
             self.agent = event.agent_id
             self.assign_team = event.team_id
             self._load(ctx, +1)
-            for hook in ctx.hooks.ASSIGNED:
-                hook(self, ctx, event, at)
+            ctx.hooks.ASSIGNED(self, ctx, event, at)
         else:
             if self.agent is None:
                 return
             self._load(ctx, -1)
             self.agent = None
             self.assign_team = None
-            for hook in ctx.hooks.UNASSIGNED:
-                hook(self, ctx, at)
+            ctx.hooks.UNASSIGNED(self, ctx, at)
 
     def _conversation(self, ctx: Context, event: ConversationEvent, at: int) -> None:
         """SPEC §1, `conversation` events: dispatch on the action.
@@ -912,8 +903,7 @@ class Conversation:
         elif action == "reopened":
             self._reopen(ctx, at)
         elif action == "follow_up_promised":
-            for hook in ctx.hooks.PROMISE:
-                hook(self, ctx, event, at)
+            ctx.hooks.PROMISE(self, ctx, event, at)
 
     def _update(self, ctx: Context, event: ConversationEvent, at: int) -> None:
         """SPEC §1/§4, `opened` / `updated`: set attributes and apply what they change.
@@ -939,12 +929,10 @@ class Conversation:
             self.cadence_off = False
         to_human = old_handled == "bot" and (attrs.get("handled_by") or "human") == "human"
         change = AttrChange(old_status, lead_changed, to_human, self.policy, team_set)
-        for hook in ctx.hooks.BEFORE_UPDATE:
-            hook(self, ctx, change, at)
+        ctx.hooks.BEFORE_UPDATE(self, ctx, change, at)
         self._reselect(ctx, at)
         self._apply_pauses(ctx, at)
-        for hook in ctx.hooks.AFTER_UPDATE:
-            hook(self, ctx, change, at)
+        ctx.hooks.AFTER_UPDATE(self, ctx, change, at)
 
     def _reselect(self, ctx: Context, at: int) -> None:
         """Choose the policy again and retarget running clocks whose target changed (SPEC §3).
@@ -1054,8 +1042,7 @@ class Conversation:
             if res.measured:
                 self.record(ctx, res, Status.RESUMED, at)
                 self._catch_up(ctx, res, at)
-        for hook in ctx.hooks.REOPENED:
-            hook(self, ctx, at)
+        ctx.hooks.REOPENED(self, ctx, at)
 
 
 # Immutable or scalar state a clone shares with its original.
