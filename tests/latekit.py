@@ -286,6 +286,7 @@ def final_csat(records: Sequence[object]) -> dict[tuple[str, str, int], tuple[ob
     for r in records:
         if isinstance(r, CsatRecord):
             out[r.identity()] = (
+                r.cycle,
                 r.sent_at,
                 r.rated_at,
                 r.rating,

@@ -223,8 +223,18 @@ class CsatRecord:
         return self.sent_at
 
     def identity(self) -> tuple[str, str, int]:
-        """Return the survey's identity: conversation, survey id (or "") and cycle."""
-        return (self.conversation_id, self.survey_id or "", self.cycle)
+        """Return the survey's identity: conversation, survey id (or "") and `survey_at`.
+
+        `survey_at` is when it was sent (its rating's instant for a rating without a `sent`);
+        the cycle is not part of it, so a correction that moves a survey to another cycle
+        replaces its record instead of leaving the old one behind.
+        """
+        return (self.conversation_id, self.survey_id or "", self.survey_at)
+
+    @property
+    def survey_at(self) -> int:
+        """When the survey was sent, else when it was rated (epoch ms UTC)."""
+        return self.sent_at if self.sent_at is not None else self.at
 
 
 Record = SlaRecord | ActionRecord | CsatRecord | DeadLetter

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -27,7 +26,6 @@ from tests.questdbkit import DAY, MINUTE, drop_tables, new_prefix, now_ms, sla, 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 
 T0 = now_ms() - 3 * DAY
-ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
@@ -459,12 +457,3 @@ def test_a_rating_replaces_its_sent_survey_row_in_the_csat_table(
     ]
     ((rated_n, sent_n),) = questdb.query(f"SELECT count(rating), count() FROM {prefix}csat")
     assert (rated_n, sent_n) == (1, 2)
-    # docs/ANALYTICS.md's CSAT queries run as written (on this prefix's table).
-    doc = (ROOT / "docs" / "ANALYTICS.md").read_text(encoding="utf-8")
-    per_agent, by_breach = (
-        block.split("```", 1)[0].replace("sla_csat", f"{prefix}csat").rstrip().rstrip(";")
-        for block in doc.split("```sql\n")[1:]
-        if "FROM sla_csat" in block.split("```", 1)[0]
-    )
-    assert questdb.query(per_agent) == [("a-1", 1, 1, 100.0, 100.0), ("a-2", 0, 1, 0.0, None)]
-    assert questdb.query(by_breach) == [(True, 1, 4.0, 100.0)]

@@ -13,7 +13,7 @@ import pytest
 
 from flows.connectors.questdb import Heartbeat, QuestDBWriter, TableNames
 from flows.connectors.questdb.views import ViewNames
-from flows.core.records import Record
+from flows.core.records import CsatRecord, Record
 from flows.devstack import Endpoints
 from flows.reports.queries import QUERIES
 from tests.conftest import QuestDB
@@ -24,7 +24,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 DOC = Path(__file__).resolve().parents[2] / "docs" / "ANALYTICS.md"
 _BLOCK = re.compile(r"```sql\n(.*?)```", re.DOTALL)
 _NAME = re.compile(r"--\s*query:\s*(\w+)")
-_TABLE = re.compile(r"\bsla_(events|clocks|actions|deadletters|heartbeat|ola_daily)\b")
+_TABLE = re.compile(r"\bsla_(events|clocks|actions|deadletters|heartbeat|ola_daily|csat)\b")
 # Seconds pass between seeding and querying on a busy machine.
 SLACK_S = 60
 
@@ -395,3 +395,24 @@ def test_heartbeat_age(run_doc_query: Run) -> None:
     beats = [Heartbeat("0", at=now - 40_000), Heartbeat("1", at=now - 15_000)]
     ((age,),) = run_doc_query("heartbeat_age", [], beats)
     assert near(age, 15, slack=SLACK_S / 2)
+
+
+def _surveys(t0: int) -> list[Record]:
+    """Three surveys: a1 rated 5 (met cycle), a1 rated 2 (breached), a2 sent, never rated."""
+    return [
+        CsatRecord("c-1", 1, "S1", t0, t0 + MINUTE, 5, "a1", "l1", "p", False, False),
+        CsatRecord("c-2", 1, "S2", t0 + 1, t0 + HOUR, 2, "a1", "l1", "p", True, False),
+        CsatRecord("c-3", 2, "S3", t0 + 2, None, None, "a2", "l1", "p", True, False),
+    ]
+
+
+def test_csat_per_agent_30d(run_doc_query: Run) -> None:
+    """Per agent: rated, sent, response rate and CSAT % (ratings of 4-5) over 30 days."""
+    rows = run_doc_query("csat_per_agent_30d", _surveys(now_ms() - 2 * DAY), [])
+    assert rows == [("a1", 2, 2, 100.0, 50.0), ("a2", 0, 1, 0.0, None)]
+
+
+def test_csat_breached_vs_met(run_doc_query: Run) -> None:
+    """Rated surveys split by whether the cycle breached: count, mean rating, CSAT %."""
+    rows = run_doc_query("csat_breached_vs_met", _surveys(now_ms() - 2 * DAY), [])
+    assert sorted(rows) == [(False, 1, 5.0, 100.0), (True, 1, 2.0, 0.0)]

@@ -99,7 +99,7 @@ def test_every_table_is_wal_day_partitioned_with_ttl_and_dedup_on_its_timestamp(
         "p_actions": ("at", "at, conversation_id, cycle, metric, seq, action, trigger"),
         "p_deadletters": ("emitted_at", "emitted_at, source"),
         "p_heartbeat": ("at", "at, worker"),
-        "p_csat": ("survey_at", "survey_at, conversation_id, survey_id, cycle"),
+        "p_csat": ("survey_at", "survey_at, conversation_id, survey_id"),
     }
     assert set(statements) == set(expected)
     for table, (ts, keys) in expected.items():

@@ -145,7 +145,7 @@ def _action_row(buffer: Any, table: str, r: ActionRecord, emitted: TimestampMicr
 
 
 def _csat_row(buffer: Any, table: str, r: CsatRecord, emitted: TimestampMicros) -> None:
-    survey_at = r.sent_at if r.sent_at is not None else r.at
+    survey_at = r.survey_at
     buffer.row(
         table,
         symbols={"agent_id": r.agent_id, "team_id": r.team_id, "policy_id": r.policy_id},

@@ -163,7 +163,8 @@ _HEARTBEAT_COLUMNS: Final = """
     dead_letters LONG"""
 
 # `survey_at` is the survey's `sent_at` (its rating's instant for a rating without a `sent`): a
-# rating replaces the sent row of the same survey through the upsert keys.
+# rating replaces the sent row of the same survey through the upsert keys; the cycle is not a
+# key, so a late correction that moves a survey to another cycle replaces its row.
 _CSAT_COLUMNS: Final = """
     survey_at TIMESTAMP,
     conversation_id VARCHAR,
@@ -221,7 +222,7 @@ def create_table_statements(
             names.csat,
             _CSAT_COLUMNS,
             "survey_at",
-            "survey_at, conversation_id, survey_id, cycle",
+            "survey_at, conversation_id, survey_id",
         ),
     )
     return [
