@@ -19,7 +19,7 @@ from pathlib import Path
 import orjson
 
 from flows.core.decode import event_to_json
-from flows.core.events import ConversationEvent, Event
+from flows.core.events import ConversationEvent, Event, SurveyEvent
 from flows.core.policies import parse_policies
 from flows.core.records import Record, SlaRecord
 from flows.replay import replay_records
@@ -109,6 +109,7 @@ def history(seed: int, conversations: int = 240) -> list[Event]:
         if rng.random() < 0.8:
             done = first + rng.uniform(3600, 6 * 3600)
             events.append(conv_event(done, "resolved", conv, outcome=rng.choice(OUTCOMES)))
+            events.extend(_survey(conv, done, slow=first - t > 600))
             if rng.random() < 0.15:
                 events.append(conv_event(done + 1800, "reopened", conv))
                 events.append(
@@ -120,6 +121,20 @@ def history(seed: int, conversations: int = 240) -> list[Event]:
     events.append(assign(last + 2, "a1", "zlast"))
     events.sort(key=lambda e: e.occurred_at)
     return events
+
+
+def _survey(conv: str, resolved: float, *, slow: bool) -> list[Event]:
+    """A survey after a resolve, from its own generator (every other event stays as it was):
+    sent for most conversations, rated for most of those, lower when the first reply was slow."""
+    side = random.Random(f"{conv}-survey")
+    if side.random() >= 0.6:
+        return []
+    sid = f"sv-{conv}"
+    out: list[Event] = [SurveyEvent(f"{sid}-sent", conv, ms(resolved + 120), "sent", sid)]
+    if side.random() < 0.7:
+        rating = side.choice((1, 2, 3, 4) if slow else (3, 4, 5, 5))
+        out.append(SurveyEvent(f"{sid}-rated", conv, ms(resolved + 900), "rated", sid, rating))
+    return out
 
 
 def decided(events: Iterable[Event]) -> tuple[dict[str, str], dict[str, str]]:

@@ -470,3 +470,30 @@ def baseline(
 
     last_day = _day(until, "--until", tz)
     _emit(baseline_report(_store(where), last_day, days, tz), fmt, output, send)
+
+
+@report.command()
+@click.option("--quarter", default=None, help="Quarter, e.g. 2026-Q3 [default: last quarter].")
+@_output_options
+@_where_options
+def quarterly(
+    *, quarter: str | None, fmt: str, output: Path | None, send: bool, tz: tzinfo, **where: Any
+) -> None:
+    """Quarterly target review: compliance, time taken, tiers vs conversion, CSAT, suggestions.
+
+    Per metric and team over the quarter; agents under 80 % two weeks in a row; per target a
+    suggestion (tighten, keep, add capacity, loosen) with the figures behind it and the
+    compliance the quarter would have had at the suggested target.
+    """
+    from flows.reports.quarterly import parse_quarter, quarterly_report  # noqa: PLC0415
+
+    if quarter is None:
+        today = _today(tz)
+        first = date(today.year, 3 * ((today.month - 1) // 3) + 1, 1)
+        previous = date.fromordinal(first.toordinal() - 1)
+        quarter = f"{previous.year}-Q{(previous.month - 1) // 3 + 1}"
+    try:
+        first_day = parse_quarter(quarter)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--quarter") from None
+    _emit(quarterly_report(_store(where), first_day, tz), fmt, output, send)

@@ -24,7 +24,7 @@ from flows.connectors.questdb import TableNames
 from flows.exceptions import ConnectorError
 from flows.settings import Settings
 
-__all__ = ["ClockRow", "ReportStore"]
+__all__ = ["ClockRow", "ReportStore", "SurveyRow"]
 
 _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 _RANGE_COLUMNS: Final = frozenset({"started_at", "deadline_at", "stopped_at", "updated_at"})
@@ -133,6 +133,33 @@ class ClockRow:
     def cycle_key(self) -> tuple[str, int]:
         """The clock's conversation and cycle."""
         return (self.conversation_id, self.cycle)
+
+
+@dataclass(frozen=True, slots=True)
+class SurveyRow:
+    """One survey as `<prefix>csat` stores it: sent, and its latest rating (instants epoch ms).
+
+    Attributes:
+        survey_at: When it took effect first: its sending, else its rating.
+        conversation_id: The conversation.
+        cycle: The cycle it belongs to.
+        rating: 1-5, or None while it has not been rated.
+        sent: Whether a `sent` was seen (a rating without one counts as rated, not as sent).
+        agent_id: The agent credited.
+        team_id: The team at the cycle's resolve.
+        breached: Whether a clock of the cycle breached.
+        recovered: Whether a service recovery was sent in the cycle.
+    """
+
+    survey_at: int
+    conversation_id: str
+    cycle: int
+    rating: int | None
+    sent: bool
+    agent_id: str | None
+    team_id: str | None
+    breached: bool
+    recovered: bool
 
 
 def _row(values: Sequence[Any]) -> ClockRow:
@@ -314,3 +341,30 @@ class ReportStore:
         )
         rows = self.query(sql, [_timestamp(started_from), _timestamp(started_before)])
         return Counter({(conv, cycle): n for conv, cycle, n in rows})
+
+    def surveys(self, start: int, end: int) -> list[SurveyRow]:
+        """Read the surveys that took effect in `[start, end)` (epoch ms UTC) from `<prefix>csat`.
+
+        Raises:
+            ConnectorError: QuestDB cannot be read.
+        """
+        sql = (
+            "SELECT survey_at, conversation_id, cycle, rating, sent_at, agent_id, team_id, "  # noqa: S608 - validated table name
+            f"breached, recovered FROM {self.tables.csat} WHERE survey_at >= %s AND survey_at < %s"
+        )
+        return [
+            SurveyRow(
+                survey_at=_ms(at) or 0,
+                conversation_id=conv,
+                cycle=cycle,
+                rating=rating,
+                sent=sent_at is not None,
+                agent_id=agent,
+                team_id=team,
+                breached=bool(breached),
+                recovered=bool(recovered),
+            )
+            for at, conv, cycle, rating, sent_at, agent, team, breached, recovered in self.query(
+                sql, [_timestamp(start), _timestamp(end)]
+            )
+        ]

@@ -6,9 +6,9 @@ from __future__ import annotations
 import csv
 import io
 import statistics
-from collections import Counter
+from collections import Counter, defaultdict
 from collections.abc import Iterator
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from email.message import Message
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -19,7 +19,7 @@ from click.testing import CliRunner
 from flows.cli import main
 from flows.connectors.questdb import QuestDBWriter, TableNames
 from flows.core.policies import parse_policies
-from flows.core.records import ActionRecord, DeadLetter, Record, SlaRecord
+from flows.core.records import ActionRecord, CsatRecord, DeadLetter, Record, SlaRecord
 from flows.core.timefmt import format_instant
 from flows.core.vocabulary import clock_is_open
 from flows.devstack import Endpoints
@@ -32,6 +32,7 @@ from flows.reports.builders import (
     scorecard_report,
 )
 from flows.reports.data import ReportStore
+from flows.reports.quarterly import parse_quarter, quarterly_report
 from flows.reports.render import Report, render
 from tests import reportkit as k
 from tests.conftest import QuestDB
@@ -541,3 +542,136 @@ def test_report_on_a_prefix_with_no_tables_says_what_to_do(stack: Endpoints) -> 
     assert result.exit_code == 1
     assert result.output.startswith("Error: ") and result.output.count("\n") == 1
     assert "slawatch backfill" in result.output
+
+
+def test_quarterly_review_numbers_equal_those_from_the_records(
+    stack: Endpoints, stored: tuple[str, list[Record]]
+) -> None:
+    """The quarterly review's compliance per team, CSAT per team, agent-week tiers, watch list
+    and target review match the records (the history lies in 2026-Q4)."""
+    prefix, records = stored
+    report = quarterly_report(_store(stack, prefix), parse_quarter("2026-Q4"))
+    decided = [c for c in k.clocks(records) if c.outcome in ("met", "breached")]
+
+    per_team = {
+        (row[0], row[1]): row[2:] for row in report.section("Compliance per metric and team").rows
+    }
+    expected = defaultdict(list)
+    for c in decided:
+        expected[(c.last.metric, c.last.team_id or "(none)")].append(c)
+    assert set(per_team) == set(expected)
+    assert {team for _, team in per_team} >= {"front", "back"}
+    for key, mine in expected.items():
+        met, _, pct = k.compliance(mine)
+        taken = [c.elapsed_s for c in mine if c.fulfilled]
+        assert per_team[key][:3] == (str(len(mine)), k.fmt(pct), k.fmt(k.p(taken, 50))), key
+
+    # CSAT per team from the final CSAT record of each survey.
+    surveys: dict[tuple[str, str | None], CsatRecord] = {}
+    for r in records:
+        if isinstance(r, CsatRecord):
+            surveys[(r.conversation_id, r.survey_id)] = r
+    assert surveys
+    csat = {(row[0], row[1]): row[2:] for row in report.section("Satisfaction per team").rows}
+    for team in {s.team_id or "(none)" for s in surveys.values()}:
+        for label, keep in (
+            ("all", lambda s: True),
+            ("breached", lambda s: s.breached),
+            ("breached, no recovery", lambda s: s.breached and not s.recovered),
+        ):
+            mine = [s for s in surveys.values() if (s.team_id or "(none)") == team and keep(s)]
+            sent = [s for s in mine if s.sent_at is not None]
+            ratings = [s.rating for s in mine if s.rating is not None]
+            good = sum(1 for x in ratings if x >= 4)
+            assert csat[(team, label)][:4] == (
+                str(len(sent)),
+                str(len(ratings)),
+                k.fmt(100 * sum(1 for s in sent if s.rating is not None) / len(sent))
+                if sent
+                else "-",
+                k.fmt(100 * good / len(ratings)) if ratings else "-",
+            ), (team, label)
+    # Both subsets are exercised: rated cycles that breached and cycles that did not.
+    assert 0 < int(csat[("front", "breached")][1]) < int(csat[("front", "all")][1])
+
+    # Agent-weeks: every agent's weekly compliance, in its tier, with the week's conversions.
+    weeks: dict[tuple[str, str], list[k.Clock]] = defaultdict(list)
+    resolved: dict[tuple[str, str], list[k.Clock]] = defaultdict(list)
+    for c in k.clocks(records):
+        if c.last.agent_id is None:
+            continue
+        iso = datetime.fromtimestamp(c.last.started_at / 1000, tz=UTC).isocalendar()
+        key = (c.last.agent_id, f"{iso.year}-W{iso.week:02d}")
+        if c.last.metric == "resolution":
+            if c.fulfilled:
+                resolved[key].append(c)
+        elif c.outcome in ("met", "breached"):
+            weeks[key].append(c)
+    tiers: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+    pct_of: dict[tuple[str, str], float] = {}
+    for key, mine in weeks.items():
+        _, _, pct = k.compliance(mine)
+        if pct is None or len(mine) < 5:
+            continue
+        pct_of[key] = pct
+        tier = (
+            "90-100 %"
+            if pct >= 90
+            else "80-90 %"
+            if pct >= 80
+            else "70-80 %"
+            if pct >= 70
+            else "< 70 %"
+        )
+        tiers[tier][0] += 1
+        tiers[tier][1] += len(resolved.get(key, []))
+    shown = {row[0]: row[1:3] for row in report.section("Compliance tier vs conversion").rows}
+    assert sum(n for n, _ in tiers.values()) >= 4
+    for tier, (n, res) in tiers.items():
+        assert shown[tier] == (str(n), str(res))
+
+    watched = {row[0] for row in report.section("Agents under 80 % two weeks in a row").rows}
+    low = defaultdict(set)
+    for (agent, week), pct in pct_of.items():
+        if pct < 80:
+            low[agent].add(week)
+    # The history spans three ISO weeks: two low weeks in a row are two adjacent ones.
+    expect = {
+        a
+        for a, ws in low.items()
+        if any(f"2026-W{w:02d}" in ws and f"2026-W{w + 1:02d}" in ws for w in range(40, 53))
+    }
+    assert watched == expect
+
+    reviews = report.section("Target review").rows
+    assert reviews
+    by_target = defaultdict(list)
+    for c in decided:
+        metric = c.last.metric
+        if metric == "team_ownership":
+            metric = f"team_ownership ({c.last.team_id})"
+        by_target[(c.last.policy_id or "(none)", metric)].append(c)
+    assert {row[1] for row in reviews} == {m for _, m in by_target} - {"contact_attempts"}
+    for row in reviews:
+        policy, metric, n, target, pct = row[:5]
+        suggestion, suggested, what_if = row[8:11]
+        mine = [
+            c
+            for c in by_target[(policy, metric)]
+            if c.last.target is not None and k.fmt(c.last.target / 1000) == target
+        ]
+        assert n == str(len(mine))
+        assert pct == k.fmt(k.compliance(mine)[2])
+        assert suggestion in ("tighten", "keep", "add capacity", "loosen")
+        hit = sum(1 for c in mine if c.fulfilled and c.elapsed_s <= float(suggested))
+        assert what_if == k.fmt(100 * hit / len(mine))
+        if suggestion == "keep":
+            assert suggested == target
+
+    result = CliRunner().invoke(
+        main, ["report", "quarterly", "--quarter", "2026-Q4", *_where(stack, prefix)]
+    )
+    assert result.exit_code == 0, result.output
+    assert "SLA quarterly review, 2026-Q4" in result.output and "Target review" in result.output
+    bad = CliRunner().invoke(main, ["report", "quarterly", "--quarter", "2026-Q5"])
+    assert bad.exit_code == 2 and "write it like 2026-Q3" in bad.output
