@@ -204,6 +204,75 @@ def chatwoot_message_updated(
     return payload
 
 
+#: The comment a customer leaves with a CSAT rating: content, which must never leave the receiver.
+CSAT_FEEDBACK = "agen Budi lambat sekali, saya kecewa berat"
+
+
+def chatwoot_csat_message(
+    message_id: int = 1050,
+    *,
+    event: str = "message_created",
+    message_type: str | int = "template",
+    rating: object = None,
+    feedback: str | None = CSAT_FEEDBACK,
+    status: str | int = "sent",
+    created_at: str = "2025-12-02T04:00:01.500Z",
+    updated_at: str | float | None = None,
+    display_id: int = 42,
+) -> dict[str, Any]:
+    """Chatwoot's CSAT survey message (`content_type: input_csat`), as created or updated.
+
+    Chatwoot writes it when the conversation is resolved: a `template` message of the inbox's
+    own survey, or (WhatsApp template surveys) an `outgoing` one with no sender. With `rating`,
+    `content_attributes.submitted_values.csat_survey_response` holds the rating and the
+    customer's comment `feedback` (as the `message_updated` after the customer answered does).
+    """
+    payload = chatwoot_message(
+        message_id,
+        message_type="template",
+        sender=None,
+        content="Please rate this conversation",
+        created_at=created_at,
+        display_id=display_id,
+    )
+    attributes: dict[str, Any] = {"display_type": "emoji"}
+    if rating is not None:
+        response: dict[str, Any] = {"rating": rating}
+        if feedback is not None:
+            response["feedback_message"] = feedback
+        attributes["submitted_values"] = {"csat_survey_response": response}
+    payload.update(
+        event=event,
+        message_type=message_type,
+        content_type="input_csat",
+        content_attributes=attributes,
+        status=status,
+    )
+    if updated_at is not None:
+        payload["updated_at"] = updated_at
+    return payload
+
+
+def chatwoot_activity(
+    message_id: int = 1060,
+    *,
+    content: str = "CSAT survey not sent due to outgoing message restrictions",
+    created_at: str = "2025-12-03T09:00:02.000Z",
+    display_id: int = 42,
+) -> dict[str, Any]:
+    """An activity message Chatwoot writes into a conversation (no sender)."""
+    payload = chatwoot_message(
+        message_id,
+        message_type="activity",
+        sender=None,
+        content=content,
+        created_at=created_at,
+        display_id=display_id,
+    )
+    payload["source_id"] = None
+    return payload
+
+
 def chatwoot_conversation_event(
     event: str,
     *,

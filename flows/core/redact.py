@@ -25,6 +25,8 @@ CONTENT_KEYS: Final = frozenset(
         "caption",
         "content",
         "processed_message_content",
+        "feedback_message",
+        "feedback",
         "emoji",
         "headline",
         "title",

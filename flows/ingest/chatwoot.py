@@ -14,6 +14,13 @@ delivery failed; `cw:{account}:c:{display_id}:{what}:{value}:{seconds}` for conv
 changes, where `seconds` is the conversation's `updated_at` truncated to whole seconds. One status
 change fires both `conversation_status_changed` and `conversation_updated`: both map to the same
 ids.
+
+CSAT surveys (SPEC §1 `survey`): the survey message Chatwoot sends when a conversation is
+resolved (`content_type: input_csat`) is a survey `sent`, never a `message` (it is no reply), with
+`survey_id` `cw:{account}:csat:{message id}`; the rating the customer gives comes back as a
+`message_updated` of that message (`rated`), and the activity message Chatwoot writes when the
+WhatsApp window had closed is a `not_sent`. The customer's comment (`feedback_message`) is never
+read.
 """
 
 from __future__ import annotations
@@ -103,6 +110,12 @@ _SENDER_TYPES: Final = {
 }
 #: Identifiers of WhatsApp users as bridges through an API inbox write them (Baileys, WAHA...).
 _WHATSAPP_JID: Final = re.compile(r"^\+?\d{5,20}@(s\.whatsapp\.net|c\.us)$")
+#: The `content_type` of Chatwoot's CSAT survey message (an inbox's own or a WhatsApp template).
+CSAT_CONTENT_TYPE: Final = "input_csat"
+#: The activity Chatwoot writes (English locale) when it could not send the CSAT survey because
+#: the channel's reply window had closed (`conversations.activity.csat.
+#: not_sent_due_to_messaging_window`). Other locales: `ChatwootOptions.csat_not_sent_texts`.
+CSAT_NOT_SENT_TEXT: Final = "CSAT survey not sent due to outgoing message restrictions"
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,6 +140,9 @@ class ChatwootOptions:
         teams: Chatwoot team id (as text) → the `team_id` the policies name (e.g. `l2`); a
             team not listed keeps its Chatwoot id (flagged `team_unmapped` when the map is
             not empty).
+        csat_not_sent_texts: more wordings (an account's locale) of the activity Chatwoot
+            writes when the CSAT survey was not sent, besides `CSAT_NOT_SENT_TEXT`; compared
+            without case and surrounding blanks.
     """
 
     segment_attribute: str = "segment"
@@ -140,6 +156,7 @@ class ChatwootOptions:
     inbox_channels: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
     fallback_channel: str = "unknown"
     teams: Mapping[str, str] = field(default_factory=dict)
+    csat_not_sent_texts: tuple[str, ...] = ()
 
 
 def map_chatwoot(body: bytes, account: str, options: ChatwootOptions | None = None) -> Mapped:
@@ -242,7 +259,9 @@ def map_message(
     `incoming_user_sender`. An outbound message whose `status` is already `failed` (as the
     REST API may return it) is followed by its retraction (see `map_message_update`). An
     incoming message of a webhook whose conversation has a team is preceded by that team
-    (see `_message_team`).
+    (see `_message_team`). A CSAT survey message (`content_type: input_csat`) and the activity
+    saying it was not sent are `survey` events, not messages (see `_csat_message`,
+    `_csat_not_sent`).
 
     Args:
         payload: the message as a JSON object.
@@ -259,11 +278,17 @@ def map_message(
     """
     message_type = _message_type(payload.get("message_type"))
     if message_type == "activity":
-        out.ignore("activity_message", "activity messages are never sent to the customer")
+        if _is_csat_not_sent(payload, opts):
+            _csat_not_sent(payload, account, out, display_id=display_id, conversation=conversation)
+        else:
+            out.ignore("activity_message", "activity messages are never sent to the customer")
         return
     if message_type not in ("incoming", "outgoing", "template"):
         raw = payload.get("message_type")
         out.ignore("unknown_message_type", f"message_type {raw!r} is not one Chatwoot sends")
+        return
+    if message_type != "incoming" and _is_csat(payload):
+        _csat_message(payload, account, out, display_id=display_id, conversation=conversation)
         return
     message_id = _message_id(payload)
     # Only a webhook's own conversation says the team at the message; a REST conversation
@@ -318,14 +343,20 @@ def map_message_update(
     131047 after the 24-hour window closed; the reason is in `content_attributes.
     external_error`, which is not copied) gives a SPEC §1 retraction: id
     `cw:{account}:m:{id}:failed`, `message_id` the id the message's own event carried, at
-    the instant of the update (see `_failure_time`). Delivered and read receipts are ignored
+    the instant of the update (see `_update_time`). Delivered and read receipts are ignored
     as `message_receipt`; any other update (an edit, a deletion, `sent`) as
     `message_updated`; a failed incoming message, activity or note (never sent by the
     business, so no reply to retract) as `message_failed_not_outbound`.
 
+    A CSAT survey message is read for its rating first (see `_csat_update`).
+
     Raises:
-        MappingError: a failed message has no id, conversation or time.
+        MappingError: a failed message has no id, conversation or time; a CSAT rating is not
+            an integer from 1 to 5.
     """
+    if _is_csat(payload) and _message_type(payload.get("message_type")) != "incoming":
+        _csat_update(payload, account, out)
+        return
     status = _message_status(payload.get("status"))
     if status in ("delivered", "read"):
         out.ignore("message_receipt", f"message_updated is a {status} receipt")
@@ -349,6 +380,202 @@ def map_message_update(
     _retract(payload, account, str(message_id), original, conversation=conversation, out=out)
 
 
+# -- CSAT surveys ------------------------------------------------------------------------------
+
+
+def _is_csat(payload: dict[str, Any]) -> bool:
+    """Whether a message is Chatwoot's CSAT survey (`content_type: input_csat`), not a note."""
+    return payload.get("content_type") == CSAT_CONTENT_TYPE and payload.get("private") is not True
+
+
+def _is_csat_not_sent(payload: dict[str, Any], opts: ChatwootOptions) -> bool:
+    """Whether an activity message is Chatwoot's "CSAT survey not sent" (window closed).
+
+    The activity's text is Chatwoot's own wording, never the customer's; it is compared, not
+    kept.
+    """
+    content = payload.get("content")
+    if not isinstance(content, str):
+        return False
+    text = content.strip().casefold()
+    return any(
+        text == known.strip().casefold()
+        for known in (CSAT_NOT_SENT_TEXT, *opts.csat_not_sent_texts)
+    )
+
+
+def _csat_base(
+    payload: dict[str, Any],
+    account: str,
+    *,
+    display_id: object,
+    conversation: dict[str, Any] | None,
+) -> tuple[str, dict[str, Any], dict[str, Any]]:
+    """Return the message id, conversation and the common fields of a CSAT `survey` event.
+
+    Raises:
+        MappingError: the message has no id, conversation or time.
+    """
+    message_id = _message_id(payload)
+    if conversation is None:
+        nested = payload.get("conversation")
+        conversation = nested if isinstance(nested, dict) else {}
+    display = _message_display_id(payload, conversation, display_id)
+    base = {
+        "event_id": f"cw:{account}:m:{message_id}",
+        "type": "survey",
+        "conversation_id": f"cw:{account}:{display}",
+        "occurred_at": epoch_ms(payload.get("created_at"), "message 'created_at'"),
+    }
+    return message_id, conversation, base
+
+
+def _csat_message(
+    payload: dict[str, Any],
+    account: str,
+    out: Mapped,
+    *,
+    display_id: object,
+    conversation: dict[str, Any] | None,
+) -> None:
+    """Map a CSAT survey message (webhook `message_created` or REST) to survey events.
+
+    A `survey` `sent` at the message's `created_at`, id `cw:{account}:m:{id}`, `survey_id`
+    `cw:{account}:csat:{id}`: Chatwoot sends it when the conversation is resolved, as an
+    inbox's own `template` message or as an `outgoing` WhatsApp template. It is no `message`
+    event, so it stops no reply clock and counts as no attempt or agent activity. A REST
+    message (catch-up) that already carries the rating is followed by the `rated` event, one
+    already `failed` by a `not_sent` (see `_csat_update`).
+
+    Raises:
+        MappingError: the message has no id, conversation or time, or its rating is not one.
+    """
+    message_id, conversation, event = _csat_base(
+        payload, account, display_id=display_id, conversation=conversation
+    )
+    survey_id = f"cw:{account}:csat:{message_id}"
+    out.add({**event, "action": "sent", "survey_id": survey_id})
+    rating = _csat_rating(payload)
+    if rating is not None:
+        out.add(_csat_rated(payload, event, survey_id, rating, conversation))
+    elif _message_status(payload.get("status")) == "failed":
+        out.add(_csat_failed(payload, event, survey_id, conversation))
+
+
+def _csat_update(payload: dict[str, Any], account: str, out: Mapped) -> None:
+    """Map a `message_updated` of a CSAT survey message.
+
+    With a rating (`content_attributes.submitted_values.csat_survey_response.rating`, an
+    integer 1-5; a string of one digit is read alike): a `survey` `rated` with the survey's
+    `survey_id`, at the update's instant (the message's `updated_at`, else the
+    conversation's, never before the survey). Its id `cw:{account}:m:{id}:rated:{rating}:
+    {seconds}` names the rating and the update's second, so the two webhooks (or a
+    redelivery) of one rating collapse while a changed rating (the customer re-rates) is a
+    new event that replaces the earlier rating (SPEC §1). Without a rating, a failed delivery
+    (`status: failed`) is a `not_sent` with reason `delivery_failed`; receipts are ignored
+    as `message_receipt`, anything else as `csat_unrated`. The comment
+    (`feedback_message`) is never read.
+
+    Raises:
+        MappingError: the message has no id, conversation or time, or the rating is not an
+            integer from 1 to 5.
+    """
+    rating = _csat_rating(payload)
+    status = _message_status(payload.get("status"))
+    if rating is None and status in ("delivered", "read"):
+        out.ignore("message_receipt", f"message_updated is a {status} receipt of a CSAT survey")
+        return
+    if rating is None and status != "failed":
+        out.ignore("csat_unrated", "message_updated of a CSAT survey without a rating")
+        return
+    message_id, conversation, event = _csat_base(
+        payload, account, display_id=None, conversation=None
+    )
+    survey_id = f"cw:{account}:csat:{message_id}"
+    if rating is None:
+        out.add(_csat_failed(payload, event, survey_id, conversation))
+    else:
+        out.add(_csat_rated(payload, event, survey_id, rating, conversation))
+
+
+def _csat_rating(payload: dict[str, Any]) -> int | None:
+    """Return the rating a CSAT message carries, or None when it has none yet.
+
+    Only `rating` is read from `submitted_values.csat_survey_response`; the customer's comment
+    beside it is content and is never touched.
+
+    Raises:
+        MappingError: the rating is not an integer from 1 to 5 (the message names the value,
+            never the comment).
+    """
+    attributes = payload.get("content_attributes")
+    submitted = attributes.get("submitted_values") if isinstance(attributes, dict) else None
+    response = submitted.get("csat_survey_response") if isinstance(submitted, dict) else None
+    if not isinstance(response, dict) or response.get("rating") is None:
+        return None
+    raw = response["rating"]
+    if isinstance(raw, str) and raw.strip().isdigit() and raw.strip().isascii():
+        raw = int(raw.strip())
+    if isinstance(raw, int) and not isinstance(raw, bool) and 1 <= raw <= 5:  # noqa: PLR2004
+        return raw
+    msg = f"CSAT rating must be an integer from 1 to 5, not {raw!r:.20}"
+    raise MappingError(msg)
+
+
+def _csat_rated(
+    payload: dict[str, Any],
+    event: dict[str, Any],
+    survey_id: str,
+    rating: int,
+    conversation: dict[str, Any],
+) -> dict[str, Any]:
+    """Return the `rated` survey event of a CSAT message (see `_csat_update`)."""
+    at = _update_time(payload, conversation, event["occurred_at"])
+    return {
+        **event,
+        "event_id": f"{event['event_id']}:rated:{rating}:{at // 1000}",
+        "occurred_at": at,
+        "action": "rated",
+        "survey_id": survey_id,
+        "rating": rating,
+    }
+
+
+def _csat_failed(
+    payload: dict[str, Any], event: dict[str, Any], survey_id: str, conversation: dict[str, Any]
+) -> dict[str, Any]:
+    """Return the `not_sent` survey event of a CSAT message whose delivery failed."""
+    return {
+        **event,
+        "event_id": f"{event['event_id']}:failed",
+        "occurred_at": _update_time(payload, conversation, event["occurred_at"]),
+        "action": "not_sent",
+        "survey_id": survey_id,
+        "reason": "delivery_failed",
+    }
+
+
+def _csat_not_sent(
+    payload: dict[str, Any],
+    account: str,
+    out: Mapped,
+    *,
+    display_id: object,
+    conversation: dict[str, Any] | None,
+) -> None:
+    """Map Chatwoot's "CSAT survey not sent" activity to a `survey` `not_sent`.
+
+    Reason `outside_window` (SPEC §1's name: Chatwoot writes it when the channel's reply
+    window, WhatsApp's 24 hours, had closed at the resolve), at the activity's `created_at`,
+    id `cw:{account}:m:{activity id}`, no `survey_id` (no survey exists).
+
+    Raises:
+        MappingError: the activity has no id, conversation or time.
+    """
+    _, _, event = _csat_base(payload, account, display_id=display_id, conversation=conversation)
+    out.add({**event, "action": "not_sent", "reason": "outside_window"})
+
+
 def _retract(
     payload: dict[str, Any],
     account: str,
@@ -359,13 +586,13 @@ def _retract(
     out: Mapped,
 ) -> None:
     """Add the retraction of a failed message, in the conversation of its own event."""
-    at = _failure_time(payload, conversation, original["occurred_at"])
+    at = _update_time(payload, conversation, original["occurred_at"])
     event_id = f"cw:{account}:m:{message_id}:failed"
     out.add(retraction(event_id, original["conversation_id"], at, message_id))
 
 
-def _failure_time(payload: dict[str, Any], conversation: dict[str, Any], created_at: int) -> int:
-    """Return when a failure was reported, never before the message was created.
+def _update_time(payload: dict[str, Any], conversation: dict[str, Any], created_at: int) -> int:
+    """Return when a message was updated (a failure, a rating), never before it was created.
 
     The message's `updated_at`, else the conversation's (Chatwoot touches the conversation
     whenever a message changes), else the message's `created_at`: the first that reads.

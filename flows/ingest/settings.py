@@ -152,6 +152,13 @@ class IngestSettings(BaseSettings):
             "A team not listed keeps its Chatwoot id."
         ),
     )
+    chatwoot_csat_not_sent_texts: list[str] = Field(
+        default_factory=list,
+        description=(
+            "More wordings (an account's locale) of the activity Chatwoot writes when it could "
+            "not send the CSAT survey, besides the English one: they map to survey `not_sent`."
+        ),
+    )
     chatwoot_fallback_channel: str = Field(
         default="unknown",
         min_length=1,
@@ -223,6 +230,7 @@ class IngestSettings(BaseSettings):
             },
             fallback_channel=self.chatwoot_fallback_channel,
             teams=dict(self.chatwoot_teams),
+            csat_not_sent_texts=tuple(self.chatwoot_csat_not_sent_texts),
         )
 
     def whatsapp_options(self) -> WhatsAppOptions:

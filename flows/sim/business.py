@@ -227,6 +227,39 @@ class BackOffice(_Model):
         return _duration_ms(value)
 
 
+class Csat(_Model):
+    """CSAT surveys after a resolve (SPEC §1 `survey`), as an inbox sends them.
+
+    A share `share` of resolves offers a survey a few seconds later (`sent`), unless the
+    customer's last message is over 24 hours old: WhatsApp's window has closed, and the inbox
+    writes `not_sent` (`outside_window`) instead. A share `rated_share` of the surveys sent is
+    rated, minutes to hours later. The rating falls with the longest wait the customer had in
+    the cycle (first response included, a question left unanswered at the resolve counting up
+    to the resolve): on average 4.8 − 0.7 × ln(1 + wait / `patience`), so ≈ 4.7 after five
+    minutes, ≈ 4.0 after an hour, ≈ 2.8 after eight and ≈ 2.1 after a day with the default
+    half hour; each rating is that mean plus a normal spread (σ 0.7), rounded into 1–5.
+
+    Attributes:
+        share: Share of resolves that offer a survey.
+        rated_share: Share of surveys sent that the customer rates.
+        patience: The wait a customer takes in their stride (ms once parsed).
+    """
+
+    share: float = Field(default=0.7, ge=0, le=1)
+    rated_share: float = Field(default=0.4, ge=0, le=1)
+    patience: int = 1800
+
+    @field_validator("patience", mode="before")
+    @classmethod
+    def _parse_patience(cls, value: object) -> int:
+        """Accept the patience as seconds or a duration; hold it in ms; refuse zero."""
+        ms = _duration_ms(value)
+        if ms <= 0:
+            msg = "patience must be a positive duration"
+            raise ValueError(msg)
+        return ms
+
+
 def _default_teams() -> dict[str, Team]:
     """Return the built-in Jakarta teams.
 
@@ -294,7 +327,8 @@ class Business(_Model):
     Shares are probabilities per conversation (or per event, for `late_share` and
     `duplicate_share`). Conversations whose lead source is not drawn are service chats for the
     first team with a `cs` agent (the front line), with a priority from `priorities`; a share
-    of them is handed over to a back office (`back_office`, None: never). `assignment_median`
+    of them is handed over to a back office (`back_office`, None: never). Resolves are
+    followed by CSAT surveys (`csat`, None: never). `assignment_median`
     and `customer_reply_median` are in ms once parsed.
     """
 
@@ -306,6 +340,7 @@ class Business(_Model):
     campaign: Campaign | None = Campaign()
     teams: dict[str, Team] = Field(default_factory=_default_teams)
     back_office: BackOffice | None = BackOffice()
+    csat: Csat | None = Csat()
     lead_sources: tuple[LeadSource, ...] = Field(default_factory=_default_sources)
     priorities: dict[str, float] = Field(
         default_factory=lambda: {"P1": 0.05, "P2": 0.2, "P3": 0.5, "P4": 0.25}

@@ -24,7 +24,12 @@ What a conversation does (each step drawn from the business's shares and distrib
   back-office team (`updated` with its `team_id`, then an assignment to a specialist), which
   works on them for hours on its own shifts, goes quiet for hours between updates to the
   customer, and answers itself or hands the chat back to the front line;
-* agents promise follow-ups (`follow_up_promised`); most promises are kept, some broken.
+* agents promise follow-ups (`follow_up_promised`); most promises are kept, some broken;
+* after a resolve a share of customers is offered a CSAT survey (`survey` `sent`; `not_sent`
+  when the customer's last message is over 24 hours old, WhatsApp's window) and a share of
+  those rate it, lower the longer they waited in the cycle (`Business.csat`). Surveys are
+  drawn from their own random generator after the conversation's script, so turning them off
+  (`csat: null`) leaves every other event of a seed as it was.
 
 Instants inside `SimEvent.body` are integer epoch ms of simulated time; `stamp_body` maps them
 through a `Timeline` (for accelerated runs) and formats them as RFC 3339.
@@ -44,7 +49,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from flows.core.timefmt import format_instant
-from flows.sim.business import WEEKDAYS, Agent, BackOffice, Business, Response
+from flows.sim.business import WEEKDAYS, Agent, BackOffice, Business, Csat, Response
 
 SECOND = 1_000
 MINUTE = 60 * SECOND
@@ -217,6 +222,8 @@ class Simulator:
         self.business = business
         self.seed = seed
         self.rng = random.Random(seed)  # noqa: S311 - simulation, not cryptography
+        # Surveys draw from their own generator: they leave the rest of the traffic unchanged.
+        self.survey_rng = random.Random(f"csat:{seed}")  # noqa: S311 - as above
         self.shifts = _Shifts(business)
         self._rr = itertools.count()
         self._order = itertools.count()
@@ -355,12 +362,14 @@ class _Conversation:
 
     # -- emitting ---------------------------------------------------------------------------
 
-    def emit(self, at: int, etype: str, /, **fields: Any) -> int:
+    def emit(self, at: int, etype: str, /, rng: random.Random | None = None, **fields: Any) -> int:
         """Append one event (and maybe a late delivery or a duplicate); return its instant `at`.
 
         A share `late_share` is delivered 1 s to 30 min late and a share `duplicate_share` again
-        within two minutes. The conversation's open/resolved state follows its actions.
+        within two minutes, drawn from `rng` (the simulator's generator by default). The
+        conversation's open/resolved state follows its actions.
         """
+        rng = rng or self.rng
         body: dict[str, Any] = {
             "event_id": f"{self.conv}-{next(self.ids)}",
             "type": etype,
@@ -375,11 +384,12 @@ class _Conversation:
             self.open = True
         self.last = max(self.last, at)
         deliver = at
-        if self.rng.random() < self.b.late_share:
-            deliver += min(self.sim.lognormal(90 * SECOND, 1.0), 30 * MINUTE) + SECOND
+        if rng.random() < self.b.late_share:
+            late = int(rng.lognormvariate(math.log(90 * SECOND), 1.0))
+            deliver += min(late, 30 * MINUTE) + SECOND
         self.out.append(SimEvent(deliver, at, body))
-        if self.rng.random() < self.b.duplicate_share:
-            again = deliver + SECOND + self.rng.randrange(2 * MINUTE)
+        if rng.random() < self.b.duplicate_share:
+            again = deliver + SECOND + rng.randrange(2 * MINUTE)
             self.out.append(SimEvent(again, at, body, duplicate=True))
         return at
 
@@ -446,7 +456,72 @@ class _Conversation:
             outcome = "lost" if self.arrival.source is not None else "no_reply"
             idle = self.last + DAY + self.sim.lognormal(DAY, 0.5)
             self.emit(idle, "conversation", action="resolved", outcome=outcome)
+        if self.b.csat is not None:
+            self.surveys(self.b.csat)
         return self.out
+
+    def surveys(self, csat: Csat) -> None:
+        """Append the CSAT surveys of the conversation's resolves (see `Business.csat`).
+
+        Walks the script in event time: the longest wait of each stretch up to a resolve (from
+        the oldest unanswered customer message to the next agent reply, or to the resolve when
+        none came) sets the rating; the customer's last message before the resolve decides
+        whether WhatsApp's window still allowed a survey. All draws come from the simulator's
+        survey generator, in a fixed order.
+        """
+        rng = self.sim.survey_rng
+        script = sorted((e.body for e in self.out if not e.duplicate), key=_event_time)
+        waiting: int | None = None
+        last_customer: int | None = None
+        longest = 0
+        for n, body in enumerate(script, 1):
+            at = body["occurred_at"]
+            if body["type"] == "message" and body.get("author") == "customer":
+                waiting = at if waiting is None else waiting
+                last_customer = at
+            elif body.get("author") == "agent" and body.get("kind") != "note":
+                if waiting is not None:
+                    longest = max(longest, at - waiting)
+                waiting = None
+            elif body.get("action") == "resolved":
+                if waiting is not None:
+                    longest = max(longest, at - waiting)
+                self.survey(
+                    csat,
+                    rng,
+                    resolved=at,
+                    wait=longest,
+                    last_customer=last_customer,
+                    survey_id=f"{self.conv}-s{n}",
+                )
+                waiting, longest = None, 0
+
+    def survey(
+        self,
+        csat: Csat,
+        rng: random.Random,
+        *,
+        resolved: int,
+        wait: int,
+        last_customer: int | None,
+        survey_id: str,
+    ) -> None:
+        """Offer (or fail to offer) the survey of one resolve, and maybe rate it."""
+        if rng.random() >= csat.share:
+            return
+        at = resolved + rng.randint(1, 5) * SECOND
+        if last_customer is None or resolved - last_customer > _WINDOW:
+            self.emit(at, "survey", rng, action="not_sent", reason="outside_window")
+            return
+        self.emit(at, "survey", rng, action="sent", survey_id=survey_id)
+        if rng.random() >= csat.rated_share:
+            return
+        mean = 4.8 - 0.7 * math.log1p(wait / csat.patience)
+        rating = min(5, max(1, round(rng.gauss(mean, 0.7))))
+        later = min(int(rng.lognormvariate(math.log(20 * MINUTE), 1.2)), 3 * DAY)
+        self.emit(
+            at + later + SECOND, "survey", rng, action="rated", survey_id=survey_id, rating=rating
+        )
 
     def script(self) -> None:
         """Write the conversation from its opening to its outcome (see the module docstring).
@@ -675,6 +750,15 @@ class _Conversation:
             back = self.assign(done, ("cs",), by="manual")
             return self.agent_says(self.reply_time(back))
         return self.agent_says(done)
+
+
+#: WhatsApp's customer-service window: a survey needs a customer message this recent.
+_WINDOW = DAY
+
+
+def _event_time(body: dict[str, Any]) -> int:
+    """Sort key of a script's events: their event time."""
+    return int(body["occurred_at"])
 
 
 def default_start(now_ms: int, days: float) -> int:

@@ -222,3 +222,22 @@ def test_bad_rows_are_skipped_by_reason_not_lost(tmp_path: Path) -> None:
     }
     events: list[dict[str, Any]] = [orjson.loads(x) for x in out.getvalue().splitlines()]
     assert {e["conversation_id"] for e in events} == {"twcs-2"}
+
+
+@pytest.mark.parametrize("source", [TWCS, HELPDESK], ids=["twcs", "helpdesk"])
+def test_no_real_dataset_has_satisfaction_so_imports_carry_no_survey(
+    source: Path, tmp_path: Path
+) -> None:
+    """Neither file has a CSAT, rating or satisfaction column or activity (docs/IMPORTERS.md):
+    the imports hold no `survey` event rather than invented ratings."""
+    _need(source)
+    header = source.read_text(encoding="utf-8").splitlines()[0].lower()
+    words = ("satisf", "csat", "rating", "survey", "feedback", "score", "nps")
+    assert not any(w in header for w in words), header
+    if source == HELPDESK:
+        with source.open(encoding="utf-8", newline="") as handle:
+            activities = {row[1].lower() for row in csv.reader(handle)}
+        assert not any(w in a for a in activities for w in words), activities
+    lines, _ = _import("twcs" if source == TWCS else "helpdesk", source, tmp_path)
+    assert lines
+    assert not any(orjson.loads(line)["type"] == "survey" for line in lines)

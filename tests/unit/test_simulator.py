@@ -462,3 +462,73 @@ def test_simulator_stream_is_in_delivery_order() -> None:
     delivered = [e.deliver_at for e in stream]
     assert delivered == sorted(delivered)
     assert all(e.deliver_at >= e.occurred_at for e in stream)
+
+
+# -- CSAT surveys (issue 24) -----------------------------------------------------------------
+
+
+def _mean(values: list[int]) -> float:
+    assert len(values) >= 20, "too few ratings to compare"
+    return statistics.fmean(values)
+
+
+def test_csat_ratings_fall_with_the_first_response_wait(history: History) -> None:
+    """Over a fortnight, customers answered within 10 minutes rate higher than those who waited
+    up to two hours, who rate higher than those who waited longer; breached cycles rate lower."""
+    final = _final(history.records)
+    waits: dict[tuple[str, int], int] = {}
+    for (conv, cycle, metric, _), r in final.items():
+        if metric == "first_response":
+            end = r.get("stopped_at") or r["at"]
+            waits[(conv, cycle)] = parse_instant(end) - parse_instant(r["started_at"])
+    rated = [r for r in history.records if r["type"] == "csat" and r["rating"] is not None]
+    buckets: dict[str, list[int]] = defaultdict(list)
+    for r in rated:
+        wait = waits.get((r["conversation_id"], r["cycle"]))
+        if wait is not None:
+            label = "fast" if wait <= 10 * 60_000 else "slow" if wait <= 2 * 3_600_000 else "long"
+            buckets[label].append(r["rating"])
+    fast, slow, long = (_mean(buckets[k]) for k in ("fast", "slow", "long"))
+    assert fast > slow > long, (fast, slow, long)
+    assert fast > long + 1.0, (fast, long)
+    breached = _mean([r["rating"] for r in rated if r["breached"]])
+    met = _mean([r["rating"] for r in rated if not r["breached"]])
+    assert met > breached + 0.25, (met, breached)
+    happy = sum(r["rating"] >= 4 for r in rated) / len(rated)
+    assert 0.5 < happy < 0.95, "a realistic CSAT %"
+
+
+def test_csat_surveys_are_sent_rated_or_not_sent_when_the_window_had_closed(
+    history: History,
+) -> None:
+    """A share of resolves offers a survey, a share of those is rated; a resolve more than 24 h
+    after the customer's last message gives `not_sent` (outside_window) instead."""
+    last_customer: dict[str, int] = {}
+    counts: Counter[str] = Counter()
+    unique = {e["event_id"]: e for e in history.events}.values()
+    for e in sorted(unique, key=lambda e: parse_instant(e["occurred_at"])):
+        at = parse_instant(e["occurred_at"])
+        if e["type"] == "message" and e.get("author") == "customer":
+            last_customer[e["conversation_id"]] = at
+        elif e["type"] == "survey" and e["action"] != "rated":
+            quiet = at - last_customer[e["conversation_id"]]
+            counts[e["action"]] += 1
+            if e["action"] == "not_sent":
+                assert e["reason"] == "outside_window"
+                assert quiet > DAY, e
+            else:
+                assert quiet <= DAY + 5_000, e
+    sent = [r for r in history.records if r["type"] == "csat" and r["rating"] is None]
+    rated = [r for r in history.records if r["type"] == "csat" and r["rating"] is not None]
+    assert counts["sent"] == len(sent) > 300
+    assert counts["not_sent"] > 50
+    assert 0.25 < len({(r["conversation_id"], r["survey_id"]) for r in rated}) / len(sent) < 0.6
+
+
+def test_turning_surveys_off_leaves_every_other_event_as_it_was() -> None:
+    """`csat: null` removes the survey events and changes nothing else of a seed's traffic."""
+    start = parse_instant(START)
+    with_csat = list(Simulator(Business(), seed=4).events(start, start + 2 * DAY))
+    without = list(Simulator(Business(csat=None), seed=4).events(start, start + 2 * DAY))
+    assert any(e.body["type"] == "survey" for e in with_csat)
+    assert [e for e in with_csat if e.body["type"] != "survey"] == without
