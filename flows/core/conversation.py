@@ -1068,7 +1068,7 @@ class Conversation:
                 if res.breached and self.policy is not None and self.policy.recovery:
                     # Its lateness goes on: rules not yet reached are armed again.
                     rules = self.policy.recovery if res.policy_id == self.policy.id else ()
-                    recovery.arm(self, ctx, res, at, rules, res.elapsed(at))
+                    recovery.arm(self, ctx, res, at, rules, reached=res.elapsed(at))
         ctx.hooks.REOPENED(self, ctx, at)
 
 

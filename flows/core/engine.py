@@ -480,8 +480,8 @@ class Engine:
                 # A survey credited differently (another cycle, agent, breach): the corrected
                 # record replaces the stored one through its identity.
                 out.append(replace(rec, late=True))
-        for ident, action in old_actions.items():
-            if action.action == "recover" and ident not in new_recoveries:
+        for key, action in old_actions.items():
+            if action.action == "recover" and key not in new_recoveries:
                 # SPEC §4: a recovery whose clock the correction withdrew (or that another rule
                 # or the cap now takes) is withdrawn; one already executed is never executed
                 # again, since `slawatch act` keys on the identity.

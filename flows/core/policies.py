@@ -751,8 +751,7 @@ class _Reader:
             if metric not in targets:
                 self.fail(
                     metric_node,
-                    f"{here}: metric {metric!r} has no target in this policy, so it never "
-                    "breaches",
+                    f"{here}: metric {metric!r} has no target in this policy, so it never breaches",
                 )
             send = self.text(entries["send"][1], f"{here}, send")
             over = 0

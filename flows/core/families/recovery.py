@@ -86,7 +86,7 @@ def on_breach(conv: Conversation, ctx: Context, clock: Clock, at: int) -> None:
     """Arm the rules of `clock`'s metric at its breach; those with `over` 0 are evaluated now."""
     rules = _rules_of(conv, clock)
     if rules:
-        arm(conv, ctx, clock, at, rules, None)
+        arm(conv, ctx, clock, at, rules, reached=None)
 
 
 def arm(
@@ -95,6 +95,7 @@ def arm(
     clock: Clock,
     at: int,
     rules: tuple[Recovery, ...],
+    *,
     reached: int | None,
 ) -> None:
     """Arm `rules` of `clock`'s metric; evaluate at once those whose instant is already past.
@@ -222,4 +223,3 @@ def recovered(conv: Conversation, cycle: int) -> bool:
     """Return whether a recovery was emitted in `cycle` so far (CSAT record `recovered`)."""
     state = conv.recovery
     return state is not None and cycle in state.cycles
-
