@@ -225,6 +225,16 @@ def test_a_pending_recovery_survives_a_snapshot() -> None:
     assert _recoveries(restored.process([], ms(4 * HOUR))) == []
 
 
+def test_a_resolve_after_a_restore_still_disarms_the_pending_recovery() -> None:
+    """Restored between the breach and `over`, then resolved: the voucher is not sent."""
+    engine = Engine(PSET)
+    engine.process([_vip(), inbound(1), reply(60)], ms(HOUR + 2))
+    restored = load_engine(dump_engine(engine), PSET)
+    recs = restored.process([conv_event(HOUR + 100, "resolved")], ms(4 * HOUR))
+    assert _recoveries(recs) == []
+    assert restored.next_due() is None
+
+
 def test_the_cap_survives_a_snapshot() -> None:
     """Restored after a recovery, the next breach within 30 days is still capped."""
     engine = Engine(PSET)
