@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 
 from flows.core.engine import Engine
 from flows.core.events import Event, SurveyEvent
+from flows.core.model import PolicySet
 from flows.core.records import ActionRecord, CsatRecord, SlaRecord
 from tests.enginekit import (
     activity,
@@ -110,6 +111,42 @@ PSET_BEFORE_TEAMS = policies(
         for line in POLICY_TEXT.splitlines()
         if "update" not in line and "team_ownership" not in line
     ).replace("    escalations:\nteams:", "teams:")
+)
+
+#: The same policies with service-recovery rules on every policy (SPEC §3 `recovery`): at the
+#: breach and `over` past it, with `when`, caps from none to days, on clocks that pause, reopen,
+#: outlive cycles and end at their breach.
+PSET_RECOVERY = policies(
+    POLICY_TEXT.replace(
+        "  - id: hot\n",
+        "    recovery:\n"
+        "      - {metric: resolution, over: 1h, send: voucher}\n"
+        "      - {metric: first_response, send: sorry, cap: 2d}\n"
+        "  - id: hot\n",
+    )
+    .replace(
+        "    escalations:\n      - {on: warning, metric: first_response",
+        "    recovery:\n"
+        "      - {metric: contact_attempts, send: call_back, cap: 0}\n"
+        "      - {metric: next_response, over: 30m, send: sorry, when: {segment: vip}}\n"
+        "      - {metric: cadence, over: 4h, send: nudge, cap: 1d}\n"
+        "    escalations:\n      - {on: warning, metric: first_response",
+    )
+    .replace(
+        "      service_window: {within: 24h}\n  - id: default",
+        "      service_window: {within: 24h}\n"
+        "    recovery:\n"
+        "      - {metric: service_window, send: template, cap: 12h}\n"
+        "  - id: default",
+    )
+    .replace(
+        "    escalations:\n      - {on: warning, metric: team_ownership",
+        "    recovery:\n"
+        "      - {metric: update, over: 2h, send: nudge, cap: 1d}\n"
+        "      - {metric: resolution, send: voucher, when: {priority: [P3]}}\n"
+        "      - {metric: follow_up, over: 10m, send: sorry, cap: 0}\n"
+        "    escalations:\n      - {on: warning, metric: team_ownership",
+    )
 )
 
 KINDS = (
@@ -294,7 +331,25 @@ def final_csat(records: Sequence[object]) -> dict[tuple[str, str, int], tuple[ob
                 r.team_id,
                 r.policy_id,
                 r.breached,
+                r.recovered,
             )
+    return out
+
+
+def final_recoveries(records: Sequence[object]) -> dict[tuple[object, ...], ActionRecord]:
+    """The `recover` actions still standing, by identity, as `slawatch act` and QuestDB see them.
+
+    A withdrawn record removes the recovery of its identity and `at`; a later one of the same
+    identity (moved by a correction) replaces it.
+    """
+    out: dict[tuple[object, ...], ActionRecord] = {}
+    for r in records:
+        if isinstance(r, ActionRecord) and r.action == "recover":
+            key = r.identity()
+            if not r.withdrawn:
+                out[key] = r
+            elif key in out and out[key].at == r.at:
+                del out[key]
     return out
 
 
@@ -340,6 +395,7 @@ def run_in_batches(
     until_ms: int,
     *,
     lateness_ms: int = 5_000,
+    pset: PolicySet = PSET,
 ) -> list[object]:
     """Feed `events` to a fresh engine in random batches, as the live monitor's fetches do.
 
@@ -347,7 +403,7 @@ def run_in_batches(
     delivered twice. At the end the watermark moves to `until_ms`.
     """
     rng = random.Random(seed)
-    engine = Engine(PSET, horizon_ms=HORIZON_MS)
+    engine = Engine(pset, horizon_ms=HORIZON_MS)
     out: list[object] = []
     top = None
     i = 0

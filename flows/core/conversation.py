@@ -35,7 +35,8 @@ from flows.core.events import (
     RetractionEvent,
     SurveyEvent,
 )
-from flows.core.families import satisfaction
+from flows.core.families import recovery, satisfaction
+from flows.core.families.recovery import Recovering
 from flows.core.families.satisfaction import Credit
 from flows.core.model import Policy
 from flows.core.phase import IDLE, OPEN, RESOLVED
@@ -133,6 +134,7 @@ class Conversation:
         "owner",
         "phase",
         "policy",
+        "recovery",
         "replied",
         "replier",
         "res_clock",
@@ -192,6 +194,9 @@ class Conversation:
         self.cycle_breached = False
         self.credit: Credit | None = None
         self.surveys: dict[str, tuple[Credit, int]] | None = None
+        # Service recovery (SPEC §4): armed rules, the last recovery and the recovered cycles;
+        # None until a clock of a policy with recovery rules breaches.
+        self.recovery: Recovering | None = None
 
     def __setstate__(self, state: tuple[None, dict[str, object]]) -> None:
         """Restore a pickled conversation; older snapshots lack the newer slots' defaults.
@@ -208,6 +213,7 @@ class Conversation:
         self.cycle_breached = False
         self.credit = None
         self.surveys = None
+        self.recovery = None
         for name, value in state[1].items():
             object.__setattr__(self, name, value)
 
@@ -237,6 +243,8 @@ class Conversation:
         twin.clocks = list(clocks.values())
         res = self.res_clock
         twin.res_clock = None if res is None else clocks.get(id(res)) or res.clone()
+        if self.recovery is not None:
+            twin.recovery = self.recovery.clone(clocks)
         twin.log = []
         twin.base = None
         twin.scheduled = None
@@ -471,6 +479,8 @@ class Conversation:
             self.clocks.remove(clock)
         except ValueError:
             pass
+        if self.recovery is not None:
+            recovery.disarm(self, clock)
 
     def running(self, metric: str) -> Clock | None:
         """Return the running clock of `metric` (the oldest, should there be several), or None."""
@@ -535,6 +545,8 @@ class Conversation:
             self._drop(clock)
         self.record(ctx, clock, Status.BREACHED, at, cause)
         self._escalate(ctx, clock, Status.BREACHED, at)
+        if self.policy is not None and self.policy.recovery:
+            recovery.on_breach(self, ctx, clock, at)
 
     def _escalate(self, ctx: Context, clock: Clock, trigger: str, at: int) -> None:
         """Emit the action records the current policy's escalations ask for (SPEC §3, §6).
@@ -653,6 +665,10 @@ class Conversation:
             inst = clock.next_instant()
             if inst is not None and (nxt is None or inst < nxt):
                 nxt = inst
+        if self.recovery is not None and self.recovery.pending:
+            inst = recovery.next_due(self.recovery)
+            if inst is not None and (nxt is None or inst < nxt):
+                nxt = inst
         return nxt
 
     def fire_until(self, ctx: Context, limit: int, *, inclusive: bool = True) -> None:
@@ -685,6 +701,9 @@ class Conversation:
                         self._warn(ctx, clock, due)
                 if not clock.breached and clock.deadline == due:
                     self._breach(ctx, clock, due)
+            if self.recovery is not None:
+                # After the instant's warnings and breaches: a recovery follows the breach.
+                recovery.fire(self, ctx, due)
 
     # ------------------------------------------------------------------ events
 
@@ -789,11 +808,15 @@ class Conversation:
                 clock.pause(at)
                 clock.recompute()
                 self.record(ctx, clock, Status.PAUSED, at)
+                if self.recovery is not None:
+                    recovery.refresh(self, ctx, clock, at)
             elif not should and clock.paused:
                 clock.resume(at)
                 clock.recompute()
                 self.record(ctx, clock, Status.RESUMED, at)
                 self._catch_up(ctx, clock, at)
+                if self.recovery is not None:
+                    recovery.refresh(self, ctx, clock, at)
 
     def is_reply(self, event: MessageEvent) -> bool:
         """Return whether a message fulfils reply clocks (SPEC §4).
@@ -1042,6 +1065,10 @@ class Conversation:
             if res.measured:
                 self.record(ctx, res, Status.RESUMED, at)
                 self._catch_up(ctx, res, at)
+                if res.breached and self.policy is not None and self.policy.recovery:
+                    # Its lateness goes on: rules not yet reached are armed again.
+                    rules = self.policy.recovery if res.policy_id == self.policy.id else ()
+                    recovery.arm(self, ctx, res, at, rules, reached=res.elapsed(at))
         ctx.hooks.REOPENED(self, ctx, at)
 
 
@@ -1054,10 +1081,12 @@ _COPIED_AS_IS: Final = tuple(
 
 #: Slot order of the pickled layout `_LAYOUT` (`Conversation.__reduce__`).
 _FIELDS: Final = Conversation.__slots__
-_LAYOUT: Final = 4
+_LAYOUT: Final = 5
+#: Layout 4 (before service recovery): no `recovery` slot.
+_FIELDS_V4: Final = tuple(name for name in _FIELDS if name != "recovery")
 _CSAT_SLOTS: Final = ("credit", "cycle_breached", "replier", "surveys")
 #: Layout 3 (before CSAT): none of `_CSAT_SLOTS`.
-_FIELDS_V3: Final = tuple(name for name in _FIELDS if name not in _CSAT_SLOTS)
+_FIELDS_V3: Final = tuple(name for name in _FIELDS_V4 if name not in _CSAT_SLOTS)
 #: Layout 2 (before team clocks): no `owner` slot either.
 _FIELDS_V2: Final = tuple(name for name in _FIELDS_V3 if name != "owner")
 #: Layout 1 (0.3 snapshots): no `retracted` slot either.
@@ -1069,10 +1098,20 @@ def _restore_conversation(layout: int, *values: object) -> Conversation:
 
     Layout 1 snapshots (before retractions) load with no retracted message; layouts 1 and 2
     (before team clocks) take the owning team from the conversation's team attribute or its
-    assignment's; layouts 1 to 3 (before CSAT) have no survey and no credit yet.
+    assignment's; layouts 1 to 3 (before CSAT) have no survey and no credit yet; layouts 1 to 4
+    (before service recovery) have no recovery state.
     """
-    if layout == 4:
+    if layout == _LAYOUT:
         return restore_slots(Conversation, _FIELDS, layout, _LAYOUT, values)
+    conv = _restore_before_recovery(layout, values)
+    conv.recovery = None
+    return conv
+
+
+def _restore_before_recovery(layout: int, values: tuple[object, ...]) -> Conversation:
+    """Rebuild a conversation of layouts 1 to 4 (its `recovery` slot left unset)."""
+    if layout == 4:
+        return restore_slots(Conversation, _FIELDS_V4, layout, 4, values)
     if layout == 3:
         conv = restore_slots(Conversation, _FIELDS_V3, layout, 3, values)
         _csat_defaults(conv)

@@ -418,7 +418,8 @@ class Engine:
 
         SPEC §5: the conversation is replayed twice from its base up to what was already processed,
         without and with the late event; every SLA record of the second run that the first did not
-        produce is emitted with `late: true`, new action records are emitted as they are, and each
+        produce is emitted with `late: true`, new action records are emitted as they are (a
+        `recover` action the second run lacks or moved is emitted again `withdrawn`), and each
         clock's latest record is emitted last so stores keeping the latest state per clock converge.
         A clock that only the first run had is `cancelled` at the late event's instant (or returns
         to the record that ended it before a reopen the late event undid). Agent loads move from the
@@ -449,11 +450,8 @@ class Engine:
         self._schedule(conv)
 
         old_set = set(old_records)
-        old_actions = {
-            (r.action, r.trigger, r.cycle, r.metric, r.seq)
-            for r in old_records
-            if isinstance(r, ActionRecord)
-        }
+        old_actions = {r.identity(): r for r in old_records if isinstance(r, ActionRecord)}
+        new_recoveries: set[tuple[str, str, str, int, str, int, str | None]] = set()
         last_new: dict[tuple[str, int, str, int], SlaRecord] = {}
         changed: dict[tuple[str, int, str, int], SlaRecord | None] = {}
         for rec in new_records:
@@ -467,12 +465,27 @@ class Engine:
                 elif ident in changed:
                     changed[ident] = None
             elif isinstance(rec, ActionRecord):
-                if (rec.action, rec.trigger, rec.cycle, rec.metric, rec.seq) not in old_actions:
+                before = old_actions.get(rec.identity())
+                if before is None:
                     out.append(rec)
+                elif rec.action == "recover":
+                    new_recoveries.add(rec.identity())
+                    if before != rec:
+                        # A recovery the correction moved: the stored one (same identity, so
+                        # never executed twice) is withdrawn where it stood, the new one kept.
+                        if before.at != rec.at:
+                            out.append(replace(before, withdrawn=True))
+                        out.append(rec)
             elif isinstance(rec, CsatRecord) and rec not in old_set:
                 # A survey credited differently (another cycle, agent, breach): the corrected
                 # record replaces the stored one through its identity.
                 out.append(replace(rec, late=True))
+        for key, action in old_actions.items():
+            if action.action == "recover" and key not in new_recoveries:
+                # SPEC §4: a recovery whose clock the correction withdrew (or that another rule
+                # or the cap now takes) is withdrawn; one already executed is never executed
+                # again, since `slawatch act` keys on the identity.
+                out.append(replace(action, withdrawn=True))
         last_old: dict[tuple[str, int, str, int], SlaRecord] = {}
         for rec in old_records:
             if isinstance(rec, SlaRecord):

@@ -89,6 +89,35 @@ class Escalation:
 
 
 @dataclass(frozen=True, slots=True)
+class Recovery:
+    """A service-recovery rule (SPEC §3 `recovery`, §4 "Service recovery").
+
+    It fires once for a clock of `metric` that breached and is still unfulfilled `over` past its
+    deadline (counted on the clock's own business time, its pauses excluded), if the
+    conversation matches `when` then, and no recovery of the conversation (by any rule) was
+    emitted less than `cap` before.
+
+    Attributes:
+        metric: The metric whose clocks it watches (the policy has a target for it).
+        send: The name of the template or offer to send (what `slawatch act` delivers).
+        name: The rule's identity in action records (`rule`): `<policy id>#<n>`, `n` its
+            1-based position in the policy's `recovery` list.
+        over: Counted ms past the deadline (0: at the breach).
+        cap: Event-time ms after a recovery of the conversation during which this rule does
+            not fire.
+        when: Attribute → accepted values, as a policy's `when`; empty matches every
+            conversation.
+    """
+
+    metric: str
+    send: str
+    name: str
+    over: int = 0
+    cap: int = 30 * 24 * 3600 * 1000
+    when: Mapping[str, frozenset[str]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
 class Policy:
     """The first policy whose `when` matches a conversation's attributes applies to it.
 
@@ -104,6 +133,7 @@ class Policy:
         bot_replies_count: Whether a bot's reply fulfils reply clocks.
         escalations: What to do on warnings and breaches, in file order.
         overload_at: Open conversations from which an assignee is `overloaded` (SPEC §4).
+        recovery: Service-recovery rules, in file order (SPEC §3 `recovery`).
     """
 
     id: str
@@ -114,6 +144,7 @@ class Policy:
     bot_replies_count: bool = False
     escalations: tuple[Escalation, ...] = ()
     overload_at: int = 20
+    recovery: tuple[Recovery, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

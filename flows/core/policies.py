@@ -31,12 +31,13 @@ from flows.core.model import (
     Escalation,
     Policy,
     PolicySet,
+    Recovery,
     Target,
     Team,
 )
 from flows.exceptions import CalendarError, DurationError, PolicyError
 
-__all__ = ["WHEN_KEYS", "load_policies", "parse_policies", "select_policy"]
+__all__ = ["WHEN_KEYS", "load_policies", "matches_when", "parse_policies", "select_policy"]
 
 #: Attributes a policy's `when` may test: the conversation attributes plus the message channel.
 WHEN_KEYS: Final = (*ATTRIBUTE_KEYS, "channel")
@@ -63,7 +64,12 @@ _POLICY_KEYS: Final = (
     "overload_at",
     "targets",
     "escalations",
+    "recovery",
 )
+_RECOVERY_KEYS: Final = ("metric", "over", "send", "cap", "when")
+_DEFAULT_RECOVERY_CAP: Final = 30 * 24 * 60 * MINUTE
+#: How a zero duration may be written for a recovery's `over` or `cap`.
+_ZERO_DURATIONS: Final = frozenset({"0", "0s", "0m", "0h", "0d"})
 _ESCALATION_KEYS: Final = ("on", "metric", "notify", "reassign")
 _ESCALATION_TRIGGERS: Final = ("warning", "breached")
 _PAUSE_STATUSES: Final = ("open", "pending")
@@ -177,6 +183,18 @@ def select_policy(policies: Sequence[Policy], attrs: Mapping[str, AttrValue]) ->
         if all(_matches(attrs, key, accepted) for key, accepted in policy.when.items()):
             return policy
     return None
+
+
+def matches_when(when: Mapping[str, frozenset[str]], attrs: Mapping[str, AttrValue]) -> bool:
+    """Return whether attributes match a `when` as `select_policy` matches a policy's.
+
+    Used for the `when` of recovery rules (SPEC §3), which reads the same syntax.
+
+    Args:
+        when: Attribute → accepted values; empty matches everything.
+        attrs: The conversation's attributes, plus `channel` when known.
+    """
+    return all(_matches(attrs, key, accepted) for key, accepted in when.items())
 
 
 def _matches(attrs: Mapping[str, AttrValue], key: str, accepted: frozenset[str]) -> bool:
@@ -379,7 +397,7 @@ class _Reader:
         """Read one policy (SPEC §3).
 
         Keys: `id` (required), `when`, `calendar`, `bot_replies_count`, `overload_at`, `targets`,
-        `escalations`.
+        `escalations`, `recovery`.
 
         Defaults: no `when` matches everything, no calendar means 24/7 wall-clock time, bots'
         replies do not count, `overload_at` is 20. A metric without a target is not measured.
@@ -442,6 +460,9 @@ class _Reader:
         escalations: tuple[Escalation, ...] = ()
         if "escalations" in entries:
             escalations = self.escalations(entries["escalations"][1], targets, where)
+        recovery: tuple[Recovery, ...] = ()
+        if "recovery" in entries:
+            recovery = self.recovery(entries["recovery"][1], targets, policy_id, where)
 
         policy = Policy(
             id=policy_id,
@@ -452,6 +473,7 @@ class _Reader:
             bot_replies_count=bot_replies_count,
             escalations=escalations,
             overload_at=overload_at,
+            recovery=recovery,
         )
         return policy, id_node
 
@@ -696,6 +718,70 @@ class _Reader:
             result.append(Escalation(on=on, metric=metric, notify=notify, reassign=reassign))
         return tuple(result)
 
+    def recovery(
+        self, node: Node, targets: Mapping[str, Target], policy_id: str, where: str
+    ) -> tuple[Recovery, ...]:
+        """Read a policy's `recovery` list (SPEC §3, §4 "Service recovery").
+
+        Each rule needs a `metric` the policy has a target for and a non-empty `send`; `over`
+        (default 0: at the breach) and `cap` (default 30d) are durations, `0` allowed; `when`
+        reads like the policy's own. `service_window` ends at its breach (SPEC §4), so its rules
+        cannot wait `over` past it.
+
+        Returns:
+            The rules in file order, each named `<policy id>#<n>`.
+        """
+        if not isinstance(node, SequenceNode):
+            self.fail(node, f"{where}: 'recovery' must be a list of rules")
+        result: list[Recovery] = []
+        for index, item in enumerate(node.value):
+            here = f"{where}, recovery #{index + 1}"
+            entries = self.mapping(item, here)
+            self.only_keys(entries, _RECOVERY_KEYS, here)
+            for required in ("metric", "send"):
+                if required not in entries:
+                    self.fail(item, f"{here}: missing {required!r}")
+            metric_node = entries["metric"][1]
+            metric = self.text(metric_node, f"{here}, metric")
+            if metric not in METRICS:
+                self.fail(
+                    metric_node,
+                    f"{here}: unknown metric {metric!r} (known metrics: {_listed(METRICS)})",
+                )
+            if metric not in targets:
+                self.fail(
+                    metric_node,
+                    f"{here}: metric {metric!r} has no target in this policy, so it never breaches",
+                )
+            send = self.text(entries["send"][1], f"{here}, send")
+            over = 0
+            if "over" in entries:
+                over_node = entries["over"][1]
+                over = self.duration_or_zero(over_node, f"{here}, over")
+                if over and metric == "service_window":
+                    self.fail(
+                        over_node,
+                        f"{here}: service_window ends at its breach, so 'over' must be 0 "
+                        f"(not {over_node.value})",
+                    )
+            cap = _DEFAULT_RECOVERY_CAP
+            if "cap" in entries:
+                cap = self.duration_or_zero(entries["cap"][1], f"{here}, cap")
+            when: dict[str, frozenset[str]] = {}
+            if "when" in entries:
+                when = self.when(entries["when"][1], here)
+            result.append(
+                Recovery(
+                    metric=metric,
+                    send=send,
+                    name=f"{policy_id}#{index + 1}",
+                    over=over,
+                    cap=cap,
+                    when=when,
+                )
+            )
+        return tuple(result)
+
     # -- node readers ------------------------------------------------------------------------
 
     def mapping(self, node: Node, where: str) -> _Entries:
@@ -781,6 +867,12 @@ class _Reader:
             return parse_duration(str(node.value))
         except DurationError as err:
             self.fail(node, f"{where}: {err}")
+
+    def duration_or_zero(self, node: Node, where: str) -> int:
+        """Return a duration in milliseconds, or 0 for `0` (also `0s`, `0m`, `0h`, `0d`)."""
+        if isinstance(node, ScalarNode) and str(node.value).strip() in _ZERO_DURATIONS:
+            return 0
+        return self.duration(node, where)
 
     def boolean(self, node: Node, where: str) -> bool:
         """Return a YAML boolean (`true` / `false`); other scalars, quoted text included, fail."""

@@ -120,13 +120,13 @@ _ENDING_WITH_BUDGET: Final = frozenset({"met", "stopped", "closed", "cancelled"}
 
 @dataclass(frozen=True, slots=True)
 class ActionRecord:
-    """An escalation: notify someone, or suggest reassigning the conversation.
+    """An escalation (notify someone, suggest reassigning) or a service recovery to send.
 
     SPEC §6 action record; `slawatch act` carries it out in the inbox.
 
     Attributes:
-        action: `notify` or `reassign`.
-        trigger: `warning` or `breached`.
+        action: `notify`, `reassign` or `recover`.
+        trigger: `warning` or `breached`; `recovery` for `recover`.
         conversation_id: The conversation.
         cycle: The clock's cycle.
         metric: The clock's metric.
@@ -138,6 +138,13 @@ class ActionRecord:
             assignee); None when nobody else is available.
         notify: For `notify`, who (the team's supervisor when the policy says `supervisor`).
         reason: Readable text: "<metric> <trigger>: <why>".
+        send: For `recover`, the template or offer the rule names; None otherwise.
+        rule: For `recover`, the rule that fired (`<policy id>#<n>`); None otherwise.
+        withdrawn: For `recover` only: True on the record that withdraws an earlier one of the
+            same identity and `at`, because a late correction removed (or moved) it.
+
+    `send`, `rule` and `withdrawn` are published on `recover` records only (`withdrawn` only
+    when true), so escalation records stay exactly SPEC §6's.
     """
 
     action: str
@@ -152,8 +159,27 @@ class ActionRecord:
     to_agent: str | None
     notify: str | None
     reason: str
+    send: str | None = None
+    rule: str | None = None
+    withdrawn: bool = False
 
     type = "action"
+
+    def identity(self) -> tuple[str, str, str, int, str, int, str | None]:
+        """Return the action's identity: action, trigger, conversation, cycle, metric, seq, rule.
+
+        SPEC §4: a recovery is identified by conversation, cycle, metric, seq and rule; `rule`
+        is None for escalations.
+        """
+        return (
+            self.action,
+            self.trigger,
+            self.conversation_id,
+            self.cycle,
+            self.metric,
+            self.seq,
+            self.rule,
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -326,7 +352,7 @@ def to_json_dict(record: Record, emitted_at: int | str) -> dict[str, Any]:
             out["budget_pct"] = record.budget_pct
         return out
     if isinstance(record, ActionRecord):
-        return {
+        action: dict[str, Any] = {
             "type": "action",
             "action": record.action,
             "trigger": record.trigger,
@@ -340,8 +366,14 @@ def to_json_dict(record: Record, emitted_at: int | str) -> dict[str, Any]:
             "to_agent": record.to_agent,
             "notify": record.notify,
             "reason": record.reason,
-            "emitted_at": emitted,
         }
+        if record.action == "recover":
+            action["send"] = record.send
+            action["rule"] = record.rule
+            if record.withdrawn:
+                action["withdrawn"] = True
+        action["emitted_at"] = emitted
+        return action
     if isinstance(record, CsatRecord):
         return {
             "type": "csat",

@@ -457,3 +457,73 @@ def test_a_rating_replaces_its_sent_survey_row_in_the_csat_table(
     ]
     ((rated_n, sent_n),) = questdb.query(f"SELECT count(rating), count() FROM {prefix}csat")
     assert (rated_n, sent_n) == (1, 2)
+
+
+def _recover(rule: str, send: str, *, withdrawn: bool = False) -> ActionRecord:
+    return ActionRecord(
+        "recover", "recovery", "c-rec", 1, "resolution", 1, T0 + 2 * MINUTE, "p", "a-1", None,
+        None, f"resolution recovery: at its breach, send {send}", send, rule, withdrawn,
+    )  # fmt: skip
+
+
+def _actions(questdb: QuestDB, prefix: str) -> list[tuple[Any, ...]]:
+    return questdb.query(
+        f"SELECT action, trigger, rule, send, withdrawn FROM {prefix}actions ORDER BY action, rule"
+    )
+
+
+def test_recover_actions_keep_their_rules_apart_and_a_withdrawal_replaces_its_row(
+    writer: QuestDBWriter, questdb: QuestDB, prefix: str
+) -> None:
+    """Two rules on one clock at one instant are two rows; a withdrawal flags its rule's row."""
+    notify = ActionRecord(
+        "notify", "breached", "c-rec", 1, "resolution", 1, T0 + 2 * MINUTE, "p", "a-1", None,
+        "s1", "resolution breached: notify supervisor",
+    )  # fmt: skip
+    writer.write_batch(
+        [notify, _recover("p#1", "voucher"), _recover("p#2", "sorry")], emitted_at_ms=T0 + DAY
+    )
+    writer.write_batch([_recover("p#2", "sorry", withdrawn=True)], emitted_at_ms=T0 + DAY + 1)
+    settle(questdb, prefix)
+    assert _actions(questdb, prefix) == [
+        ("notify", "breached", None, None, False),
+        ("recover", "recovery", "p#1", "voucher", False),
+        ("recover", "recovery", "p#2", "sorry", True),
+    ]
+
+
+def test_an_action_table_from_before_recovery_gains_send_rule_and_its_key(
+    stack: Endpoints, questdb: QuestDB, prefix: str
+) -> None:
+    """An actions table of the previous release gets `send`, `rule`, `withdrawn` and `rule` as
+    an upsert key at start-up: its old rows stay, two rules of one clock become two rows."""
+    names = TableNames(prefix)
+    (sql,) = [sql for table, sql in create_table_statements(names) if table == names.actions]
+    old_sql = "\n".join(
+        line
+        for line in sql.splitlines()
+        if not line.strip().startswith(("send", "rule", "withdrawn"))
+    ).replace("emitted_at TIMESTAMP,", "emitted_at TIMESTAMP")
+    old_sql = old_sql.replace(", trigger, rule)", ", trigger)")
+    questdb.execute(old_sql)
+    questdb.execute(
+        f"INSERT INTO {names.actions} (at, conversation_id, cycle, metric, seq, action, trigger)"
+        f" VALUES ({T0 * 1000}, 'c-old', 1, 'first_response', 1, 'notify', 'warning')"
+    )
+    writer = QuestDBWriter(stack.questdb_ilp_conf, prefix=prefix)
+    writer.ensure_tables()
+    writer.write_batch([_recover("p#1", "voucher"), _recover("p#2", "sorry")], T0 + DAY)
+    writer.close()
+    settle(questdb, prefix)
+    keys = {
+        r[0]
+        for r in questdb.query(
+            f"SELECT \"column\" FROM table_columns('{names.actions}') WHERE upsertKey"
+        )
+    }
+    assert keys == {"at", "conversation_id", "cycle", "metric", "seq", "action", "trigger", "rule"}
+    assert _actions(questdb, prefix) == [
+        ("notify", "warning", None, None, False),
+        ("recover", "recovery", "p#1", "voucher", False),
+        ("recover", "recovery", "p#2", "sorry", False),
+    ]

@@ -300,6 +300,21 @@ def test_ola_budget_per_cycle(run_doc_query: Run) -> None:
     assert rows == [("h1", 1, "l1", 2, 30.0), ("h1", 1, "l2", 1, 50.0)]
 
 
+def test_csat_recovered_vs_breached(run_doc_query: Run) -> None:
+    """Rated recovered cycles against breached unrecovered ones; met cycles and unrated left out."""
+    t0 = now_ms() - 2 * DAY
+    surveys: list[Record] = [
+        CsatRecord("c-1", 1, "S1", t0, t0 + MINUTE, 4, "a1", "l1", "p", True, True),
+        CsatRecord("c-2", 1, "S2", t0 + 1, t0 + HOUR, 5, "a1", "l1", "p", True, True),
+        CsatRecord("c-3", 1, "S3", t0 + 2, t0 + HOUR, 1, "a2", "l1", "p", True, False),
+        CsatRecord("c-4", 1, "S4", t0 + 3, t0 + HOUR, 3, "a2", "l1", "p", True, False),
+        CsatRecord("c-5", 1, "S5", t0 + 4, t0 + HOUR, 5, "a2", "l1", "p", False, False),
+        CsatRecord("c-6", 1, "S6", t0 + 5, None, None, "a2", "l1", "p", True, True),
+    ]
+    rows = run_doc_query("csat_recovered_vs_breached", surveys, [])
+    assert sorted(rows) == [(False, 2, 2.0, 0.0), (True, 2, 4.5, 100.0)]
+
+
 def test_open_clocks(run_doc_query: Run) -> None:
     """Running clocks, most urgent first; breached clocks closed by a resolve are over."""
     now = now_ms()

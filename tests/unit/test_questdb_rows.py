@@ -96,7 +96,7 @@ def test_every_table_is_wal_day_partitioned_with_ttl_and_dedup_on_its_timestamp(
     expected = {
         "p_events": ("at", "at, conversation_id, cycle, metric, seq, status"),
         "p_clocks": ("started_at", "started_at, conversation_id, cycle, metric, seq"),
-        "p_actions": ("at", "at, conversation_id, cycle, metric, seq, action, trigger"),
+        "p_actions": ("at", "at, conversation_id, cycle, metric, seq, action, trigger, rule"),
         "p_deadletters": ("emitted_at", "emitted_at, source"),
         "p_heartbeat": ("at", "at, worker"),
         "p_csat": ("survey_at", "survey_at, conversation_id, survey_id"),

@@ -225,6 +225,16 @@ ACTION_REASSIGN = {
     "notify": None,
     "emitted_at": "2026-11-23T10:03:00.101Z",
 }
+ACTION_RECOVER = {
+    **ACTION_NOTIFY,
+    "action": "recover",
+    "trigger": "recovery",
+    "metric": "resolution",
+    "notify": None,
+    "reason": "resolution recovery: 1h past its deadline, send apology_voucher",
+    "send": "apology_voucher",
+    "rule": "hot-leads#1",
+}
 DEAD_LETTER: dict[str, Any] = {
     "type": "dead_letter",
     "reason": "missing field 'conversation_id'",
@@ -242,6 +252,8 @@ VALID_RECORDS = [
     ("sla_record.schema.json", SLA_FOLLOW_UP_STOPPED),
     ("action_record.schema.json", ACTION_NOTIFY),
     ("action_record.schema.json", ACTION_REASSIGN),
+    ("action_record.schema.json", ACTION_RECOVER),
+    ("action_record.schema.json", {**ACTION_RECOVER, "withdrawn": True}),
     ("dead_letter.schema.json", DEAD_LETTER),
 ]
 
@@ -294,6 +306,25 @@ INVALID_RECORDS = [
     ("action: unknown trigger", "action_record.schema.json", {**ACTION_NOTIFY, "trigger": "met"}),
     ("action: notify nobody", "action_record.schema.json", {**ACTION_NOTIFY, "notify": None}),
     ("action: no reason", "action_record.schema.json", _without(ACTION_NOTIFY, "reason")),
+    ("recover: no send", "action_record.schema.json", _without(ACTION_RECOVER, "send")),
+    ("recover: no rule", "action_record.schema.json", _without(ACTION_RECOVER, "rule")),
+    ("recover: empty send", "action_record.schema.json", {**ACTION_RECOVER, "send": ""}),
+    (
+        "recover: on a breach trigger",
+        "action_record.schema.json",
+        {**ACTION_RECOVER, "trigger": "breached"},
+    ),
+    (
+        "recover: withdrawn false",
+        "action_record.schema.json",
+        {**ACTION_RECOVER, "withdrawn": False},
+    ),
+    (
+        "notify: recovery trigger",
+        "action_record.schema.json",
+        {**ACTION_NOTIFY, "trigger": "recovery"},
+    ),
+    ("notify: with a send", "action_record.schema.json", {**ACTION_NOTIFY, "send": "voucher"}),
     ("dead letter: no raw", "dead_letter.schema.json", _without(DEAD_LETTER, "raw")),
     ("dead letter: empty reason", "dead_letter.schema.json", {**DEAD_LETTER, "reason": ""}),
     ("dead letter: wrong type", "dead_letter.schema.json", {**DEAD_LETTER, "type": "sla"}),

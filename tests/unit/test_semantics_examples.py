@@ -134,6 +134,10 @@ def render_table(records: list[dict[str, Any]]) -> str:
             cells["status"] = f"→ {rec['action']}"
             if rec["action"] == "notify":
                 notes.append(f"on {rec['trigger']}: notify `{rec['notify']}`")
+            elif rec["action"] == "recover":
+                notes.append(f"rule `{rec['rule']}`: send `{rec['send']}`")
+                if rec.get("withdrawn"):
+                    notes.append("**withdrawn**")
             else:
                 to = f"`{rec['to_agent']}`" if rec["to_agent"] else "null"
                 notes.append(f"on {rec['trigger']}: `{rec['from_agent']}` → {to}")

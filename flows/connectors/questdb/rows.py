@@ -131,6 +131,8 @@ def _action_row(buffer: Any, table: str, r: ActionRecord, emitted: TimestampMicr
             "policy_id": r.policy_id,
             "from_agent": r.from_agent,
             "to_agent": r.to_agent,
+            "send": r.send,
+            "rule": r.rule,
         },
         columns={
             "conversation_id": r.conversation_id,
@@ -139,6 +141,7 @@ def _action_row(buffer: Any, table: str, r: ActionRecord, emitted: TimestampMicr
             "notify": r.notify,
             "reason": r.reason,
             "emitted_at": emitted,
+            "withdrawn": r.withdrawn,
         },
         at=TimestampNanos(r.at * _MS_TO_NS),
     )

@@ -41,7 +41,7 @@ class TableNames:
 
     @property
     def actions(self) -> str:
-        """Every action record (notify, reassign)."""
+        """Every action record (notify, reassign, recover)."""
         return f"{self.prefix}actions"
 
     @property
@@ -145,7 +145,10 @@ _ACTIONS_COLUMNS: Final = """
     to_agent SYMBOL,
     notify VARCHAR,
     reason VARCHAR,
-    emitted_at TIMESTAMP"""
+    emitted_at TIMESTAMP,
+    send SYMBOL,
+    rule SYMBOL,
+    withdrawn BOOLEAN"""
 
 _DEADLETTERS_COLUMNS: Final = """
     emitted_at TIMESTAMP,
@@ -181,6 +184,12 @@ _CSAT_COLUMNS: Final = """
     late BOOLEAN,
     emitted_at TIMESTAMP"""
 
+#: The identity of a stored action: a recovery's `rule` keeps two rules of one clock apart, and
+#: a withdrawal (`withdrawn`) replaces the row of the recovery it withdraws.
+_ACTIONS_KEYS: Final = "at, conversation_id, cycle, metric, seq, action, trigger, rule"
+#: Action columns added with service recovery (SPEC §6 `recover`: `send`, `rule`).
+_ADDED_ACTION_COLUMNS: Final = ("send SYMBOL", "rule SYMBOL", "withdrawn BOOLEAN")
+
 #: Columns added after the first release (`ALTER TABLE ... ADD COLUMN IF NOT EXISTS` at start-up).
 _ADDED_COLUMNS: Final = (
     "lead_status SYMBOL",
@@ -210,12 +219,7 @@ def create_table_statements(
             "started_at",
             "started_at, conversation_id, cycle, metric, seq",
         ),
-        (
-            names.actions,
-            _ACTIONS_COLUMNS,
-            "at",
-            "at, conversation_id, cycle, metric, seq, action, trigger",
-        ),
+        (names.actions, _ACTIONS_COLUMNS, "at", _ACTIONS_KEYS),
         (names.deadletters, _DEADLETTERS_COLUMNS, "emitted_at", "emitted_at, source"),
         (names.heartbeat, _HEARTBEAT_COLUMNS, "at", "at, worker"),
         (
@@ -240,8 +244,10 @@ def migrate_table_statements(names: TableNames) -> list[tuple[str, str]]:
 
     Tables created by 0.2 and earlier lack the stored-only columns the scorecard reads
     (`lead_status`, `outcome`, `attempts_required`), and tables made before the team clocks
-    lack `budget_pct` (SPEC §4, `team_ownership`); each `ADD COLUMN IF NOT EXISTS` is a no-op
-    on a table that has it.
+    lack `budget_pct` (SPEC §4, `team_ownership`); action tables made before service recovery
+    lack `send`, `rule` and `withdrawn`, and get `rule` among their upsert keys. Each
+    `ADD COLUMN IF NOT EXISTS` is a no-op on a table that has it, and setting the same keys
+    again changes nothing.
 
     Args:
         names: The table names.
@@ -249,8 +255,15 @@ def migrate_table_statements(names: TableNames) -> list[tuple[str, str]]:
     Returns:
         `(table, sql)` pairs, run after the `CREATE TABLE` statements.
     """
-    return [
+    statements = [
         (table, f"ALTER TABLE {table} ADD COLUMN IF NOT EXISTS {column}")
         for table in (names.events, names.clocks)
         for column in _ADDED_COLUMNS
     ]
+    actions = names.actions
+    statements += [
+        (actions, f"ALTER TABLE {actions} ADD COLUMN IF NOT EXISTS {column}")
+        for column in _ADDED_ACTION_COLUMNS
+    ]
+    statements.append((actions, f"ALTER TABLE {actions} DEDUP ENABLE UPSERT KEYS({_ACTIONS_KEYS})"))
+    return statements

@@ -5,13 +5,15 @@ a `sent` to the cycle resolved last before it), and is credited to that cycle's 
 resolve, else to the last agent who replied in it. The conversation keeps what a later survey
 needs of its last resolved cycle (`Conversation.credit`, taken at each resolve) and the surveys
 sent in the last 14 days (`Conversation.surveys`); a conversation that never gets a survey pays
-one small tuple per resolve.
+one small tuple per resolve. `recovered` says whether a service recovery of the rated cycle had
+been emitted by the record's instant (also one emitted after the resolve, before the rating).
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Final
 
+from flows.core.families.recovery import recovered
 from flows.core.records import CsatRecord
 
 if TYPE_CHECKING:
@@ -94,6 +96,6 @@ def _emit(
             team,
             policy_id,
             breached,
-            False,
+            recovered(conv, cycle),
         )
     )
