@@ -35,7 +35,8 @@ from flows.core.events import (
     RetractionEvent,
     SurveyEvent,
 )
-from flows.core.families import satisfaction
+from flows.core.families import handle, satisfaction
+from flows.core.families.handle import Segment
 from flows.core.families.satisfaction import Credit
 from flows.core.model import Policy
 from flows.core.phase import IDLE, OPEN, RESOLVED
@@ -69,6 +70,7 @@ class AttrChange:
         old_policy: The policy before the event (the reselect may change it).
         team_set: Whether the event set or removed `team_id`.
         handed_over: Set by the team family when the owning team changed.
+        old_status: `status` before the event.
     """
 
     __slots__ = (
@@ -76,6 +78,7 @@ class AttrChange:
         "lead_changed",
         "old_lead_status",
         "old_policy",
+        "old_status",
         "team_set",
         "to_human",
     )
@@ -87,6 +90,8 @@ class AttrChange:
         to_human: bool,
         old_policy: Policy | None,
         team_set: bool,
+        *,
+        old_status: AttrValue = None,
     ) -> None:
         self.old_lead_status = old_lead_status
         self.lead_changed = lead_changed
@@ -94,6 +99,7 @@ class AttrChange:
         self.old_policy = old_policy
         self.team_set = team_set
         self.handed_over = False
+        self.old_status = old_status
 
 
 class Conversation:
@@ -125,6 +131,7 @@ class Conversation:
         "cycle",
         "cycle_breached",
         "first_inbound",
+        "handling",
         "id",
         "forgotten_until",
         "last_fired",
@@ -192,6 +199,8 @@ class Conversation:
         self.cycle_breached = False
         self.credit: Credit | None = None
         self.surveys: dict[str, tuple[Credit, int]] | None = None
+        # The open handle segment (SPEC §4 "Handle time"), None while none is open.
+        self.handling: Segment | None = None
 
     def __setstate__(self, state: tuple[None, dict[str, object]]) -> None:
         """Restore a pickled conversation; older snapshots lack the newer slots' defaults.
@@ -208,6 +217,7 @@ class Conversation:
         self.cycle_breached = False
         self.credit = None
         self.surveys = None
+        self.handling = None
         for name, value in state[1].items():
             object.__setattr__(self, name, value)
 
@@ -644,21 +654,29 @@ class Conversation:
     def next_due(self) -> int | None:
         """Return the earliest pending warning or deadline instant of the running clocks.
 
+        The open handle segment's idle end counts as such an instant too (SPEC §4 "Handle time").
+
         Returns:
-            Epoch ms UTC, or None when no clock has an instant to fire (none running, all paused or
-            unmeasured, or all breached).
+            Epoch ms UTC, or None when nothing has an instant to fire (no clock running, all paused,
+            unmeasured or breached, and no handle segment open).
         """
         nxt = None
         for clock in self.clocks:
             inst = clock.next_instant()
             if inst is not None and (nxt is None or inst < nxt):
                 nxt = inst
+        seg = self.handling
+        if seg is not None:
+            inst = seg.last + seg.idle
+            if nxt is None or inst < nxt:
+                nxt = inst
         return nxt
 
     def fire_until(self, ctx: Context, limit: int, *, inclusive: bool = True) -> None:
         """Emit every warning and breach due up to `limit`, in time order.
 
-        A clock whose warning and deadline coincide only breaches (no separate warning). Each
+        A clock whose warning and deadline coincide only breaches (no separate warning). An open
+        handle segment idle at an instant ends then, after that instant's clock timers. Each
         instant fired moves `last_fired`, so an event that later arrives at or before it is known to
         be late.
 
@@ -685,6 +703,9 @@ class Conversation:
                         self._warn(ctx, clock, due)
                 if not clock.breached and clock.deadline == due:
                     self._breach(ctx, clock, due)
+            seg = self.handling
+            if seg is not None and seg.last + seg.idle == due:
+                handle.on_idle(self, ctx, due)
 
     # ------------------------------------------------------------------ events
 
@@ -845,11 +866,14 @@ class Conversation:
     def _outbound(self, ctx: Context, event: MessageEvent, at: int) -> None:
         """SPEC §4, an outbound message.
 
-        A `note` does nothing. A reply (`is_reply`) runs the `REPLY` hooks and answers the
+        An agent's message, a note too, first runs the `AGENT_OUTBOUND` hooks (handle time); then
+        a `note` does nothing more. A reply (`is_reply`) runs the `REPLY` hooks and answers the
         customer (the cycle counts as replied, no message is unanswered); an agent's message also
         runs the `AGENT_MESSAGE` hooks (attempts, agent activity, qualification).
         """
         self._set_channel(ctx, event.channel, at)
+        if event.author == "agent":
+            ctx.hooks.AGENT_OUTBOUND(self, ctx, event, at)
         if event.kind == "note":
             return
         if self.is_reply(event):
@@ -914,6 +938,7 @@ class Conversation:
         """
         attrs = self.attrs
         old_status = attrs.get("lead_status")
+        old_conv_status = attrs.get("status")
         old_handled = attrs.get("handled_by") or "human"
         team_set = False
         for key, value in event.attrs:
@@ -928,7 +953,9 @@ class Conversation:
         if lead_changed:
             self.cadence_off = False
         to_human = old_handled == "bot" and (attrs.get("handled_by") or "human") == "human"
-        change = AttrChange(old_status, lead_changed, to_human, self.policy, team_set)
+        change = AttrChange(
+            old_status, lead_changed, to_human, self.policy, team_set, old_status=old_conv_status
+        )
         ctx.hooks.BEFORE_UPDATE(self, ctx, change, at)
         self._reselect(ctx, at)
         self._apply_pauses(ctx, at)
@@ -980,7 +1007,8 @@ class Conversation:
 
         `resolution` is fulfilled (its final record is kept in case a `reopened` resumes it). Every
         other running clock gets what its family's `AT_RESOLVE` rule says, by default it ends
-        unfulfilled (`cancelled`, or `closed` if breached). A `pending` status becomes `open`. A
+        unfulfilled (`cancelled`, or `closed` if breached); then the `RESOLVED` hooks run. A
+        `pending` status becomes `open`. A
         resolve while no cycle is open is ignored.
         """
         if self.phase != OPEN:
@@ -1002,6 +1030,7 @@ class Conversation:
                 rules[clock.metric](self, ctx, clock, event, at)
             else:
                 self.cancel(ctx, clock, at)
+        ctx.hooks.RESOLVED(self, ctx, at)
         if event.outcome in CLOSING_OUTCOMES:
             self.cadence_off = True
         self.credit = satisfaction.credit_at_resolve(self, ctx)
@@ -1054,10 +1083,12 @@ _COPIED_AS_IS: Final = tuple(
 
 #: Slot order of the pickled layout `_LAYOUT` (`Conversation.__reduce__`).
 _FIELDS: Final = Conversation.__slots__
-_LAYOUT: Final = 4
+_LAYOUT: Final = 5
+#: Layout 4 (before handle time): no `handling` slot.
+_FIELDS_V4: Final = tuple(name for name in _FIELDS if name != "handling")
 _CSAT_SLOTS: Final = ("credit", "cycle_breached", "replier", "surveys")
 #: Layout 3 (before CSAT): none of `_CSAT_SLOTS`.
-_FIELDS_V3: Final = tuple(name for name in _FIELDS if name not in _CSAT_SLOTS)
+_FIELDS_V3: Final = tuple(name for name in _FIELDS_V4 if name not in _CSAT_SLOTS)
 #: Layout 2 (before team clocks): no `owner` slot either.
 _FIELDS_V2: Final = tuple(name for name in _FIELDS_V3 if name != "owner")
 #: Layout 1 (0.3 snapshots): no `retracted` slot either.
@@ -1069,10 +1100,15 @@ def _restore_conversation(layout: int, *values: object) -> Conversation:
 
     Layout 1 snapshots (before retractions) load with no retracted message; layouts 1 and 2
     (before team clocks) take the owning team from the conversation's team attribute or its
-    assignment's; layouts 1 to 3 (before CSAT) have no survey and no credit yet.
+    assignment's; layouts 1 to 3 (before CSAT) have no survey and no credit yet; layouts 1 to 4
+    (before handle time) no open handle segment.
     """
-    if layout == 4:
+    if layout == _LAYOUT:
         return restore_slots(Conversation, _FIELDS, layout, _LAYOUT, values)
+    if layout == 4:
+        conv = restore_slots(Conversation, _FIELDS_V4, layout, 4, values)
+        conv.handling = None
+        return conv
     if layout == 3:
         conv = restore_slots(Conversation, _FIELDS_V3, layout, 3, values)
         _csat_defaults(conv)
@@ -1090,6 +1126,7 @@ def _restore_conversation(layout: int, *values: object) -> Conversation:
 
 def _csat_defaults(conv: Conversation) -> None:
     """Give a conversation from a snapshot older than CSAT the state of one without surveys."""
+    conv.handling = None
     conv.replier = None
     conv.cycle_breached = False
     conv.credit = None

@@ -104,6 +104,8 @@ class Policy:
         bot_replies_count: Whether a bot's reply fulfils reply clocks.
         escalations: What to do on warnings and breaches, in file order.
         overload_at: Open conversations from which an assignee is `overloaded` (SPEC §4).
+        handle_idle: Handle time (SPEC §3 `handle`, §4): a segment ends this many wall-clock ms
+            after its last message; None when the policy has no `handle` key (not measured).
     """
 
     id: str
@@ -114,6 +116,7 @@ class Policy:
     bot_replies_count: bool = False
     escalations: tuple[Escalation, ...] = ()
     overload_at: int = 20
+    handle_idle: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
