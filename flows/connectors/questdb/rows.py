@@ -168,7 +168,7 @@ def _csat_row(buffer: Any, table: str, r: CsatRecord, emitted: TimestampMicros) 
 def _handle_row(buffer: Any, table: str, r: HandleRecord, emitted: TimestampMicros) -> None:
     buffer.row(
         table,
-        symbols={"agent_id": r.agent_id, "team_id": r.team_id, "end": r.end},
+        symbols={"agent_id": r.agent_id, "team_id": r.team_id, "ended_by": r.end},
         columns={
             "conversation_id": r.conversation_id,
             "cycle": r.cycle,

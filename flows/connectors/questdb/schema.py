@@ -187,7 +187,8 @@ _CSAT_COLUMNS: Final = """
     emitted_at TIMESTAMP"""
 
 # The designated timestamp is the segment's `started_at`, part of its identity: a late correction
-# of how it ended (or its withdrawal, `end` = `withdrawn`) replaces the row.
+# of how it ended (or its withdrawal, `end` = `withdrawn`) replaces the row. The record's `end`
+# is stored as `ended_by`: `end` is an SQL keyword that every query would have to quote.
 _HANDLE_COLUMNS: Final = """
     started_at TIMESTAMP,
     conversation_id VARCHAR,
@@ -196,7 +197,7 @@ _HANDLE_COLUMNS: Final = """
     team_id SYMBOL,
     ended_at TIMESTAMP,
     handle_s DOUBLE,
-    end SYMBOL,
+    ended_by SYMBOL,
     late BOOLEAN,
     emitted_at TIMESTAMP"""
 
