@@ -12,8 +12,8 @@ What it keeps is what the metric families share (STYLE Shape 9): the cycle and i
 assignee and owning team, the attributes and policy, the running clocks and their lifecycle
 (start, fulfil, cancel, pause, retarget, warn, breach, escalate). Which clock starts or stops on
 which event is each family's rule, in `flows.core.families` (assignment, replies, window, leads,
-updates, teams); `apply` decides the shared state an event changes and then runs the families'
-hooks for that moment in their registered order.
+updates, teams, handle); `apply` decides the shared state an event changes and then runs the
+families' hooks for that moment in their registered order.
 """
 
 from __future__ import annotations

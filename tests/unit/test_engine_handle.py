@@ -12,6 +12,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from referencing import Registry, Resource
 
+from flows.core import conversation as conversation_module
 from flows.core.engine import Engine
 from flows.core.events import Event, RetractionEvent
 from flows.core.policies import parse_policies
@@ -408,6 +409,17 @@ def test_an_open_segment_survives_a_snapshot_and_still_ends_idle() -> None:
     got += restored.process(rest, ms(DAY))
     assert got == want
     assert _handles(got) == [(1, "a1", "l1", 10, 60, 50, "idle", False)]
+
+
+def test_a_conversation_pickled_before_handle_time_restores_with_no_open_segment() -> None:
+    """A layout-4 snapshot (before handle time) loads; its conversation has no segment open."""
+    engine = Engine(PSET)
+    engine.process([inbound(0), assign(10), reply(60)], ms(100))
+    conv = engine.conversations["c1"]
+    old = [getattr(conv, name) for name in conversation_module._FIELDS_V4]
+    restored = conversation_module._restore_conversation(4, *old)
+    assert restored.handling is None
+    assert (restored.agent, restored.cycle, restored.log) == (conv.agent, conv.cycle, conv.log)
 
 
 UNTIL = 60 * DAY
