@@ -22,6 +22,7 @@ from flows.core.model import PolicySet
 from flows.core.records import (
     ActionRecord,
     CsatRecord,
+    HandleRecord,
     Record,
     SlaRecord,
     dead_letter,
@@ -41,6 +42,7 @@ class ReplaySummary:
         records: SLA records emitted.
         actions: Action records emitted.
         csat: CSAT records emitted (surveys sent and rated).
+        handle: Handle records emitted (counted handle segments).
         statuses: SLA records per status.
         until: The final watermark (epoch ms UTC), None for an empty file.
     """
@@ -50,6 +52,7 @@ class ReplaySummary:
     records: int = 0
     actions: int = 0
     csat: int = 0
+    handle: int = 0
     statuses: Counter[str] = field(default_factory=Counter)
     until: int | None = None
 
@@ -65,6 +68,7 @@ class ReplaySummary:
             f"replayed {self.events} events ({self.dead_letters} dead letters) up to {until}: "
             f"{self.records} SLA records ({parts or 'none'}), {self.actions} actions"
             + (f", {self.csat} CSAT records" if self.csat else "")
+            + (f", {self.handle} handle records" if self.handle else "")
         )
 
 
@@ -143,6 +147,8 @@ def _count(records: list[Record], summary: ReplaySummary) -> list[Record]:
             summary.actions += 1
         elif isinstance(rec, CsatRecord):
             summary.csat += 1
+        elif isinstance(rec, HandleRecord):
+            summary.handle += 1
         else:
             summary.dead_letters += 1
     return records

@@ -19,7 +19,8 @@ from hypothesis import strategies as st
 from flows.core.engine import Engine
 from flows.core.events import Event, SurveyEvent
 from flows.core.model import PolicySet
-from flows.core.records import ActionRecord, CsatRecord, SlaRecord
+from flows.core.records import ActionRecord, CsatRecord, HandleRecord, SlaRecord
+from flows.core.vocabulary import HandleEnd
 from tests.enginekit import (
     activity,
     assign,
@@ -51,6 +52,7 @@ policies:
   - id: p1
     when: {priority: P1}
     calendar: office
+    handle: {idle: 5m}
     targets:
       assignment: {within: 2m}
       first_response: {within: 3m}
@@ -85,6 +87,7 @@ policies:
       resolution: {within: 4h, pause_when: [pending]}
       service_window: {within: 24h}
   - id: default
+    handle: {}
     targets:
       assignment: {within: 2m}
       first_response: {within: 1h}
@@ -103,13 +106,13 @@ teams:
   l2: {agents: [a3, a4], supervisor: s-l2}
 """
 PSET = policies(POLICY_TEXT)
-#: The same policies without the metrics added after 0.3 (`update`, `team_ownership`), as the
-#: engine of the stored 0.1 snapshot knew them.
+#: The same policies without what was added after 0.3 (`update`, `team_ownership`, `handle`),
+#: as the engine of the stored 0.1 snapshot knew them.
 PSET_BEFORE_TEAMS = policies(
     "\n".join(
         line
         for line in POLICY_TEXT.splitlines()
-        if "update" not in line and "team_ownership" not in line
+        if "update" not in line and "team_ownership" not in line and "handle:" not in line
     ).replace("    escalations:\nteams:", "teams:")
 )
 
@@ -209,6 +212,10 @@ def build(conv: str, steps: Sequence[tuple[str, int]], start_s: float) -> list[E
             out.append(reply(t, conv, agent=agent, kind="template"))
         elif kind == "note":
             out.append(reply(t, conv, agent=agent, kind="note"))
+        elif kind == "reply_a1":
+            out.append(reply(t, conv, agent="a1"))
+        elif kind == "note_a1":
+            out.append(reply(t, conv, agent="a1", kind="note"))
         elif kind == "bot":
             out.append(bot(t, conv))
         elif kind == "assign":
@@ -264,6 +271,41 @@ def build(conv: str, steps: Sequence[tuple[str, int]], start_s: float) -> list[E
 step = st.tuples(st.sampled_from(KINDS), st.sampled_from(GAPS))
 conversation = st.lists(step, min_size=1, max_size=30)
 scenario = st.lists(conversation, min_size=1, max_size=4)
+
+#: What starts, extends and ends handle segments (SPEC §4 "Handle time"), a1 being the agent
+#: `assign` assigns, so that most drawn conversations have counted segments.
+HANDLE_KINDS = (
+    "inbound",
+    "inbound",
+    "reply_a1",
+    "reply_a1",
+    "note_a1",
+    "reply",
+    "assign",
+    "assign",
+    "assign_other",
+    "unassign",
+    "pending",
+    "open",
+    "p1",
+    "p3",
+    "vip",
+    "team_l2",
+    "resolved",
+    "reopened",
+)
+#: The policies' idle times (5m, 10m) exactly, and just before them.
+HANDLE_GAPS = (1, 7, 60, 120, 299, 300, 480, 599, 600, 900, 3_600, 26 * 3600)
+#: Conversations that open a cycle and assign a1 first, then do any of `HANDLE_KINDS`.
+handle_scenario = st.lists(
+    st.lists(
+        st.tuples(st.sampled_from(HANDLE_KINDS), st.sampled_from(HANDLE_GAPS)),
+        min_size=1,
+        max_size=30,
+    ).map(lambda steps: [("inbound", 1), ("assign", 7), *steps]),
+    min_size=1,
+    max_size=4,
+)
 
 
 def in_time_order(convs: Sequence[Sequence[tuple[str, int]]]) -> list[Event]:
@@ -351,6 +393,18 @@ def final_recoveries(records: Sequence[object]) -> dict[tuple[object, ...], Acti
             elif key in out and out[key].at == r.at:
                 del out[key]
     return out
+
+
+def final_handles(records: Sequence[object]) -> dict[tuple[str, int, str, int], tuple[object, ...]]:
+    """The counted handle segments a store keyed on their identity ends with (`late` aside).
+
+    A withdrawn segment is no segment: the store's queries leave `end = withdrawn` rows out.
+    """
+    out: dict[tuple[str, int, str, int], tuple[object, ...]] = {}
+    for r in records:
+        if isinstance(r, HandleRecord):
+            out[r.identity()] = (r.team_id, r.ended_at, r.handle, r.end)
+    return {k: v for k, v in out.items() if v[3] != HandleEnd.WITHDRAWN}
 
 
 def final_states(

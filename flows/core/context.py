@@ -9,7 +9,7 @@ its rebuilds and shares `loads` and `rr` with the other engines of a worker.
 from __future__ import annotations
 
 from flows.core.events import AttrValue
-from flows.core.families import Hooks
+from flows.core.families import Hooks, handle
 from flows.core.model import Policy, PolicySet
 from flows.core.policies import select_policy
 from flows.core.records import Record
@@ -21,7 +21,7 @@ class Context:
     Attributes:
         policies: The policy file in force (`bind` replaces it).
         tracked: Every metric some policy gives a target; a metric outside it never gets a clock,
-            not even an unmeasured one.
+            not even an unmeasured one. Also `handle` when some policy measures handle time.
         hooks: The metric families' hooks for the tracked metrics (`flows.core.families.Hooks`).
         owning_teams: Every team some policy's `team_ownership` target lists: only they start
             stints (SPEC §4).
@@ -86,9 +86,10 @@ class Context:
             policies: The loaded policy file.
         """
         self.policies = policies
-        self.tracked: frozenset[str] = frozenset(
-            metric for policy in policies.policies for metric in policy.targets
-        )
+        tracked = {metric for policy in policies.policies for metric in policy.targets}
+        if any(policy.handle_idle is not None for policy in policies.policies):
+            tracked.add(handle.HANDLE)
+        self.tracked: frozenset[str] = frozenset(tracked)
         self.hooks = Hooks(self.tracked)
         self.owning_teams: frozenset[str] = frozenset(
             team

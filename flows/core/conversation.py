@@ -12,8 +12,8 @@ What it keeps is what the metric families share (STYLE Shape 9): the cycle and i
 assignee and owning team, the attributes and policy, the running clocks and their lifecycle
 (start, fulfil, cancel, pause, retarget, warn, breach, escalate). Which clock starts or stops on
 which event is each family's rule, in `flows.core.families` (assignment, replies, window, leads,
-updates, teams); `apply` decides the shared state an event changes and then runs the families'
-hooks for that moment in their registered order.
+updates, teams, handle); `apply` decides the shared state an event changes and then runs the
+families' hooks for that moment in their registered order.
 """
 
 from __future__ import annotations
@@ -35,7 +35,8 @@ from flows.core.events import (
     RetractionEvent,
     SurveyEvent,
 )
-from flows.core.families import recovery, satisfaction
+from flows.core.families import handle, recovery, satisfaction
+from flows.core.families.handle import Segment
 from flows.core.families.recovery import Recovering
 from flows.core.families.satisfaction import Credit
 from flows.core.model import Policy
@@ -70,6 +71,7 @@ class AttrChange:
         old_policy: The policy before the event (the reselect may change it).
         team_set: Whether the event set or removed `team_id`.
         handed_over: Set by the team family when the owning team changed.
+        old_status: `status` before the event.
     """
 
     __slots__ = (
@@ -77,6 +79,7 @@ class AttrChange:
         "lead_changed",
         "old_lead_status",
         "old_policy",
+        "old_status",
         "team_set",
         "to_human",
     )
@@ -88,6 +91,8 @@ class AttrChange:
         to_human: bool,
         old_policy: Policy | None,
         team_set: bool,
+        *,
+        old_status: AttrValue = None,
     ) -> None:
         self.old_lead_status = old_lead_status
         self.lead_changed = lead_changed
@@ -95,6 +100,7 @@ class AttrChange:
         self.old_policy = old_policy
         self.team_set = team_set
         self.handed_over = False
+        self.old_status = old_status
 
 
 class Conversation:
@@ -126,6 +132,7 @@ class Conversation:
         "cycle",
         "cycle_breached",
         "first_inbound",
+        "handling",
         "id",
         "forgotten_until",
         "last_fired",
@@ -197,6 +204,8 @@ class Conversation:
         # Service recovery (SPEC §4): armed rules, the last recovery and the recovered cycles;
         # None until a clock of a policy with recovery rules breaches.
         self.recovery: Recovering | None = None
+        # The open handle segment (SPEC §4 "Handle time"), None while none is open.
+        self.handling: Segment | None = None
 
     def __setstate__(self, state: tuple[None, dict[str, object]]) -> None:
         """Restore a pickled conversation; older snapshots lack the newer slots' defaults.
@@ -214,6 +223,7 @@ class Conversation:
         self.credit = None
         self.surveys = None
         self.recovery = None
+        self.handling = None
         for name, value in state[1].items():
             object.__setattr__(self, name, value)
 
@@ -656,9 +666,11 @@ class Conversation:
     def next_due(self) -> int | None:
         """Return the earliest pending warning or deadline instant of the running clocks.
 
+        The open handle segment's idle end counts as such an instant too (SPEC §4 "Handle time").
+
         Returns:
-            Epoch ms UTC, or None when no clock has an instant to fire (none running, all paused or
-            unmeasured, or all breached).
+            Epoch ms UTC, or None when nothing has an instant to fire (no clock running, all paused,
+            unmeasured or breached, and no handle segment open).
         """
         nxt = None
         for clock in self.clocks:
@@ -669,12 +681,18 @@ class Conversation:
             inst = recovery.next_due(self.recovery)
             if inst is not None and (nxt is None or inst < nxt):
                 nxt = inst
+        seg = self.handling
+        if seg is not None:
+            inst = seg.last + seg.idle
+            if nxt is None or inst < nxt:
+                nxt = inst
         return nxt
 
     def fire_until(self, ctx: Context, limit: int, *, inclusive: bool = True) -> None:
         """Emit every warning and breach due up to `limit`, in time order.
 
-        A clock whose warning and deadline coincide only breaches (no separate warning). Each
+        A clock whose warning and deadline coincide only breaches (no separate warning). An open
+        handle segment idle at an instant ends then, after that instant's clock timers. Each
         instant fired moves `last_fired`, so an event that later arrives at or before it is known to
         be late.
 
@@ -704,6 +722,9 @@ class Conversation:
             if self.recovery is not None:
                 # After the instant's warnings and breaches: a recovery follows the breach.
                 recovery.fire(self, ctx, due)
+            seg = self.handling
+            if seg is not None and seg.last + seg.idle == due:
+                handle.on_idle(self, ctx, due)
 
     # ------------------------------------------------------------------ events
 
@@ -868,11 +889,14 @@ class Conversation:
     def _outbound(self, ctx: Context, event: MessageEvent, at: int) -> None:
         """SPEC §4, an outbound message.
 
-        A `note` does nothing. A reply (`is_reply`) runs the `REPLY` hooks and answers the
+        An agent's message, a note too, first runs the `AGENT_OUTBOUND` hooks (handle time); then
+        a `note` does nothing more. A reply (`is_reply`) runs the `REPLY` hooks and answers the
         customer (the cycle counts as replied, no message is unanswered); an agent's message also
         runs the `AGENT_MESSAGE` hooks (attempts, agent activity, qualification).
         """
         self._set_channel(ctx, event.channel, at)
+        if event.author == "agent":
+            ctx.hooks.AGENT_OUTBOUND(self, ctx, event, at)
         if event.kind == "note":
             return
         if self.is_reply(event):
@@ -937,6 +961,7 @@ class Conversation:
         """
         attrs = self.attrs
         old_status = attrs.get("lead_status")
+        old_conv_status = attrs.get("status")
         old_handled = attrs.get("handled_by") or "human"
         team_set = False
         for key, value in event.attrs:
@@ -951,7 +976,9 @@ class Conversation:
         if lead_changed:
             self.cadence_off = False
         to_human = old_handled == "bot" and (attrs.get("handled_by") or "human") == "human"
-        change = AttrChange(old_status, lead_changed, to_human, self.policy, team_set)
+        change = AttrChange(
+            old_status, lead_changed, to_human, self.policy, team_set, old_status=old_conv_status
+        )
         ctx.hooks.BEFORE_UPDATE(self, ctx, change, at)
         self._reselect(ctx, at)
         self._apply_pauses(ctx, at)
@@ -1003,7 +1030,8 @@ class Conversation:
 
         `resolution` is fulfilled (its final record is kept in case a `reopened` resumes it). Every
         other running clock gets what its family's `AT_RESOLVE` rule says, by default it ends
-        unfulfilled (`cancelled`, or `closed` if breached). A `pending` status becomes `open`. A
+        unfulfilled (`cancelled`, or `closed` if breached); then the `RESOLVED` hooks run. A
+        `pending` status becomes `open`. A
         resolve while no cycle is open is ignored.
         """
         if self.phase != OPEN:
@@ -1025,6 +1053,7 @@ class Conversation:
                 rules[clock.metric](self, ctx, clock, event, at)
             else:
                 self.cancel(ctx, clock, at)
+        ctx.hooks.RESOLVED(self, ctx, at)
         if event.outcome in CLOSING_OUTCOMES:
             self.cadence_off = True
         self.credit = satisfaction.credit_at_resolve(self, ctx)
@@ -1082,8 +1111,8 @@ _COPIED_AS_IS: Final = tuple(
 #: Slot order of the pickled layout `_LAYOUT` (`Conversation.__reduce__`).
 _FIELDS: Final = Conversation.__slots__
 _LAYOUT: Final = 5
-#: Layout 4 (before service recovery): no `recovery` slot.
-_FIELDS_V4: Final = tuple(name for name in _FIELDS if name != "recovery")
+#: Layout 4 (before service recovery and handle time): no `recovery` or `handling` slot.
+_FIELDS_V4: Final = tuple(name for name in _FIELDS if name not in ("recovery", "handling"))
 _CSAT_SLOTS: Final = ("credit", "cycle_breached", "replier", "surveys")
 #: Layout 3 (before CSAT): none of `_CSAT_SLOTS`.
 _FIELDS_V3: Final = tuple(name for name in _FIELDS_V4 if name not in _CSAT_SLOTS)
@@ -1099,12 +1128,14 @@ def _restore_conversation(layout: int, *values: object) -> Conversation:
     Layout 1 snapshots (before retractions) load with no retracted message; layouts 1 and 2
     (before team clocks) take the owning team from the conversation's team attribute or its
     assignment's; layouts 1 to 3 (before CSAT) have no survey and no credit yet; layouts 1 to 4
-    (before service recovery) have no recovery state.
+    (before service recovery and handle time) have no recovery state and no open handle
+    segment.
     """
     if layout == _LAYOUT:
         return restore_slots(Conversation, _FIELDS, layout, _LAYOUT, values)
     conv = _restore_before_recovery(layout, values)
     conv.recovery = None
+    conv.handling = None
     return conv
 
 
@@ -1129,6 +1160,7 @@ def _restore_before_recovery(layout: int, values: tuple[object, ...]) -> Convers
 
 def _csat_defaults(conv: Conversation) -> None:
     """Give a conversation from a snapshot older than CSAT the state of one without surveys."""
+    conv.handling = None
     conv.replier = None
     conv.cycle_breached = False
     conv.credit = None

@@ -33,8 +33,17 @@ from flows.core.decode import event_to_json
 from flows.core.events import Event, MessageEvent, RetractionEvent, SurveyEvent, order_key
 from flows.core.model import PolicySet
 from flows.core.phase import OPEN
-from flows.core.records import ActionRecord, CsatRecord, DeadLetter, Record, SlaRecord, dead_letter
+from flows.core.records import (
+    ActionRecord,
+    CsatRecord,
+    DeadLetter,
+    HandleRecord,
+    Record,
+    SlaRecord,
+    dead_letter,
+)
 from flows.core.timefmt import format_instant
+from flows.core.vocabulary import HandleEnd
 
 _NEVER: Final = 2**62
 DEFAULT_HORIZON_MS: Final = 24 * 3600 * 1000
@@ -345,16 +354,17 @@ class Engine:
     def compact(self, cutoff: int) -> None:
         """Forget what only late events older than `cutoff` would need.
 
-        Conversations with no running clock whose last activity is before `cutoff` drop their event
-        logs; event ids older than `cutoff` are dropped from the duplicate filter (an old duplicate
-        is then recognised in its conversation's log, if it still has one).
+        Conversations with no running clock or handle segment whose last activity is before
+        `cutoff` drop their event logs; event ids older than `cutoff` are dropped from the
+        duplicate filter (an old duplicate is then recognised in its conversation's log, if it
+        still has one).
 
         Args:
             cutoff: Epoch ms UTC; usually the watermark minus the horizon.
         """
         self._compacted_at = cutoff + self.horizon
         for cid, conv in self.conversations.items():
-            if conv.log and not conv.clocks and conv.last_t < cutoff:
+            if conv.log and not conv.clocks and conv.handling is None and conv.last_t < cutoff:
                 conv.log = []
                 conv.forgotten_until = conv.last_t
                 if self.dirty is not None:
@@ -480,6 +490,9 @@ class Engine:
                 # A survey credited differently (another cycle, agent, breach): the corrected
                 # record replaces the stored one through its identity.
                 out.append(replace(rec, late=True))
+            elif isinstance(rec, HandleRecord) and rec not in old_set:
+                out.append(replace(rec, late=True))
+        self._withdraw_segments(old_records, new_records)
         for key, action in old_actions.items():
             if action.action == "recover" and key not in new_recoveries:
                 # SPEC §4: a recovery whose clock the correction withdrew (or that another rule
@@ -516,6 +529,26 @@ class Engine:
                         breached=False,
                         cause=None,
                         stopped_at=max(late.occurred_at, rec.started_at),
+                        late=True,
+                    )
+                )
+
+    def _withdraw_segments(self, old_records: list[Record], new_records: list[Record]) -> None:
+        """Withdraw the handle segments a rebuild no longer has (SPEC §5 for handle records).
+
+        A segment emitted before whose identity the corrected run lacks (it no longer counts, or
+        it starts elsewhere now) is sent again with `end` `withdrawn` and no time, marked late, so
+        a store keyed on the identity stops counting it.
+        """
+        kept = {rec.identity() for rec in new_records if isinstance(rec, HandleRecord)}
+        for rec in old_records:
+            if isinstance(rec, HandleRecord) and rec.identity() not in kept:
+                self.ctx.out.append(
+                    replace(
+                        rec,
+                        ended_at=rec.started_at,
+                        handle=0,
+                        end=HandleEnd.WITHDRAWN,
                         late=True,
                     )
                 )

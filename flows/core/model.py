@@ -134,6 +134,8 @@ class Policy:
         escalations: What to do on warnings and breaches, in file order.
         overload_at: Open conversations from which an assignee is `overloaded` (SPEC §4).
         recovery: Service-recovery rules, in file order (SPEC §3 `recovery`).
+        handle_idle: Handle time (SPEC §3 `handle`, §4): a segment ends this many wall-clock ms
+            after its last message; None when the policy has no `handle` key (not measured).
     """
 
     id: str
@@ -145,6 +147,7 @@ class Policy:
     escalations: tuple[Escalation, ...] = ()
     overload_at: int = 20
     recovery: tuple[Recovery, ...] = ()
+    handle_idle: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -65,6 +65,7 @@ _POLICY_KEYS: Final = (
     "targets",
     "escalations",
     "recovery",
+    "handle",
 )
 _RECOVERY_KEYS: Final = ("metric", "over", "send", "cap", "when")
 _DEFAULT_RECOVERY_CAP: Final = 30 * 24 * 60 * MINUTE
@@ -100,6 +101,9 @@ _DEFAULT_WARN_AT: Final = 0.8
 _DEFAULT_GAP: Final = 10 * MINUTE
 _DEFAULT_TO_ROLE: Final = "ae"
 _DEFAULT_OVERLOAD_AT: Final = 20
+#: SPEC §3 `handle`: a handle segment ends this long after its last message.
+_DEFAULT_HANDLE_IDLE: Final = 10 * MINUTE
+_HANDLE_KEYS: Final = ("idle",)
 
 _NULL_TAG: Final = "tag:yaml.org,2002:null"
 _BOOL_TAG: Final = "tag:yaml.org,2002:bool"
@@ -397,10 +401,11 @@ class _Reader:
         """Read one policy (SPEC §3).
 
         Keys: `id` (required), `when`, `calendar`, `bot_replies_count`, `overload_at`, `targets`,
-        `escalations`, `recovery`.
+        `escalations`, `recovery`, `handle`.
 
         Defaults: no `when` matches everything, no calendar means 24/7 wall-clock time, bots'
-        replies do not count, `overload_at` is 20. A metric without a target is not measured.
+        replies do not count, `overload_at` is 20, handle time is measured only with a `handle`
+        key. A metric without a target is not measured.
 
         Args:
             node: The policy's mapping.
@@ -464,6 +469,10 @@ class _Reader:
         if "recovery" in entries:
             recovery = self.recovery(entries["recovery"][1], targets, policy_id, where)
 
+        handle_idle: int | None = None
+        if "handle" in entries:
+            handle_idle = self.handle(entries["handle"][1], f"{where}, handle")
+
         policy = Policy(
             id=policy_id,
             when=when,
@@ -474,6 +483,7 @@ class _Reader:
             escalations=escalations,
             overload_at=overload_at,
             recovery=recovery,
+            handle_idle=handle_idle,
         )
         return policy, id_node
 
@@ -665,6 +675,26 @@ class _Reader:
         if not teams:
             self.fail(key, f"{where}: lists no team; give each team's target, e.g. {{l1: 30m}}")
         return Target(metric="team_ownership", teams=teams)
+
+    def handle(self, node: Node, where: str) -> int:
+        """Read a policy's `handle` key (SPEC §3): `{idle: <duration>}`, or `{}` for the default.
+
+        The key itself turns handle time on for the policy; `idle` (default 10m) is how long after
+        a segment's last message it ends (SPEC §4).
+
+        Returns:
+            The idle time in wall-clock milliseconds.
+        """
+        if node.tag == _NULL_TAG:
+            self.fail(
+                node,
+                f"{where} is empty; give {{idle: 10m}} (or {{}} for the default 10m idle time)",
+            )
+        entries = self.mapping(node, where)
+        self.only_keys(entries, _HANDLE_KEYS, where)
+        if "idle" not in entries:
+            return _DEFAULT_HANDLE_IDLE
+        return self.duration(entries["idle"][1], f"{where}, idle")
 
     def escalations(
         self, node: Node, targets: Mapping[str, Target], where: str

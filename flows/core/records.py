@@ -263,7 +263,50 @@ class CsatRecord:
         return self.sent_at if self.sent_at is not None else self.at
 
 
-Record = SlaRecord | ActionRecord | CsatRecord | DeadLetter
+@dataclass(frozen=True, slots=True)
+class HandleRecord:
+    """One counted handle segment of one agent (SPEC §4 "Handle time", §6 handle record).
+
+    Emitted when the segment ends. Identity: (`conversation_id`, `cycle`, `agent_id`,
+    `started_at`): two segments of one conversation never overlap, so a late correction that
+    changes how a segment ended replaces its record, and one that removes the segment (or moves its
+    start) re-sends the old identity with `end` `withdrawn` and `handle` 0.
+
+    Attributes:
+        conversation_id: The conversation.
+        cycle: The cycle the segment belongs to.
+        agent_id: The assignee who handled it.
+        team_id: The conversation's team while the agent held it.
+        started_at: The segment's start, epoch ms UTC.
+        ended_at: Its end: the ending event's instant, or its last message for `idle`.
+        handle: Wall-clock ms from `started_at` to `ended_at` (`handle_s` in the JSON).
+        end: A `HandleEnd` name.
+        late: Whether it corrects an earlier record (SPEC §5).
+    """
+
+    conversation_id: str
+    cycle: int
+    agent_id: str
+    team_id: str | None
+    started_at: int
+    ended_at: int
+    handle: int
+    end: str
+    late: bool = False
+
+    type = "handle"
+
+    @property
+    def at(self) -> int:
+        """The instant the record took effect: the segment's end (epoch ms UTC)."""
+        return self.ended_at
+
+    def identity(self) -> tuple[str, int, str, int]:
+        """Return the segment's identity: conversation, cycle, agent and start."""
+        return (self.conversation_id, self.cycle, self.agent_id, self.started_at)
+
+
+Record = SlaRecord | ActionRecord | CsatRecord | HandleRecord | DeadLetter
 
 #: Dead letters keep at most this many bytes of an oversized input (Kafka refuses big messages).
 MAX_DEAD_LETTER_RAW: Final = 65_536
@@ -311,7 +354,7 @@ def to_json_dict(record: Record, emitted_at: int | str) -> dict[str, Any]:
     when whole). An SLA record carries `attempts` and `cause` only when set.
 
     Args:
-        record: An SLA record, action record or dead letter.
+        record: An SLA, action, CSAT or handle record, or a dead letter.
         emitted_at: The wall-clock instant of emission (epoch ms or already formatted).
 
     Returns:
@@ -388,6 +431,20 @@ def to_json_dict(record: Record, emitted_at: int | str) -> dict[str, Any]:
             "policy_id": record.policy_id,
             "breached": record.breached,
             "recovered": record.recovered,
+            "late": record.late,
+            "emitted_at": emitted,
+        }
+    if isinstance(record, HandleRecord):
+        return {
+            "type": "handle",
+            "conversation_id": record.conversation_id,
+            "cycle": record.cycle,
+            "agent_id": record.agent_id,
+            "team_id": record.team_id,
+            "started_at": format_instant(record.started_at),
+            "ended_at": format_instant(record.ended_at),
+            "handle_s": _seconds(record.handle),
+            "end": record.end,
             "late": record.late,
             "emitted_at": emitted,
         }

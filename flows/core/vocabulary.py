@@ -142,6 +142,30 @@ class _LeadStatus:
 LeadStatus: Final = _LeadStatus()
 
 
+@dataclass(frozen=True, slots=True)
+class _HandleEnd:
+    """How a handle segment ended (SPEC §4 "Handle time", §6 handle record `end`).
+
+    `pending`, `resolved`, `unassigned`, `reassigned` (another assignee) and `idle` (no message
+    for the policy's `handle.idle`: the segment ended at its last message) are SPEC's.
+    `withdrawn` is slawatch's: a late correction found that the segment stored under this identity
+    does not exist (or no longer counts); the row is re-sent with it and `handle_s` 0, so stores
+    keyed on the identity converge (docs/SEMANTICS.md, handle time).
+    """
+
+    PENDING: Literal["pending"] = "pending"
+    RESOLVED: Literal["resolved"] = "resolved"
+    UNASSIGNED: Literal["unassigned"] = "unassigned"
+    REASSIGNED: Literal["reassigned"] = "reassigned"
+    IDLE: Literal["idle"] = "idle"
+    WITHDRAWN: Literal["withdrawn"] = "withdrawn"
+
+    ALL: tuple[str, ...] = (PENDING, RESOLVED, UNASSIGNED, REASSIGNED, IDLE, WITHDRAWN)
+
+
+HandleEnd: Final = _HandleEnd()
+
+
 #: Resolve outcomes that end a lead's cadence for good (until `lead_status` changes again).
 CLOSING_OUTCOMES: Final = frozenset({"won", "lost"})
 

@@ -10,7 +10,14 @@ import pytest
 from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
 from flows.connectors.kafka import KafkaRecordSink, OutputTopics
-from flows.core.records import ActionRecord, DeadLetter, Record, SlaRecord, to_json_dict
+from flows.core.records import (
+    ActionRecord,
+    DeadLetter,
+    HandleRecord,
+    Record,
+    SlaRecord,
+    to_json_dict,
+)
 from flows.devstack import Endpoints
 from flows.exceptions import ConnectorError
 
@@ -45,7 +52,8 @@ def _read(bootstrap: str, topic: str, count: int) -> list[tuple[bytes | None, by
 def test_records_reach_their_topics_keyed_and_as_spec_json(
     stack: Endpoints, make_topic: Callable[..., str]
 ) -> None:
-    """SLA and action records are keyed by conversation, dead letters by source, as SPEC JSON."""
+    """SLA, handle and action records are keyed by conversation, dead letters by source, as SPEC
+    JSON; handle records share the SLA records' topic."""
     topics = OutputTopics(make_topic(prefix="events"), make_topic(prefix="actions"), make_topic())
     sink = KafkaRecordSink({"bootstrap.servers": stack.bootstrap_servers}, topics, clock=lambda: T0)
     part = sink.build("kafka_output", 0, 1)
@@ -54,7 +62,11 @@ def test_records_reach_their_topics_keyed_and_as_spec_json(
         "spv", "first_response breached",
     )  # fmt: skip
     dead = DeadLetter("event is not valid JSON", "{oops", "in/0/7")
-    batches: list[list[Record]] = [[_sla("c-1", "started"), _sla("c-2", "breached")], [action]]
+    handle = HandleRecord("c-3", 1, "a1", "sales", T0, T0 + 90_500, 90_500, "idle")
+    batches: list[list[Record]] = [
+        [_sla("c-1", "started"), _sla("c-2", "breached"), handle],
+        [action],
+    ]
     part.write_batch([*batches, [dead]])
     part.close()
 
@@ -67,7 +79,7 @@ def test_records_reach_their_topics_keyed_and_as_spec_json(
             for r in records
         ]
 
-    assert _read(stack.bootstrap_servers, topics.events, 2) == expected(*batches[0])
+    assert _read(stack.bootstrap_servers, topics.events, 3) == expected(*batches[0])
     assert _read(stack.bootstrap_servers, topics.actions, 1) == expected(action)
     assert _read(stack.bootstrap_servers, topics.deadletter, 1) == expected(dead)
 

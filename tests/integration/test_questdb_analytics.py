@@ -13,10 +13,13 @@ import pytest
 
 from flows.connectors.questdb import Heartbeat, QuestDBWriter, TableNames
 from flows.connectors.questdb.views import ViewNames
-from flows.core.records import CsatRecord, Record
+from flows.core.engine import Engine
+from flows.core.events import Event, RetractionEvent
+from flows.core.records import CsatRecord, HandleRecord, Record
 from flows.devstack import Endpoints
 from flows.reports.queries import QUERIES
 from tests.conftest import QuestDB
+from tests.enginekit import T0, assign, conv_event, inbound, policies, reply
 from tests.questdbkit import DAY, EPOCH, HOUR, MINUTE, drop_tables, new_prefix, now_ms, sla
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
@@ -24,7 +27,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 DOC = Path(__file__).resolve().parents[2] / "docs" / "ANALYTICS.md"
 _BLOCK = re.compile(r"```sql\n(.*?)```", re.DOTALL)
 _NAME = re.compile(r"--\s*query:\s*(\w+)")
-_TABLE = re.compile(r"\bsla_(events|clocks|actions|deadletters|heartbeat|ola_daily|csat)\b")
+_TABLE = re.compile(r"\bsla_(events|clocks|actions|deadletters|heartbeat|ola_daily|csat|handle)\b")
 # Seconds pass between seeding and querying on a busy machine.
 SLACK_S = 60
 
@@ -431,3 +434,59 @@ def test_csat_breached_vs_met(run_doc_query: Run) -> None:
     """Rated surveys split by whether the cycle breached: count, mean rating, CSAT %."""
     rows = run_doc_query("csat_breached_vs_met", _surveys(now_ms() - 2 * DAY), [])
     assert sorted(rows) == [(False, 1, 5.0, 100.0), (True, 1, 2.0, 0.0)]
+
+
+HANDLE_POLICIES = policies("policies:\n  - id: support\n    handle: {idle: 10m}\n")
+
+
+def handle_records(start_ms: int) -> list[Record]:
+    """The engine's handle records of five conversations from `start_ms`, a late correction too.
+
+    a-1: c1 (two segments in one cycle: 480 s idle + 300 s resolved) and c2 (360 s, after taking
+    over from a-2); a-2: c2 (240 s, reassigned) and c4, whose only reply failed (reported after
+    the resolve: withdrawn); c3 has notes only (not counted); b-1 of team l2: c6, 100 s.
+    """
+    s = (start_ms - T0) / 1000
+    m = 60
+    events: list[Event] = [
+        inbound(s, "c1"), assign(s, "a-1", "c1", team="l1"), reply(s + m, "c1", "a-1"),
+        inbound(s + 5 * m, "c1"), reply(s + 8 * m, "c1", "a-1"),
+        inbound(s + 60 * m, "c1"), reply(s + 62 * m, "c1", "a-1"),
+        conv_event(s + 65 * m, "resolved", "c1"),
+        inbound(s, "c2"), assign(s, "a-2", "c2", team="l1"), reply(s + m, "c2", "a-2"),
+        assign(s + 4 * m, "a-1", "c2", team="l1"), reply(s + 6 * m, "c2", "a-1"),
+        conv_event(s + 10 * m, "updated", "c2", status="pending"),
+        inbound(s, "c3"), assign(s, "a-1", "c3", team="l1"),
+        reply(s + m, "c3", "a-1", kind="note"), conv_event(s + 2 * m, "resolved", "c3"),
+        inbound(s, "c4"), assign(s, "a-2", "c4", team="l1"),
+        reply(s + 2 * m, "c4", "a-2", message_id="m4"), conv_event(s + 3 * m, "resolved", "c4"),
+        inbound(s, "c6"), assign(s, "b-1", "c6", team="l2"), reply(s + 50, "c6", "b-1"),
+        conv_event(s + 100, "resolved", "c6"),
+    ]  # fmt: skip
+    events.sort(key=lambda e: e.occurred_at)
+    engine = Engine(HANDLE_POLICIES)
+    out: list[Record] = engine.process(events, events[-1].occurred_at + 2 * HOUR)
+    failed = RetractionEvent("f4", "c4", start_ms + 150_000, "m4")
+    out += engine.process([failed], events[-1].occurred_at + 3 * HOUR)
+    assert [r.end for r in out if isinstance(r, HandleRecord) and r.late] == ["withdrawn"]
+    return out
+
+
+def test_aht_per_agent_30d(run_doc_query: Run) -> None:
+    """Counted seconds per cycle handled; a withdrawn segment, notes-only work and segments
+    older than 30 days are left out."""
+    now = now_ms()
+    old = [r for r in handle_records(now - 40 * DAY) if isinstance(r, HandleRecord)]
+    old = [r for r in old if r.agent_id == "b-1"]  # 100 s more for b-1, but 40 days ago
+    rows = run_doc_query("aht_per_agent_30d", [*handle_records(now - 2 * DAY), *old], [])
+    assert rows == [
+        ("a-1", 2, 3, 1140.0, 570.0),
+        ("a-2", 1, 1, 240.0, 240.0),
+        ("b-1", 1, 1, 100.0, 100.0),
+    ]
+
+
+def test_aht_per_team_30d(run_doc_query: Run) -> None:
+    """A cycle two agents of one team worked on counts once for the team."""
+    rows = run_doc_query("aht_per_team_30d", handle_records(now_ms() - 2 * DAY), [])
+    assert rows == [("l1", 2, 4, 1380.0, 690.0), ("l2", 1, 1, 100.0, 100.0)]

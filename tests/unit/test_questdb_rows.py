@@ -100,6 +100,7 @@ def test_every_table_is_wal_day_partitioned_with_ttl_and_dedup_on_its_timestamp(
         "p_deadletters": ("emitted_at", "emitted_at, source"),
         "p_heartbeat": ("at", "at, worker"),
         "p_csat": ("survey_at", "survey_at, conversation_id, survey_id"),
+        "p_handle": ("started_at", "started_at, conversation_id, cycle, agent_id"),
     }
     assert set(statements) == set(expected)
     for table, (ts, keys) in expected.items():

@@ -36,6 +36,7 @@ EXPECTED = {
     "action_record.schema.json",
     "dead_letter.schema.json",
     "csat_record.schema.json",
+    "handle_record.schema.json",
 }
 
 

@@ -87,7 +87,7 @@ def render_table(records: list[dict[str, Any]]) -> str:
     instants = [
         ms
         for r in timed
-        for ms in (_ms(r["at"]), _ms(r.get("deadline_at")), _ms(r.get("started_at")))
+        for ms in (_ms(r.get("at")), _ms(r.get("deadline_at")), _ms(r.get("started_at")))
         if ms is not None
     ]
     days = sorted({_day(ms) for ms in instants})
@@ -106,6 +106,16 @@ def render_table(records: list[dict[str, Any]]) -> str:
         if rec["type"] == "dead_letter":
             cells["status"] = "dead letter"
             cells["cause / notes"] = f"`{rec['source']}`: {rec['reason']}"
+        elif rec["type"] == "handle":
+            # A handle segment: its end as the status, at its end, its handle time as elapsed.
+            cells.update(
+                conv=rec["conversation_id"],
+                cycle=str(rec["cycle"]),
+                metric="handle",
+                status=rec["end"],
+                at=_time(_ms(rec["ended_at"]), one_day=one_day),
+                elapsed_s=_elapsed(rec["handle_s"]),
+            )
         else:
             cells.update(
                 conv=rec["conversation_id"],
@@ -128,6 +138,12 @@ def render_table(records: list[dict[str, Any]]) -> str:
                 notes.append(f"attempts {rec['attempts']}")
             if len(policies) > 1:
                 notes.append(f"policy {rec['policy_id']}")
+            if rec["late"]:
+                notes.append("**late**")
+        elif rec["type"] == "handle":
+            notes.append(
+                f"`{rec['agent_id']}` from {_time(_ms(rec['started_at']), one_day=one_day)}"
+            )
             if rec["late"]:
                 notes.append("**late**")
         elif rec["type"] == "action":

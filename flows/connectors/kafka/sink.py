@@ -23,6 +23,7 @@ from flows.core.records import (
     ActionRecord,
     CsatRecord,
     DeadLetter,
+    HandleRecord,
     Record,
     SlaRecord,
     dead_letter,
@@ -107,6 +108,9 @@ class _RecordPartition(StatelessSinkPartition[list[Record]]):
                     topic, key = topics.actions, rec.conversation_id
                 elif isinstance(rec, CsatRecord):
                     # SPEC §6: CSAT records go with the SLA records, told apart by `type`.
+                    topic, key = topics.events, rec.conversation_id
+                elif isinstance(rec, HandleRecord):
+                    # SPEC §6: handle records go with the SLA records too, like CSAT.
                     topic, key = topics.events, rec.conversation_id
                 else:
                     topic, key = topics.deadletter, rec.source

@@ -7,7 +7,7 @@ from typing import Any, Final
 
 from questdb import TimestampMicros, TimestampNanos
 
-from flows.core.records import ActionRecord, CsatRecord, DeadLetter, SlaRecord
+from flows.core.records import ActionRecord, CsatRecord, DeadLetter, HandleRecord, SlaRecord
 from flows.core.vocabulary import clock_is_open
 
 _MS_TO_NS: Final = 1_000_000
@@ -165,6 +165,22 @@ def _csat_row(buffer: Any, table: str, r: CsatRecord, emitted: TimestampMicros) 
             "emitted_at": emitted,
         },
         at=TimestampNanos(survey_at * _MS_TO_NS),
+    )
+
+
+def _handle_row(buffer: Any, table: str, r: HandleRecord, emitted: TimestampMicros) -> None:
+    buffer.row(
+        table,
+        symbols={"agent_id": r.agent_id, "team_id": r.team_id, "ended_by": r.end},
+        columns={
+            "conversation_id": r.conversation_id,
+            "cycle": r.cycle,
+            "ended_at": TimestampMicros(r.ended_at * 1000),
+            "handle_s": r.handle / 1000,
+            "late": r.late,
+            "emitted_at": emitted,
+        },
+        at=TimestampNanos(r.started_at * _MS_TO_NS),
     )
 
 

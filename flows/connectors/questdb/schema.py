@@ -20,7 +20,7 @@ _PREFIX_RE: Final = re.compile(r"[A-Za-z_][A-Za-z0-9_]*|")
 
 @dataclass(frozen=True, slots=True)
 class TableNames:
-    """The names of the six tables for one prefix (`sla_events`, `sla_clocks`, ...)."""
+    """The names of the seven tables for one prefix (`sla_events`, `sla_clocks`, ...)."""
 
     prefix: str = DEFAULT_PREFIX
 
@@ -59,8 +59,13 @@ class TableNames:
         """One row per customer-satisfaction survey: sent, then rated (SPEC §6 CSAT record)."""
         return f"{self.prefix}csat"
 
-    def all(self) -> tuple[str, str, str, str, str, str]:
-        """Return the six table names."""
+    @property
+    def handle(self) -> str:
+        """One row per counted handle segment (SPEC §6 handle record)."""
+        return f"{self.prefix}handle"
+
+    def all(self) -> tuple[str, ...]:
+        """Return the seven table names."""
         return (
             self.events,
             self.clocks,
@@ -68,6 +73,7 @@ class TableNames:
             self.deadletters,
             self.heartbeat,
             self.csat,
+            self.handle,
         )
 
 
@@ -189,6 +195,20 @@ _CSAT_COLUMNS: Final = """
 _ACTIONS_KEYS: Final = "at, conversation_id, cycle, metric, seq, action, trigger, rule"
 #: Action columns added with service recovery (SPEC §6 `recover`: `send`, `rule`).
 _ADDED_ACTION_COLUMNS: Final = ("send SYMBOL", "rule SYMBOL", "withdrawn BOOLEAN")
+# The designated timestamp is the segment's `started_at`, part of its identity: a late correction
+# of how it ended (or its withdrawal, `end` = `withdrawn`) replaces the row. The record's `end`
+# is stored as `ended_by`: `end` is an SQL keyword that every query would have to quote.
+_HANDLE_COLUMNS: Final = """
+    started_at TIMESTAMP,
+    conversation_id VARCHAR,
+    cycle INT,
+    agent_id SYMBOL,
+    team_id SYMBOL,
+    ended_at TIMESTAMP,
+    handle_s DOUBLE,
+    ended_by SYMBOL,
+    late BOOLEAN,
+    emitted_at TIMESTAMP"""
 
 #: Columns added after the first release (`ALTER TABLE ... ADD COLUMN IF NOT EXISTS` at start-up).
 _ADDED_COLUMNS: Final = (
@@ -227,6 +247,12 @@ def create_table_statements(
             _CSAT_COLUMNS,
             "survey_at",
             "survey_at, conversation_id, survey_id",
+        ),
+        (
+            names.handle,
+            _HANDLE_COLUMNS,
+            "started_at",
+            "started_at, conversation_id, cycle, agent_id",
         ),
     )
     return [

@@ -75,6 +75,7 @@ from flows.connectors.questdb.rows import (
     _csat_row,
     _deadletter_row,
     _event_rows,
+    _handle_row,
     _micros,
 )
 from flows.connectors.questdb.schema import (
@@ -91,7 +92,7 @@ from flows.connectors.questdb.views import (
     create_view_statements,
     drop_view_statement,
 )
-from flows.core.records import ActionRecord, CsatRecord, Record, SlaRecord
+from flows.core.records import ActionRecord, CsatRecord, HandleRecord, Record, SlaRecord
 from flows.exceptions import ConnectorError
 
 _log = logging.getLogger(__name__)
@@ -550,6 +551,9 @@ class QuestDBWriter:
                 chunk.rows += 1
             elif isinstance(r, CsatRecord):
                 _csat_row(buffer, tables.csat, r, emitted)
+                chunk.rows += 1
+            elif isinstance(r, HandleRecord):
+                _handle_row(buffer, tables.handle, r, emitted)
                 chunk.rows += 1
             else:
                 _deadletter_row(buffer, tables.deadletters, r, emitted_at_ms)

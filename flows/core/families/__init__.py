@@ -10,7 +10,7 @@ appended, never inserted.
 Hook signatures:
 
 - message/assignment/activity/promise hooks: `(conv, ctx, event, at)`;
-- cycle hooks (`CYCLE_OPENED`, `UNASSIGNED`, `REOPENED`): `(conv, ctx, at)`;
+- cycle hooks (`CYCLE_OPENED`, `UNASSIGNED`, `REOPENED`, `RESOLVED`): `(conv, ctx, at)`;
 - attribute hooks (`BEFORE_UPDATE` run before the policy is chosen again, `AFTER_UPDATE` after):
   `(conv, ctx, change, at)`;
 - `AT_RESOLVE[metric]`: `(conv, ctx, clock, event, at)`, what `resolved` does to a running clock
@@ -26,7 +26,7 @@ import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Final
 
-from flows.core.families import assignment, leads, replies, teams, updates, window
+from flows.core.families import assignment, handle, leads, replies, teams, updates, window
 from flows.core.vocabulary import Metric
 
 if TYPE_CHECKING:
@@ -40,7 +40,7 @@ CYCLE_OPENED: Final[tuple[_Hook, ...]] = (assignment.on_cycle_opened,)
 #: The cycle's first customer message, then every customer message.
 FIRST_INBOUND: Final[tuple[_Hook, ...]] = (replies.on_first_inbound, teams.on_first_inbound)
 LATER_INBOUND: Final[tuple[_Hook, ...]] = (replies.on_later_inbound,)
-INBOUND: Final[tuple[_Hook, ...]] = (window.on_inbound, leads.on_inbound)
+INBOUND: Final[tuple[_Hook, ...]] = (window.on_inbound, leads.on_inbound, handle.on_inbound)
 #: A reply (SPEC §4: an agent's message that is not a note, or a bot's if they count).
 REPLY: Final[tuple[_Hook, ...]] = (replies.on_reply, window.on_reply, updates.on_reply)
 #: Any agent message that is not a note (after the reply hooks).
@@ -50,13 +50,15 @@ ASSIGNED: Final[tuple[_Hook, ...]] = (
     assignment.on_assigned,
     leads.on_assigned,
     teams.on_assigned,
+    handle.on_assigned,
 )
-UNASSIGNED: Final[tuple[_Hook, ...]] = (assignment.on_unassigned,)
+UNASSIGNED: Final[tuple[_Hook, ...]] = (assignment.on_unassigned, handle.on_unassigned)
 BEFORE_UPDATE: Final[tuple[_Hook, ...]] = (leads.before_update, teams.before_update)
 AFTER_UPDATE: Final[tuple[_Hook, ...]] = (
     leads.after_update,
     replies.after_update,
     teams.after_update,
+    handle.after_update,
 )
 PROMISE: Final[tuple[_Hook, ...]] = (replies.on_promise,)
 REOPENED: Final[tuple[_Hook, ...]] = (
@@ -64,6 +66,10 @@ REOPENED: Final[tuple[_Hook, ...]] = (
     updates.on_reopened,
     teams.on_reopened,
 )
+#: Any outbound message by an agent, notes included (before the reply hooks).
+AGENT_OUTBOUND: Final[tuple[_Hook, ...]] = (handle.on_agent_outbound,)
+#: A cycle was resolved (after its clocks ended).
+RESOLVED: Final[tuple[_Hook, ...]] = (handle.on_resolved,)
 
 AT_RESOLVE: Final[dict[str, _Hook]] = {
     Metric.SERVICE_WINDOW: window.at_resolve,
@@ -91,11 +97,13 @@ _HOOK_LISTS: Final = (
     "AFTER_UPDATE",
     "PROMISE",
     "REOPENED",
+    "AGENT_OUTBOUND",
+    "RESOLVED",
 )
 
 
 #: Hook points whose hooks take `(conv, ctx, at)`; the others take `(conv, ctx, x, at)`.
-_THREE_ARGS: Final = frozenset({"CYCLE_OPENED", "UNASSIGNED", "REOPENED"})
+_THREE_ARGS: Final = frozenset({"CYCLE_OPENED", "UNASSIGNED", "REOPENED", "RESOLVED"})
 
 
 def _nothing3(conv: Any, ctx: Any, at: int) -> None:
@@ -190,6 +198,8 @@ class Hooks:
     AFTER_UPDATE: _Hook
     PROMISE: _Hook
     REOPENED: _Hook
+    AGENT_OUTBOUND: _Hook
+    RESOLVED: _Hook
 
 
 #: Metrics whose records carry `lead_status`.
