@@ -1,5 +1,4 @@
-"""Actions that act (`slawatch act`): `reassign` in Chatwoot, `notify` by webhook or e-mail,
-`recover` (service recovery) by WhatsApp template, Chatwoot message or the team's webhook.
+"""Actions that act (`slawatch act`): reassign, notify, and service recoveries (`recover`).
 
 `act` consumes the monitor's action records (`sla.actions`, its own consumer group) and, per
 configuration:
@@ -26,7 +25,8 @@ address), or a side effect that failed after its retries or raised. A side effec
 beside one that was done gives both a ledger entry and a dead letter. One bad record never
 stops the loop, and is never read again by the same group.
 
-Idempotence: an action's identity is `action|trigger|conversation|cycle|metric|seq`. A ledger
+Idempotence: an action's identity is `action|trigger|conversation|cycle|metric|seq` (and
+`|rule` for a recovery). A ledger
 file records each applied identity (flushed and fsynced) before the Kafka offset is committed,
 so a redelivered or replayed action is skipped. A crash between carrying out an action and
 writing the ledger can repeat that one action once (at-least-once at that instant); the
@@ -650,12 +650,12 @@ class ActionRunner:
                 ).raise_for_status()
             except httpx.HTTPStatusError as exc:
                 if exc.response.status_code not in _RETRY_STATUSES:
-                    return f"after {number + 1} attempts: {_describe(exc)}", True
+                    return f"after {_attempts(number + 1)}: {_describe(exc)}", True
                 last: Exception = exc
             except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
                 last = exc
             except httpx.HTTPError as exc:
-                return f"after {number + 1} attempts: {_describe(exc)}", False
+                return f"after {_attempts(number + 1)}: {_describe(exc)}", False
             except Exception as exc:  # noqa: BLE001 - e.g. a body that is not JSON: never sent
                 return f"after 1 attempt: {_describe(exc)}", True
             else:
@@ -673,6 +673,11 @@ class _Request:
     url: str
     body: dict[str, Any]
     headers: dict[str, str]
+
+
+def _attempts(count: int) -> str:
+    """Return `1 attempt`, `2 attempts`…: how a reason counts them."""
+    return "1 attempt" if count == 1 else f"{count} attempts"
 
 
 def _contact_phone(answer: httpx.Response) -> str | None:

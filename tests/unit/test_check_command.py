@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 from click.testing import CliRunner
 
+from flows.checks import _recovery_problems
 from flows.cli import main
+from flows.ingest.settings import IngestSettings
 
 pytestmark = pytest.mark.unit
 
@@ -170,11 +173,6 @@ def test_recovery_deliveries_are_checked(tmp_path: Path) -> None:
 def test_a_recovery_rule_needs_a_delivery_for_its_send() -> None:
     """A policy whose recovery rule sends a name RECOVERIES does not configure is a problem
     naming it; a configured name is not (policies as the policy loader will give them)."""
-    from types import SimpleNamespace
-
-    from flows.checks import _recovery_problems
-    from flows.ingest.settings import IngestSettings
-
     rules = [SimpleNamespace(metric="resolution", send="apology_voucher")]
     loaded = [SimpleNamespace(policies=[SimpleNamespace(recovery=rules), SimpleNamespace()])]
     bare = IngestSettings(_env_file=None)  # type: ignore[call-arg]
