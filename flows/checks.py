@@ -9,7 +9,9 @@ What is checked, in order (each problem is a `Problem`, nothing stops at the fir
    Chatwoot account's secret or path token, Meta's app secret once WhatsApp's verify token is
    set); secrets name accepted accounts;
 4. action configuration: policies that `reassign` have a Chatwoot URL and API token, policies
-   that `notify` have a webhook or an SMTP server;
+   that `notify` have a webhook or an SMTP server; every recovery rule's `send` has a
+   delivery in `SLAWATCH_INGEST_RECOVERIES`, and each delivery has what it needs (the Cloud
+   API token, Chatwoot's token; a bearer token only for a `webhook` delivery);
 5. QuestDB's client configuration and table prefix;
 6. unless offline: Kafka answers and the input topics exist, QuestDB answers `SELECT 1`, and the
    Chatwoot API (when an API token is set) accepts the token.
@@ -55,11 +57,17 @@ class Problem:
 
 
 def _validation(area: str, exc: ValidationError, prefix: str) -> list[Problem]:
-    """Return one problem per field a `ValidationError` names, as its variable."""
+    """Return one problem per field a `ValidationError` names, as its variable.
+
+    Inside a JSON variable, the path to the value at fault follows the variable's name
+    (`SLAWATCH_INGEST_RECOVERIES: sorry.webhook.token: Extra inputs are not permitted`).
+    """
     found = []
     for err in exc.errors():
         name = "_".join(str(p) for p in err["loc"][:1]).upper()
-        found.append(Problem(area, f"{prefix}{name}: {err['msg']}"))
+        inside = ".".join(str(p) for p in err["loc"][1:])
+        where = f"{name}: {inside}" if inside else name
+        found.append(Problem(area, f"{prefix}{where}: {err['msg']}"))
     return found
 
 
@@ -143,6 +151,65 @@ def _action_problems(ingest: IngestSettings, loaded: Iterable[PolicySet]) -> lis
                 "SLAWATCH_INGEST_SMTP_HOST is set: notifications would only be counted",
             )
         )
+    return found + _recovery_problems(ingest, loaded)
+
+
+def _recovery_problems(ingest: IngestSettings, loaded: Iterable[PolicySet]) -> list[Problem]:
+    """Return the recoveries `slawatch act` could not deliver with this configuration.
+
+    A policy's recovery rules are its `recovery` list, each naming what to `send` (SPEC §3).
+    """
+    from flows.ingest.recovery import (  # noqa: PLC0415
+        ChatwootMessage,
+        RecoveryWebhook,
+        WhatsAppTemplate,
+    )
+
+    found = []
+    deliveries = ingest.recoveries
+    sends = sorted(
+        {
+            rule.send
+            for policy_set in loaded
+            for policy in policy_set.policies
+            for rule in policy.recovery
+        }
+    )
+    for send in sends:
+        if send not in deliveries:
+            found.append(
+                Problem(
+                    "actions",
+                    f"a recovery rule sends {send!r}, which SLAWATCH_INGEST_RECOVERIES does not "
+                    "configure: its recoveries would be dead letters",
+                )
+            )
+    kinds = {type(delivery) for delivery in deliveries.values()}
+    if WhatsAppTemplate in kinds and ingest.whatsapp_access_token is None:
+        found.append(
+            Problem(
+                "actions",
+                "a recovery sends a WhatsApp template, but SLAWATCH_INGEST_WHATSAPP_ACCESS_TOKEN "
+                "is unset",
+            )
+        )
+    if ChatwootMessage in kinds and (not ingest.chatwoot_url or ingest.chatwoot_api_token is None):
+        found.append(
+            Problem(
+                "actions",
+                "a recovery posts a Chatwoot message, but SLAWATCH_INGEST_CHATWOOT_URL and "
+                "SLAWATCH_INGEST_CHATWOOT_API_TOKEN are not both set",
+            )
+        )
+    for name in sorted(ingest.recovery_tokens):
+        if not isinstance(deliveries.get(name), RecoveryWebhook):
+            found.append(
+                Problem(
+                    "actions",
+                    f"SLAWATCH_INGEST_RECOVERY_TOKENS has a token for {name!r}, which is not a "
+                    "webhook recovery in SLAWATCH_INGEST_RECOVERIES (a typo?)",
+                )
+            )
     return found
 
 

@@ -4,7 +4,10 @@
   answers `{"data": {"meta": ..., "payload": [...]}}`);
 * `GET /api/v1/accounts/{account}/conversations/{id}/messages` (`before`, 20 per page,
   ascending ids; answers `{"meta": ..., "payload": [...]}`);
-* `POST /api/v1/accounts/{account}/conversations/{id}/assignments` (`{"assignee_id": N}`).
+* `GET /api/v1/accounts/{account}/conversations/{id}` (one conversation, 404 if unknown);
+* `POST /api/v1/accounts/{account}/conversations/{id}/assignments` (`{"assignee_id": N}`);
+* `POST /api/v1/accounts/{account}/conversations/{id}/messages` (`content`, `message_type`,
+  `private`; answers the message with its new id).
 
 Every request must carry the `api_access_token` header (401 otherwise). The shapes follow
 Chatwoot's documented REST answers: integer `message_type`, epoch-second `created_at`, a sender
@@ -35,6 +38,8 @@ class ChatwootStandIn:
     assignments: list[tuple[str, int, int]] = field(default_factory=list)
     requests: list[str] = field(default_factory=list)
     fail_assignments: int = 0
+    posted: list[tuple[str, int, dict[str, Any]]] = field(default_factory=list)
+    fail_messages: int = 0
 
     def add_conversation(self, account: str, conversation: dict[str, Any]) -> None:
         """Add a conversation (its `id` is the display id)."""
@@ -85,10 +90,33 @@ class ChatwootStandIn:
             self.assignments.append((account, display_id, int(body["assignee_id"])))
             return JSONResponse({"id": int(body["assignee_id"]), "type": "user"})
 
+        async def conversation(request: Request) -> Response:
+            if not authorised(request):
+                return JSONResponse({"error": "unauthorized"}, status_code=401)
+            display_id = int(request.path_params["display_id"])
+            for item in self.conversations.get(request.path_params["account"], []):
+                if item["id"] == display_id:
+                    return JSONResponse(item)
+            return JSONResponse({"error": "Resource could not be found"}, status_code=404)
+
+        async def post_message(request: Request) -> Response:
+            if not authorised(request):
+                return JSONResponse({"error": "unauthorized"}, status_code=401)
+            if self.fail_messages > 0:
+                self.fail_messages -= 1
+                return JSONResponse({"error": "try again"}, status_code=503)
+            body = await request.json()
+            account = request.path_params["account"]
+            display_id = int(request.path_params["display_id"])
+            self.posted.append((account, display_id, body))
+            return JSONResponse({"id": 1000 + len(self.posted), **body})
+
         base = "/api/v1/accounts/{account}/conversations"
         return Starlette(
             routes=[
                 Route(base, conversations, methods=["GET"]),
+                Route(base + "/{display_id}", conversation, methods=["GET"]),
+                Route(base + "/{display_id}/messages", post_message, methods=["POST"]),
                 Route(base + "/{display_id}/messages", messages, methods=["GET"]),
                 Route(base + "/{display_id}/assignments", assign, methods=["POST"]),
             ]
@@ -103,8 +131,9 @@ def rest_conversation(
     created_at: int,
     timestamp: int,
     updated_at: float | None = None,
+    phone_number: str | None = None,
 ) -> dict[str, Any]:
-    """A conversation as the REST list returns it."""
+    """A conversation as the REST list returns it (its contact's phone number if given)."""
     return {
         "id": display_id,
         "account_id": 7,
@@ -114,7 +143,12 @@ def rest_conversation(
         "labels": [],
         "custom_attributes": {},
         "meta": {
-            "sender": {"id": 31, "name": "Siti Nurhaliza", "type": "contact"},
+            "sender": {
+                "id": 31,
+                "name": "Siti Nurhaliza",
+                "type": "contact",
+                "phone_number": phone_number,
+            },
             "assignee": None if assignee is None else {"id": assignee, "name": "Budi"},
             "team": None,
         },

@@ -252,11 +252,13 @@ def _produce(settings: IngestSettings, events: list[dict[str, object]]) -> None:
     help="Stop after this many seconds without an action (default: run until interrupted).",
 )
 def act(dry_run: bool, exit_when_idle: float | None) -> None:
-    """Carry out escalations from sla.actions: reassign in Chatwoot, notify by webhook/e-mail.
+    """Carry out actions from sla.actions: reassign, notify, and service recoveries.
 
     Configured with SLAWATCH_INGEST_* variables (CHATWOOT_URL, CHATWOOT_API_TOKEN, AGENT_MAP,
-    NOTIFY_WEBHOOK_URL, NOTIFY_ADDRESSES, SMTP_HOST, ACT_LEDGER, ACTIONS_TOPIC, ACT_GROUP).
-    Each action is applied once, whatever the redeliveries; every outcome is counted and logged.
+    NOTIFY_WEBHOOK_URL, NOTIFY_ADDRESSES, SMTP_HOST, RECOVERIES, RECOVERY_TOKENS,
+    WHATSAPP_GRAPH_URL, WHATSAPP_ACCESS_TOKEN, ACT_LEDGER, ACTIONS_TOPIC, ACT_GROUP). Each
+    action is applied once, whatever the redeliveries, and a recovery never twice; every
+    outcome is counted and logged.
     """
     import httpx  # noqa: PLC0415
 
@@ -266,12 +268,24 @@ def act(dry_run: bool, exit_when_idle: float | None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     token = settings.chatwoot_api_token
     headers = {} if token is None else {"api_access_token": token.get_secret_value()}
+    meta_token = settings.whatsapp_access_token
+    meta_headers = (
+        {} if meta_token is None else {"Authorization": f"Bearer {meta_token.get_secret_value()}"}
+    )
     with (
         httpx.Client(base_url=settings.chatwoot_url, headers=headers, timeout=10) as chatwoot,
         httpx.Client(timeout=10) as webhook,
+        httpx.Client(
+            base_url=settings.whatsapp_graph_url.rstrip("/"), headers=meta_headers, timeout=10
+        ) as whatsapp,
     ):
         runner = ActionRunner(
-            settings, Ledger(settings.act_ledger), dry_run, chatwoot=chatwoot, webhook=webhook
+            settings,
+            Ledger(settings.act_ledger),
+            dry_run,
+            chatwoot=chatwoot,
+            webhook=webhook,
+            whatsapp=None if meta_token is None else whatsapp,
         )
         try:
             outcomes = run(runner, settings, exit_when_idle_s=exit_when_idle)

@@ -1,4 +1,4 @@
-"""Escalations that act (`slawatch act`): `reassign` in Chatwoot, `notify` by webhook or e-mail.
+"""Actions that act (`slawatch act`): reassign, notify, and service recoveries (`recover`).
 
 `act` consumes the monitor's action records (`sla.actions`, its own consumer group) and, per
 configuration:
@@ -9,6 +9,11 @@ configuration:
 * `notify` → a JSON POST to `notify_webhook_url` (with an `Idempotency-Key` header) and/or an
   e-mail to the address of whom the action names (`notify_addresses`, or the value itself when
   it is an address).
+* `recover` → the delivery `RECOVERIES[send]` names (`flows.ingest.recovery`): a WhatsApp
+  template to the customer (`POST {graph}/{phone_number_id}/messages`), a message in the
+  Chatwoot conversation, or a JSON POST to the team's webhook. A recovery is executed at most
+  once: the ledger records `pending` before its request and `done` after, so a crash in between
+  leaves it pending and it is dead-lettered as uncertain instead of sent again.
 
 Every message is checked first (`flows.ingest.action_check`: a known action, well-typed fields,
 ids within SPEC §1 bounds). Each message then ends in exactly one way, and its offset is
@@ -20,7 +25,8 @@ address), or a side effect that failed after its retries or raised. A side effec
 beside one that was done gives both a ledger entry and a dead letter. One bad record never
 stops the loop, and is never read again by the same group.
 
-Idempotence: an action's identity is `action|trigger|conversation|cycle|metric|seq`. A ledger
+Idempotence: an action's identity is `action|trigger|conversation|cycle|metric|seq` (and
+`|rule` for a recovery). A ledger
 file records each applied identity (flushed and fsynced) before the Kafka offset is committed,
 so a redelivered or replayed action is skipped. A crash between carrying out an action and
 writing the ledger can repeat that one action once (at-least-once at that instant); the
@@ -42,7 +48,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from email.message import EmailMessage
 from pathlib import Path
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 import httpx
 import orjson
@@ -59,12 +65,24 @@ from flows.ingest.action_check import (
     show,
     single_address,
 )
+from flows.ingest.recovery import (
+    ChatwootMessage,
+    Delivery,
+    Recipient,
+    RecoveryWebhook,
+    WhatsAppTemplate,
+    phone_digits,
+    template_body,
+    wa_recipient,
+)
 from flows.ingest.settings import IngestSettings
 
 if TYPE_CHECKING:
     from confluent_kafka import Producer
 
 log = logging.getLogger("slawatch.act")
+
+_T = TypeVar("_T")
 
 #: Attempts per side effect before it counts as failed.
 ATTEMPTS: Final = 3
@@ -81,8 +99,17 @@ SETTLED: Final = frozenset(
         "webhook_dry_run",
         "mail_dry_run",
         "notify_not_configured",
+        "recover_dry_run",
+        "recover_withdrawn",
+        "recover_withdrawn_after_execution",
     }
 )
+
+#: Outcomes settled without a dead letter that an operator should still see in the log.
+_NOTEWORTHY: Final = frozenset({"recover_withdrawn_after_execution"})
+
+#: HTTP answers after which a recovery's request is tried again: the server did not act on it.
+_RETRY_STATUSES: Final = frozenset({408, 425, 429, 500, 502, 503, 504})
 
 #: The longest failure text a dead letter's reason quotes (an HTTP body, an exception).
 _MAX_PROBLEM: Final = 300
@@ -119,12 +146,16 @@ class Handled:
 class Ledger:
     """The actions already applied: an append-only JSONL file, loaded at start.
 
-    One line per applied action: `{"key": <identity>, "outcome": "<labels>"}`. The file is
-    never rewritten or trimmed; keep it with the consumer group, since a new ledger with an
-    old group (or the reverse) may repeat or skip actions.
+    One line per applied action: `{"key": <identity>, "outcome": "<labels>"}`. Recoveries
+    (which must never be executed twice) add lines with a `state`: `pending` is written
+    (fsynced) just before a delivery's first request, `undelivered` after a delivery that
+    certainly did not happen, `withdrawn` for a recovery withdrawn before it was executed. The
+    last line of a key wins; a key left `pending` by a crash is neither applied nor free. The
+    file is never rewritten or trimmed; keep it with the consumer group, since a new ledger with
+    an old group (or the reverse) may repeat or skip actions.
 
     Args:
-        path: the ledger file; created (with its folder) at the first `add`.
+        path: the ledger file; created (with its folder) at the first write.
 
     Raises:
         orjson.JSONDecodeError: a line of an existing ledger is not JSON.
@@ -134,10 +165,13 @@ class Ledger:
     def __init__(self, path: Path) -> None:
         self.path = path
         self.applied: set[str] = set()
+        self.pending: set[str] = set()
+        self.withdrawn: set[str] = set()
         if path.exists():
             for line in path.read_bytes().splitlines():
                 if line.strip():
-                    self.applied.add(orjson.loads(line)["key"])
+                    entry = orjson.loads(line)
+                    self._note(entry["key"], entry.get("state"))
 
     def __contains__(self, key: str) -> bool:
         """Whether the action with this identity (`Order.key`) was applied already."""
@@ -145,12 +179,43 @@ class Ledger:
 
     def add(self, key: str, outcome: str) -> None:
         """Record an applied action durably (flush and fsync) before its offset is committed."""
+        self._write({"key": key, "outcome": outcome})
+
+    def begin(self, key: str) -> None:
+        """Record durably that a recovery's delivery starts: after a crash it is not repeated."""
+        self._write({"key": key, "state": "pending"})
+
+    def undelivered(self, key: str) -> None:
+        """Record that a started delivery certainly did not happen (a later replay may retry)."""
+        self._write({"key": key, "state": "undelivered"})
+
+    def withdraw(self, key: str) -> None:
+        """Record that a recovery not executed was withdrawn: it is never executed afterwards."""
+        self._write({"key": key, "state": "withdrawn"})
+
+    def _write(self, entry: dict[str, str]) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with self.path.open("ab") as handle:
-            handle.write(orjson.dumps({"key": key, "outcome": outcome}) + b"\n")
+            handle.write(orjson.dumps(entry) + b"\n")
             handle.flush()
             os.fsync(handle.fileno())
-        self.applied.add(key)
+        self._note(entry["key"], entry.get("state"))
+
+    def _note(self, key: str, state: str | None) -> None:
+        """Apply one line: the key's latest state replaces what earlier lines said.
+
+        Applied is final: no later line makes an executed action free again.
+        """
+        if key in self.applied:
+            return
+        for held in (self.pending, self.withdrawn):
+            held.discard(key)
+        if state is None:
+            self.applied.add(key)
+        elif state == "pending":
+            self.pending.add(key)
+        elif state == "withdrawn":
+            self.withdrawn.add(key)
 
 
 @dataclass
@@ -162,7 +227,9 @@ class ActionRunner:
         ledger: the applied actions.
         dry_run: log and count what would be done, change nothing (the ledger included).
         chatwoot: an httpx client for Chatwoot's API (base URL and token set).
-        webhook: an httpx client for the notify webhook.
+        webhook: an httpx client for the notify webhook and recovery webhooks.
+        whatsapp: an httpx client for the WhatsApp Cloud API (base URL with its version and
+            the bearer token set), or None when no access token is configured.
         send_mail: sends one e-mail (smtplib by default).
         outcomes: every outcome label counted so far, `dead_letter` included.
         sleep: waits between attempts (`time.sleep`; tests pass a no-op).
@@ -173,6 +240,7 @@ class ActionRunner:
     dry_run: bool = False
     chatwoot: httpx.Client | None = None
     webhook: httpx.Client | None = None
+    whatsapp: httpx.Client | None = None
     send_mail: Callable[[EmailMessage], None] | None = None
     outcomes: Counter[str] = field(default_factory=Counter)
     sleep: Callable[[float], None] = time.sleep
@@ -180,8 +248,9 @@ class ActionRunner:
     def handle(self, raw: bytes | None, source: str) -> Handled:
         """Check and carry out one message of the actions topic; never raises for its content.
 
-        A message that fails the checks is not carried out (`invalid`, or `unsupported_action`
-        for `recover`). A record already in the ledger is skipped (`duplicate`). A record is
+        A message that fails the checks is not carried out (`invalid`). A record already in the
+        ledger is skipped (`duplicate`); a `recover` is executed at most once (`_recover`). A
+        record is
         added to the ledger once at least one of its side effects is done (`*_done`), so a
         `notify` whose webhook succeeded and whose e-mail failed is not sent again. Every
         problem (a refusal, an unreachable target, a side effect failed after `ATTEMPTS`
@@ -200,8 +269,11 @@ class ActionRunner:
         """
         checked = check_action(raw)
         if isinstance(checked, Refused):
-            label = "unsupported_action" if checked.unsupported else "invalid"
-            return self._settle([Effect(label, checked.reason)], raw, source, None)
+            return self._settle([Effect("invalid", checked.reason)], raw, source, None)
+        if checked.action == "recover":
+            effect = self._recover(checked)
+            applied = effect.outcome == "recover_done"
+            return self._settle([effect], raw, source, checked, applied=applied)
         if checked.key in self.ledger:
             return self._settle([Effect("duplicate")], raw, source, checked)
         if checked.action == "reassign":
@@ -227,7 +299,8 @@ class ActionRunner:
         on = "?" if order is None else show(order.conversation_id)
         for effect in effects:
             self.outcomes[effect.outcome] += 1
-            log.info("%s: %s on %s from %s", effect.outcome, what, on, source)
+            level = logging.WARNING if effect.outcome in _NOTEWORTHY else logging.INFO
+            log.log(level, "%s: %s on %s from %s", effect.outcome, what, on, source)
         problems = [e.problem for e in effects if e.problem is not None]
         if not problems:
             return Handled(tuple(e.outcome for e in effects), None, applied)
@@ -237,7 +310,7 @@ class ActionRunner:
         letter = dead_letter(reason, raw, source)
         return Handled(tuple(e.outcome for e in effects), letter, applied)
 
-    def _guarded(self, side: str, carry_out: Callable[[], Effect]) -> Effect:
+    def _guarded(self, side: str, carry_out: Callable[[], _T]) -> _T | Effect:
         """Run one side effect; an exception it lets through becomes `<side>_failed`."""
         try:
             return carry_out()
@@ -407,6 +480,215 @@ class ActionRunner:
             str(self.settings.smtp_host), self.settings.smtp_port, timeout=10
         ) as smtp:
             smtp.send_message(message)
+
+    # -- service recovery (SPEC §4) -----------------------------------------------------------
+
+    def _recover(self, order: Order) -> Effect:
+        """Execute a recovery at most once, across restarts, redeliveries, replays and corrections.
+
+        The identity is `Order.key`: conversation, cycle, metric, seq and rule.
+
+        A withdrawn record executes nothing: it is recorded (so the recovery is never executed
+        afterwards) or, when the recovery was executed already, counted and logged as
+        `recover_withdrawn_after_execution`. A recovery whose delivery was under way when `act`
+        stopped (`pending` in the ledger) may have reached the customer: it is not repeated but
+        dead-lettered (`recover_uncertain`).
+
+        Returns:
+            `recover_done`; settled `duplicate`, `recover_withdrawn`,
+            `recover_withdrawn_after_execution` or `recover_dry_run`; or, with a problem,
+            `recover_unknown_send`, `recover_uncertain`, `recover_no_recipient`,
+            `recover_not_chatwoot`, `recover_no_api`, `recover_failed`.
+
+        Raises:
+            OSError: the ledger could not be written (this stops `act`).
+        """
+        key = order.key
+        what = f"recovery {show(str(order.send))} (rule {show(str(order.rule))})"
+        if order.withdrawn:
+            if key in self.ledger or key in self.ledger.pending:
+                return Effect("recover_withdrawn_after_execution")
+            if not self.dry_run and key not in self.ledger.withdrawn:
+                self.ledger.withdraw(key)
+            return Effect("recover_withdrawn")
+        if key in self.ledger:
+            return Effect("duplicate")
+        if key in self.ledger.withdrawn:
+            return Effect("recover_withdrawn")
+        if key in self.ledger.pending:
+            problem = (
+                f"{what} may have been delivered: act stopped while delivering it, and a "
+                "recovery is never executed twice, so it is not repeated (check the receiver)"
+            )
+            return Effect("recover_uncertain", problem)
+        delivery = self.settings.recoveries.get(str(order.send))
+        if delivery is None:
+            known = ", ".join(show(name) for name in sorted(self.settings.recoveries)) or "none"
+            problem = (
+                f"field 'send': {show(str(order.send))} has no delivery in "
+                f"SLAWATCH_INGEST_RECOVERIES (configured: {known})"
+            )
+            return Effect("recover_unknown_send", problem)
+        prepared = self._guarded("recover", lambda: self._prepare(order, delivery))
+        if isinstance(prepared, Effect):
+            return prepared
+        if self.dry_run:
+            return Effect("recover_dry_run")
+        self.ledger.begin(key)
+        failure, certain = self._deliver(prepared)
+        if failure is None:
+            self.ledger.add(key, "recover_done")
+            return Effect("recover_done")
+        if certain:
+            self.ledger.undelivered(key)
+            return Effect("recover_failed", f"{what} via {delivery.via} failed {failure}")
+        problem = (
+            f"{what} via {delivery.via} failed {failure}; it may have been delivered, so it "
+            "is not repeated"
+        )
+        return Effect("recover_failed", problem)
+
+    def _prepare(self, order: Order, delivery: Delivery) -> _Request | Effect:
+        """Return the one request that delivers `order`, or the effect saying why there is none.
+
+        A WhatsApp template to a Chatwoot conversation reads the customer's phone number from
+        Chatwoot first (`GET …/conversations/{id}`, `meta.sender.phone_number`): a lookup, not a
+        side effect, so it is retried like any read.
+        """
+        if isinstance(delivery, RecoveryWebhook):
+            if self.webhook is None:
+                return Effect("recover_no_api", "no HTTP client for recovery webhooks")
+            headers = {"Idempotency-Key": header_token(order.key)}
+            token = self.settings.recovery_tokens.get(str(order.send))
+            if token is not None:
+                headers["Authorization"] = f"Bearer {token.get_secret_value()}"
+            return _Request(self.webhook, delivery.url, order.record, headers)
+        if isinstance(delivery, ChatwootMessage):
+            target = chatwoot_target(order.conversation_id)
+            if target is None:
+                problem = (
+                    f"conversation {show(order.conversation_id)} is not a Chatwoot conversation "
+                    "cw:<account>:<display id>: a chatwoot_message cannot reach it"
+                )
+                return Effect("recover_not_chatwoot", problem)
+            if self.chatwoot is None:
+                return Effect("recover_no_api", "no Chatwoot API client (CHATWOOT_URL)")
+            account, display_id = target
+            path = f"/api/v1/accounts/{account}/conversations/{display_id}/messages"
+            body = {"content": delivery.content, "message_type": "outgoing"}
+            return _Request(self.chatwoot, path, {**body, "private": delivery.private}, {})
+        recipient = self._recipient(order, delivery)
+        if isinstance(recipient, Effect):
+            return recipient
+        if self.whatsapp is None:
+            problem = (
+                "SLAWATCH_INGEST_WHATSAPP_ACCESS_TOKEN is unset: no WhatsApp template can be sent"
+            )
+            return Effect("recover_no_api", problem)
+        path = f"/{recipient.phone_number_id}/messages"
+        return _Request(self.whatsapp, path, template_body(delivery, recipient), {})
+
+    def _recipient(self, order: Order, delivery: WhatsAppTemplate) -> Recipient | Effect:
+        """Return whom the template goes to: from a `wa:` id, or the Chatwoot contact's phone."""
+        found = wa_recipient(order.conversation_id)
+        if isinstance(found, Recipient):
+            return found
+        if isinstance(found, str):
+            return Effect("recover_no_recipient", found)
+        target = chatwoot_target(order.conversation_id)
+        if target is None:
+            problem = (
+                f"conversation {show(order.conversation_id)} is neither wa: nor a Chatwoot "
+                "conversation: the customer's phone number cannot be known"
+            )
+            return Effect("recover_no_recipient", problem)
+        if delivery.phone_number_id is None:
+            problem = (
+                f"send {show(str(order.send))} has no phone_number_id to send from to Chatwoot "
+                "conversations (set it in SLAWATCH_INGEST_RECOVERIES)"
+            )
+            return Effect("recover_no_recipient", problem)
+        client = self.chatwoot
+        if client is None:
+            return Effect("recover_no_api", "no Chatwoot API client to read the contact from")
+        account, display_id = target
+        answers: list[httpx.Response] = []
+
+        def attempt() -> None:
+            answer = client.get(f"/api/v1/accounts/{account}/conversations/{display_id}")
+            answers.append(answer.raise_for_status())
+
+        failure = self._retry(attempt)
+        if failure is not None:
+            problem = f"reading the contact of {show(order.conversation_id)} from Chatwoot failed"
+            return Effect("recover_no_recipient", f"{problem} {failure}")
+        phone = _contact_phone(answers[-1])
+        if phone is None:
+            problem = (
+                f"Chatwoot conversation {show(order.conversation_id)} has no contact with a "
+                "phone number (meta.sender.phone_number)"
+            )
+            return Effect("recover_no_recipient", problem)
+        return Recipient(delivery.phone_number_id, "to", phone)
+
+    def _deliver(self, request: _Request) -> tuple[str | None, bool]:
+        """POST `request` up to `ATTEMPTS` times, but only while it certainly did not arrive.
+
+        Tried again: a connection that failed before the request was sent, and answers saying
+        the server did not act (408, 425, 429, 5xx). Any other answer ends it at once, and so
+        does an error after the request may have been received (a read timeout, a dropped
+        connection): then the delivery is uncertain, and a recovery is never sent twice.
+
+        Returns:
+            `(None, True)` once a 2xx answer came; else what went wrong, and whether the
+            request certainly did not take effect.
+        """
+        for number in range(ATTEMPTS):
+            try:
+                request.client.post(
+                    request.url, json=request.body, headers=request.headers
+                ).raise_for_status()
+            except httpx.HTTPStatusError as exc:
+                if exc.response.status_code not in _RETRY_STATUSES:
+                    return f"after {_attempts(number + 1)}: {_describe(exc)}", True
+                last: Exception = exc
+            except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
+                last = exc
+            except httpx.HTTPError as exc:
+                return f"after {_attempts(number + 1)}: {_describe(exc)}", False
+            except Exception as exc:  # noqa: BLE001 - e.g. a body that is not JSON: never sent
+                return f"after 1 attempt: {_describe(exc)}", True
+            else:
+                return None, True
+            log.warning("attempt %d of %d failed: %s", number + 1, ATTEMPTS, _describe(last))
+            self.sleep(0.2 * 2**number)
+        return f"after {ATTEMPTS} attempts: {_describe(last)}", True
+
+
+@dataclass(frozen=True, slots=True)
+class _Request:
+    """One POST that delivers a recovery: client, URL (or path), JSON body, headers."""
+
+    client: httpx.Client
+    url: str
+    body: dict[str, Any]
+    headers: dict[str, str]
+
+
+def _attempts(count: int) -> str:
+    """Return `1 attempt`, `2 attempts`…: how a reason counts them."""
+    return "1 attempt" if count == 1 else f"{count} attempts"
+
+
+def _contact_phone(answer: httpx.Response) -> str | None:
+    """Return the phone number of a Chatwoot conversation's contact, or None."""
+    try:
+        conversation = answer.json()
+    except ValueError:
+        return None
+    meta = conversation.get("meta") if isinstance(conversation, dict) else None
+    sender = meta.get("sender") if isinstance(meta, dict) else None
+    return phone_digits(sender.get("phone_number")) if isinstance(sender, dict) else None
 
 
 def _describe(exc: BaseException) -> str:

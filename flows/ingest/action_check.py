@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Final, NoReturn
 from urllib.parse import quote
 
@@ -27,10 +27,7 @@ from flows.core.timefmt import parse_instant
 MAX_ID_CHARS: Final = 256
 
 #: The actions `act` carries out.
-CARRIED_OUT: Final = ("notify", "reassign")
-
-#: Actions SPEC §6 defines that `act` does not carry out (yet): dead-lettered with that reason.
-NOT_CARRIED_OUT: Final = ("recover",)
+CARRIED_OUT: Final = ("notify", "reassign", "recover")
 
 #: Triggers SPEC §6 defines.
 TRIGGERS: Final = ("warning", "breached", "recovery")
@@ -55,8 +52,8 @@ class Order:
     """An action record that passed every check: what `act` carries out.
 
     Attributes:
-        action: `notify` or `reassign`.
-        trigger: `warning`, `breached` or `recovery`.
+        action: `notify`, `reassign` or `recover`.
+        trigger: `warning`, `breached` or `recovery` (always `recovery` for `recover`).
         conversation_id: The conversation (an id within SPEC §1 bounds).
         cycle: The clock's cycle (≥ 1).
         metric: The clock's metric (an id-like name).
@@ -68,6 +65,9 @@ class Order:
         notify: Whom to notify, or None.
         reason: The record's readable reason.
         record: The record as decoded, posted as is to the notify webhook.
+        send: `recover`: the name of what to send (a key of `RECOVERIES`); else None.
+        rule: `recover`: the recovery rule that fired, as text; else None.
+        withdrawn: `recover`: a correction withdrew the recovery (do not execute it).
     """
 
     action: str
@@ -83,11 +83,28 @@ class Order:
     notify: str | None
     reason: str
     record: dict[str, Any]
+    send: str | None = None
+    rule: str | None = None
+    withdrawn: bool = False
 
     @property
     def key(self) -> str:
-        """The action's identity, `action|trigger|conversation_id|cycle|metric|seq`."""
-        parts = (self.action, self.trigger, self.conversation_id, self.cycle, self.metric, self.seq)
+        """The action's identity, `action|trigger|conversation_id|cycle|metric|seq`.
+
+        A recovery's identity also names its rule (SPEC §4: conversation, cycle, metric, seq,
+        rule): `recover|recovery|…|seq|rule`. `send` is not part of it, so a corrected record
+        that names another offer is still the recovery already executed.
+        """
+        parts: tuple[str | int, ...] = (
+            self.action,
+            self.trigger,
+            self.conversation_id,
+            self.cycle,
+            self.metric,
+            self.seq,
+        )
+        if self.rule is not None:
+            parts = (*parts, self.rule)
         return "|".join(str(part) for part in parts)
 
 
@@ -97,12 +114,9 @@ class Refused:
 
     Attributes:
         reason: Why, naming the field at fault (the dead letter's reason).
-        unsupported: True when the record is well formed but names an action `act` does not
-            carry out (`recover`), False when it is malformed.
     """
 
     reason: str
-    unsupported: bool = False
 
 
 class _Invalid(Exception):
@@ -120,7 +134,8 @@ def check_action(raw: bytes | None) -> Order | Refused:
     Unknown fields are ignored (kept in `Order.record`). The checks, in order: a value, JSON,
     an object, `type` = `action`, `action` one `act` carries out, then `trigger`,
     `conversation_id`, `cycle`, `metric`, `seq`, `at`, `policy_id`, `from_agent`, `to_agent`,
-    `notify` and `reason`.
+    `notify` and `reason`; for `recover`, then `trigger` = `recovery`, `send` (an id), `rule`
+    (an id, or an integer ≥ 0: the rule's position) and `withdrawn` (optional boolean).
 
     Args:
         raw: the message value (None: a message without one).
@@ -143,14 +158,8 @@ def check_action(raw: bytes | None) -> Order | Refused:
             _fail("missing field 'type'")
         if obj["type"] != "action":
             _fail(f"field 'type' must be 'action', not {_show_value(obj['type'])}")
-        if action in NOT_CARRIED_OUT:
-            reason = (
-                f"field 'action' is {action!r} (SPEC §6 service recovery), "
-                "which slawatch act does not carry out"
-            )
-            return Refused(reason, unsupported=True)
-        _enum(obj, "action", CARRIED_OUT + NOT_CARRIED_OUT)
-        return Order(
+        _enum(obj, "action", CARRIED_OUT)
+        order = Order(
             action=str(action),
             trigger=_enum(obj, "trigger", TRIGGERS),
             conversation_id=_id(obj, "conversation_id"),
@@ -165,8 +174,35 @@ def check_action(raw: bytes | None) -> Order | Refused:
             reason=_text(obj, "reason"),
             record=obj,
         )
+        if action == "recover":
+            return _recovery(order, obj)
     except _Invalid as exc:
         return Refused(exc.reason)
+    return order
+
+
+def _recovery(order: Order, obj: dict[str, Any]) -> Order:
+    """Return `order` with the recovery fields of SPEC §6, or raise `_Invalid` naming one."""
+    if order.trigger != "recovery":
+        _fail(f"field 'trigger' must be 'recovery' for action 'recover', not {order.trigger!r}")
+    withdrawn = obj.get("withdrawn", False)
+    if type(withdrawn) is not bool:
+        _fail(f"field 'withdrawn' must be a boolean, not {_json_type(withdrawn)}")
+    return replace(order, send=_id(obj, "send"), rule=_rule(obj), withdrawn=withdrawn)
+
+
+def _rule(obj: dict[str, Any]) -> str:
+    """Return the required recovery rule (an id, or a position ≥ 0) as text."""
+    if "rule" not in obj:
+        _fail("missing field 'rule'")
+    value = obj["rule"]
+    if type(value) is int:
+        if not 0 <= value < 2**63:
+            _fail(f"field 'rule' must be at least 0, not {value}")
+        return str(value)
+    if not isinstance(value, str):
+        _fail(f"field 'rule' must be a string or an integer, not {_json_type(value)}")
+    return _id(obj, "rule")
 
 
 def id_problem(value: str) -> str | None:

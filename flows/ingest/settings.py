@@ -16,6 +16,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from flows.core.decode import MAX_ID_CHARS
 from flows.ingest.chatwoot import ChatwootOptions
+from flows.ingest.recovery import DEFAULT_GRAPH_URL, Delivery
 from flows.ingest.whatsapp import WhatsAppOptions
 
 INGEST_ENV_PREFIX: Final = "SLAWATCH_INGEST_"
@@ -30,7 +31,7 @@ class IngestSettings(BaseSettings):
     ignored and the object is frozen once built. Each field's meaning is its `description`.
     Secrets are `SecretStr`, so they never show in a log or a `repr`. Also read by `slawatch
     reconcile chatwoot` and `slawatch act` (Chatwoot URL and token, the actions topic, the
-    agent map and the notify destinations).
+    agent map, the notify destinations and the recovery deliveries).
 
     Raises:
         pydantic.ValidationError: a variable does not parse (e.g. a dict that is not a JSON
@@ -117,6 +118,24 @@ class IngestSettings(BaseSettings):
     smtp_host: str | None = Field(default=None, description="SMTP server for `notify` e-mails.")
     smtp_port: int = Field(default=25, description="SMTP port.")
     smtp_from: str = Field(default="slawatch@localhost", description="Sender of e-mails.")
+    recoveries: dict[str, Delivery] = Field(
+        default_factory=dict,
+        description=(
+            "Service recoveries: send name (the rule's `send`) → how to deliver it, a "
+            "`whatsapp_template`, a `chatwoot_message` or a `webhook` (JSON object; see "
+            "docs/INTEGRATIONS.md). No secrets here."
+        ),
+    )
+    recovery_tokens: dict[str, SecretStr] = Field(
+        default_factory=dict,
+        description="Bearer token per `webhook` recovery (send name → token).",
+    )
+    whatsapp_graph_url: str = Field(
+        default=DEFAULT_GRAPH_URL, description="WhatsApp Cloud API base URL, with its version."
+    )
+    whatsapp_access_token: SecretStr | None = Field(
+        default=None, description="Cloud API access token (system user) sending recoveries."
+    )
     segment_attribute: str = Field(default="segment", description="Chatwoot custom attribute.")
     lead_source_attribute: str = Field(default="lead_source", description="Custom attribute.")
     lead_status_attribute: str = Field(default="lead_status", description="Custom attribute.")
@@ -195,6 +214,18 @@ class IngestSettings(BaseSettings):
                 msg = f"team {key}: {name!r:.40} is not a slawatch id (1-256 characters)"
                 raise ValueError(msg)
         return teams
+
+    @field_validator("recoveries")
+    @classmethod
+    def _check_send_names(cls, recoveries: dict[str, Delivery]) -> dict[str, Delivery]:
+        """Refuse a send name that no action record could carry (not a SPEC §1 id)."""
+        for name in recoveries:
+            if not 0 < len(name) <= MAX_ID_CHARS or any(
+                unicodedata.category(c) == "Cc" for c in name
+            ):
+                msg = f"send name {name!r:.40} is not a slawatch id (1-256 characters)"
+                raise ValueError(msg)
+        return recoveries
 
     def mode(self, endpoint: str) -> VerifyMode:
         """Return the signature check of an endpoint (`whatsapp` or `chatwoot/<account>`).

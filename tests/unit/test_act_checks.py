@@ -93,7 +93,6 @@ def test_a_record_act_cannot_carry_out_is_refused_naming_the_field(
     refused = _check(**changes)
     assert isinstance(refused, Refused)
     assert expected in refused.reason
-    assert not refused.unsupported
 
 
 def test_bytes_that_are_no_action_object_are_refused_with_a_reason() -> None:
@@ -104,11 +103,54 @@ def test_bytes_that_are_no_action_object_are_refused_with_a_reason() -> None:
     assert check_action(b"[1]") == Refused("action must be a JSON object, not an array")
 
 
-def test_a_recovery_action_is_refused_as_not_carried_out() -> None:
-    """`recover` (SPEC §6 service recovery) is well formed but not carried out: it says so."""
-    refused = _check(action="recover", trigger="recovery", send="apology_voucher", rule="r1")
-    assert isinstance(refused, Refused) and refused.unsupported
-    assert "'recover'" in refused.reason and "does not carry out" in refused.reason
+RECOVERY: dict[str, Any] = {
+    "action": "recover",
+    "trigger": "recovery",
+    "metric": "resolution",
+    "notify": None,
+    "send": "apology_voucher",
+    "rule": "r1",
+    "reason": "resolution breached 1h ago: recovery apology_voucher",
+}
+
+
+def test_a_recovery_record_is_an_order_whose_identity_names_its_rule() -> None:
+    """A SPEC §6 `recover` record passes; its identity is conversation, cycle, metric, seq and
+    rule (not `send`), and it is not withdrawn unless it says so."""
+    order = _check(**RECOVERY)
+    assert isinstance(order, Order)
+    assert (order.send, order.rule, order.withdrawn) == ("apology_voucher", "r1", False)
+    assert order.key == "recover|recovery|cw:7:43|1|resolution|1|r1"
+    other_offer = _check(**{**RECOVERY, "send": "free_shipping"})
+    assert isinstance(other_offer, Order) and other_offer.key == order.key
+    by_position = _check(**{**RECOVERY, "rule": 0, "withdrawn": True})
+    assert isinstance(by_position, Order) and by_position.withdrawn
+    assert by_position.key == "recover|recovery|cw:7:43|1|resolution|1|0"
+
+
+RECOVERY_REFUSALS = [
+    ({"send": ...}, "missing field 'send'"),
+    ({"send": ""}, "field 'send' must not be empty"),
+    ({"send": "apology\r\nX"}, "field 'send' must not contain control characters"),
+    ({"send": 7}, "field 'send' must be a string, not an integer"),
+    ({"rule": ...}, "missing field 'rule'"),
+    ({"rule": -1}, "field 'rule' must be at least 0, not -1"),
+    ({"rule": True}, "field 'rule' must be a string or an integer, not a boolean"),
+    ({"rule": "r\n1"}, "field 'rule' must not contain control characters"),
+    ({"trigger": "breached"}, "field 'trigger' must be 'recovery' for action 'recover'"),
+    ({"withdrawn": "yes"}, "field 'withdrawn' must be a boolean, not a string"),
+    ({"withdrawn": None}, "field 'withdrawn' must be a boolean, not null"),
+]
+
+
+@pytest.mark.parametrize(("changes", "expected"), RECOVERY_REFUSALS)
+def test_a_malformed_recovery_is_refused_naming_the_field(
+    changes: dict[str, Any], expected: str
+) -> None:
+    """A `recover` record with a bad `send`, `rule`, `trigger` or `withdrawn` is refused."""
+    refused = _check(**{**RECOVERY, **changes})
+    assert isinstance(refused, Refused)
+    assert expected in refused.reason
 
 
 def test_ids_at_the_bounds_are_accepted() -> None:

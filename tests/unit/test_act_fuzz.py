@@ -3,7 +3,9 @@
 Random bytes, random JSON and near-valid action records (ids with line breaks, control and
 non-ASCII characters, wrong types, unknown actions, lists of addresses) go through
 `ActionRunner.handle` against the real local stand-ins of `test_act_runner.py`, whose answers
-vary per example (webhook 2xx/3xx/4xx/5xx, Chatwoot 503s, SMTP refusing recipients).
+vary per example (webhook 2xx/3xx/4xx/5xx, Chatwoot 503s, SMTP refusing recipients, the
+WhatsApp Cloud API answering 503). Recovery records (`recover`, every delivery kind, unknown
+sends, withdrawals, corrections) are never executed twice, whatever follows them.
 """
 
 from __future__ import annotations
@@ -79,6 +81,8 @@ action_like = st.fixed_dictionaries(
         "notify": whom | json_values,
         "reason": st.text(max_size=60) | json_values,
         "send": st.sampled_from(["apology_voucher"]) | json_values,
+        "rule": st.sampled_from(["r1", 0, -1]) | json_values,
+        "withdrawn": st.booleans() | json_values,
         "emitted_at": json_values,
     },
 )
@@ -94,7 +98,9 @@ _valid_base: dict[str, Any] = {
 }
 _good = {
     "action": st.sampled_from(["notify", "reassign"]),
-    "conversation_id": st.sampled_from(["cw:7:42", "cw:7:43", "cw:8:9", "wa:1122:pabc"]),
+    "conversation_id": st.sampled_from(
+        ["cw:7:42", "cw:7:43", "cw:8:9", "wa:1122:pabc", "wa:1122:ID.1349", "wa:1:p" + "0" * 20]
+    ),
     "to_agent": st.sampled_from(["ae.dewi", "12", None]),
     "notify": st.sampled_from(["spv.hendra", "boss@example.com"]),
     "seq": st.integers(min_value=1, max_value=4),
@@ -123,12 +129,42 @@ def near_valid(draw: st.DrawFn) -> dict[str, Any]:
     return record
 
 
+#: Deliveries configured for the fuzzed runner: one of each kind (the webhook is the desk's).
+SENDS = ("template", "note", "voucher")
+
+
+@st.composite
+def recoveries(draw: st.DrawFn) -> dict[str, Any]:
+    """A SPEC §6 `recover` record of good values; one time in three, one field odd."""
+    record = {
+        **_valid_base,
+        "action": "recover",
+        "trigger": "recovery",
+        "metric": "resolution",
+        "conversation_id": draw(_good["conversation_id"]),
+        "seq": draw(_good["seq"]),
+        "send": draw(st.sampled_from([*SENDS, "unknown_offer"])),
+        "rule": draw(st.sampled_from(["r1", "r2", 0])),
+        "notify": None,
+        "to_agent": None,
+    }
+    if draw(st.booleans()):
+        record["withdrawn"] = draw(st.booleans())
+    if draw(st.integers(min_value=0, max_value=2)) == 0:
+        key = draw(st.sampled_from(["send", "rule", "withdrawn", "trigger", "conversation_id"]))
+        record[key] = draw(
+            st.sampled_from(["", "x\r\ny", -1, None, True, "breached"]) | json_values
+        )
+    return record
+
+
 def _dumps(value: object) -> bytes:
     return orjson.dumps(value)
 
 
 raw_inputs = (
     st.binary(max_size=200)
+    | recoveries().map(_dumps)
     | json_values.map(_dumps)
     | action_like.map(_dumps)
     | near_valid().map(_dumps)
@@ -139,8 +175,34 @@ answers = st.fixed_dictionaries(
         "webhook_status": st.sampled_from([200, 204, 302, 404, 500]),
         "chatwoot_failures": st.integers(min_value=0, max_value=3),
         "smtp_refuses": st.booleans(),
+        "whatsapp_failures": st.integers(min_value=0, max_value=3),
     }
 )
+
+
+def _deliveries(desk: Desk) -> dict[str, Any]:
+    """One delivery of each kind, under the names of `SENDS`."""
+    return {
+        "template": {
+            "via": "whatsapp_template",
+            "template": "sla_apology",
+            "language": "en_US",
+            "phone_number_id": "5550001",
+        },
+        "note": {"via": "chatwoot_message", "content": "Sorry!"},
+        "voucher": {"via": "webhook", "url": f"{desk.webhook_url}/vouchers"},
+    }
+
+
+def _taken(desk: Desk) -> int:
+    """How many side effects the stand-ins took (accepted webhooks, mails, assignments, sends)."""
+    return (
+        len([p for p in desk.posts if 200 <= p[2] < 300])
+        + len(desk.mailbox.mails)
+        + len(desk.chatwoot.assignments)
+        + len(desk.whatsapp.sent)
+        + len(desk.chatwoot.posted)
+    )
 
 
 def _handle_and_check(desk: Desk, raw: bytes, answer: dict[str, Any]) -> str:
@@ -149,7 +211,8 @@ def _handle_and_check(desk: Desk, raw: bytes, answer: dict[str, Any]) -> str:
     desk.webhook_status = answer["webhook_status"]
     desk.chatwoot.fail_assignments = answer["chatwoot_failures"]
     desk.mailbox.refuse = answer["smtp_refuses"]
-    runner = desk.runner()
+    desk.whatsapp.fail = answer["whatsapp_failures"]
+    runner = desk.runner(recoveries=_deliveries(desk))
 
     handled = runner.handle(raw, "sla.actions/0/7")
 
@@ -162,25 +225,27 @@ def _handle_and_check(desk: Desk, raw: bytes, answer: dict[str, Any]) -> str:
         assert handled.dead_letter.source == "sla.actions/0/7"
     if not handled.applied and handled.dead_letter is None:
         assert set(handled.outcomes) <= SETTLED, handled.outcomes
-    taken_posts = [p for p in desk.posts if 200 <= p[2] < 300]
-    taken = len(taken_posts) + len(desk.mailbox.mails) + len(desk.chatwoot.assignments)
-    assert len(taken_posts) <= 1 and len(desk.mailbox.mails) <= 1
-    assert len(desk.chatwoot.assignments) <= 1
+    taken = _taken(desk)
+    assert len([p for p in desk.posts if 200 <= p[2] < 300]) <= 1
+    assert len(desk.mailbox.mails) <= 1 and len(desk.chatwoot.assignments) <= 1
+    assert len(desk.whatsapp.sent) <= 1 and len(desk.chatwoot.posted) <= 1
     assert handled.applied == (taken > 0)
-    for key, _, _ in desk.posts:
+    for key, *_ in desk.posts:
         assert key is not None and all(0x21 <= ord(c) < 0x7F for c in key)
     for mail in desk.mailbox.mails:
         assert mail["Bcc"] is None and mail["Cc"] is None
         assert len(mail.get_all("To", [])) == 1 and "," not in str(mail["To"])
 
     again = runner.handle(raw, "sla.actions/0/8")
-    taken_again = (
-        len([p for p in desk.posts if 200 <= p[2] < 300])
-        + len(desk.mailbox.mails)
-        + len(desk.chatwoot.assignments)
-    )
     if handled.applied:
-        assert again.outcomes == ("duplicate",) and taken_again == taken
+        assert again.outcomes == ("duplicate",) and _taken(desk) == taken
+    if b'"recover"' in raw and handled.applied:
+        # Not even a restart, a withdrawal or a corrected copy executes a recovery again.
+        record = orjson.loads(raw)
+        restarted = desk.runner(runner.ledger.path, recoveries=_deliveries(desk))
+        for copy in ({**record, "late": True, "send": "voucher"}, {**record, "withdrawn": True}):
+            restarted.handle(orjson.dumps(copy), "sla.actions/0/9")
+        assert _taken(desk) == taken
     assert runner.outcomes["dead_letter"] == sum(
         h.dead_letter is not None for h in (handled, again)
     )
@@ -213,4 +278,15 @@ def test_near_valid_actions_are_carried_out_once_or_dead_lettered(
 ) -> None:
     """Good records with at most one odd field, against failing and working servers, end
     carried out once or in a dead letter (or settled on purpose); nothing raises."""
+    event(_handle_and_check(desk, orjson.dumps(record), answer))
+
+
+@given(record=recoveries(), answer=answers)
+@_FUZZ
+def test_recoveries_are_executed_at_most_once_or_dead_lettered(
+    desk: Desk, record: dict[str, Any], answer: dict[str, Any]
+) -> None:
+    """Recovery records of every kind (some withdrawn, some with an odd field) against failing
+    and working servers: one delivery at most, never again after a restart, a withdrawal or a
+    corrected copy; anything not executed is settled or dead-lettered with a reason."""
     event(_handle_and_check(desk, orjson.dumps(record), answer))

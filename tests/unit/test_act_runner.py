@@ -1,7 +1,8 @@
 """`slawatch act` handling one message against real local servers: carried out or dead-lettered.
 
-The Chatwoot API stand-in (`tests/chatwoot_standin.py`), a webhook receiver and an SMTP server
-(aiosmtpd) run on loopback; `ActionRunner.handle` gets raw message bytes as Kafka delivers them.
+The Chatwoot API stand-in (`tests/chatwoot_standin.py`), the WhatsApp Cloud API stand-in
+(`tests/whatsapp_standin.py`), a webhook receiver and an SMTP server (aiosmtpd) run on
+loopback; `ActionRunner.handle` gets raw message bytes as Kafka delivers them.
 `Desk` is shared with `test_act_fuzz.py`.
 """
 
@@ -28,7 +29,8 @@ from starlette.routing import Route
 from flows.ingest.act import ActionRunner, Ledger
 from flows.ingest.app import free_port, running
 from flows.ingest.settings import IngestSettings
-from tests.chatwoot_standin import ChatwootStandIn
+from tests.chatwoot_standin import ChatwootStandIn, rest_conversation
+from tests.whatsapp_standin import WhatsAppStandIn
 
 pytestmark = pytest.mark.unit
 
@@ -59,11 +61,13 @@ class Desk:
 
     Attributes:
         chatwoot: the Chatwoot API stand-in (`assignments`, `fail_assignments`).
-        posts: every webhook request: (Idempotency-Key, body bytes, status answered).
+        posts: every webhook request: (Idempotency-Key, body bytes, status answered,
+            Authorization, path).
         webhook_status: the status the webhook answers next.
         mailbox: the SMTP stand-in.
         chatwoot_url: Chatwoot's base URL; `webhook_url` the webhook's; `smtp_port` SMTP's.
         chatwoot_client: the API client runners share (token set); `webhook_client` likewise.
+        whatsapp: the Cloud API stand-in (`sent`, `fail`); `whatsapp_client` its client.
     """
 
     chatwoot: ChatwootStandIn
@@ -73,7 +77,9 @@ class Desk:
     smtp_port: int
     chatwoot_client: httpx.Client
     webhook_client: httpx.Client
-    posts: list[tuple[str | None, bytes, int]] = field(default_factory=list)
+    whatsapp: WhatsAppStandIn
+    whatsapp_client: httpx.Client
+    posts: list[tuple[str | None, bytes, int, str | None, str]] = field(default_factory=list)
     webhook_status: int = 200
 
     def settings(self, **changes: Any) -> IngestSettings:
@@ -100,6 +106,7 @@ class Desk:
             Ledger(path),
             chatwoot=self.chatwoot_client,
             webhook=self.webhook_client,
+            whatsapp=self.whatsapp_client,
             sleep=lambda _s: None,
         )
 
@@ -107,6 +114,11 @@ class Desk:
         """Forget what was received; answer normally again."""
         self.chatwoot.assignments.clear()
         self.chatwoot.fail_assignments = 0
+        self.chatwoot.posted.clear()
+        self.chatwoot.fail_messages = 0
+        self.whatsapp.sent.clear()
+        self.whatsapp.fail = 0
+        self.whatsapp.delay_s = 0.0
         self.posts.clear()
         self.webhook_status = 200
         self.mailbox.mails.clear()
@@ -117,19 +129,36 @@ class Desk:
 def desk() -> Iterator[Desk]:
     """Chatwoot, webhook and SMTP stand-ins on loopback for the whole module."""
     chatwoot = ChatwootStandIn()
+    for display_id, phone in ((42, "+62 812-1111-2222"), (43, None)):
+        chatwoot.add_conversation(
+            "7",
+            rest_conversation(display_id, created_at=1, timestamp=2, phone_number=phone),
+        )
+    whatsapp = WhatsAppStandIn()
     mailbox = Mailbox()
     holder: list[Desk] = []
 
     async def hook(request: Request) -> Response:
         status = holder[0].webhook_status
         holder[0].posts.append(
-            (request.headers.get("idempotency-key"), await request.body(), status)
+            (
+                request.headers.get("idempotency-key"),
+                await request.body(),
+                status,
+                request.headers.get("authorization"),
+                request.url.path,
+            )
         )
         if 300 <= status < 400:
             return Response(status_code=status, headers={"location": "/elsewhere"})
         return PlainTextResponse("<html>not json</html>", status_code=status)
 
-    webhook_app = Starlette(routes=[Route("/hook", hook, methods=["POST"])])
+    webhook_app = Starlette(
+        routes=[
+            Route("/hook", hook, methods=["POST"]),
+            Route("/vouchers", hook, methods=["POST"]),
+        ]
+    )
     smtp_port = free_port()
     smtp = Controller(mailbox, hostname="127.0.0.1", port=smtp_port)
     smtp.start()
@@ -137,6 +166,12 @@ def desk() -> Iterator[Desk]:
         with (
             running(chatwoot.app()) as chatwoot_url,
             running(webhook_app) as webhook_url,
+            running(whatsapp.app()) as whatsapp_url,
+            httpx.Client(
+                base_url=f"{whatsapp_url}/{whatsapp.version}",
+                headers={"Authorization": f"Bearer {whatsapp.token}"},
+                timeout=5,
+            ) as whatsapp_client,
             httpx.Client(
                 base_url=chatwoot_url, headers={"api_access_token": chatwoot.token}, timeout=5
             ) as chatwoot_client,
@@ -151,6 +186,8 @@ def desk() -> Iterator[Desk]:
                     smtp_port,
                     chatwoot_client,
                     webhook_client,
+                    whatsapp,
+                    whatsapp_client,
                 )
             )
             yield holder[0]
@@ -210,18 +247,8 @@ def test_a_good_notify_is_posted_and_mailed_once(fresh: Desk) -> None:
     assert first.outcomes == ("webhook_done", "mail_done") and first.dead_letter is None
     again = runner.handle(action(), "sla.actions/0/2")
     assert again.outcomes == ("duplicate",) and again.dead_letter is None
-    assert [key for key, _, _ in fresh.posts] == ["notify|breached|cw:7:43|1|first_response|1"]
+    assert [post[0] for post in fresh.posts] == ["notify|breached|cw:7:43|1|first_response|1"]
     assert [m["To"] for m in fresh.mailbox.mails] == ["hendra@example.com"]
-
-
-def test_a_recovery_action_is_dead_lettered_as_not_supported(fresh: Desk) -> None:
-    """`recover` is dead-lettered with a reason saying act does not carry it out; nothing sent."""
-    handled = fresh.runner().handle(
-        action(action="recover", trigger="recovery", send="apology_voucher"), "sla.actions/1/0"
-    )
-    assert handled.outcomes == ("unsupported_action",)
-    assert handled.dead_letter is not None and "'recover'" in handled.dead_letter.reason
-    assert fresh.posts == [] and fresh.mailbox.mails == []
 
 
 def test_odd_characters_reach_headers_escaped(fresh: Desk) -> None:

@@ -7,7 +7,10 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from flows.checks import _recovery_problems
 from flows.cli import main
+from flows.core.policies import parse_policies
+from flows.ingest.settings import IngestSettings
 
 pytestmark = pytest.mark.unit
 
@@ -117,3 +120,77 @@ def test_the_shipped_example_policies_pass() -> None:
     )
 
     assert (code, lines) == (0, ["ok: configuration and policies checked, no problem found"])
+
+
+def test_recovery_deliveries_are_checked(tmp_path: Path) -> None:
+    """A malformed RECOVERIES (a secret pasted in, an unknown kind, a non-http URL) is named;
+    a good one missing its API tokens, or a token for no webhook, gets one line each."""
+    (tmp_path / "p.yaml").write_text(GOOD)
+    for deliveries, expected in [
+        ('{"v": {"via": "webhook", "url": "https://v.example/x", "token": "s3"}}', "token"),
+        ('{"v": {"via": "carrier_pigeon"}}', "carrier_pigeon"),
+        ('{"v": {"via": "webhook", "url": "ftp://v.example/x"}}', "is not an http(s) URL"),
+        ('{"v": {"via": "whatsapp_template", "template": "t", "language": "e n"}}', "language"),
+    ]:
+        code, lines = _check("p.yaml", env={"SLAWATCH_INGEST_RECOVERIES": deliveries})
+        assert code == 1
+        assert any(
+            line.startswith("settings: SLAWATCH_INGEST_RECOVERIES") and expected in line
+            for line in lines
+        ), lines
+
+    configured = (
+        '{"sorry": {"via": "whatsapp_template", "template": "apology", "language": "id"},'
+        ' "note": {"via": "chatwoot_message", "content": "Maaf!"},'
+        ' "voucher": {"via": "webhook", "url": "https://v.example/issue"}}'
+    )
+    code, lines = _check(
+        "p.yaml",
+        env={
+            "SLAWATCH_INGEST_RECOVERIES": configured,
+            "SLAWATCH_INGEST_RECOVERY_TOKENS": '{"voucher": "t1", "sorry": "t2"}',
+        },
+    )
+    assert code == 1
+    assert lines == [
+        "actions: a recovery sends a WhatsApp template, but SLAWATCH_INGEST_WHATSAPP_ACCESS_TOKEN"
+        " is unset",
+        "actions: a recovery posts a Chatwoot message, but SLAWATCH_INGEST_CHATWOOT_URL and "
+        "SLAWATCH_INGEST_CHATWOOT_API_TOKEN are not both set",
+        "actions: SLAWATCH_INGEST_RECOVERY_TOKENS has a token for 'sorry', which is not a "
+        "webhook recovery in SLAWATCH_INGEST_RECOVERIES (a typo?)",
+    ]
+    fixed = {
+        "SLAWATCH_INGEST_RECOVERIES": configured,
+        "SLAWATCH_INGEST_RECOVERY_TOKENS": '{"voucher": "t1"}',
+        "SLAWATCH_INGEST_WHATSAPP_ACCESS_TOKEN": "EAAG",
+        "SLAWATCH_INGEST_CHATWOOT_URL": "http://chatwoot.example",
+        "SLAWATCH_INGEST_CHATWOOT_API_TOKEN": "t",
+    }
+    assert _check("p.yaml", env=fixed)[0] == 0
+
+
+def test_a_recovery_rule_needs_a_delivery_for_its_send() -> None:
+    """A policy whose recovery rule sends a name RECOVERIES does not configure is a problem
+    naming it; a configured name is not."""
+    loaded = [
+        parse_policies(
+            "policies:\n"
+            "  - id: vip\n"
+            "    when: {segment: vip}\n"
+            "    targets: {resolution: {within: 4h}}\n"
+            "    recovery:\n"
+            "      - {metric: resolution, over: 1h, send: apology_voucher}\n"
+            "  - id: default\n"
+            "    targets: {first_response: {within: 5m}}\n"
+        )
+    ]
+    bare = IngestSettings(_env_file=None)  # type: ignore[call-arg]
+    problems = _recovery_problems(bare, loaded)
+    assert [p.line() for p in problems] == [
+        "actions: a recovery rule sends 'apology_voucher', which SLAWATCH_INGEST_RECOVERIES "
+        "does not configure: its recoveries would be dead letters"
+    ]
+    webhook = {"apology_voucher": {"via": "webhook", "url": "https://v.example/x"}}
+    configured = IngestSettings(_env_file=None, recoveries=webhook)  # type: ignore[call-arg]
+    assert _recovery_problems(configured, loaded) == []
