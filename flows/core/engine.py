@@ -500,9 +500,13 @@ class Engine:
                 # again, since `slawatch act` keys on the identity.
                 out.append(replace(action, withdrawn=True))
         last_old: dict[tuple[str, int, str, int], SlaRecord] = {}
+        due_old: dict[tuple[str, int, str, int], int] = {}
         for rec in old_records:
             if isinstance(rec, SlaRecord):
-                last_old[rec.identity()] = rec
+                ident = rec.identity()
+                last_old[ident] = rec
+                if rec.deadline_at is not None:
+                    due_old[ident] = rec.deadline_at
         # A clock's latest record must come last, so stores keeping the latest state per clock
         # converge to it even when that record itself was emitted before.
         for ident, rec in last_new.items():
@@ -526,6 +530,11 @@ class Engine:
                         rec,
                         status="cancelled",
                         at=max(late.occurred_at, rec.started_at),
+                        # An ending record says when the clock was due: a clock withdrawn while
+                        # paused keeps the last deadline it was given.
+                        deadline_at=rec.deadline_at
+                        if rec.deadline_at is not None
+                        else due_old.get(ident, _started_plus_target(rec)),
                         breached=False,
                         cause=None,
                         stopped_at=max(late.occurred_at, rec.started_at),
@@ -552,3 +561,8 @@ class Engine:
                         late=True,
                     )
                 )
+
+
+def _started_plus_target(rec: SlaRecord) -> int | None:
+    """The wall-clock deadline of a clock that never had one on record (its start + target)."""
+    return None if rec.target is None else rec.started_at + rec.target

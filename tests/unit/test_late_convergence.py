@@ -120,6 +120,12 @@ CYCLE_ONLY = frozenset(
 
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(scenario, st.integers(0, 2**32))
+# A reply after `pending` starts an update clock that is paused at once; the resolve before it,
+# delivered last, withdraws the clock, whose cancelled record still needs its deadline.
+@example(
+    [[("inbound", 1)] * 22 + [("pending", 1), ("p1", 1), ("resolved", 1), ("reply", 1)]],
+    1696572,
+)
 def test_every_clock_ends_with_a_record_that_says_how_and_when_it_was_due(
     convs: list, seed: int
 ) -> None:
