@@ -116,6 +116,9 @@ def test_the_shipped_example_policies_pass() -> None:
         env={
             "SLAWATCH_INGEST_ACT_REASSIGN": "false",
             "SLAWATCH_INGEST_SMTP_HOST": "smtp.example",
+            # The example's service recoveries send `apology_voucher`.
+            "SLAWATCH_INGEST_RECOVERIES": '{"apology_voucher": {"via": "webhook", '
+            '"url": "https://vouchers.example/issue"}}',
         },
     )
 
