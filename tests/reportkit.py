@@ -43,6 +43,7 @@ policies:
       handoff: {within: 30m, to_role: ae}
       contact_attempts: {min: 2, within: 1h, gap: 5m}
       team_ownership: {front: 1h, back: {within: 2h}}
+    handle: {idle: 10m}
   - id: default
     targets:
       assignment: {within: 10m}
@@ -50,6 +51,7 @@ policies:
       next_response: {within: 10m}
       resolution: {within: 4h}
       team_ownership: {front: 1h, back: {within: 2h}}
+    handle: {idle: 10m}
 """
 
 

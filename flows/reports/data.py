@@ -24,7 +24,7 @@ from flows.connectors.questdb import TableNames
 from flows.exceptions import ConnectorError
 from flows.settings import Settings
 
-__all__ = ["ClockRow", "ReportStore", "SurveyRow"]
+__all__ = ["ClockRow", "ReportStore", "SegmentRow", "SurveyRow"]
 
 _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 _RANGE_COLUMNS: Final = frozenset({"started_at", "deadline_at", "stopped_at", "updated_at"})
@@ -160,6 +160,27 @@ class SurveyRow:
     team_id: str | None
     breached: bool
     recovered: bool
+
+
+@dataclass(frozen=True, slots=True)
+class SegmentRow:
+    """One counted handle segment as `<prefix>handle` stores it (withdrawn ones left out).
+
+    Attributes:
+        started_at: Its start, epoch ms UTC.
+        conversation_id: The conversation.
+        cycle: The cycle it belongs to.
+        agent_id: The agent who handled it.
+        team_id: The conversation's team while the agent held it.
+        handle_s: Its wall-clock seconds.
+    """
+
+    started_at: int
+    conversation_id: str
+    cycle: int
+    agent_id: str | None
+    team_id: str | None
+    handle_s: float
 
 
 def _row(values: Sequence[Any]) -> ClockRow:
@@ -365,6 +386,24 @@ class ReportStore:
                 recovered=bool(recovered),
             )
             for at, conv, cycle, rating, sent_at, agent, team, breached, recovered in self.query(
+                sql, [_timestamp(start), _timestamp(end)]
+            )
+        ]
+
+    def segments(self, start: int, end: int) -> list[SegmentRow]:
+        """Read the counted handle segments started in `[start, end)` (epoch ms UTC).
+
+        Raises:
+            ConnectorError: QuestDB cannot be read.
+        """
+        sql = (
+            "SELECT started_at, conversation_id, cycle, agent_id, team_id, handle_s "  # noqa: S608 - validated table name
+            f"FROM {self.tables.handle} WHERE started_at >= %s AND started_at < %s "
+            "AND ended_by <> 'withdrawn'"
+        )
+        return [
+            SegmentRow(_ms(at) or 0, conv, cycle, agent, team, float(seconds or 0.0))
+            for at, conv, cycle, agent, team, seconds in self.query(
                 sql, [_timestamp(start), _timestamp(end)]
             )
         ]

@@ -11,6 +11,7 @@ met / (met + breached); time taken = counted seconds of a fulfilled clock). Its 
    70-80 %, < 70 %); per tier, the cycles that agent resolved in that week and the share won.
 3. **Satisfaction per team**: surveys sent, rated, response rate, CSAT % (ratings of 4 or 5 /
    ratings) and the mean rating; also for the cycles that breached, and those with a recovery.
+   **Handle time per team**: cycles handled, segments, handle seconds and AHT (SPEC §4).
 4. **Agents under 80 % two weeks in a row** (the seeds' consequence framework): each agent whose
    compliance was below `WATCH_PCT` in at least two consecutive ISO weeks of the quarter (weeks
    with fewer than `MIN_WEEK_CLOCKS` decided clocks do not count either way).
@@ -31,7 +32,7 @@ from datetime import UTC, date, datetime, timedelta, tzinfo
 from typing import Final
 
 from flows.reports.builders import day_start, percentile
-from flows.reports.data import ClockRow, ReportStore, SurveyRow
+from flows.reports.data import ClockRow, ReportStore, SegmentRow, SurveyRow
 from flows.reports.render import Report, Section
 
 __all__ = [
@@ -259,6 +260,12 @@ def _satisfaction(surveys: Sequence[SurveyRow]) -> tuple[str, ...]:
     )
 
 
+def _effort(segments: Sequence[SegmentRow]) -> tuple[str, str, str]:
+    total = sum(s.handle_s for s in segments)
+    cycles = len({(s.conversation_id, s.cycle) for s in segments})
+    return (str(len(segments)), _num(total), _num(total / cycles if cycles else None))
+
+
 def quarterly_report(store: ReportStore, first_day: date, tz: tzinfo = UTC) -> Report:
     """The quarterly review of the quarter starting on `first_day` (see the module docstring).
 
@@ -342,6 +349,13 @@ def quarterly_report(store: ReportStore, first_day: date, tz: tzinfo = UTC) -> R
     teams: dict[str, list[SurveyRow]] = defaultdict(list)
     for s in surveys:
         teams[_team(s.team_id)].append(s)
+    segments: dict[str, list[SegmentRow]] = defaultdict(list)
+    for seg in store.segments(start, end):
+        segments[_team(seg.team_id)].append(seg)
+    effort_rows = tuple(
+        (team, str(len({(s.conversation_id, s.cycle) for s in mine})), *_effort(mine))
+        for team, mine in sorted(segments.items())
+    )
     csat_rows = []
     for team, mine in sorted(teams.items()):
         csat_rows.append((team, "all", *_satisfaction(mine)))
@@ -424,6 +438,17 @@ def quarterly_report(store: ReportStore, first_day: date, tz: tzinfo = UTC) -> R
                 ("CSAT % = ratings of 4 or 5 / ratings; response rate = rated / sent.",)
                 if csat_rows
                 else ("No surveys in the quarter.",),
+            ),
+            Section(
+                "Handle time per team",
+                ("team", "cycles handled", "segments", "handle s", "AHT s"),
+                effort_rows,
+                (
+                    "AHT = handle seconds / cycles with a counted segment (SPEC §4), segments "
+                    "started in the quarter.",
+                )
+                if effort_rows
+                else ("No handle segments (no policy with `handle`).",),
             ),
             Section(
                 f"Agents under {WATCH_PCT:g} % two weeks in a row",

@@ -19,7 +19,14 @@ from click.testing import CliRunner
 from flows.cli import main
 from flows.connectors.questdb import QuestDBWriter, TableNames
 from flows.core.policies import parse_policies
-from flows.core.records import ActionRecord, CsatRecord, DeadLetter, Record, SlaRecord
+from flows.core.records import (
+    ActionRecord,
+    CsatRecord,
+    DeadLetter,
+    HandleRecord,
+    Record,
+    SlaRecord,
+)
 from flows.core.timefmt import format_instant
 from flows.core.vocabulary import clock_is_open
 from flows.devstack import Endpoints
@@ -667,6 +674,26 @@ def test_quarterly_review_numbers_equal_those_from_the_records(
         assert what_if == k.fmt(100 * hit / len(mine))
         if suggestion == "keep":
             assert suggested == target
+
+    # Handle time per team from the final record of each counted segment.
+    segments: dict[tuple[str, int, str, int], HandleRecord] = {}
+    for r in records:
+        if isinstance(r, HandleRecord):
+            segments[r.identity()] = r
+    counted = [r for r in segments.values() if r.end != "withdrawn"]
+    assert counted
+    effort = {row[0]: row[1:] for row in report.section("Handle time per team").rows}
+    assert set(effort) == {r.team_id or "(none)" for r in counted}
+    for team in {r.team_id or "(none)" for r in counted}:
+        mine = [r for r in counted if (r.team_id or "(none)") == team]
+        cycles = {(r.conversation_id, r.cycle) for r in mine}
+        total = sum(r.handle for r in mine) / 1000
+        assert effort[team] == (
+            str(len(cycles)),
+            str(len(mine)),
+            k.fmt(total),
+            k.fmt(total / len(cycles)),
+        ), team
 
     result = CliRunner().invoke(
         main, ["report", "quarterly", "--quarter", "2026-Q4", *_where(stack, prefix)]
