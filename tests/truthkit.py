@@ -2,7 +2,10 @@
 
 `month_events` generates a month of WhatsApp conversations ending at a given instant (some
 still waiting at the end), in *delivery* order: a share of events arrives minutes after it
-happened, so the engine emits late corrections. `replay_month` runs the real engine over them
+happened, so the engine emits late corrections. Every policy measures handle time, two have a
+service recovery rule, and resolved conversations get CSAT surveys (sent, rated, re-rated, a
+rating with no `sent`, `not_sent`), drawn from their own generator (`survey_events`) so every
+other event is the one the month had before. `replay_month` runs the real engine over them
 the way `slawatch replay` does. `Truth` folds the records independently of the writer and of
 SQL: each clock's latest record, with the breach cause carried over (and, after an `attempt`
 record, the state the clock was in with the new count).
@@ -21,7 +24,7 @@ import orjson
 
 from flows.connectors.questdb import record_is_open as clock_is_open
 from flows.core.policies import parse_policies
-from flows.core.records import Record, SlaRecord
+from flows.core.records import ActionRecord, CsatRecord, HandleRecord, Record, SlaRecord
 from flows.replay import replay_records
 
 TZ = "Asia/Jakarta"
@@ -53,6 +56,9 @@ policies:
       qualification: {within: 2h}
       contact_attempts: {min: 3, within: 4h, gap: 10m}
       service_window: {within: 24h, warn_before: 2h}
+    handle: {idle: 10m}
+    recovery:
+      - {metric: first_response, send: sorry_note}
   - id: vip
     when: {segment: [vip]}
     targets:
@@ -61,6 +67,7 @@ policies:
       next_response: {within: 10m}
       resolution: {within: 12h, pause_when: [pending]}
       service_window: {within: 24h, warn_before: 2h}
+    handle: {idle: 10m}
   - id: office
     calendar: jakarta_office
     targets:
@@ -69,6 +76,9 @@ policies:
       next_response: {within: 30m}
       resolution: {within: 24h, pause_when: [pending]}
       team_ownership: {sales: 4h, support: 4h, backoffice: {within: 2h, pause_when: [pending]}}
+    handle: {idle: 10m}
+    recovery:
+      - {metric: first_response, over: 30m, send: apology_voucher}
 teams:
   sales: {agents: [a1, a2, a3, a4], supervisor: s1}
   support: {agents: [b1, b2, b3], supervisor: s2}
@@ -81,6 +91,12 @@ BACK_OFFICE = ("backoffice", ("k1", "k2"))
 #: Share of answered conversations handed to the back office, and of those handed back.
 HANDED_OVER, HANDED_BACK = 0.25, 0.3
 SOURCES = (None, None, None, "demo_request", "pricing", "referral", "newsletter")
+#: Ratings by the team that resolved the conversation: support pleases, sales less so.
+RATINGS = {
+    "support": (3, 4, 5, 5, 5, 5),
+    "sales": (1, 2, 3, 4, 5, 5),
+    "backoffice": (2, 4, 4, 5),
+}
 
 
 def conversation(conv: str, start: int, end: int, rng: random.Random) -> list[dict[str, Any]]:
@@ -167,8 +183,55 @@ def conversation(conv: str, start: int, end: int, rng: random.Random) -> list[di
     return events
 
 
+def survey_events(conv: str, events: list[dict[str, Any]], end: int) -> list[dict[str, Any]]:
+    """The CSAT surveys of a conversation whose cycle was resolved, none after `end`.
+
+    Drawn from the conversation's own survey generator, so adding them changes no other event.
+    Most resolved conversations are offered a survey; about half of those are rated (a few
+    rated twice, the later rating replacing the first); a few ratings come with no `sent`,
+    and a few surveys could not be offered (`not_sent`). Ratings depend on the team that
+    owned the conversation at the resolve (`RATINGS`), so teams differ.
+    """
+    resolves = [e for e in events if e["type"] == "conversation" and e["action"] == "resolved"]
+    if not resolves:
+        return []
+    side = random.Random(f"{conv}-survey")
+    team = next(
+        e["team_id"] for e in reversed(events) if e["type"] == "conversation" and "team_id" in e
+    )
+    ratings = RATINGS[team]
+    out: list[dict[str, Any]] = []
+    ids = iter(range(1, 100))
+
+    def add(at: int, **fields: Any) -> None:
+        if at <= end:
+            body = {"event_id": f"{conv}-s{next(ids)}", "type": "survey", "conversation_id": conv}
+            out.append({**body, "occurred_at": at, **fields})
+
+    t = resolves[-1]["occurred_at"]
+    roll = side.random()
+    if roll < 0.6:
+        sid = f"{conv}-csat"
+        t += side.randint(10_000, 30 * MINUTE)
+        add(t, action="sent", survey_id=sid)
+        if side.random() < 0.55:
+            t += side.randint(MINUTE, 2 * DAY)
+            add(t, action="rated", survey_id=sid, rating=side.choice(ratings))
+            if side.random() < 0.1:
+                t += side.randint(HOUR, 3 * DAY)
+                add(t, action="rated", survey_id=sid, rating=side.choice(ratings))
+    elif roll < 0.65:
+        add(t + side.randint(MINUTE, DAY), action="rated", rating=side.choice(ratings))
+    elif roll < 0.68:
+        add(t + side.randint(10_000, MINUTE), action="not_sent", reason="outside_window")
+    return out
+
+
 def month_events(end: int, *, per_day: int = 150, days: int = 30, seed: int = 7) -> list[bytes]:
-    """JSONL lines of `days` days of traffic up to `end`, in delivery order (some arrive late)."""
+    """JSONL lines of `days` days of traffic up to `end`, in delivery order (some arrive late).
+
+    Surveys arrive when they happen; they draw nothing from the month's generator.
+    """
     rng = random.Random(seed)
     start = end - days * DAY
     timed: list[tuple[int, int, bytes]] = []
@@ -178,10 +241,13 @@ def month_events(end: int, *, per_day: int = 150, days: int = 30, seed: int = 7)
         opened = (
             rng.randint(start, end - 2 * MINUTE) if n % 20 else end - rng.randint(1, 180) * MINUTE
         )
-        for i, event in enumerate(conversation(f"c{n:05d}", opened, end, rng)):
+        events = conversation(f"c{n:05d}", opened, end, rng)
+        for i, event in enumerate(events):
             delay = rng.randint(MINUTE, 15 * MINUTE) if rng.random() < 0.03 else 0
             arrival = min(event["occurred_at"] + delay, end)
             timed.append((arrival, n * 1000 + i, orjson.dumps(event)))
+        for i, event in enumerate(survey_events(f"c{n:05d}", events, end)):
+            timed.append((event["occurred_at"], n * 1000 + 900 + i, orjson.dumps(event)))
     timed.sort()
     return [line for _, _, line in timed]
 
@@ -235,13 +301,34 @@ class Clock:
 
 
 class Truth:
-    """Clocks folded from SLA records with no SQL: what every panel should show."""
+    """Clocks folded from SLA records with no SQL: what every panel should show.
+
+    Also the surveys (each survey's latest CSAT record, by its identity), the handle segments
+    that count (each segment's latest record, `withdrawn` ones left out), the recoveries sent
+    and not withdrawn, and per cycle the instants its resolution clock was fulfilled at (one
+    per resolve).
+    """
 
     def __init__(self, records: list[Record]) -> None:
         clocks: dict[tuple[str, int, str, int], Clock] = {}
+        surveys: dict[tuple[str, str, int], CsatRecord] = {}
+        segments: dict[tuple[str, int, str, int], HandleRecord] = {}
+        recoveries: dict[tuple[object, ...], ActionRecord] = {}
+        self.resolves: dict[tuple[str, int], set[int]] = {}
         for r in records:
+            if isinstance(r, CsatRecord):
+                surveys[r.identity()] = r
+                continue
+            if isinstance(r, HandleRecord):
+                segments[r.identity()] = r
+                continue
+            if isinstance(r, ActionRecord) and r.action == "recover":
+                recoveries[(*r.identity(), r.at)] = r
+                continue
             if not isinstance(r, SlaRecord):
                 continue
+            if r.metric == "resolution" and r.status in ("met", "stopped"):
+                self.resolves.setdefault((r.conversation_id, r.cycle), set()).add(r.at)
             key = r.identity()
             previous = clocks.get(key)
             last = r
@@ -251,6 +338,9 @@ class Truth:
             cause = r.cause if r.cause is not None else (previous.cause if previous else None)
             clocks[key] = Clock(last, cause if r.breached else None)
         self.clocks = list(clocks.values())
+        self.surveys = list(surveys.values())
+        self.segments = [h for h in segments.values() if h.end != "withdrawn"]
+        self.recoveries = [a for a in recoveries.values() if not a.withdrawn]
 
     def where(self, **attrs: Any) -> Iterator[Clock]:
         """Clocks whose latest record has these attribute values."""

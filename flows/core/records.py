@@ -223,6 +223,10 @@ class CsatRecord:
         breached: Whether some clock of the cycle had breached by its resolve.
         recovered: Whether a service recovery was sent in the cycle.
         late: Whether it corrects an earlier record (SPEC §5).
+        channel: The channel of the conversation's latest message at the resolve. Stored, not
+            published: QuestDB keeps it so the dashboards' `$channel` filter can read
+            `<prefix>csat` (which cannot be joined by subquery); `to_json_dict` leaves it out,
+            as SPEC §6 lists no `channel` on a CSAT record.
     """
 
     conversation_id: str
@@ -237,6 +241,7 @@ class CsatRecord:
     breached: bool
     recovered: bool
     late: bool = False
+    channel: str | None = None
 
     type = "csat"
 
@@ -282,6 +287,9 @@ class HandleRecord:
         handle: Wall-clock ms from `started_at` to `ended_at` (`handle_s` in the JSON).
         end: A `HandleEnd` name.
         late: Whether it corrects an earlier record (SPEC §5).
+        channel: The channel of the conversation's latest message when the segment ended (a
+            message of the segment: its messages open and extend it). Stored, not published,
+            like `CsatRecord.channel`.
     """
 
     conversation_id: str
@@ -293,6 +301,7 @@ class HandleRecord:
     handle: int
     end: str
     late: bool = False
+    channel: str | None = None
 
     type = "handle"
 

@@ -19,7 +19,7 @@ from typing import Any, Final
 from flows.connectors.questdb import DEFAULT_PREFIX
 from flows.connectors.questdb.views import DEFAULT_TIMEZONE
 from flows.grafana.dashboards import DATASOURCE_UID, WALLBOARD_UID
-from flows.reports.queries import QUERIES, AlertQuery
+from flows.reports.queries import CSAT_TARGET_PCT, QUERIES, AlertQuery
 
 __all__ = [
     "FOLDER",
@@ -156,6 +156,20 @@ RULES: Final = (
         "KeepLast",
         "Team {{ .Labels.team_id }} compliance today is"
         " {{ humanize .Values.B.Value }} % (target 90 %)",
+    ),
+    # Fewer than 5 ratings in 7 days give no row: OK. Ratings change slowly: a transient error
+    # keeps the last state, and the rate must stay under target for 15 minutes. Sent to the
+    # credited team's supervisor (label `team_id`), muted out of hours like every warning.
+    RuleSpec(
+        "al_team_csat_7d",
+        "compliance",
+        "warning",
+        "15m",
+        "OK",
+        "KeepLast",
+        "Team {{ .Labels.team_id }} CSAT over 7 days is"
+        f" {{{{ humanize .Values.B.Value }}}} % (target {CSAT_TARGET_PCT} %)",
+        TEAM_SUPERVISOR,
     ),
     RuleSpec(
         "al_agent_compliance_7d",
@@ -320,9 +334,11 @@ def contact_points() -> list[Json]:
 def policies() -> list[Json]:
     """The notification tree: critical alerts at once and never muted; warnings in hours.
 
-    Alerts for a team's supervisor (label `audience: team-supervisor`, the P1/P2 team OLA
-    breach) come first: grouped per team (`team_id`) and conversation, sent at once, never
-    muted. They go to the on-call receiver unless a child route is added under this route per
+    Alerts for a team's supervisor (label `audience: team-supervisor`) come first. Critical
+    ones (the P1/P2 team OLA breach) are grouped per team (`team_id`) and conversation, sent at
+    once, never muted; warnings (team CSAT under target over 7 days) are grouped per team, wait
+    a minute, repeat every 4 h at most and are muted out of hours, as every warning. They go to
+    the on-call receiver unless a child route is added under each of these two routes per
     team, matching `team_id` (e.g. `team_id = l2`) with that supervisor's contact point
     (dashboards/README.md); the label is what such a route matches.
 
@@ -355,6 +371,18 @@ def policies() -> list[Json]:
                     "group_wait": "0s",
                     "group_interval": "30s",
                     "repeat_interval": "1h",
+                },
+                {
+                    "receiver": CONTACT_POINT,
+                    "object_matchers": [
+                        ["severity", "=", "warning"],
+                        ["audience", "=", TEAM_SUPERVISOR],
+                    ],
+                    "group_by": ["alertname", "team_id"],
+                    "group_wait": "1m",
+                    "group_interval": "10m",
+                    "repeat_interval": "4h",
+                    "mute_time_intervals": [MUTE_OUTSIDE_HOURS],
                 },
                 {
                     "receiver": CONTACT_POINT,

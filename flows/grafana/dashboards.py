@@ -19,7 +19,7 @@ from typing import Any, Final
 
 from flows.connectors.questdb import DEFAULT_PREFIX
 from flows.connectors.questdb.views import DEFAULT_TIMEZONE
-from flows.reports.queries import ALL_CHANNELS, QUERIES, Query
+from flows.reports.queries import ALL_CHANNELS, CSAT_TARGET_PCT, QUERIES, Query
 
 __all__ = [
     "DATASOURCE",
@@ -246,6 +246,26 @@ def _colour_cells(field: str, thresholds: Json) -> Json:
             {"id": "color", "value": {"mode": "thresholds"}},
         ],
     }
+
+
+def _units(unit: str, *fields: str) -> list[Json]:
+    """Return overrides that give each of `fields` the Grafana unit `unit` (`percent`, `s`)."""
+    return [
+        {
+            "matcher": {"id": "byName", "options": field},
+            "properties": [{"id": "unit", "value": unit}],
+        }
+        for field in fields
+    ]
+
+
+#: CSAT % cells: green from the target, yellow from 10 points under it, red below.
+_CSAT_STEPS: Final = _higher_is_better(CSAT_TARGET_PCT - 10, CSAT_TARGET_PCT)
+#: The per-cent and seconds columns of the two satisfaction tables (their other columns are counts).
+_SATISFACTION_UNITS: Final = [
+    *_units("percent", "response_rate_pct", "csat_pct", "fcr_pct", "compliance_pct"),
+    *_units("s", "aht_s"),
+]
 
 
 def _dashboard(
@@ -486,7 +506,11 @@ def scorecard(prefix: str = DEFAULT_PREFIX, timezone: str = DEFAULT_TIMEZONE) ->
     and response times; daily chats (bars) and breaches by cause; the OLA per team (every
     agent's stints of the week, compliance coloured as above, median budget used) and the share
     of the resolution promise each team used (bars yellow from 50 %, red from 100 %: the team
-    alone used it all); then every breach, full width.
+    alone used it all); satisfaction and effort of the agent's week (surveys sent and rated,
+    response rate, CSAT %, mean rating, AHT, first-contact resolution %; 10 wide) beside the
+    same per team with the team's compliance (every agent; 14 wide), CSAT cells green from
+    `CSAT_TARGET_PCT`, yellow from 10 points under it, compliance cells as above; then every
+    breach, full width.
 
     Args:
         prefix: the monitor's table prefix.
@@ -588,6 +612,24 @@ def scorecard(prefix: str = DEFAULT_PREFIX, timezone: str = DEFAULT_TIMEZONE) ->
         },
         thresholds=_lower_is_better(50, 100),
     )
+    b.panel(
+        "sc_satisfaction",
+        10,
+        6,
+        options=_table_options(),
+        overrides=[*_SATISFACTION_UNITS, _colour_cells("csat_pct", _CSAT_STEPS)],
+    )
+    b.panel(
+        "sc_satisfaction_by_team",
+        14,
+        6,
+        options=_table_options(),
+        overrides=[
+            *_SATISFACTION_UNITS,
+            _colour_cells("csat_pct", _CSAT_STEPS),
+            _colour_cells("compliance_pct", _higher_is_better(90, 95)),
+        ],
+    )
     b.panel("sc_breach_list", 24, 10, options=_table_options())
     return _dashboard(
         SCORECARD_UID,
@@ -607,7 +649,10 @@ def trends(prefix: str = DEFAULT_PREFIX, timezone: str = DEFAULT_TIMEZONE) -> Js
     Compliance per day, per lead source, per local weekday and hour the clock started, breach
     causes per week, conversion per compliance tier of the resolved cycles, daily chat volume,
     and the OLA compliance per owning team per day (one line per team, against the same 90 %
-    and 95 % lines); refreshed every minute. `$channel` (All by default) keeps the chosen channels.
+    and 95 % lines); then satisfaction: CSAT by what happened in the rated cycle (met, breached
+    and recovered, breached and not; 10 wide, CSAT cells coloured against `CSAT_TARGET_PCT`)
+    and CSAT per team per day (one line per team against the target line; 14 wide). Refreshed
+    every minute. `$channel` (All by default) keeps the chosen channels.
 
     The daily compliance series draws the 90 % and 95 % lines and shades the bands they bound
     (red, yellow, green); the weekday and hour bars are coloured by the same steps, so a bar
@@ -707,6 +752,26 @@ def trends(prefix: str = DEFAULT_PREFIX, timezone: str = DEFAULT_TIMEZONE) -> Js
     )
     # One colour per team: the thresholds only draw the 90 % and 95 % lines here.
     teams["fieldConfig"]["defaults"]["color"] = {"mode": "palette-classic-by-name"}
+    b.panel(
+        "tr_csat_by_outcome",
+        10,
+        8,
+        options=_table_options(),
+        overrides=[
+            *_units("percent", "csat_pct"),
+            _colour_cells("csat_pct", _CSAT_STEPS),
+        ],
+    )
+    csat = b.panel(
+        "tr_csat_by_team",
+        14,
+        8,
+        options=series,
+        thresholds=_steps((RED, None), (GREEN, CSAT_TARGET_PCT)),
+        custom={"thresholdsStyle": {"mode": "line"}, "lineWidth": 2},
+    )
+    # One colour per team, as the OLA lines; the threshold draws the CSAT target line.
+    csat["fieldConfig"]["defaults"]["color"] = {"mode": "palette-classic-by-name"}
     return _dashboard(
         TRENDS_UID,
         "slawatch: trends",

@@ -1,10 +1,11 @@
 """The SQL behind every dashboard panel, alert rule and `slawatch top`: one module, one truth.
 
 Each `Query` holds a template naming the monitor's tables and views by placeholder
-(`{clocks}`, `{events}`, `{heartbeat}`, `{deadletters}`, `{compliance_daily}`,
-`{volume_daily}`, `{ola_daily}`), the team's calendar zone (`{tz}`) and the start of its local day
-(`{today}`, `{days_ago_29}`, `{days_ago_6}`). `Query.render` fills them in; the Grafana builder
-renders with the default table prefix, `slawatch top` and the tests with theirs. Scorecard
+(`{clocks}`, `{events}`, `{heartbeat}`, `{deadletters}`, `{csat}`, `{handle}`,
+`{compliance_daily}`, `{volume_daily}`, `{ola_daily}`), the team's calendar zone (`{tz}`) and
+the start of its local day (`{today}`, `{days_ago_29}`, `{days_ago_6}`). `Query.render` fills
+them in; the Grafana builder renders with the default table prefix, `slawatch top` and the tests
+with theirs. Scorecard
 queries also hold Grafana's dashboard variables `$agent` and `$week` (a local Monday,
 `YYYY-MM-DD`), and every dashboard panel but the data age holds `$channel` (several channels,
 or "All": `ALL_CHANNELS`), which Grafana substitutes; `Query.render` can substitute them too,
@@ -21,6 +22,10 @@ Conventions every query keeps (see docs/ANALYTICS.md):
   `$__timeFilter` and no time column; zero rows mean "nothing to report".
 * No query uses `$__timeFilter`: the wallboard shows "now" and "today", the scorecard a chosen
   week, the trends the last 30 days, whatever the dashboard's time picker says.
+* Surveys (`{csat}`) belong to the local day and week of their `survey_at` (when sent, else
+  rated), handle segments (`{handle}`) to those of their `started_at`, clocks to those of their
+  `started_at`; `withdrawn` handle rows are left out. CSAT % = ratings of 4 or 5 / ratings,
+  response rate = surveys rated / surveys (SPEC §4).
 
 Units every query keeps: `*_s` columns are seconds (`elapsed_s` and `target_s` counted
 seconds, business hours and pauses applied; `seconds_left` wall-clock seconds to `deadline_at`,
@@ -44,6 +49,8 @@ from flows.connectors.questdb.views import DEFAULT_TIMEZONE, ViewNames, check_ti
 __all__ = [
     "ALERTS",
     "ALL_CHANNELS",
+    "CSAT_MIN_RATINGS",
+    "CSAT_TARGET_PCT",
     "QUERIES",
     "SCORECARD",
     "TRENDS",
@@ -56,6 +63,12 @@ __all__ = [
 
 #: What Grafana pastes for `$channel` when "All" is chosen (the variable's custom all value).
 ALL_CHANNELS: Final = "'__all'"
+#: The CSAT % a team is expected to keep over 7 days: the team CSAT alert fires below it and the
+#: CSAT cells turn green from it. A team that agrees another target changes it here and runs
+#: `make dashboards` (or `slawatch provision`); docs/ANALYTICS.md says so.
+CSAT_TARGET_PCT: Final = 80
+#: The team CSAT alert waits for this many ratings in 7 days: one bad rating is not a trend.
+CSAT_MIN_RATINGS: Final = 5
 
 Kind = Literal["stat", "table", "timeseries", "barchart", "bargauge", "alert", "variable"]
 
@@ -67,6 +80,11 @@ _DAYS_AGO: Final = (
 _WEEK_START: Final = "to_utc('$week'::timestamp, '{tz}')"
 _WEEK_END: Final = "to_utc(dateadd('d', 7, '$week'::timestamp), '{tz}')"
 _IN_WEEK: Final = f"started_at >= {_WEEK_START} AND started_at < {_WEEK_END}"
+_SURVEY_IN_WEEK: Final = f"survey_at >= {_WEEK_START} AND survey_at < {_WEEK_END}"
+#: A handle segment that counts (a late correction's `withdrawn` row does not).
+_COUNTED: Final = "ended_by <> 'withdrawn'"
+_SATISFIED: Final = "sum(CASE WHEN rating >= 4 THEN 1 ELSE 0 END)"
+_CYCLE_KEY: Final = "concat(conversation_id, '#', cycle)"
 _DECIDED: Final = "(status = 'met' OR (breached AND status <> 'cancelled'))"
 _CHAT: Final = "metric NOT IN ('cadence', 'service_window')"
 # A qualification clock ended by the lead status given (in time or late).
@@ -151,6 +169,8 @@ class Query:
             events=tables.events,
             heartbeat=tables.heartbeat,
             deadletters=tables.deadletters,
+            csat=tables.csat,
+            handle=tables.handle,
             compliance_daily=views.compliance_daily,
             volume_daily=views.volume_daily,
             ola_daily=views.ola_daily,
@@ -452,6 +472,73 @@ Every query but `data_age` keeps the clocks of the channels `$channel` chooses.
 
 # -- agent scorecard ($agent, $week) ---------------------------------------------------------
 
+
+def _fcr(key: str, who: str) -> str:
+    """Return the CTEs `resolved`, `resolves`, `waited` and `fcr` of first-contact resolution.
+
+    The week's cycles resolved (their `resolution` clock, started in the week, ended by the
+    resolve; `who` picks the agent or the team on it), and of those the first-contact ones:
+    resolved once (one resolve instant in `{events}`: a reopened and resolved again cycle has
+    two) and with no `next_response` clock (the customer never waited a second time), as
+    `slawatch report scorecard` counts them. `key` is the grouping column and a comma, or "".
+    """
+    return (
+        "resolved AS (\n"  # noqa: S608 (built from constants only)
+        f"  SELECT {key}conversation_id, cycle FROM {{clocks}}\n"
+        f"  WHERE {_RESOLVED} AND {who}\n"
+        f"    AND {_IN_WEEK} AND {_CHANNEL}\n"
+        "), resolves AS (\n"
+        "  SELECT conversation_id, cycle, count_distinct(at) AS resolves FROM {events}\n"
+        f"  WHERE {_RESOLVED} AND at >= {_WEEK_START}\n"
+        f"    AND {_IN_WEEK}\n"
+        "), waited AS (\n"
+        "  SELECT conversation_id, cycle, count() AS waits FROM {clocks}\n"
+        f"  WHERE metric = 'next_response' AND started_at >= {_WEEK_START}\n"
+        "), fcr AS (\n"
+        f"  SELECT {key}count() AS resolved,\n"
+        "         sum(CASE WHEN resolves = 1 AND waits IS NULL THEN 1 ELSE 0 END)"
+        " AS first_contact\n"
+        "  FROM resolved JOIN resolves ON (conversation_id, cycle)\n"
+        "  LEFT JOIN waited ON (conversation_id, cycle)\n"
+        ")"
+    )
+
+
+def _surveys(key: str, who: str) -> str:
+    """Return the CTE `surveys`: the week's surveys (by `survey_at`) of `who`, per `key`."""
+    return (
+        "surveys AS (\n"  # noqa: S608 (built from constants only)
+        f"  SELECT {key}count() AS sent, count(rating) AS rated, {_SATISFIED} AS satisfied,\n"
+        "         avg(rating) AS mean_rating\n"
+        "  FROM {csat}\n"
+        f"  WHERE {who} AND {_SURVEY_IN_WEEK}\n"
+        f"    AND {_CHANNEL}\n"
+        ")"
+    )
+
+
+def _effort(key: str, who: str) -> str:
+    """Return the CTE `effort`: the week's counted handle segments (by start) of `who`."""
+    return (
+        "effort AS (\n"  # noqa: S608 (built from constants only)
+        f"  SELECT {key}sum(handle_s) AS handle_s, count_distinct({_CYCLE_KEY}) AS handled\n"
+        "  FROM {handle}\n"
+        f"  WHERE {who} AND {_COUNTED} AND {_IN_WEEK}\n"
+        f"    AND {_CHANNEL}\n"
+        ")"
+    )
+
+
+_AGENT: Final = "agent_id = '$agent'"
+_HAS_TEAM: Final = "team_id IS NOT NULL"
+#: The columns both satisfaction tables show, from `surveys`, `effort` and `fcr`.
+_SATISFACTION_COLUMNS: Final = (
+    "       100.0 * rated / sent AS response_rate_pct,\n"
+    "       100.0 * satisfied / rated AS csat_pct, mean_rating,\n"
+    "       handle_s / handled AS aht_s, 100.0 * first_contact / resolved AS fcr_pct"
+)
+
+
 SCORECARD: Final = (
     Query(
         "sc_conversations",
@@ -599,6 +686,66 @@ SCORECARD: Final = (
         "percent",
     ),
     Query(
+        "sc_satisfaction",
+        "Satisfaction and effort",
+        "table",
+        (
+            "sent",
+            "rated",
+            "response_rate_pct",
+            "csat_pct",
+            "mean_rating",
+            "aht_s",
+            "fcr_pct",
+        ),
+        "WITH "  # noqa: S608 (built from constants only)
+        f"{_surveys('', _AGENT)}, {_effort('', _AGENT)}, {_fcr('', _AGENT)}\n"
+        "SELECT sent, rated,\n"
+        f"{_SATISFACTION_COLUMNS}\n"
+        "FROM surveys CROSS JOIN effort CROSS JOIN fcr",
+        "The agent's week: surveys sent and rated, response rate, CSAT % (ratings 4-5 /"
+        " ratings), mean rating, AHT (handle seconds / cycles handled) and first-contact"
+        " resolution % of the cycles the agent resolved.",
+    ),
+    Query(
+        "sc_satisfaction_by_team",
+        "Satisfaction, effort and compliance per team (the week, every agent)",
+        "table",
+        (
+            "team_id",
+            "sent",
+            "rated",
+            "response_rate_pct",
+            "csat_pct",
+            "mean_rating",
+            "aht_s",
+            "fcr_pct",
+            "compliance_pct",
+        ),
+        "WITH "  # noqa: S608 (built from constants only)
+        f"{_surveys('team_id, ', _HAS_TEAM)}, {_effort('team_id, ', _HAS_TEAM)},\n"
+        f"{_fcr('team_id, ', _HAS_TEAM)}, compliance AS (\n"
+        "  SELECT team_id, sum(met) AS met, sum(breached) AS breached\n"
+        "  FROM {compliance_daily}\n"
+        f"  WHERE {_HAS_TEAM} AND {_IN_WEEK}\n"
+        f"    AND {_CHANNEL}\n"
+        "), teams AS (\n"
+        "  SELECT DISTINCT team_id FROM (\n"
+        "    SELECT team_id FROM surveys UNION SELECT team_id FROM effort\n"
+        "    UNION SELECT team_id FROM fcr UNION SELECT team_id FROM compliance\n"
+        "  )\n"
+        ")\n"
+        "SELECT teams.team_id AS team_id, coalesce(surveys.sent, 0) AS sent,\n"
+        "       coalesce(surveys.rated, 0) AS rated,\n"
+        f"{_SATISFACTION_COLUMNS},\n"
+        "       100.0 * met / (met + breached) AS compliance_pct\n"
+        "FROM teams LEFT JOIN surveys ON (team_id) LEFT JOIN effort ON (team_id)\n"
+        "  LEFT JOIN fcr ON (team_id) LEFT JOIN compliance ON (team_id)\n"
+        "ORDER BY team_id",
+        "Per team, every agent's week: the same satisfaction and effort figures, and the"
+        " compliance of the team's clocks, so supervisors compare teams.",
+    ),
+    Query(
         "sc_breach_list",
         "Breaches",
         "table",
@@ -647,6 +794,22 @@ Columns, by query:
 * `sc_ola_budget`: per `team_id`, `budget_pct`: of the cycles in which the team's stints of
   the week ended, the average of the team's summed `budget_pct` per cycle (a cycle handed
   l1 -> l2 -> l1 adds both l1 stints).
+* `sc_satisfaction`: one row for the agent's week. `sent`: the surveys (rows of `{csat}`)
+  credited to the agent whose `survey_at` is in the week (a rating that came without a `sent`
+  counts as a survey sent); `rated`: those with a rating; `response_rate_pct` = rated / sent;
+  `csat_pct`: ratings of 4 or 5 / ratings; `mean_rating` (1-5); `aht_s`: the seconds of the
+  agent's counted handle segments started in the week over the cycles they belong to (SPEC §4
+  AHT; `withdrawn` rows left out); `fcr_pct`: of the cycles resolved in the week with the agent
+  assigned at the resolve (their `resolution` clock started in the week), the per cent resolved
+  once with no `next_response` clock (first-contact resolution, as `slawatch report
+  scorecard`). A ratio over nothing has no value. Surveys, segments and clocks keep
+  `$channel`: a survey's channel is the conversation's at the resolve, a segment's the one of
+  its last message.
+* `sc_satisfaction_by_team`: the same columns per `team_id` (every agent's surveys, segments
+  and resolved cycles of the week, by the team on each row: the team at the resolve for
+  surveys and resolutions, the team while the agent held it for segments), plus
+  `compliance_pct`, met / (met + breached) of the team's clocks started in the week; a team
+  with clocks but no survey shows 0 sent and no CSAT.
 """
 
 #: The dashboards' variables: the agents and the local Mondays that have clocks (scorecard), and
@@ -794,6 +957,36 @@ TRENDS: Final = (
         "ORDER BY time",
         "Chats (cycles a customer opened) per local day.",
     ),
+    Query(
+        "tr_csat_by_outcome",
+        "CSAT by what happened in the cycle, 30 days",
+        "table",
+        ("outcome", "ratings", "csat_pct", "mean_rating"),
+        "SELECT CASE WHEN NOT breached THEN '1 met'\n"
+        "            WHEN recovered THEN '2 breached, recovered'\n"
+        "            ELSE '3 breached, no recovery' END AS outcome,\n"
+        f"       count() AS ratings, 100.0 * {_SATISFIED} / count() AS csat_pct,\n"
+        "       avg(rating) AS mean_rating\n"
+        "FROM {csat}\n"
+        "WHERE survey_at >= {days_ago_29} AND rating IS NOT NULL\n"
+        f"  AND {_CHANNEL}\nORDER BY outcome",
+        "Rated surveys by their cycle: no clock breached, breached and a service recovery"
+        " sent, breached and none; ratings, CSAT % and mean rating: does recovery pay?",
+    ),
+    Query(
+        "tr_csat_by_team",
+        "CSAT per team, 30 days",
+        "timeseries",
+        ("time", "team_id", "csat_pct"),
+        "SELECT to_utc(timestamp_floor('d', to_timezone(survey_at, '{tz}')), '{tz}') AS time,\n"
+        f"       team_id, 100.0 * {_SATISFIED} / count() AS csat_pct\n"
+        "FROM {csat}\n"
+        "WHERE survey_at >= {days_ago_29} AND rating IS NOT NULL AND team_id IS NOT NULL\n"
+        f"  AND {_CHANNEL}\nORDER BY time, team_id",
+        f"Per local day and team, ratings of 4 or 5 / ratings, against the {CSAT_TARGET_PCT} %"
+        " target.",
+        "percent",
+    ),
 )
 """The trends: the clocks started in the last 30 local days (today included).
 
@@ -818,6 +1011,17 @@ Columns, by query:
 * `tr_ola_by_team`: per local day and owning `team_id` (one series per team), `time` and
   `compliance_pct` of the team stints started that day, from `{ola_daily}`; a day on which a
   team decided no stint has no value.
+
+The satisfaction trends read the surveys (`{csat}`) whose `survey_at` is in the last 30 local
+days, rated ones only:
+
+* `tr_csat_by_outcome`: per `outcome` of the rated cycle, `1 met` (no clock of the cycle had
+  breached by its resolve), `2 breached, recovered` (one had, and a service recovery of the
+  cycle was sent by the rating) or `3 breached, no recovery`: `ratings`, `csat_pct` (ratings
+  of 4 or 5 / ratings) and `mean_rating`. An outcome with no rating has no row.
+* `tr_csat_by_team`: per local day and `team_id` (credited at the resolve; one series per
+  team), `time` (the UTC instant of local midnight) and `csat_pct`; a day on which a team got
+  no rating has no point.
 """
 
 # -- alert rules -----------------------------------------------------------------------------
@@ -886,6 +1090,22 @@ ALERTS: Final = (
         threshold=80,
     ),
     AlertQuery(
+        "al_team_csat_7d",
+        f"Team CSAT under {CSAT_TARGET_PCT} % over 7 days",
+        "alert",
+        ("team_id", "csat_pct"),
+        "SELECT team_id, csat_pct FROM (\n"  # noqa: S608 (built from constants only)
+        f"  SELECT team_id, count() AS ratings, 100.0 * {_SATISFIED} / count() AS csat_pct\n"
+        "  FROM {csat}\n"
+        "  WHERE rating IS NOT NULL AND team_id IS NOT NULL\n"
+        "    AND survey_at >= dateadd('d', -14, {days_ago_6}) AND rated_at >= {days_ago_6}\n"
+        f") WHERE ratings >= {CSAT_MIN_RATINGS}",
+        "Ratings of 4 or 5 / ratings of the team's surveys rated in the last 7 local days"
+        f" (teams with fewer than {CSAT_MIN_RATINGS} ratings give no row).",
+        op="lt",
+        threshold=CSAT_TARGET_PCT,
+    ),
+    AlertQuery(
         "al_unassigned",
         "Conversation unassigned longer than 5 minutes",
         "alert",
@@ -933,6 +1153,11 @@ Columns, by rule (the value, then when it fires):
   (teams with nothing decided give no row); fires below 90.
 * `al_agent_compliance_7d`: label `agent_id`; `compliance_pct` of the clocks started in the
   last 7 local days, today included; fires below 80.
+* `al_team_csat_7d`: label `team_id` (the team credited at the resolve); `csat_pct`, ratings of
+  4 or 5 / ratings of the surveys rated since the local midnight 6 days ago (a re-rating
+  counts once, as its latest rating), for teams with at least `CSAT_MIN_RATINGS` (5) of them;
+  fires below `CSAT_TARGET_PCT` (80). (`survey_at` bounds the scan: a rating comes at most 14
+  days after its survey was sent.)
 * `al_unassigned`: labels `conversation_id`, `team_id`; `waiting_min`, minutes since the open
   `assignment` clock started; fires above 5.
 * `al_monitor_stalled`: `heartbeat_age_s`, seconds since the newest heartbeat; fires above 60.

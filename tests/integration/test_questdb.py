@@ -18,7 +18,7 @@ from flows.connectors.questdb import (
 )
 from flows.connectors.questdb.sink import QuestDBSink
 from flows.connectors.questdb.views import ViewNames, create_view_statements
-from flows.core.records import ActionRecord, CsatRecord, DeadLetter, SlaRecord
+from flows.core.records import ActionRecord, CsatRecord, DeadLetter, HandleRecord, SlaRecord
 from flows.devstack import Endpoints
 from tests.conftest import QuestDB
 from tests.questdbkit import DAY, MINUTE, drop_tables, new_prefix, now_ms, sla, to_ms
@@ -371,6 +371,43 @@ def test_tables_of_the_previous_release_gain_the_stored_columns(
     for table in (f"{prefix}events", f"{prefix}clocks"):
         columns = {r[0] for r in questdb.query(f"SELECT \"column\" FROM table_columns('{table}')")}
         assert set(stored_only) <= columns, table
+
+
+def test_csat_and_handle_tables_without_a_channel_gain_it_at_start_up(
+    stack: Endpoints, questdb: QuestDB, prefix: str
+) -> None:
+    """CSAT and handle tables made before the dashboards filtered them by channel get the
+    `channel` column at start-up: old rows keep it null, new rows store the record's."""
+    names = TableNames(prefix)
+    for table, sql in create_table_statements(names):
+        if table in (names.csat, names.handle):
+            questdb.execute(sql.replace(",\n    channel SYMBOL", ""))
+    questdb.execute(
+        f"INSERT INTO {names.csat} (survey_at, conversation_id, cycle, survey_id, rating)"
+        f" VALUES ({T0 * 1000}, 'c-old', 1, 'S0', 5)"
+    )
+    for table in (names.csat, names.handle):
+        columns = {r[0] for r in questdb.query(f"SELECT \"column\" FROM table_columns('{table}')")}
+        assert "channel" not in columns, table
+
+    writer = QuestDBWriter(stack.questdb_ilp_conf, prefix=prefix)
+    writer.ensure_tables()
+    rated = CsatRecord(
+        "c-new", 1, "S1", T0 + MINUTE, T0 + 2 * MINUTE, 4, "a-1", "l1", "p", False, False,
+        channel="telegram",
+    )  # fmt: skip
+    segment = HandleRecord(
+        "c-new", 1, "a-1", "l1", T0, T0 + MINUTE, MINUTE, "idle", channel="telegram"
+    )
+    writer.write_batch([rated, segment], emitted_at_ms=T0 + DAY)
+    writer.close()
+    settle(questdb, prefix)
+    assert questdb.query(
+        f"SELECT conversation_id, channel FROM {names.csat} ORDER BY conversation_id"
+    ) == [("c-new", "telegram"), ("c-old", None)]
+    assert questdb.query(f"SELECT agent_id, ended_by, channel FROM {names.handle}") == [
+        ("a-1", "idle", "telegram")
+    ]
 
 
 def test_views_of_the_previous_release_are_rebuilt_with_the_channel(

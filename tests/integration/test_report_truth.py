@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import time
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -20,9 +20,15 @@ import pytest
 
 from flows.connectors.questdb import Heartbeat, QuestDBWriter, TableNames
 from flows.connectors.questdb.views import ViewNames
-from flows.core.records import DeadLetter, Record
+from flows.core.records import CsatRecord, DeadLetter, HandleRecord, Record
 from flows.devstack import Endpoints
-from flows.reports.queries import ALL_CHANNELS, QUERIES, AlertQuery
+from flows.reports.queries import (
+    ALL_CHANNELS,
+    CSAT_MIN_RATINGS,
+    CSAT_TARGET_PCT,
+    QUERIES,
+    AlertQuery,
+)
 from tests.conftest import QuestDB
 from tests.questdbkit import drop_tables, new_prefix, now_ms, sla, to_ms
 from tests.truthkit import (
@@ -60,7 +66,9 @@ class Month:
     lead_statuses: dict[str, str]
     """Each conversation's decided lead status, read from the input events."""
 
-    def run(self, name: str, variables: dict[str, str] | None = None) -> list[tuple[Any, ...]]:
+    def run(
+        self, name: str, variables: Mapping[str, str | Sequence[str]] | None = None
+    ) -> list[tuple[Any, ...]]:
         """Run the named shared query on this month's tables, every channel chosen."""
         sql = QUERIES[name].render(self.prefix, TZ, {**ALL, **(variables or {})})
         return self.questdb.query(sql)
@@ -588,6 +596,201 @@ def test_scorecard_shows_every_lead_decision(month: Month) -> None:
     assert {"won", "lost", "answered"} <= set(month.outcomes.values())
 
 
+# -- satisfaction and effort (SPEC §4 CSAT, handle time, first-contact resolution) -----------
+
+
+@dataclass(frozen=True)
+class Satisfaction:
+    """What a satisfaction row shows, folded from the records (None where a ratio has no value)."""
+
+    sent: int
+    rated: int
+    response_rate_pct: float | None
+    csat_pct: float | None
+    mean_rating: float | None
+    aht_s: float | None
+    fcr_pct: float | None
+
+    def matches(self, row: tuple[Any, ...]) -> bool:
+        """Whether a query row (sent, rated, then the five ratios, in that order) shows this."""
+        counts = (row[0], row[1]) == (self.sent, self.rated)
+        ratios = (self.response_rate_pct, self.csat_pct, self.mean_rating, self.aht_s, self.fcr_pct)
+        return counts and all(near(a, e, 1e-6) for a, e in zip(row[2:7], ratios, strict=True))
+
+
+def pct(part: int, whole: int) -> float | None:
+    return None if whole == 0 else 100.0 * part / whole
+
+
+def satisfaction(
+    month: Month,
+    surveys: list[CsatRecord],
+    segments: list[HandleRecord],
+    resolved: list[Clock],
+    since: int,
+) -> Satisfaction:
+    """Fold surveys, handle segments and resolved cycles into the satisfaction figures.
+
+    First-contact resolution: a resolved cycle resolved once (one resolve instant) that never
+    had a `next_response` clock (one started since `since`, the week's start).
+    """
+    ratings = [s.rating for s in surveys if s.rating is not None]
+    cycles = {(h.conversation_id, h.cycle) for h in segments}
+    waited = {
+        (c.last.conversation_id, c.last.cycle)
+        for c in month.truth.where(metric="next_response")
+        if c.last.started_at >= since
+    }
+    first_contact = sum(
+        1
+        for c in resolved
+        if len(month.truth.resolves[(key := (c.last.conversation_id, c.last.cycle))]) == 1
+        and key not in waited
+    )
+    return Satisfaction(
+        sent=len(surveys),
+        rated=len(ratings),
+        response_rate_pct=pct(len(ratings), len(surveys)),
+        csat_pct=pct(sum(r >= 4 for r in ratings), len(ratings)),
+        mean_rating=sum(ratings) / len(ratings) if ratings else None,
+        aht_s=sum(h.handle for h in segments) / 1000 / len(cycles) if cycles else None,
+        fcr_pct=pct(first_contact, len(resolved)),
+    )
+
+
+def week_of(month: Month, start: int, end: int) -> tuple[list[CsatRecord], list[HandleRecord]]:
+    """The surveys (by `survey_at`) and counted handle segments (by start) of one week."""
+    surveys = [s for s in month.truth.surveys if start <= s.survey_at < end]
+    segments = [h for h in month.truth.segments if start <= h.started_at < end]
+    return surveys, segments
+
+
+def resolved_cycles(month: Month, start: int, end: int) -> list[Clock]:
+    """The resolution clocks started in `[start, end)` that a resolve fulfilled."""
+    return [
+        c
+        for c in month.truth.where(metric="resolution")
+        if start <= c.last.started_at < end and c.last.status in ("met", "stopped")
+    ]
+
+
+def test_month_has_surveys_segments_and_recoveries(month: Month) -> None:
+    """The month holds rated and unrated surveys of met, recovered and unrecovered cycles,
+    handle segments of every agent, fired recoveries, and stores each row's channel."""
+    surveys = month.truth.surveys
+    rated = [s for s in surveys if s.rating is not None]
+    assert 0 < len(rated) < len(surveys)
+    assert any(s.sent_at is None for s in rated)
+    assert {(s.breached, s.recovered) for s in rated} == {
+        (False, False),
+        (True, False),
+        (True, True),
+    }
+    assert len(month.truth.recoveries) > 100
+    assert {h.agent_id for h in month.truth.segments} >= {"a1", "b1", "k1"}
+    for table in ("csat", "handle"):
+        rows = month.questdb.query(
+            f"SELECT channel, count() FROM {month.prefix}{table} ORDER BY channel"  # noqa: S608
+        )
+        assert [r[0] for r in rows] == ["whatsapp"], table
+
+
+def test_scorecard_satisfaction_and_effort_equal_the_records(
+    month: Month, scorecard: tuple[dict[str, str], list[Clock]]
+) -> None:
+    """The agent's week: surveys sent and rated, response rate, CSAT %, mean rating, AHT and
+    first-contact resolution equal the figures folded from the records."""
+    variables, _ = scorecard
+    agent = variables["agent"]
+    _, start, end = last_full_week(now_ms())
+    surveys, segments = week_of(month, start, end)
+    expected = satisfaction(
+        month,
+        [s for s in surveys if s.agent_id == agent],
+        [h for h in segments if h.agent_id == agent],
+        [c for c in resolved_cycles(month, start, end) if c.last.agent_id == agent],
+        start,
+    )
+    assert expected.rated > 0 and expected.fcr_pct is not None and expected.aht_s is not None
+    [row] = month.run("sc_satisfaction", variables)
+    assert expected.matches(row), (row, expected)
+
+
+def test_scorecard_satisfaction_per_team_equals_the_records(month: Month) -> None:
+    """Per team (every agent, last week): the same figures and the team's compliance."""
+    week, start, end = last_full_week(now_ms())
+    surveys, segments = week_of(month, start, end)
+    resolved = resolved_cycles(month, start, end)
+    clocks = [c for c in month.truth.clocks if start <= c.last.started_at < end]
+    teams = {s.team_id for s in surveys} | {h.team_id for h in segments}
+    teams |= {c.last.team_id for c in resolved} | {c.last.team_id for c in clocks}
+    teams.discard(None)
+    rows = month.run("sc_satisfaction_by_team", {"week": week, "agent": "nobody"})
+    assert [r[0] for r in rows] == sorted(str(t) for t in teams)
+    assert {r[0] for r in rows} >= {"sales", "support", "backoffice"}
+    for row in rows:
+        team = row[0]
+        expected = satisfaction(
+            month,
+            [s for s in surveys if s.team_id == team],
+            [h for h in segments if h.team_id == team],
+            [c for c in resolved if c.last.team_id == team],
+            start,
+        )
+        assert expected.matches(row[1:]), (team, row, expected)
+        own = [c for c in clocks if c.last.team_id == team]
+        assert near(row[8], compliance(own), 1e-9) or (row[8] is None and compliance(own) is None)
+
+
+def test_satisfaction_panels_keep_the_chosen_channel(
+    month: Month, scorecard: tuple[dict[str, str], list[Clock]]
+) -> None:
+    """Choosing WhatsApp shows what "All" shows; choosing Telegram, which the month never
+    used, leaves no survey, segment or resolved cycle in any satisfaction panel."""
+    variables, _ = scorecard
+    names = ("sc_satisfaction", "sc_satisfaction_by_team", "tr_csat_by_outcome", "tr_csat_by_team")
+    for name in names:
+        whatsapp = month.run(name, {**variables, "channel": ("whatsapp",)})
+        assert whatsapp == month.run(name, variables), name
+    [row] = month.run("sc_satisfaction", {**variables, "channel": ("telegram",)})
+    assert row == (0, 0, None, None, None, None, None)
+    assert month.run("sc_satisfaction_by_team", {**variables, "channel": ("telegram",)}) == []
+    assert month.run("tr_csat_by_outcome", {"channel": ("telegram",)}) == []
+
+
+def test_trends_csat_by_outcome_and_per_team_equal_the_records(month: Month) -> None:
+    """Rated surveys of the last 30 days by what happened in their cycle (met, breached and
+    recovered, breached without recovery), and CSAT % per team and local day."""
+    since = local_midnight(now_ms(), 29)
+    rated = [s for s in month.truth.surveys if s.rating is not None and s.survey_at >= since]
+    groups: dict[str, list[int]] = defaultdict(list)
+    per_day: dict[tuple[int, str], list[int]] = defaultdict(list)
+    for s in rated:
+        assert s.rating is not None
+        outcome = (
+            "1 met"
+            if not s.breached
+            else "2 breached, recovered"
+            if s.recovered
+            else "3 breached, no recovery"
+        )
+        groups[outcome].append(s.rating)
+        if s.team_id is not None:
+            per_day[(local_midnight(s.survey_at), s.team_id)].append(s.rating)
+    rows = month.run("tr_csat_by_outcome")
+    assert [r[0] for r in rows] == sorted(groups) and len(groups) == 3
+    for outcome, ratings, csat, mean in rows:
+        group = groups[outcome]
+        assert ratings == len(group)
+        assert near(csat, pct(sum(r >= 4 for r in group), len(group)), 1e-9), outcome
+        assert near(mean, sum(group) / len(group), 1e-9), outcome
+    got = {(to_ms(r[0]), r[1]): r[2] for r in month.run("tr_csat_by_team")}
+    assert got.keys() == per_day.keys()
+    for key, value in got.items():
+        group = per_day[key]
+        assert near(value, pct(sum(r >= 4 for r in group), len(group)), 1e-9), key
+
+
 # -- trends ----------------------------------------------------------------------------------
 
 
@@ -763,6 +966,70 @@ def test_compliance_alerts_fire_for_teams_and_agents_under_target(month: Month) 
         assert {r[0]: r[1] for r in rows}.keys() == values.keys(), name
         firing = evaluate(rule, rows)
         assert {k[0] for k in firing} == {k for k, v in values.items() if v < target}, name
+
+
+def team_csat_7d(ratings: list[CsatRecord], now: int) -> dict[str, float]:
+    """Per team with enough ratings in the last 7 local days, their CSAT % (the alert's value)."""
+    week = local_midnight(now, 6)
+    per_team: dict[str, list[int]] = defaultdict(list)
+    for s in ratings:
+        if s.rating is not None and s.team_id is not None and (s.rated_at or 0) >= week:
+            per_team[s.team_id].append(s.rating)
+    return {
+        team: 100.0 * sum(r >= 4 for r in got) / len(got)
+        for team, got in per_team.items()
+        if len(got) >= CSAT_MIN_RATINGS
+    }
+
+
+def test_team_csat_alert_fires_for_teams_under_target_over_7_days(month: Month) -> None:
+    """The team CSAT rule gives each team with 5 or more ratings in 7 local days its CSAT %,
+    and fires for those under 80 % (in the month, sales pleases less than support)."""
+    rule = alert("al_team_csat_7d")
+    values = team_csat_7d(month.truth.surveys, now_ms())
+    rows = month.run(rule.name)
+    assert {r[0]: r[1] for r in rows}.keys() == values.keys()
+    for team, value in rows:
+        assert near(value, values[team], 1e-9), team
+    firing = evaluate(rule, rows)
+    assert {k[0] for k in firing} == {t for t, v in values.items() if v < CSAT_TARGET_PCT}
+    assert "sales" in values
+
+
+def test_team_csat_alert_needs_five_ratings_of_the_last_seven_days(
+    stack: Endpoints, questdb: QuestDB
+) -> None:
+    """Four bad ratings give no alert, 80 % exactly does not fire, 60 % fires; a rating older
+    than 7 local days, or a survey only sent, does not count."""
+    prefix = new_prefix()
+    now = now_ms()
+    old = local_midnight(now, 7) - 60_000
+
+    def rated(team: str, n: int, rating: int, at: int = now - 60_000) -> list[Record]:
+        return [
+            CsatRecord(f"c-{team}-{i}-{at}", 1, "S", at - 1_000, at, rating, "a", team, "p",
+                       False, False, channel="whatsapp")
+            for i in range(n)
+        ]  # fmt: skip
+
+    records = [
+        *rated("few", 4, 1),
+        *rated("even", 4, 5),
+        *rated("even", 1, 2, now - 120_000),
+        *rated("low", 3, 4),
+        *rated("low", 2, 1, now - 120_000),
+        *rated("low", 5, 5, old),
+        CsatRecord("c-sent", 1, "S", now, None, None, "a", "low", "p", False, False),
+    ]
+    try:
+        write(stack, prefix, records, [])
+        settle(questdb, prefix)
+        rule = alert("al_team_csat_7d")
+        rows = questdb.query(rule.render(prefix, TZ))
+        assert sorted(rows) == [("even", 80.0), ("low", 60.0)]
+        assert {labels[0] for labels in evaluate(rule, rows)} == {"low"}
+    finally:
+        drop_tables(questdb, prefix)
 
 
 def test_unassigned_alert_fires_after_five_minutes(month: Month) -> None:

@@ -200,3 +200,42 @@ def test_late_deliveries_leave_every_survey_with_its_in_order_record(
     in_order = run(events, LATE_PSET, until=60 * DAY, horizon_ms=HORIZON_MS)
     late = run(deliver_late(events, seed), LATE_PSET, until=60 * DAY, horizon_ms=HORIZON_MS)
     assert final_csat(late) == final_csat(in_order)
+
+
+def test_a_survey_stores_the_channel_at_the_resolve_and_never_publishes_it() -> None:
+    """A Telegram chat resolved, then the customer writes on WhatsApp: the survey of the
+    resolved cycle stores `telegram` (for the dashboards' channel filter), and its JSON is
+    SPEC §6's CSAT record, with no `channel`."""
+    recs = run(
+        [
+            inbound(0, channel="telegram"),
+            assign(10, "a1", team="l1"),
+            reply(60, agent="a1", channel="telegram"),
+            conv_event(300, "resolved"),
+            inbound(400, channel="whatsapp"),
+            survey(500, "sent"),
+            survey(900, "rated", rating=4),
+        ],
+        PSET,
+    )
+    sent, rated = _csat(recs)
+    assert (sent.channel, rated.channel, rated.cycle) == ("telegram", "telegram", 1)
+    data = to_json_dict(rated, ms(1000))
+    assert "channel" not in data
+    assert data == to_json_dict(CsatRecord(**{**_fields(rated), "channel": None}), ms(1000))
+
+
+def test_a_credit_from_a_snapshot_before_the_stored_channel_emits_none() -> None:
+    """A conversation restored with a five-field credit (taken before the channel was kept)
+    still credits its survey, with no channel."""
+    engine = Engine(PSET)
+    engine.process([inbound(0), assign(10, "a1"), reply(60), conv_event(300, "resolved")], ms(300))
+    conv = engine.conversations["c1"]
+    assert conv.credit is not None
+    conv.credit = conv.credit[:5]  # type: ignore[assignment]
+    [rated] = _csat(engine.process([survey(400, "rated", sid=None, rating=2)], ms(400)))
+    assert (rated.agent_id, rated.rating, rated.channel) == ("a1", 2, None)
+
+
+def _fields(record: CsatRecord) -> dict[str, object]:
+    return {name: getattr(record, name) for name in CsatRecord.__dataclass_fields__}

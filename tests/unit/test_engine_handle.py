@@ -452,3 +452,25 @@ def test_fetch_batches_with_duplicates_give_the_in_order_segments(convs: list, s
     in_order = run(events, LATE_PSET, until=UNTIL, horizon_ms=HORIZON_MS)
     batched = run_in_batches(deliver_late(events, seed), seed, ms(UNTIL))
     assert final_handles(batched) == final_handles(in_order)
+
+
+def test_a_segment_stores_the_channel_of_its_last_message_and_never_publishes_it() -> None:
+    """A Telegram segment stores `telegram` (the dashboards filter by it) and its withdrawal
+    keeps it; the published JSON has no `channel`."""
+    recs = run(
+        [
+            inbound(0, channel="telegram"),
+            assign(10),
+            reply(60, channel="telegram"),
+            conv_event(300, "resolved"),
+            assign(5),
+        ],
+        PSET,
+        until=DAY,
+    )
+    handles = [r for r in recs if isinstance(r, HandleRecord)]
+    assert {(r.end, r.channel) for r in handles} == {
+        ("resolved", "telegram"),
+        ("withdrawn", "telegram"),
+    }
+    assert all("channel" not in to_json_dict(r, ms(DAY)) for r in handles)

@@ -151,7 +151,12 @@ def _csat_row(buffer: Any, table: str, r: CsatRecord, emitted: TimestampMicros) 
     survey_at = r.survey_at
     buffer.row(
         table,
-        symbols={"agent_id": r.agent_id, "team_id": r.team_id, "policy_id": r.policy_id},
+        symbols={
+            "agent_id": r.agent_id,
+            "team_id": r.team_id,
+            "policy_id": r.policy_id,
+            "channel": r.channel,
+        },
         columns={
             "conversation_id": r.conversation_id,
             "cycle": r.cycle,
@@ -171,7 +176,12 @@ def _csat_row(buffer: Any, table: str, r: CsatRecord, emitted: TimestampMicros) 
 def _handle_row(buffer: Any, table: str, r: HandleRecord, emitted: TimestampMicros) -> None:
     buffer.row(
         table,
-        symbols={"agent_id": r.agent_id, "team_id": r.team_id, "ended_by": r.end},
+        symbols={
+            "agent_id": r.agent_id,
+            "team_id": r.team_id,
+            "ended_by": r.end,
+            "channel": r.channel,
+        },
         columns={
             "conversation_id": r.conversation_id,
             "cycle": r.cycle,

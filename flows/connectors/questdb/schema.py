@@ -188,7 +188,8 @@ _CSAT_COLUMNS: Final = """
     breached BOOLEAN,
     recovered BOOLEAN,
     late BOOLEAN,
-    emitted_at TIMESTAMP"""
+    emitted_at TIMESTAMP,
+    channel SYMBOL"""
 
 #: The identity of a stored action: a recovery's `rule` keeps two rules of one clock apart, and
 #: a withdrawal (`withdrawn`) replaces the row of the recovery it withdraws.
@@ -208,7 +209,8 @@ _HANDLE_COLUMNS: Final = """
     handle_s DOUBLE,
     ended_by SYMBOL,
     late BOOLEAN,
-    emitted_at TIMESTAMP"""
+    emitted_at TIMESTAMP,
+    channel SYMBOL"""
 
 #: Columns added after the first release (`ALTER TABLE ... ADD COLUMN IF NOT EXISTS` at start-up).
 _ADDED_COLUMNS: Final = (
@@ -217,6 +219,9 @@ _ADDED_COLUMNS: Final = (
     "attempts_required INT",
     "budget_pct DOUBLE",
 )
+#: Columns added to `<prefix>csat` and `<prefix>handle` for the dashboards' `$channel` filter:
+#: stored, not published (SPEC §6 gives neither record a channel).
+_ADDED_SURVEY_HANDLE_COLUMNS: Final = ("channel SYMBOL",)
 
 
 def create_table_statements(
@@ -271,7 +276,9 @@ def migrate_table_statements(names: TableNames) -> list[tuple[str, str]]:
     Tables created by 0.2 and earlier lack the stored-only columns the scorecard reads
     (`lead_status`, `outcome`, `attempts_required`), and tables made before the team clocks
     lack `budget_pct` (SPEC §4, `team_ownership`); action tables made before service recovery
-    lack `send`, `rule` and `withdrawn`, and get `rule` among their upsert keys. Each
+    lack `send`, `rule` and `withdrawn`, and get `rule` among their upsert keys; CSAT and handle
+    tables made before the dashboards filtered them by channel lack `channel` (their old rows
+    keep it null, so only "All" channels shows them). Each
     `ADD COLUMN IF NOT EXISTS` is a no-op on a table that has it, and setting the same keys
     again changes nothing.
 
@@ -292,4 +299,9 @@ def migrate_table_statements(names: TableNames) -> list[tuple[str, str]]:
         for column in _ADDED_ACTION_COLUMNS
     ]
     statements.append((actions, f"ALTER TABLE {actions} DEDUP ENABLE UPSERT KEYS({_ACTIONS_KEYS})"))
+    statements += [
+        (table, f"ALTER TABLE {table} ADD COLUMN IF NOT EXISTS {column}")
+        for table in (names.csat, names.handle)
+        for column in _ADDED_SURVEY_HANDLE_COLUMNS
+    ]
     return statements

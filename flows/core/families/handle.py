@@ -93,7 +93,15 @@ def _close(conv: Conversation, ctx: Context, at: int, end: str) -> None:
         team = seg.team if seg.team is not None else ctx.team_of_agent.get(seg.agent)
     ctx.out.append(
         HandleRecord(
-            conv.id, seg.cycle, seg.agent, team, seg.started_at, ended, ended - seg.started_at, end
+            conv.id,
+            seg.cycle,
+            seg.agent,
+            team,
+            seg.started_at,
+            ended,
+            ended - seg.started_at,
+            end,
+            channel=conv.channel,
         )
     )
 

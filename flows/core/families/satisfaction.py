@@ -24,9 +24,11 @@ if TYPE_CHECKING:
 #: A later rating replaces the earlier one up to this long after the survey was sent.
 RERATE_MS: Final = 14 * 24 * 3600 * 1000
 
-#: What a resolve leaves for the cycle's survey: cycle, credited agent, team, policy id and
-#: whether some clock of the cycle had breached.
-Credit = tuple[int, str | None, str | None, str | None, bool]
+#: What a resolve leaves for the cycle's survey: cycle, credited agent, team, policy id,
+#: whether some clock of the cycle had breached, and the channel of its latest message (stored
+#: with the survey, not published). A snapshot taken before the channel was kept holds the
+#: first five only.
+Credit = tuple[int, str | None, str | None, str | None, bool, str | None]
 
 
 def credit_at_resolve(conv: Conversation, ctx: Context) -> Credit:
@@ -38,6 +40,7 @@ def credit_at_resolve(conv: Conversation, ctx: Context) -> Credit:
         conv.team_of(ctx),
         policy.id if policy is not None else None,
         conv.cycle_breached,
+        conv.channel,
     )
 
 
@@ -83,7 +86,9 @@ def _emit(
     sent_at: int | None,
     rated_at: int | None,
 ) -> None:
-    cycle, agent, team, policy_id, breached = credit
+    cycle, agent, team, policy_id, breached = credit[:5]
+    # A credit restored from a snapshot older than the stored channel has five fields.
+    channel = credit[5] if len(credit) > 5 else None
     ctx.out.append(
         CsatRecord(
             conv.id,
@@ -97,5 +102,6 @@ def _emit(
             policy_id,
             breached,
             recovered(conv, cycle),
+            channel=channel,
         )
     )
