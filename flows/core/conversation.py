@@ -586,12 +586,12 @@ class Conversation:
                     if team is not None and team.supervisor is not None:
                         who = team.supervisor
                 why = f"notify {esc.notify}"
-                self._action(ctx, clock, "notify", trigger, at, notify=who, why=why)
+                self.action(ctx, clock, "notify", trigger, at, notify=who, why=why)
             if esc.reassign:
                 to_agent, why = self._pick_agent(ctx, clock.team or self.team_of(ctx))
-                self._action(ctx, clock, "reassign", trigger, at, to_agent=to_agent, why=why)
+                self.action(ctx, clock, "reassign", trigger, at, to_agent=to_agent, why=why)
 
-    def _action(
+    def action(
         self,
         ctx: Context,
         clock: Clock,
@@ -602,10 +602,13 @@ class Conversation:
         why: str,
         to_agent: str | None = None,
         notify: str | None = None,
+        send: str | None = None,
+        rule: str | None = None,
     ) -> None:
         """Append one action record (SPEC §6) for `clock`.
 
-        Its `reason` reads "<metric> <trigger>: <why>"; `from_agent` is the current assignee.
+        Its `reason` reads "<metric> <trigger>: <why>"; `from_agent` is the current assignee;
+        `send` and `rule` are a recovery's.
         """
         ctx.out.append(
             ActionRecord(
@@ -621,6 +624,8 @@ class Conversation:
                 to_agent=to_agent,
                 notify=notify,
                 reason=f"{clock.metric} {trigger}: {why}",
+                send=send,
+                rule=rule,
             )
         )
 

@@ -724,19 +724,7 @@ class _Reader:
                     on_node,
                     f"{here}: 'on' is {on!r}; expected one of: {_listed(_ESCALATION_TRIGGERS)}",
                 )
-            metric_node = entries["metric"][1]
-            metric = self.text(metric_node, f"{here}, metric")
-            if metric not in METRICS:
-                self.fail(
-                    metric_node,
-                    f"{here}: unknown metric {metric!r} (known metrics: {_listed(METRICS)})",
-                )
-            if metric not in targets:
-                self.fail(
-                    metric_node,
-                    f"{here}: metric {metric!r} has no target in this policy, so it never "
-                    "warns or breaches",
-                )
+            metric = self.measured_metric(entries, targets, here, "warns or breaches")
             notify = None
             if "notify" in entries:
                 notify = self.text(entries["notify"][1], f"{here}, notify")
@@ -747,6 +735,31 @@ class _Reader:
                 self.fail(item, f"{here}: does nothing; give 'notify' or 'reassign: true'")
             result.append(Escalation(on=on, metric=metric, notify=notify, reassign=reassign))
         return tuple(result)
+
+    def measured_metric(
+        self,
+        entries: _Entries,
+        targets: Mapping[str, Target],
+        here: str,
+        never: str,
+    ) -> str:
+        """Return an entry's `metric`, refusing one that is unknown or has no target here.
+
+        `never` says what a metric without a target never does (in the error).
+        """
+        metric_node = entries["metric"][1]
+        metric = self.text(metric_node, f"{here}, metric")
+        if metric not in METRICS:
+            self.fail(
+                metric_node,
+                f"{here}: unknown metric {metric!r} (known metrics: {_listed(METRICS)})",
+            )
+        if metric not in targets:
+            self.fail(
+                metric_node,
+                f"{here}: metric {metric!r} has no target in this policy, so it never {never}",
+            )
+        return metric
 
     def recovery(
         self, node: Node, targets: Mapping[str, Target], policy_id: str, where: str
@@ -771,18 +784,7 @@ class _Reader:
             for required in ("metric", "send"):
                 if required not in entries:
                     self.fail(item, f"{here}: missing {required!r}")
-            metric_node = entries["metric"][1]
-            metric = self.text(metric_node, f"{here}, metric")
-            if metric not in METRICS:
-                self.fail(
-                    metric_node,
-                    f"{here}: unknown metric {metric!r} (known metrics: {_listed(METRICS)})",
-                )
-            if metric not in targets:
-                self.fail(
-                    metric_node,
-                    f"{here}: metric {metric!r} has no target in this policy, so it never breaches",
-                )
+            metric = self.measured_metric(entries, targets, here, "breaches")
             send = self.text(entries["send"][1], f"{here}, send")
             over = 0
             if "over" in entries:

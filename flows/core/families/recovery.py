@@ -21,7 +21,6 @@ from typing import TYPE_CHECKING
 
 from flows.core.durations import format_duration
 from flows.core.policies import matches_when
-from flows.core.records import ActionRecord
 
 if TYPE_CHECKING:
     from flows.core.clock import Clock
@@ -199,23 +198,15 @@ def _evaluate(conv: Conversation, ctx: Context, clock: Clock, index: int, at: in
     state.last_at = at
     state.cycles = state.cycles | {clock.cycle}
     late = "at its breach" if rule.over == 0 else f"{format_duration(rule.over)} past its deadline"
-    ctx.out.append(
-        ActionRecord(
-            action="recover",
-            trigger="recovery",
-            conversation_id=conv.id,
-            cycle=clock.cycle,
-            metric=clock.metric,
-            seq=clock.seq,
-            at=at,
-            policy_id=clock.policy_id,
-            from_agent=conv.agent,
-            to_agent=None,
-            notify=None,
-            reason=f"{clock.metric} recovery: {late}, send {rule.send}",
-            send=rule.send,
-            rule=rule.name,
-        )
+    conv.action(
+        ctx,
+        clock,
+        "recover",
+        "recovery",
+        at,
+        why=f"{late}, send {rule.send}",
+        send=rule.send,
+        rule=rule.name,
     )
 
 
