@@ -47,13 +47,17 @@ def _policy(policy_id: str) -> Policy | None:
     return None
 
 
-def _target(policy_id: str, metric: str) -> Target | None:
+def _target(policy_id: str, metric: str, team: str | None = None) -> Target | None:
     """Return the loaded target of `metric` in policy `policy_id`, or None.
 
-    None leaves the clock unmeasured until its conversation next reselects its policy.
+    With `team`, the team's own target within it (`team_ownership`'s per-team targets). None
+    leaves the clock unmeasured until its conversation next reselects its policy.
     """
     policy = _policy(policy_id)
-    return policy.targets.get(metric) if policy is not None else None
+    tgt = policy.targets.get(metric) if policy is not None else None
+    if team is not None and tgt is not None:
+        return tgt.teams.get(team)
+    return tgt
 
 
 def _calendar(name: str) -> BusinessTime:
@@ -92,15 +96,22 @@ def dump_engine(engine: Engine) -> bytes:
         Pickle bytes for `load_engine` (this project's recovery store only).
     """
     policies = engine.ctx.policies
-    targets = {
+    targets: dict[int, tuple[str, ...]] = {
         id(tgt): (policy.id, metric)
         for policy in policies.policies
         for metric, tgt in policy.targets.items()
     }
+    # A team stint's clock holds its team's own target: a reference to it, not a copy.
+    targets.update(
+        (id(sub), (policy.id, metric, team))
+        for policy in policies.policies
+        for metric, tgt in policy.targets.items()
+        for team, sub in tgt.teams.items()
+    )
     calendars = {id(cal): name for name, cal in policies.calendars.items()}
 
-    def reduce_target(tgt: Target) -> tuple[Callable[..., Any], tuple[str, str]]:
-        """Pickle a target as (policy id, metric); an unknown target as ("", metric)."""
+    def reduce_target(tgt: Target) -> tuple[Callable[..., Any], tuple[str, ...]]:
+        """Pickle a target as (policy id, metric[, team]); an unknown one as ("", metric)."""
         return _target, targets.get(id(tgt), ("", tgt.metric))
 
     def reduce_calendar(cal: Calendar) -> tuple[Callable[..., Any], tuple[str]]:
