@@ -11,6 +11,7 @@ import os
 import shutil
 import subprocess
 import sys
+import sysconfig
 from pathlib import Path
 
 import pytest
@@ -141,6 +142,26 @@ def test_an_edited_source_runs_pure_with_a_warning(tmp_path: Path) -> None:
     assert compiled == "False"
     assert all(f.endswith(".py") and f.startswith(str(tmp_path)) for f in files), files
     assert "flows/core/clock.py changed since it was compiled" in stderr
+
+
+def pure_on_purpose() -> str:
+    """Why this install may legitimately run pure ("" if it should have compiled the core)."""
+    if os.environ.get(native.PURE_ENV, "") not in ("", "0"):
+        return f"{native.PURE_ENV} is set"
+    if os.environ.get("SLAWATCH_NO_COMPILE", "") not in ("", "0"):
+        return "SLAWATCH_NO_COMPILE is set"
+    compiler = (sysconfig.get_config_var("CC") or "cc").split()[0]
+    if shutil.which(compiler) is None:
+        return f"no C compiler ({compiler})"
+    return ""
+
+
+def test_an_install_with_a_c_compiler_runs_the_compiled_core() -> None:
+    """Where a C compiler exists, `make install` compiled the core (a silent fallback would not do)."""
+    reason = pure_on_purpose()
+    if reason:
+        pytest.skip(f"pure on purpose: {reason}")
+    assert native.compiled(), native.describe()
 
 
 def test_the_process_says_which_core_it_runs() -> None:
