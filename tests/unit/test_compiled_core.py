@@ -157,7 +157,7 @@ def pure_on_purpose() -> str:
 
 
 def test_an_install_with_a_c_compiler_runs_the_compiled_core() -> None:
-    """Where a C compiler exists, `make install` compiled the core (a silent fallback would not do)."""
+    """Where a C compiler exists, `make install` compiled the core: no silent fallback."""
     reason = pure_on_purpose()
     if reason:
         pytest.skip(f"pure on purpose: {reason}")
