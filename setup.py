@@ -70,6 +70,8 @@ def say(message: str) -> None:
 
 def pure(reason: str) -> list[Any]:
     """Give up compiling: record why, and build no extension."""
+    if len(reason) > 300:
+        reason = reason[:300] + "..."
     say(f"the SLA core is installed pure (interpreted), not compiled: {reason}")
     write_built({}, reason)
     return []
