@@ -15,10 +15,11 @@ help: ## List the targets
 	@echo "Usage: make TARGET"
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_-]+:.*## / {printf "  %-17s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
-install: ## Create .venv with Python 3.11 and install slawatch (editable) with the dev tools
+install: ## Create .venv with Python 3.11 and install slawatch (editable, its SLA core compiled by mypyc when a C compiler is there) with the dev tools
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade "pip>=25.1"
 	$(BIN)/python -m pip install --quiet -e . --group dev
+	@$(BIN)/python -c "from flows.core.native import describe; print(describe())"
 	@touch $(INSTALLED)
 
 $(INSTALLED): pyproject.toml

@@ -41,6 +41,7 @@ from bench.monitor_bench import Backlog, Bench, MonitorFailed, RunResult
 from bench.raw import LARGE_FETCHES, RawRun, raw_ceiling
 from bench.recovery import LATENESS_MS, Recovery, e2e_and_recovery
 from bench.result import format_result, percentile, ratio
+from flows.core import native
 from flows.devstack import KAFKA_VERSION, QUESTDB_VERSION
 
 REPO = Path(__file__).resolve().parents[1]
@@ -192,7 +193,15 @@ def _run(bench: Bench, args: argparse.Namespace, scale: Scale) -> int:
     )
     print(
         f"  engine: {engine['eps']:,.0f} events/CPU-s at {engine['n']:,.0f} open conversations, "
-        f"{engine['bytes_per_conv']:,.0f} B each (tracemalloc)"
+        f"{engine['bytes_per_conv']:,.0f} B each (tracemalloc); {native.describe()}"
+    )
+    paths = engine_bench.compare_paths(
+        scale.engine_conversations, scale.engine_events, args.policies.resolve()
+    )
+    print(
+        f"  engine, pure sources against the compiled core (fresh processes, alternating, best "
+        f"of 2 each): pure {paths['pure_eps']:,.0f} events/CPU-s, compiled "
+        f"{paths['compiled_eps']:,.0f}: x{paths['ratio']:.2f}"
     )
 
     failures: list[str] = []
@@ -257,6 +266,14 @@ def _run(bench: Bench, args: argparse.Namespace, scale: Scale) -> int:
 
     print()
     figures = _report(args, scale, backlog, raw, tuned, engine, runs, inproc, recovery, latency)
+    figures.update(
+        {
+            "compiled": int(native.compiled()),
+            "engine_pure_eps": round(paths["pure_eps"]),
+            "engine_compiled_eps": _round(paths["compiled_eps"]),
+            "compiled_ratio": paths["ratio"],
+        }
+    )
     figures.update(qdb)
     for failure in failures:
         print(f"FAILED {failure}")

@@ -1,6 +1,7 @@
 """Engine-only benchmark: events/s and memory per open conversation (issue: the SLA engine).
 
-Usage: python bench/engine_bench.py [--sizes 10000,100000,1000000] [--events 300000]
+Usage: python bench/engine_bench.py [--sizes 10000,100000,1000000] [--events 300000] [--json]
+                                    [--paths]
 
 For each size N it opens N conversations (a customer message each, so every conversation holds
 running clocks), measures the memory they take, then feeds a steady stream of events over them
@@ -8,15 +9,21 @@ running clocks), measures the memory they take, then feeds a steady stream of ev
 5,000 with the watermark following the events, as the live monitor does. Goals (the baseline of
 the printed ratios): 200,000 events/s on one core at 100k open conversations, and at most
 2 KB per open conversation.
+
+`--paths` measures the compiled SLA core (mypyc, `flows.core.native`) against its pure sources
+(`SLAWATCH_PURE=1`): each size runs in fresh subprocesses, alternating pure and compiled, and
+the best of each is kept (`compare_paths`; `python -m bench` uses it too).
 """
 
 from __future__ import annotations
 
 import argparse
 import gc
+import json
 import os
 import platform
 import random
+import subprocess
 import sys
 import time
 import tracemalloc
@@ -24,6 +31,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from flows.core import native  # noqa: E402
 from flows.core.engine import Engine  # noqa: E402
 from flows.core.events import AssignmentEvent, ConversationEvent, Event, MessageEvent  # noqa: E402
 from flows.core.policies import load_policies  # noqa: E402
@@ -108,6 +116,52 @@ def run_size(n: int, events: int, policies_path: Path) -> dict[str, float]:
     }
 
 
+def run_in_subprocess(n: int, events: int, policies_path: Path, *, pure: bool) -> dict[str, float]:
+    """Run `run_size` in a fresh interpreter on the pure or the compiled core; return its figures.
+
+    The figures carry `compiled` (1 or 0): what the child actually ran.
+    """
+    env = {k: v for k, v in os.environ.items() if k != native.PURE_ENV}
+    if pure:
+        env[native.PURE_ENV] = "1"
+    args = [sys.executable, __file__, "--sizes", str(n), "--events", str(events), "--json"]
+    args += ["--policies", str(policies_path)]
+    done = subprocess.run(args, env=env, capture_output=True, text=True, check=True, timeout=900)
+    figures: dict[str, float] = json.loads(done.stdout.splitlines()[-1])
+    return figures
+
+
+def compare_paths(n: int, events: int, policies_path: Path, rounds: int = 2) -> dict[str, float]:
+    """Measure the engine on the pure and the compiled core, alternating, best of `rounds` each.
+
+    Returns:
+        `pure_eps`, `compiled_eps` (NaN when this install compiled nothing), `ratio` (compiled
+        over pure), `compiled` (1 if the compiled runs really ran compiled), and the bytes per
+        open conversation of each path.
+    """
+    pure: list[dict[str, float]] = []
+    comp: list[dict[str, float]] = []
+    for _ in range(rounds):
+        pure.append(run_in_subprocess(n, events, policies_path, pure=True))
+        comp.append(run_in_subprocess(n, events, policies_path, pure=False))
+    best_pure = max(pure, key=lambda r: r["eps"])
+    best_comp = max(comp, key=lambda r: r["eps"])
+    compiled = int(all(r["compiled"] for r in comp))
+    comp_eps = best_comp["eps"] if compiled else float("nan")
+    return {
+        "n": n,
+        "events": events,
+        "pure_eps": best_pure["eps"],
+        "compiled_eps": comp_eps,
+        "ratio": comp_eps / best_pure["eps"],
+        "compiled": compiled,
+        "pure_bytes_per_conv": best_pure["bytes_per_conv"],
+        "compiled_bytes_per_conv": best_comp["bytes_per_conv"],
+        "pure_runs": [r["eps"] for r in pure],  # type: ignore[dict-item]
+        "compiled_runs": [r["eps"] for r in comp],  # type: ignore[dict-item]
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--sizes", default="10000,100000,1000000")
@@ -117,7 +171,30 @@ def main() -> None:
         type=Path,
         default=Path(__file__).resolve().parents[1] / "examples" / "policies.yaml",
     )
+    parser.add_argument("--json", action="store_true", help="one JSON line of figures per size")
+    parser.add_argument(
+        "--paths", action="store_true", help="compiled core against its pure sources"
+    )
     args = parser.parse_args()
+    sizes = [int(s) for s in args.sizes.split(",")]
+    if args.json:
+        for size in sizes:
+            figures = run_size(size, args.events, args.policies)
+            print(json.dumps({**figures, "compiled": int(native.compiled())}), flush=True)
+        return
+    if args.paths:
+        print(f"machine : {machine()}")
+        print(f"core    : {native.describe()}")
+        for size in sizes:
+            r = compare_paths(size, args.events, args.policies)
+            print(
+                f"{size:>10,} open convs: pure {r['pure_eps']:,.0f} ev/CPU-s "
+                f"({r['pure_bytes_per_conv']:,.0f} B/conv), compiled {r['compiled_eps']:,.0f} "
+                f"({r['compiled_bytes_per_conv']:,.0f} B/conv): x{r['ratio']:.2f}; runs pure "
+                f"{r['pure_runs']}, compiled {r['compiled_runs']}",
+                flush=True,
+            )
+        return
     print("slawatch engine benchmark")
     print(f"machine : {machine()}")
     print(f"policies: {args.policies}")
@@ -131,7 +208,7 @@ def main() -> None:
     )
     print(header)
     print("-" * len(header))
-    for size in (int(s) for s in args.sizes.split(",")):
+    for size in sizes:
         r = run_size(size, args.events, args.policies)
         print(
             f"{r['n']:>10,.0f} {r['events']:>8,.0f} {r['eps']:>10,.0f} "

@@ -32,6 +32,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Final
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from flows.core.native import mypyc_attr
 from flows.exceptions import CalendarError
 
 __all__ = ["WALL_CLOCK", "WEEKDAYS", "Calendar", "WallClock"]
@@ -57,6 +58,7 @@ _Hours = tuple[tuple[int, int], ...]
 _Day = tuple[tuple[int, ...], tuple[int, ...], int]
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)
 class WallClock:
     """Wall-clock time, 24/7: every millisecond counts.
 
@@ -98,6 +100,7 @@ class WallClock:
 WALL_CLOCK: Final = WallClock()
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)
 class Calendar:
     """Open hours per weekday in a time zone, with holidays and per-date overrides.
 
@@ -130,8 +133,8 @@ class Calendar:
         self,
         timezone: str,
         weekly: Mapping[str, Sequence[str]],
-        holidays: Sequence[str] = (),
-        overrides: Mapping[str, Sequence[str]] | None = None,
+        holidays: Sequence[str | date] = (),
+        overrides: Mapping[str, Sequence[str]] | Mapping[date, Sequence[str]] | None = None,
     ) -> None:
         self._zone = _load_zone(timezone)
         self._weekly = _parse_weekly(weekly)

@@ -18,10 +18,38 @@ from typing import Final
 
 from flows.core.calendar import WALL_CLOCK
 from flows.core.model import BusinessTime, Target
+from flows.core.native import mypyc_attr
 from flows.core.slots import restore_slots
 from flows.exceptions import CalendarError
 
+#: The slots of `Clock`, also the order of its pickled layout (a compiled class has no
+#: `__slots__` to read back).
+_CLOCK_SLOTS: Final = (
+    "attempts",
+    "breached",
+    "cal",
+    "count_from",
+    "counted",
+    "cycle",
+    "deadline",
+    "done",
+    "fixed_deadline",
+    "last_attempt",
+    "metric",
+    "policy_id",
+    "segments",
+    "seq",
+    "started_at",
+    "stopped_at",
+    "target",
+    "team",
+    "tgt",
+    "warn",
+    "warned",
+)
 
+
+@mypyc_attr(allow_interpreted_subclasses=True)
 class Clock:
     """Mutable state of one clock; instants and durations are epoch / counted milliseconds.
 
@@ -57,29 +85,7 @@ class Clock:
         started_at: Epoch ms UTC of its start.
     """
 
-    __slots__ = (
-        "attempts",
-        "breached",
-        "cal",
-        "count_from",
-        "counted",
-        "cycle",
-        "deadline",
-        "done",
-        "fixed_deadline",
-        "last_attempt",
-        "metric",
-        "policy_id",
-        "segments",
-        "seq",
-        "started_at",
-        "stopped_at",
-        "target",
-        "team",
-        "tgt",
-        "warn",
-        "warned",
-    )
+    __slots__ = _CLOCK_SLOTS
 
     def __init__(self, metric: str, cycle: int, seq: int, started_at: int) -> None:
         self.metric = metric
@@ -123,8 +129,8 @@ class Clock:
 
     def clone(self) -> Clock:
         """Return an independent copy (the paused stretches are copied, policies shared)."""
-        twin = object.__new__(Clock)
-        for name in Clock.__slots__:
+        twin = Clock.__new__(Clock)
+        for name in _CLOCK_SLOTS:
             object.__setattr__(twin, name, getattr(self, name))
         if self.segments is not None:
             twin.segments = list(self.segments)
@@ -275,7 +281,7 @@ class Clock:
 
 
 #: Slot order of the pickled layout `_LAYOUT` (`Clock.__reduce__`).
-_FIELDS: Final = Clock.__slots__
+_FIELDS: Final = _CLOCK_SLOTS
 _LAYOUT: Final = 2
 #: Layout 1 (before team clocks): no `team` slot.
 _FIELDS_V1: Final = tuple(name for name in _FIELDS if name != "team")

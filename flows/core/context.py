@@ -8,13 +8,31 @@ its rebuilds and shares `loads` and `rr` with the other engines of a worker.
 
 from __future__ import annotations
 
+from typing import Final
+
 from flows.core.events import AttrValue
 from flows.core.families import Hooks, handle
 from flows.core.model import Policy, PolicySet
+from flows.core.native import mypyc_attr
 from flows.core.policies import select_policy
 from flows.core.records import Record
 
+#: The slots of `Context` (a compiled class has no `__slots__` to read back).
+_CONTEXT_SLOTS: Final = (
+    "_policy_cache",
+    "_when_keys",
+    "hooks",
+    "loads",
+    "out",
+    "owning_teams",
+    "policies",
+    "rr",
+    "team_of_agent",
+    "tracked",
+)
 
+
+@mypyc_attr(allow_interpreted_subclasses=True)
 class Context:
     """What conversations share within one engine: policies, agent loads and the output list.
 
@@ -32,18 +50,7 @@ class Context:
         out: Records emitted since the engine last drained it, in emission order.
     """
 
-    __slots__ = (
-        "_policy_cache",
-        "_when_keys",
-        "hooks",
-        "loads",
-        "out",
-        "owning_teams",
-        "policies",
-        "rr",
-        "team_of_agent",
-        "tracked",
-    )
+    __slots__ = _CONTEXT_SLOTS
 
     def __init__(self, policies: PolicySet) -> None:
         self.loads: dict[str, int] = {}
@@ -57,7 +64,7 @@ class Context:
         Agent loads, round-robin positions and the output list belong to the worker (its shards
         share them); a restored engine counts its own conversations into the worker's again.
         """
-        state = {name: getattr(self, name) for name in self.__slots__ if name != "hooks"}
+        state = {name: getattr(self, name) for name in _CONTEXT_SLOTS if name != "hooks"}
         state["loads"], state["rr"], state["out"] = {}, {}, []
         return state
 

@@ -40,6 +40,7 @@ from flows.core.families.handle import Segment
 from flows.core.families.recovery import Recovering
 from flows.core.families.satisfaction import Credit
 from flows.core.model import Policy
+from flows.core.native import mypyc_attr
 from flows.core.phase import IDLE, OPEN, RESOLVED
 from flows.core.records import ActionRecord, SlaRecord
 from flows.core.slots import restore_slots
@@ -103,6 +104,45 @@ class AttrChange:
         self.old_status = old_status
 
 
+#: The slots of `Conversation`, also the order of its pickled layout (a compiled class has no
+#: `__slots__` to read back).
+_CONVERSATION_SLOTS: Final = (
+    "agent",
+    "agent_out",
+    "assign_team",
+    "attrs",
+    "base",
+    "ca_started",
+    "cadence_off",
+    "channel",
+    "clocks",
+    "credit",
+    "cycle",
+    "cycle_breached",
+    "first_inbound",
+    "handling",
+    "id",
+    "forgotten_until",
+    "last_fired",
+    "last_t",
+    "log",
+    "owner",
+    "phase",
+    "policy",
+    "recovery",
+    "replied",
+    "replier",
+    "res_clock",
+    "retracted",
+    "res_record",
+    "scheduled",
+    "seqs",
+    "surveys",
+    "unanswered",
+)
+
+
+@mypyc_attr(allow_interpreted_subclasses=True)
 class Conversation:
     """All SLA state of one conversation.
 
@@ -118,40 +158,7 @@ class Conversation:
         ctx: The engine's shared context (its policy file selects the starting policy).
     """
 
-    __slots__ = (
-        "agent",
-        "agent_out",
-        "assign_team",
-        "attrs",
-        "base",
-        "ca_started",
-        "cadence_off",
-        "channel",
-        "clocks",
-        "credit",
-        "cycle",
-        "cycle_breached",
-        "first_inbound",
-        "handling",
-        "id",
-        "forgotten_until",
-        "last_fired",
-        "last_t",
-        "log",
-        "owner",
-        "phase",
-        "policy",
-        "recovery",
-        "replied",
-        "replier",
-        "res_clock",
-        "retracted",
-        "res_record",
-        "scheduled",
-        "seqs",
-        "surveys",
-        "unanswered",
-    )
+    __slots__ = _CONVERSATION_SLOTS
 
     def __init__(self, conversation_id: str, ctx: Context) -> None:
         self.id = conversation_id
@@ -243,7 +250,7 @@ class Conversation:
         applying events to it leaves this conversation untouched. The engine keeps such a copy
         as the `base` a late event's rebuild starts from once the log before it was forgotten.
         """
-        twin = object.__new__(Conversation)
+        twin = Conversation.__new__(Conversation)
         for name in _COPIED_AS_IS:
             object.__setattr__(twin, name, getattr(self, name))
         twin.attrs = dict(self.attrs)
@@ -1109,12 +1116,12 @@ class Conversation:
 # Immutable or scalar state a clone shares with its original.
 _COPIED_AS_IS: Final = tuple(
     name
-    for name in Conversation.__slots__
+    for name in _CONVERSATION_SLOTS
     if name not in ("attrs", "seqs", "surveys", "clocks", "res_clock", "log", "base", "scheduled")
 )
 
 #: Slot order of the pickled layout `_LAYOUT` (`Conversation.__reduce__`).
-_FIELDS: Final = Conversation.__slots__
+_FIELDS: Final = _CONVERSATION_SLOTS
 _LAYOUT: Final = 5
 #: Layout 4 (before service recovery and handle time): no `recovery` or `handling` slot.
 _FIELDS_V4: Final = tuple(name for name in _FIELDS if name not in ("recovery", "handling"))
@@ -1147,7 +1154,7 @@ def _restore_conversation(layout: int, *values: object) -> Conversation:
 def _restore_before_recovery(layout: int, values: tuple[object, ...]) -> Conversation:
     """Rebuild a conversation of layouts 1 to 4 (its `recovery` slot left unset)."""
     if layout == 4:
-        return restore_slots(Conversation, _FIELDS_V4, layout, 4, values)
+        return restore_slots(Conversation, _FIELDS_V4, layout, 4, _channel_in_credits(values))
     if layout == 3:
         conv = restore_slots(Conversation, _FIELDS_V3, layout, 3, values)
         _csat_defaults(conv)
@@ -1161,6 +1168,27 @@ def _restore_before_recovery(layout: int, values: tuple[object, ...]) -> Convers
     conv.owner = team if isinstance(team, str) else conv.assign_team
     _csat_defaults(conv)
     return conv
+
+
+def _channel_in_credits(values: tuple[object, ...]) -> tuple[object, ...]:
+    """Pad layout 4's credits (taken before the channel was kept) with no channel.
+
+    A compiled conversation checks its slots' types, so the values are made whole before they
+    are set.
+    """
+    out = list(values)
+    at = _FIELDS_V4.index("credit")
+    credit = out[at]
+    if isinstance(credit, tuple) and len(credit) == 5:
+        out[at] = (*credit, None)
+    at = _FIELDS_V4.index("surveys")
+    surveys = out[at]
+    if isinstance(surveys, dict):
+        out[at] = {
+            key: ((*kept, None) if len(kept) == 5 else kept, sent_at)
+            for key, (kept, sent_at) in surveys.items()
+        }
+    return tuple(out)
 
 
 def _csat_defaults(conv: Conversation) -> None:

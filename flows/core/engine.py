@@ -32,6 +32,7 @@ from flows.core.conversation import Conversation
 from flows.core.decode import event_to_json
 from flows.core.events import Event, MessageEvent, RetractionEvent, SurveyEvent, order_key
 from flows.core.model import PolicySet
+from flows.core.native import mypyc_attr
 from flows.core.phase import OPEN
 from flows.core.records import (
     ActionRecord,
@@ -54,6 +55,25 @@ def _time(event: Event) -> int:
     return event.occurred_at
 
 
+#: The slots of `Engine` (a compiled class has no `__slots__` to read back).
+_ENGINE_SLOTS: Final = (
+    "_compacted_at",
+    "_pending",
+    "_timers",
+    "blobs",
+    "conversations",
+    "ctx",
+    "dirty",
+    "horizon",
+    "processed_until",
+    "seen",
+    "seen_from",
+    "orphan_surveys",
+    "unknown_retractions",
+)
+
+
+@mypyc_attr(allow_interpreted_subclasses=True)
 class Engine:
     """Holds the conversations of one shard (or of a whole replay) and their timers.
 
@@ -65,21 +85,7 @@ class Engine:
     they are skipped when popped.
     """
 
-    __slots__ = (
-        "_compacted_at",
-        "_pending",
-        "_timers",
-        "blobs",
-        "conversations",
-        "ctx",
-        "dirty",
-        "horizon",
-        "processed_until",
-        "seen",
-        "seen_from",
-        "orphan_surveys",
-        "unknown_retractions",
-    )
+    __slots__ = _ENGINE_SLOTS
 
     def __init__(self, policies: PolicySet, *, horizon_ms: int = DEFAULT_HORIZON_MS) -> None:
         """Create an empty engine.
@@ -120,7 +126,7 @@ class Engine:
         snapshot. After a restore, a redelivered event older than the snapshot is recognised in
         its conversation's event log instead (`seen_from`).
         """
-        state = {name: getattr(self, name) for name in self.__slots__}
+        state = {name: getattr(self, name) for name in _ENGINE_SLOTS}
         state["seen"] = {}
         state["seen_from"] = max(self.seen_from, self.processed_until + 1)
         state["dirty"] = None

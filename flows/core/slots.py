@@ -25,7 +25,8 @@ def restore_slots(
     if layout != known or len(values) != len(fields):
         msg = f"{cls.__name__} snapshot layout {layout} with {len(values)} fields is not known"
         raise ValueError(msg)
-    obj = object.__new__(cls)
+    # `cls.__new__`, not `object.__new__`: a compiled class refuses the latter.
+    obj = cls.__new__(cls)
     for name, value in zip(fields, values, strict=True):
         object.__setattr__(obj, name, value)
     return obj

@@ -226,15 +226,23 @@ def test_a_survey_stores_the_channel_at_the_resolve_and_never_publishes_it() -> 
 
 
 def test_a_credit_from_a_snapshot_before_the_stored_channel_emits_none() -> None:
-    """A conversation restored with a five-field credit (taken before the channel was kept)
-    still credits its survey, with no channel."""
+    """A conversation of snapshot layout 4 (its credits taken before the channel was kept, five
+    fields) restores and still credits its surveys, with no channel."""
+    from flows.core import conversation as module  # noqa: PLC0415
+
     engine = Engine(PSET)
-    engine.process([inbound(0), assign(10, "a1"), reply(60), conv_event(300, "resolved")], ms(300))
+    events = [inbound(0), assign(10, "a1"), reply(60), conv_event(300, "resolved")]
+    engine.process([*events, survey(320, "sent", sid="s1")], ms(320))
     conv = engine.conversations["c1"]
-    assert conv.credit is not None
-    conv.credit = conv.credit[:5]  # type: ignore[assignment]
-    [rated] = _csat(engine.process([survey(400, "rated", sid=None, rating=2)], ms(400)))
-    assert (rated.agent_id, rated.rating, rated.channel) == ("a1", 2, None)
+    restore, (layout, *values) = conv.__reduce__()
+    assert layout == module._LAYOUT
+    old = dict(zip(module._FIELDS, values, strict=True))
+    old["credit"] = old["credit"][:5]
+    old["surveys"] = {key: (kept[:5], at) for key, (kept, at) in old["surveys"].items()}
+    engine.conversations["c1"] = restore(4, *(old[name] for name in module._FIELDS_V4))
+    later = [survey(400, "rated", sid="s1", rating=2), survey(410, "rated", sid=None, rating=4)]
+    rated = _csat(engine.process(later, ms(410)))
+    assert [(r.agent_id, r.rating, r.channel) for r in rated] == [("a1", 2, None), ("a1", 4, None)]
 
 
 def _fields(record: CsatRecord) -> dict[str, object]:

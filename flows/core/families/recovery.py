@@ -20,6 +20,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from flows.core.durations import format_duration
+from flows.core.native import mypyc_attr
 from flows.core.policies import matches_when
 
 if TYPE_CHECKING:
@@ -32,6 +33,7 @@ if TYPE_CHECKING:
 Pending = tuple[int | None, int, "Clock"]
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)
 class Recovering:
     """What a conversation keeps for service recovery.
 

@@ -86,9 +86,7 @@ def _emit(
     sent_at: int | None,
     rated_at: int | None,
 ) -> None:
-    cycle, agent, team, policy_id, breached = credit[:5]
-    # A credit restored from a snapshot older than the stored channel has five fields.
-    channel = credit[5] if len(credit) > 5 else None
+    cycle, agent, team, policy_id, breached, channel = credit
     ctx.out.append(
         CsatRecord(
             conv.id,
