@@ -91,11 +91,15 @@ def test_image_steps_give_a_working_entrypoint_in_a_fresh_venv(tmp_path: Path) -
     """The Dockerfile's steps, run here from a copy of the build context, give a `slawatch`."""
     context = tmp_path / "context"
     context.mkdir()
-    for name in ("pyproject.toml", "README.md", "requirements.lock"):
+    for name in ("pyproject.toml", "setup.py", "README.md", "requirements.lock"):
         shutil.copy(REPO / name, context / name)
     for name in ("flows", "infra", "examples"):
         shutil.copytree(
-            REPO / name, context / name, symlinks=True, ignore=shutil.ignore_patterns("__pycache__")
+            REPO / name,
+            context / name,
+            symlinks=True,
+            # As .dockerignore: never the checkout's own compiled modules or build record.
+            ignore=shutil.ignore_patterns("__pycache__", "*.so", "_built.py"),
         )
     venv = tmp_path / "venv"
     python = shutil.which("python3.11") or sys.executable
@@ -123,3 +127,12 @@ def test_image_steps_give_a_working_entrypoint_in_a_fresh_venv(tmp_path: Path) -
     # the working directory off sys.path).
     where = run(venv / "bin" / "python", "-I", "-c", "import flows; print(flows.__file__)")
     assert str(venv) in where
+    # The wheel carries the SLA core compiled (this machine has the C compiler the builder
+    # stage installs).
+    core = run(
+        venv / "bin" / "python",
+        "-I",
+        "-c",
+        "from flows.core import native; print(native.describe())",
+    )
+    assert "runs compiled" in core, core
