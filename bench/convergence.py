@@ -73,6 +73,8 @@ def final_state(records: Iterable[Record]) -> dict[tuple[object, ...], tuple[obj
                 r.attempts,
                 r.cause,
             )
+        elif isinstance(r, CsatRecord) and r.sent_at is None and r.rating is None:
+            out.pop(("csat", *r.identity()), None)  # voided: counted nowhere
         elif isinstance(r, CsatRecord):
             out[("csat", *r.identity())] = (r.cycle, r.rating, r.agent_id, r.breached, r.recovered)
         elif isinstance(r, HandleRecord):

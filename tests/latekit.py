@@ -360,10 +360,13 @@ FIELDS = (
 
 
 def final_csat(records: Sequence[object]) -> dict[tuple[str, str, int], tuple[object, ...]]:
-    """The latest CSAT record of every survey, without its `late` flag."""
+    """The latest CSAT record of every survey, without its `late` flag (a voided one — neither
+    sent nor rated, counted nowhere — is no survey)."""
     out: dict[tuple[str, str, int], tuple[object, ...]] = {}
     for r in records:
-        if isinstance(r, CsatRecord):
+        if isinstance(r, CsatRecord) and r.sent_at is None and r.rating is None:
+            out.pop(r.identity(), None)
+        elif isinstance(r, CsatRecord):
             out[r.identity()] = (
                 r.cycle,
                 r.sent_at,

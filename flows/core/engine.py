@@ -468,6 +468,7 @@ class Engine:
         old_set = set(old_records)
         old_actions = {r.identity(): r for r in old_records if isinstance(r, ActionRecord)}
         new_recoveries: set[tuple[str, str, str, int, str, int, str | None]] = set()
+        new_surveys: set[tuple[str, str, int]] = set()
         last_new: dict[tuple[str, int, str, int], SlaRecord] = {}
         changed: dict[tuple[str, int, str, int], SlaRecord | None] = {}
         for rec in new_records:
@@ -492,13 +493,26 @@ class Engine:
                         if before.at != rec.at:
                             out.append(replace(before, withdrawn=True))
                         out.append(rec)
-            elif isinstance(rec, CsatRecord) and rec not in old_set:
-                # A survey credited differently (another cycle, agent, breach): the corrected
-                # record replaces the stored one through its identity.
-                out.append(replace(rec, late=True))
+            elif isinstance(rec, CsatRecord):
+                new_surveys.add(rec.identity())
+                if rec not in old_set:
+                    # A survey credited differently (another cycle, agent, breach): the
+                    # corrected record replaces the stored one through its identity.
+                    out.append(replace(rec, late=True))
             elif isinstance(rec, HandleRecord) and rec not in old_set:
                 out.append(replace(rec, late=True))
         self._withdraw_segments(old_records, new_records)
+        for rec in old_records:
+            if (
+                isinstance(rec, CsatRecord)
+                and rec.sent_at is None
+                and rec.rating is not None
+                and rec.identity() not in new_surveys
+            ):
+                # A rating stored before its late `sent` arrived: the survey is now keyed by
+                # the sending, so the rating-only row is voided (no rating, never sent: counted
+                # nowhere), as a store cannot delete it.
+                out.append(replace(rec, rating=None, late=True))
         for key, action in old_actions.items():
             if action.action == "recover" and key not in new_recoveries:
                 # SPEC §4: a recovery whose clock the correction withdrew (or that another rule

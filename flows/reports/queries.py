@@ -84,6 +84,8 @@ _SURVEY_IN_WEEK: Final = f"survey_at >= {_WEEK_START} AND survey_at < {_WEEK_END
 #: A handle segment that counts (a late correction's `withdrawn` row does not).
 _COUNTED: Final = "ended_by <> 'withdrawn'"
 _SATISFIED: Final = "sum(CASE WHEN rating >= 4 THEN 1 ELSE 0 END)"
+#: A survey row that counts: sent, or rated (a rating voided by its late `sent` is neither).
+_LIVE_SURVEY: Final = "(sent_at IS NOT NULL OR rating IS NOT NULL)"
 _CYCLE_KEY: Final = "concat(conversation_id, '#', cycle)"
 _DECIDED: Final = "(status = 'met' OR (breached AND status <> 'cancelled'))"
 _CHAT: Final = "metric NOT IN ('cadence', 'service_window')"
@@ -511,7 +513,7 @@ def _surveys(key: str, who: str) -> str:
         f"  SELECT {key}count() AS sent, count(rating) AS rated, {_SATISFIED} AS satisfied,\n"
         "         avg(rating) AS mean_rating\n"
         "  FROM {csat}\n"
-        f"  WHERE {who} AND {_SURVEY_IN_WEEK}\n"
+        f"  WHERE {who} AND {_SURVEY_IN_WEEK} AND {_LIVE_SURVEY}\n"
         f"    AND {_CHANNEL}\n"
         ")"
     )

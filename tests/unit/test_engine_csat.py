@@ -192,6 +192,12 @@ def test_csat_records_match_their_published_schema() -> None:
     [[*[("inbound", 1)] * 9, ("resolved", 1), ("inbound", 1), ("resolved", 1), ("survey_sent", 1)]],
     0,
 )
+@example(
+    # CI found it: the rating came before its late `sent`; the rating-only row (keyed by the
+    # rating's instant) stayed beside the survey keyed by its sending, counted twice.
+    [[*[("inbound", 1)] * 17, ("resolved", 1), ("survey_sent", 1), ("survey_rated", 1)]],
+    0,
+)
 def test_late_deliveries_leave_every_survey_with_its_in_order_record(
     convs: list, seed: int
 ) -> None:
