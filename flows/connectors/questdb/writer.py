@@ -580,6 +580,12 @@ class QuestDBWriter:
         batches = self._journal.load()
         if not batches:
             return
+        try:
+            # With the tables known, `_add` reads the stored state of the clocks it does not
+            # know (a breach cause to carry to a later stop), as it does for any new write.
+            self.ensure_tables()
+        except ConnectorError as exc:
+            _log.warning("QuestDB at %s does not answer yet: %s", self.address, exc)
         for emitted_at_ms, records in batches:
             self._add(records, emitted_at_ms)
         _log.warning(
