@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 from flows.core.engine import Engine
 from flows.core.events import Event, SurveyEvent
 from flows.core.model import PolicySet
-from flows.core.records import ActionRecord, CsatRecord, HandleRecord, SlaRecord
+from flows.core.records import ActionRecord, CsatRecord, HandleRecord, Record, SlaRecord
 from flows.core.vocabulary import HandleEnd
 from tests.enginekit import (
     activity,
@@ -459,10 +459,25 @@ def run_in_batches(
     The watermark trails the largest event time seen by `lateness_ms`; some events are
     delivered twice. At the end the watermark moves to `until_ms`.
     """
-    rng = random.Random(seed)
     engine = Engine(pset, horizon_ms=HORIZON_MS)
     out: list[object] = []
-    top = None
+    records, _ = feed(engine, events, random.Random(seed), None, lateness_ms=lateness_ms)
+    out += records
+    out += engine.process([], until_ms)
+    return out
+
+
+def feed(
+    engine: Engine,
+    events: Sequence[Event],
+    rng: random.Random,
+    top: int | None,
+    *,
+    lateness_ms: int = 5_000,
+) -> tuple[list[Record], int | None]:
+    """Feed `events` in random fetch batches of 1-8 (some events delivered twice), the
+    watermark trailing the largest event time seen (`top`, carried on) by `lateness_ms`."""
+    out: list[Record] = []
     i = 0
     while i < len(events):
         n = rng.randint(1, 8)
@@ -474,5 +489,4 @@ def run_in_batches(
             top = event.occurred_at if top is None else max(top, event.occurred_at)
         assert top is not None
         out += engine.process(batch, top - lateness_ms)
-    out += engine.process([], until_ms)
-    return out
+    return out, top

@@ -24,7 +24,7 @@ import pickle
 import random
 import shlex
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from pathlib import Path
 
 import orjson
@@ -37,7 +37,7 @@ from flows.core.records import Record, to_json_dict
 from flows.core.snapshot import dump_engine, load_engine
 from flows.core.timefmt import parse_instant
 from flows.replay import replay_records
-from tests.latekit import GAPS, HORIZON_MS, KINDS, PSET, deliver_late, in_time_order
+from tests.latekit import GAPS, HORIZON_MS, KINDS, PSET, deliver_late, feed, in_time_order
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "docs" / "examples" / "semantics"
@@ -60,25 +60,6 @@ def late_scenario(seed: int) -> list[Event]:
         for _ in range(rng.randint(1, 4))
     ]
     return deliver_late(in_time_order(convs), seed, share=rng.choice((0.05, 0.3, 1.0)))
-
-
-def feed(
-    engine: Engine, events: Sequence[Event], rng: random.Random, top: int | None
-) -> tuple[list[Record], int | None]:
-    """Feed events in random fetch batches (some delivered twice), watermark 5 s behind."""
-    out: list[Record] = []
-    i = 0
-    while i < len(events):
-        n = rng.randint(1, 8)
-        batch = list(events[i : i + n])
-        i += n
-        if rng.random() < 0.1:
-            batch.append(rng.choice(batch))
-        for event in batch:
-            top = event.occurred_at if top is None else max(top, event.occurred_at)
-        assert top is not None
-        out += engine.process(batch, top - 5_000)
-    return out, top
 
 
 def semantics_examples() -> Iterable[tuple[str, list[bytes]]]:
