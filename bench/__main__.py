@@ -365,6 +365,7 @@ def _report(
             f"{w.cpu_s / w.events * 1e6:,.0f} CPU-us per event; the worker "
             "thread's steps are timed above (where the time goes)"
         )
+    _scale_out(runs)
     e2e = runs.get("e2e")
     figures: dict[str, float | int | str] = {
         "e2e_ratio": ratio(_eps(e2e), raw.eps),
@@ -413,6 +414,8 @@ def _report(
             "base_eps": _round(_eps(runs.get("base"))),
             "w2_eps": _round(_eps(runs.get("w2"))),
             "proc2_eps": _round(_eps(runs.get("2proc"))),
+            "us_per_event": _us_per_event(e2e),
+            "scale2_ratio": _scale2(runs.get("2proc"), runs.get("base")),
             "rss_per_conv": _round(rss_per_conv),
             "recovery_raw_s": recovery.raw_seconds if recovery is not None else math.nan,
             "events": backlog.events,
@@ -421,6 +424,50 @@ def _report(
         }
     )
     return figures
+
+
+def _scale_out(runs: dict[str, RunResult]) -> None:
+    """Print 2 processes ÷ 1 (wall and per CPU-second) and what it means for bigger machines.
+
+    The projection is arithmetic, not a measurement: per-CPU-second throughput of the 1-process
+    end-to-end run times the cores left for the monitor, times the per-process efficiency the
+    2-process run showed per CPU-second (Kafka partitions bound the processes of one group).
+    """
+    one, two, e2e = runs.get("base"), runs.get("2proc"), runs.get("e2e")
+    if one is None or two is None or one.window.cpu_s <= 0 or two.window.cpu_s <= 0:
+        return
+    wall = _eps(two) / _eps(one)
+    per_cpu = (two.window.events / two.window.cpu_s) / (one.window.events / one.window.cpu_s)
+    print(
+        f"  scale-out: 2 processes / 1 = {wall:.2f} (wall clock, this machine's "
+        f"{os.cpu_count()} cores shared with Kafka and QuestDB), {per_cpu:.2f} per monitor "
+        "CPU-second (the exchange between processes)"
+    )
+    if e2e is None or e2e.window.cpu_s <= 0:
+        return
+    per_core = e2e.window.events / e2e.window.cpu_s
+    # Half of each machine's cores go to the monitor; the rest to Kafka, QuestDB and the OS.
+    node16 = per_core * 8 * per_cpu
+    cluster = node16 * 4
+    print(
+        f"  on paper (end to end {per_core:,.0f} events per monitor CPU-second, x{per_cpu:.2f} "
+        f"per process once several run): a 16-core node giving 8 cores to 8 monitor processes "
+        f"(>= 8 partitions) ~{node16:,.0f} events/s; a 4-node Bytewax cluster of them "
+        f"(>= 32 partitions; Kafka and QuestDB sized apart) ~{cluster:,.0f} events/s"
+    )
+
+
+def _us_per_event(run: RunResult | None) -> float:
+    """Monitor CPU µs per event over a run's window (the end-to-end run: issue 26's figure)."""
+    if run is None or run.window.events <= 0:
+        return math.nan
+    return round(run.window.cpu_s / run.window.events * 1e6, 1)
+
+
+def _scale2(two: RunResult | None, one: RunResult | None) -> float:
+    """Events/s of two processes (`-i 0/1`) over one, on the same backlog in the same run."""
+    ratio_ = _eps(two) / _eps(one)
+    return ratio_ if math.isnan(ratio_) else round(ratio_, 3)
 
 
 def _round(value: float) -> float:
