@@ -15,14 +15,13 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import Final, NoReturn
+from typing import Final
 
 import yaml
-from yaml.constructor import ConstructorError, SafeConstructor
-from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+from yaml.nodes import Node, ScalarNode, SequenceNode
 
 from flows.core.calendar import Calendar
-from flows.core.durations import MINUTE, format_duration, parse_duration
+from flows.core.durations import MINUTE, format_duration
 from flows.core.events import ATTRIBUTE_KEYS, AttrValue
 from flows.core.model import (
     LEAD_STATUSES,
@@ -35,7 +34,8 @@ from flows.core.model import (
     Target,
     Team,
 )
-from flows.exceptions import CalendarError, DurationError, PolicyError
+from flows.core.yamlnodes import NULL_TAG, Entries, NodeReader, line_of, listed
+from flows.exceptions import CalendarError, PolicyError
 
 __all__ = ["WHEN_KEYS", "load_policies", "matches_when", "parse_policies", "select_policy"]
 
@@ -70,7 +70,6 @@ _POLICY_KEYS: Final = (
 _RECOVERY_KEYS: Final = ("metric", "over", "send", "cap", "when")
 _DEFAULT_RECOVERY_CAP: Final = 30 * 24 * 60 * MINUTE
 #: How a zero duration may be written for a recovery's `over` or `cap`.
-_ZERO_DURATIONS: Final = frozenset({"0", "0s", "0m", "0h", "0d"})
 _ESCALATION_KEYS: Final = ("on", "metric", "notify", "reassign")
 _ESCALATION_TRIGGERS: Final = ("warning", "breached")
 _PAUSE_STATUSES: Final = ("open", "pending")
@@ -104,14 +103,6 @@ _DEFAULT_OVERLOAD_AT: Final = 20
 #: SPEC §3 `handle`: a handle segment ends this long after its last message.
 _DEFAULT_HANDLE_IDLE: Final = 10 * MINUTE
 _HANDLE_KEYS: Final = ("idle",)
-
-_NULL_TAG: Final = "tag:yaml.org,2002:null"
-_BOOL_TAG: Final = "tag:yaml.org,2002:bool"
-_INT_TAG: Final = "tag:yaml.org,2002:int"
-_FLOAT_TAG: Final = "tag:yaml.org,2002:float"
-_MERGE_TAG: Final = "tag:yaml.org,2002:merge"
-
-_Entries = dict[str, tuple[ScalarNode, Node]]
 
 
 def load_policies(path: str | Path) -> PolicySet:
@@ -218,17 +209,7 @@ def _matches(attrs: Mapping[str, AttrValue], key: str, accepted: frozenset[str])
     return value in accepted
 
 
-def _line(node: Node) -> int:
-    """Return the 1-based line on which `node` starts (what every `PolicyError` names)."""
-    return int(node.start_mark.line) + 1
-
-
-def _listed(names: Sequence[str]) -> str:
-    """Return `names` joined for an error message ("a, b, c")."""
-    return ", ".join(names)
-
-
-class _Reader:
+class _Reader(NodeReader):
     """Walks the composed YAML nodes of one file, building model values or failing with a line.
 
     Every method either returns a validated value or raises `PolicyError` naming `path`, the line of
@@ -237,18 +218,6 @@ class _Reader:
     Args:
         path: The file name the errors name.
     """
-
-    def __init__(self, path: str) -> None:
-        self.path = path
-        self._constructor = SafeConstructor()
-
-    def fail(self, node: Node, reason: str) -> NoReturn:
-        """Raise `PolicyError` for `node` with `reason`.
-
-        Raises:
-            PolicyError: Always, naming the file and the node's line.
-        """
-        raise PolicyError(reason, path=self.path, line=_line(node))
 
     # -- the document ------------------------------------------------------------------------
 
@@ -391,7 +360,7 @@ class _Reader:
                         f"policy {policy.id!r} can never apply: every conversation it matches "
                         f"is matched first by policy {earlier.id!r} (line {lines[earlier.id]})",
                     )
-            lines[policy.id] = _line(item)
+            lines[policy.id] = line_of(item)
             result.append(policy)
         return tuple(result)
 
@@ -429,11 +398,11 @@ class _Reader:
 
         calendar: Calendar | None = None
         calendar_id: str | None = None
-        if "calendar" in entries and entries["calendar"][1].tag != _NULL_TAG:
+        if "calendar" in entries and entries["calendar"][1].tag != NULL_TAG:
             cal_node = entries["calendar"][1]
             calendar_id = self.text(cal_node, f"{where}, calendar")
             if calendar_id not in calendars:
-                known = _listed(sorted(calendars)) or "none"
+                known = listed(sorted(calendars)) or "none"
                 self.fail(
                     cal_node,
                     f"{where}: unknown calendar {calendar_id!r} (defined calendars: {known})",
@@ -450,7 +419,7 @@ class _Reader:
             overload_at = self.integer(entries["overload_at"][1], f"{where}, overload_at", 1)
 
         targets: dict[str, Target] = {}
-        if "targets" in entries and entries["targets"][1].tag != _NULL_TAG:
+        if "targets" in entries and entries["targets"][1].tag != NULL_TAG:
             for metric, (key, value) in self.mapping(
                 entries["targets"][1], f"{where}, targets"
             ).items():
@@ -458,7 +427,7 @@ class _Reader:
                     self.fail(
                         key,
                         f"{where}: unknown metric {metric!r} under 'targets' "
-                        f"(known metrics: {_listed(METRICS)})",
+                        f"(known metrics: {listed(METRICS)})",
                     )
                 targets[metric] = self.target(metric, key, value, f"{where}, target {metric}")
 
@@ -502,7 +471,7 @@ class _Reader:
                 self.fail(
                     key_node,
                     f"{where}: unknown attribute {key!r} in 'when' "
-                    f"(known attributes: {_listed(WHEN_KEYS)})",
+                    f"(known attributes: {listed(WHEN_KEYS)})",
                 )
             accepted = self.texts(value, f"{where}, when.{key}", allow_empty=False)
             allowed = _CLOSED_VALUES.get(key)
@@ -512,7 +481,7 @@ class _Reader:
                         self.fail(
                             item_node,
                             f"{where}: {key} {item!r} in 'when' can never match "
-                            f"(known values: {_listed(allowed)})",
+                            f"(known values: {listed(allowed)})",
                         )
             result[key] = frozenset(accepted)
         return result
@@ -540,7 +509,7 @@ class _Reader:
         """
         if metric == "team_ownership":
             return self.team_targets(key, node, where)
-        entries: _Entries = {} if node.tag == _NULL_TAG else self.mapping(node, where)
+        entries: Entries = {} if node.tag == NULL_TAG else self.mapping(node, where)
         allowed = _TARGET_KEYS[metric]
         for name, (name_node, _) in entries.items():
             if name not in allowed:
@@ -553,7 +522,7 @@ class _Reader:
                     hint = " (cadence lists a duration per lead_status)"
                 self.fail(
                     name_node,
-                    f"{where}: unknown key {name!r}{hint}; allowed: {_listed(allowed)}",
+                    f"{where}: unknown key {name!r}{hint}; allowed: {listed(allowed)}",
                 )
 
         within: int | None = None
@@ -575,13 +544,13 @@ class _Reader:
                 self.fail(
                     key,
                     f"{where}: lists no lead status; give the longest silence allowed for "
-                    f"one or more of: {_listed(LEAD_STATUSES)}",
+                    f"one or more of: {listed(LEAD_STATUSES)}",
                 )
 
         warn_at = _DEFAULT_WARN_AT
         warn_before: int | None = None
         if "warn_at" in entries and "warn_before" in entries:
-            later = max(entries["warn_at"][0], entries["warn_before"][0], key=_line)
+            later = max(entries["warn_at"][0], entries["warn_before"][0], key=line_of)
             self.fail(later, f"{where}: give either 'warn_at' or 'warn_before', not both")
         if "warn_at" in entries:
             warn_at = self.fraction(entries["warn_at"][1], f"{where}, warn_at")
@@ -608,7 +577,7 @@ class _Reader:
                     self.fail(
                         status_node,
                         f"{where}: pause_when {status!r} is not a conversation status "
-                        f"(known statuses: {_listed(_PAUSE_STATUSES)})",
+                        f"(known statuses: {listed(_PAUSE_STATUSES)})",
                     )
             pause_when = frozenset(statuses)
 
@@ -660,12 +629,12 @@ class _Reader:
             A target whose `teams` holds each team's own target (`within` stays None: a stint's
             target depends on the team that owns the conversation).
         """
-        if node.tag == _NULL_TAG:
+        if node.tag == NULL_TAG:
             self.fail(key, f"{where}: lists no team; give each team's target, e.g. {{l1: 30m}}")
         teams: dict[str, Target] = {}
         for team_id, (team_key, value) in self.mapping(node, where).items():
             here = f"{where}, team {team_id!r}"
-            if isinstance(value, ScalarNode) and value.tag != _NULL_TAG:
+            if isinstance(value, ScalarNode) and value.tag != NULL_TAG:
                 teams[team_id] = Target(
                     metric="team_ownership", within=self.duration(value, f"{here}")
                 )
@@ -685,7 +654,7 @@ class _Reader:
         Returns:
             The idle time in wall-clock milliseconds.
         """
-        if node.tag == _NULL_TAG:
+        if node.tag == NULL_TAG:
             self.fail(
                 node,
                 f"{where} is empty; give {{idle: 10m}} (or {{}} for the default 10m idle time)",
@@ -722,7 +691,7 @@ class _Reader:
             if on not in _ESCALATION_TRIGGERS:
                 self.fail(
                     on_node,
-                    f"{here}: 'on' is {on!r}; expected one of: {_listed(_ESCALATION_TRIGGERS)}",
+                    f"{here}: 'on' is {on!r}; expected one of: {listed(_ESCALATION_TRIGGERS)}",
                 )
             metric = self.measured_metric(entries, targets, here, "warns or breaches")
             notify = None
@@ -738,7 +707,7 @@ class _Reader:
 
     def measured_metric(
         self,
-        entries: _Entries,
+        entries: Entries,
         targets: Mapping[str, Target],
         here: str,
         never: str,
@@ -752,7 +721,7 @@ class _Reader:
         if metric not in METRICS:
             self.fail(
                 metric_node,
-                f"{here}: unknown metric {metric!r} (known metrics: {_listed(METRICS)})",
+                f"{here}: unknown metric {metric!r} (known metrics: {listed(METRICS)})",
             )
         if metric not in targets:
             self.fail(
@@ -813,134 +782,6 @@ class _Reader:
                 )
             )
         return tuple(result)
-
-    # -- node readers ------------------------------------------------------------------------
-
-    def mapping(self, node: Node, where: str) -> _Entries:
-        """Return the mapping's entries by key text, in file order, merge keys applied.
-
-        A key written twice in the mapping itself is refused; a key given both explicitly and
-        through a merge (`<<: *anchor`) takes the explicit value.
-
-        Args:
-            node: The node that must be a mapping.
-            where: The location text errors start with.
-
-        Returns:
-            Key text → (key node, value node).
-        """
-        if not isinstance(node, MappingNode):
-            self.fail(node, f"{where} must be a mapping of 'key: value' entries")
-        own: dict[str, int] = {}
-        for key_node, _ in node.value:
-            if key_node.tag == _MERGE_TAG:
-                continue
-            key = self.key(key_node, where)
-            if key in own:
-                self.fail(key_node, f"{where}: key {key!r} is repeated (first at line {own[key]})")
-            own[key] = _line(key_node)
-        try:
-            self._constructor.flatten_mapping(node)
-        except ConstructorError as err:
-            mark = err.problem_mark or node.start_mark
-            msg = f"{where}: invalid merge key: {err.problem}"
-            raise PolicyError(msg, path=self.path, line=mark.line + 1) from err
-        entries: _Entries = {}
-        for key_node, value_node in node.value:
-            # Later entries win: flatten_mapping puts merged entries before the explicit ones.
-            entries[self.key(key_node, where)] = (key_node, value_node)
-        return entries
-
-    def key(self, node: Node, where: str) -> str:
-        """Return a mapping key's text; keys must be non-empty plain scalars."""
-        if not isinstance(node, ScalarNode) or node.tag == _NULL_TAG or not node.value:
-            self.fail(node, f"{where}: keys must be plain names")
-        return str(node.value)
-
-    def only_keys(self, entries: _Entries, allowed: Sequence[str], where: str) -> None:
-        """Refuse the first key of `entries` that is not in `allowed`, listing the allowed keys."""
-        for key, (key_node, _) in entries.items():
-            if key not in allowed:
-                self.fail(key_node, f"{where}: unknown key {key!r}; allowed: {_listed(allowed)}")
-
-    def text(self, node: Node, where: str) -> str:
-        """Return a scalar's text, stripped; a list, a mapping, null or blank is refused."""
-        if not isinstance(node, ScalarNode) or node.tag == _NULL_TAG:
-            self.fail(node, f"{where} must be a single value, not {_shown(node)}")
-        value = str(node.value).strip()
-        if not value:
-            self.fail(node, f"{where} must not be empty")
-        return value
-
-    def items(self, node: Node) -> list[Node]:
-        """Return the items of a list node, or the node itself as a list of one."""
-        return list(node.value) if isinstance(node, SequenceNode) else [node]
-
-    def texts(self, node: Node, where: str, *, allow_empty: bool) -> tuple[str, ...]:
-        """Read a value or a list of values (a single value is a list of one).
-
-        Args:
-            node: A scalar or a list of scalars.
-            where: The location text errors start with.
-            allow_empty: Whether an empty list is accepted.
-
-        Returns:
-            The texts, in file order.
-        """
-        if isinstance(node, SequenceNode) and not node.value and not allow_empty:
-            self.fail(node, f"{where}: the list is empty; give at least one value")
-        return tuple(self.text(item, where) for item in self.items(node))
-
-    def duration(self, node: Node, where: str) -> int:
-        """Return a SPEC §2 duration (`45s`, `5m`, `4h`, `2d`, `1h30m`) in milliseconds."""
-        if not isinstance(node, ScalarNode) or node.tag == _NULL_TAG:
-            self.fail(node, f"{where} must be a duration such as 45s, 5m, 4h, 2d or 1h30m")
-        try:
-            return parse_duration(str(node.value))
-        except DurationError as err:
-            self.fail(node, f"{where}: {err}")
-
-    def duration_or_zero(self, node: Node, where: str) -> int:
-        """Return a duration in milliseconds, or 0 for `0` (also `0s`, `0m`, `0h`, `0d`)."""
-        if isinstance(node, ScalarNode) and str(node.value).strip() in _ZERO_DURATIONS:
-            return 0
-        return self.duration(node, where)
-
-    def boolean(self, node: Node, where: str) -> bool:
-        """Return a YAML boolean (`true` / `false`); other scalars, quoted text included, fail."""
-        if not isinstance(node, ScalarNode) or node.tag != _BOOL_TAG:
-            self.fail(node, f"{where} must be true or false, not {_shown(node)}")
-        return bool(self._constructor.construct_yaml_bool(node))
-
-    def integer(self, node: Node, where: str, minimum: int) -> int:
-        """Return a YAML integer not below `minimum`; floats and quoted numbers are refused."""
-        if not isinstance(node, ScalarNode) or node.tag != _INT_TAG:
-            self.fail(node, f"{where} must be a whole number, not {_shown(node)}")
-        value = int(self._constructor.construct_yaml_int(node))
-        if value < minimum:
-            self.fail(node, f"{where} must be at least {minimum}, not {value}")
-        return value
-
-    def fraction(self, node: Node, where: str) -> float:
-        """Return a number strictly between 0 and 1 (`warn_at`)."""
-        if not isinstance(node, ScalarNode) or node.tag not in (_INT_TAG, _FLOAT_TAG):
-            self.fail(node, f"{where} must be a number between 0 and 1, not {_shown(node)}")
-        if node.tag == _INT_TAG:
-            value = float(self._constructor.construct_yaml_int(node))
-        else:
-            value = float(self._constructor.construct_yaml_float(node))
-        if not 0.0 < value < 1.0:
-            self.fail(node, f"{where} is {node.value}; it must lie strictly between 0 and 1")
-        return value
-
-
-def _shown(node: Node) -> str:
-    """Describe a node for an error message: its value, "empty", "a list" or "a mapping"."""
-    if node.tag == _NULL_TAG:
-        return "empty"
-    if isinstance(node, ScalarNode):
-        return repr(node.value)
-    return "a list" if isinstance(node, SequenceNode) else "a mapping"
 
 
 def _shadows(earlier: Policy, later: Policy) -> bool:
