@@ -55,7 +55,7 @@ from bench.monitor_bench import cpu_seconds, generate, machine, stack_for  # noq
 from flows.connectors.questdb import QuestDBWriter, TableNames  # noqa: E402
 from flows.connectors.questdb.rows import _clock_rows, _event_rows  # noqa: E402
 from flows.connectors.questdb.schema import create_table_statements  # noqa: E402
-from flows.connectors.questdb.views import create_view_statements  # noqa: E402
+from flows.connectors.questdb.views import ViewNames, create_view_statements  # noqa: E402
 from flows.core.decode import decode_event  # noqa: E402
 from flows.core.engine import Engine  # noqa: E402
 from flows.core.events import Event, Rejected  # noqa: E402
@@ -109,6 +109,10 @@ class Shape:
         pace_eps: Writes are spaced as if events arrived at this rate (None: back to back, a
             backlog read as fast as the writer goes).
         window_s: The writer's `batch_window_s` (0: one request per `write_batch`).
+        view_refresh: A `REFRESH` clause for the views (e.g. `REFRESH EVERY 1m`); empty keeps
+            the writer's `REFRESH IMMEDIATE`. A timer view is refreshed once after the last
+            write (`REFRESH MATERIALIZED VIEW ... INCREMENTAL`), as its timer would within a
+            minute: the shapes write for less than one.
     """
 
     name: str
@@ -121,6 +125,7 @@ class Shape:
     clock_ts: str = "started_at"
     pace_eps: float | None = None
     window_s: float = 0.0
+    view_refresh: str = ""
 
 
 def _no_dedup(table: str, sql: str, names: TableNames) -> str:
@@ -191,6 +196,14 @@ SHAPES: dict[str, Shape] = {
             pace_eps=2_500,
             window_s=1.0,
             views=False,
+        ),
+        Shape(
+            "live_window_timer",
+            "the same, views refreshed on a 1-minute timer (REFRESH EVERY 1m)",
+            fetches_per_write=0.1,
+            pace_eps=2_500,
+            window_s=1.0,
+            view_refresh="REFRESH EVERY 1m",
         ),
         Shape(
             "live_window5",
@@ -271,8 +284,9 @@ class ShapedWriter(QuestDBWriter):
         for table, sql in create_table_statements(self.tables, self.ttl_days):
             self._http.execute(sql if shape.ddl is None else shape.ddl(table, sql, self.tables))
         if shape.views:
-            for _view, sql in create_view_statements(self.tables, self.report_timezone):
-                self._http.execute(sql)
+            refresh = f" {shape.view_refresh}" if shape.view_refresh else ""
+            for view, sql in create_view_statements(self.tables, self.report_timezone):
+                self._http.execute(sql.replace(f" {view} AS (", f" {view}{refresh} AS (", 1))
         self._tables_ready = True
 
     def _seal(self, chunk: Any) -> None:
@@ -345,7 +359,8 @@ def measure(
     names = TableNames(prefix)
     writer = ShapedWriter(endpoints.questdb_ilp_conf, shape, prefix=prefix)
     writer.ensure_tables()
-    tables = [*names.all(), f"{prefix}compliance_daily", f"{prefix}volume_daily"]
+    views = ViewNames(prefix).all()
+    tables = [*names.all(), *views]
     records = sum(len(b) for b in batches)
     step = shape.fetches_per_write
     emitted = time.time_ns() // 1_000_000
@@ -369,6 +384,9 @@ def measure(
         client = time.process_time() - client0
         rows = writer.stats.rows_written
         writer.close()
+        if shape.view_refresh and shape.views:
+            for view in views:
+                conn.execute(f"REFRESH MATERIALIZED VIEW {view} INCREMENTAL")
         while not _applied(conn, tables):
             time.sleep(0.02)
         wall = time.perf_counter() - wall0
@@ -383,8 +401,8 @@ def measure(
             key = "events" if table == names.events else "clocks"
             run.txns[key] = txns
             run.write_amp[key] = amp
-        for view in ("compliance_daily", "volume_daily"):
-            conn.execute(f"DROP MATERIALIZED VIEW IF EXISTS {prefix}{view}")
+        for view in views:
+            conn.execute(f"DROP MATERIALIZED VIEW IF EXISTS {view}")
         for table in names.all():
             conn.execute(f"DROP TABLE IF EXISTS {table}")
     return run
