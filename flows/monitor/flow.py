@@ -71,6 +71,7 @@ from flows.monitor.shard import (
     _AgentLoads,
     decode_fetch,
 )
+from flows.monitor.tuning import tune_gc
 from flows.settings import Settings
 from flows.wallclock import now_ms
 
@@ -198,8 +199,10 @@ def get_flow(
 ) -> Dataflow:
     """Build the live monitor's dataflow from `settings` (default: `Settings()`).
 
-    Reads the policy file, checks the QuestDB configuration and reads the input topics' partitions
-    now, so that a bad policy file, a bad QuestDB configuration or a missing topic stops the
+    Raises the garbage collector's young-generation threshold for the process (`tune_gc`: the
+    monitor's objects form no cycles, and the default threshold made the collector walk every
+    open conversation every few seconds). Reads the policy file, checks the QuestDB configuration
+    and reads the input topics' partitions now, so that a bad policy file, a bad QuestDB configuration or a missing topic stops the
     start-up with a one-line error before any worker starts.
 
     Args:
@@ -218,6 +221,7 @@ def get_flow(
         ConnectorError: the QuestDB configuration is unusable, or the input topics cannot be listed.
     """
     settings = settings if settings is not None else Settings()
+    tune_gc()
     if not logging.getLogger().handlers:
         # Run by `python -m bytewax.run`, which configures no logging: show the heartbeats.
         logging.basicConfig(
