@@ -102,8 +102,8 @@ class _RecordPartition(StatelessSinkPartition[list[Record]]):
         encoder = self._encoder
         for batch in items:
             for rec in batch:
-                # Each record is serialised once, by the encoder of its class (the same bytes
-                # as `orjson.dumps(to_json_dict(rec, emitted_at))`, without the dict).
+                # Serialised once, by the encoder (the bytes of `to_json_dict` + orjson); SLA
+                # records, nearly all of the output, by its own fast path.
                 if isinstance(rec, SlaRecord):
                     topic, key = topics.events, rec.conversation_id
                     value = encoder.sla(rec, emitted_at)
