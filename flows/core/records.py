@@ -567,7 +567,9 @@ class RecordEncoder:
             "lead_source": r.lead_source,
             "channel": r.channel,
             "late": r.late,
-            "emitted_at": self._emitted(emitted_at),
+            "emitted_at": self._emitted_text
+            if emitted_at is self._emitted_at
+            else self._emitted(emitted_at),
         }
         if r.attempts is not None:
             out["attempts"] = r.attempts
