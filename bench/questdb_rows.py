@@ -5,13 +5,21 @@ that move a clock's start, records with missing optional fields), some actions a
 through `QuestDBWriter`'s batching and row building into ILP buffers that are never sent, and
 prints the cost per record and a hash of the rows built (it must not change when the code is
 only made faster). Run: `.venv/bin/python bench/questdb_rows.py [RECORDS] [REPEATS]`.
+
+With `--against DIR` (another checkout, e.g. `main`'s worktree), the same measurement runs in
+fresh processes alternately on that checkout's `flows` and on this one's, best of REPEATS
+each, and the ratio is printed (the rows' hashes must match).
 """
 
 from __future__ import annotations
 
 import hashlib
+import os
+import platform
+import subprocess
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 from flows.connectors.questdb import QuestDBWriter
@@ -97,7 +105,40 @@ def run(data: list[Record]) -> tuple[float, str]:
     return spent, digest.hexdigest()[:16]
 
 
+def in_process(tree: Path, count: int) -> tuple[float, str]:
+    """Run one measurement in a fresh process on the `flows` package of `tree`."""
+    env = {**os.environ, "PYTHONPATH": str(tree)}
+    out = subprocess.run(
+        [sys.executable, __file__, str(count), "1"],
+        env=env, cwd=tree, capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip
+    us, digest = out.split(" µs/record")[0].rsplit(" ", 1)[1], out.rsplit("rows ", 1)[1].strip()
+    return float(us), digest
+
+
+def against(other: Path, count: int, repeats: int) -> None:
+    """Print the cost per record of `other`'s row building and this checkout's, and the ratio."""
+    here = Path(__file__).resolve().parents[1]
+    print(f"{platform.node()} | Python {platform.python_version()} | {count} records, best of "
+          f"{repeats} fresh processes each, alternating: old = {other}, new = {here}")  # fmt: skip
+    old: list[tuple[float, str]] = []
+    new: list[tuple[float, str]] = []
+    for _ in range(repeats):
+        old.append(in_process(other, count))
+        new.append(in_process(here, count))
+    (o, od), (n, nd) = min(old), min(new)
+    print(f"old {o:.2f} µs/record (rows {od}), new {n:.2f} µs/record (rows {nd}): "
+          f"{o / n:.2f}x less CPU; rows {'identical' if od == nd else 'DIFFER'}")  # fmt: skip
+
+
 def main() -> None:
+    if "--against" in sys.argv:
+        at = sys.argv.index("--against")
+        other = Path(sys.argv[at + 1]).resolve()
+        del sys.argv[at : at + 2]
+        count = int(sys.argv[1]) if len(sys.argv) > 1 else 100_000
+        against(other, count, int(sys.argv[2]) if len(sys.argv) > 2 else 5)
+        return
     count = int(sys.argv[1]) if len(sys.argv) > 1 else 100_000
     repeats = int(sys.argv[2]) if len(sys.argv) > 2 else 5
     data = records(count)
