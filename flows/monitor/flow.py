@@ -201,9 +201,10 @@ def get_flow(
 
     Raises the garbage collector's young-generation threshold for the process (`tune_gc`: the
     monitor's objects form no cycles, and the default threshold made the collector walk every
-    open conversation every few seconds). Reads the policy file, checks the QuestDB configuration
-    and reads the input topics' partitions now, so that a bad policy file, a bad QuestDB configuration or a missing topic stops the
-    start-up with a one-line error before any worker starts.
+    open conversation every few seconds). Reads the policy file, checks the QuestDB
+    configuration and reads the input topics' partitions now, so that a bad policy file, a bad
+    QuestDB configuration or a missing topic stops the start-up with a one-line error before any
+    worker starts.
 
     Args:
         settings: the configuration; None reads it from the environment and `.env`.
