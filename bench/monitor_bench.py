@@ -630,15 +630,22 @@ def _wait_breach(consumer: Consumer, conv: str, lateness_ms: int, proc: Proc) ->
 
 
 def _drop_tables(endpoints: Endpoints, prefixes: list[str]) -> None:
-    """Drop the QuestDB tables the runs created (over HTTP /exec: no client library needed)."""
+    """Drop the QuestDB views and tables the runs created (HTTP /exec: no client library needed).
+
+    The materialized views go first: left behind on a reused stack, they would outlive their
+    base tables.
+    """
     import http.client  # noqa: PLC0415
     import urllib.parse  # noqa: PLC0415
 
     from flows.connectors.questdb import TableNames  # noqa: PLC0415
+    from flows.connectors.questdb.views import ViewNames, drop_view_statement  # noqa: PLC0415
 
     for prefix in prefixes:
-        for table in TableNames(prefix).all():
-            query = urllib.parse.urlencode({"query": f'DROP TABLE IF EXISTS "{table}"'})
+        drops = [drop_view_statement(view) for view in ViewNames(prefix).all()]
+        drops += [f'DROP TABLE IF EXISTS "{table}"' for table in TableNames(prefix).all()]
+        for statement in drops:
+            query = urllib.parse.urlencode({"query": statement})
             conn = http.client.HTTPConnection("127.0.0.1", endpoints.questdb_http_port, timeout=10)
             with contextlib.suppress(OSError):
                 conn.request("GET", f"/exec?{query}")

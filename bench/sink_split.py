@@ -78,7 +78,7 @@ from bench.monitor_bench import (  # noqa: E402
 from bench.questdb_server import _applied  # noqa: E402
 from flows.connectors.questdb import QuestDBWriter, TableNames  # noqa: E402
 from flows.connectors.questdb.journal import Journal  # noqa: E402
-from flows.connectors.questdb.views import ViewNames, drop_view_statement  # noqa: E402
+from flows.connectors.questdb.views import ViewNames  # noqa: E402
 from flows.core.records import (  # noqa: E402
     ActionRecord,
     CsatRecord,
@@ -485,20 +485,8 @@ def check_decoder(count: int = 20_000) -> None:
     )
 
 
-def _drop_views(bench: Bench) -> None:
-    """Drop the materialized views of the runs' prefixes (`Bench.cleanup` drops the tables)."""
-    with psycopg.connect(bench.endpoints.questdb_pg_conninfo, autocommit=True) as conn:
-        for prefix in bench.prefixes:
-            for view in ViewNames(prefix).all():
-                with contextlib.suppress(psycopg.Error):
-                    conn.execute(drop_view_statement(view))
-
-
 def _run(bench: Bench, args: argparse.Namespace) -> None:
-    try:
-        _compare(bench, args)
-    finally:
-        _drop_views(bench)
+    _compare(bench, args)
 
 
 def _compare(bench: Bench, args: argparse.Namespace) -> None:
