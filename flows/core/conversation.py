@@ -162,7 +162,9 @@ class Conversation:
 
     def __init__(self, conversation_id: str, ctx: Context) -> None:
         self.id = conversation_id
-        self.attrs: dict[str, AttrValue] = {}
+        # Shared with every conversation of equal attributes (`Context.share_attrs`): replaced,
+        # never changed in place (`set_attrs`).
+        self.attrs: dict[str, AttrValue] = ctx.share_attrs({})
         self.policy: Policy | None = ctx.policy_for(self.attrs)
         self.agent: str | None = None
         self.assign_team: str | None = None
@@ -177,8 +179,9 @@ class Conversation:
         # a `reopened` resumes it (a rebuild from a base restores it when a late event undoes
         # that reopen).
         self.res_record: SlaRecord | None = None
-        # Last seq per metric: per cycle, except for CONVERSATION_SCOPED metrics.
-        self.seqs: dict[str, int] = {}
+        # Last seq per metric: per cycle, except for CONVERSATION_SCOPED metrics. Shared like
+        # `attrs` (`Context.share_seqs`).
+        self.seqs: dict[str, int] = ctx.share_seqs({})
         self.first_inbound = False
         self.replied = False
         self.agent_out = False
@@ -246,15 +249,14 @@ class Conversation:
     def clone(self) -> Conversation:
         """Return an independent copy of this state, without its log and base.
 
-        The copy shares only immutable objects (policies, targets, calendars, events), so
-        applying events to it leaves this conversation untouched. The engine keeps such a copy
+        The copy shares only immutable objects (policies, targets, calendars, events, and the
+        attribute and numbering dicts, which are replaced rather than changed), so applying
+        events to it leaves this conversation untouched. The engine keeps such a copy
         as the `base` a late event's rebuild starts from once the log before it was forgotten.
         """
         twin = Conversation.__new__(Conversation)
         for name in _COPIED_AS_IS:
             object.__setattr__(twin, name, getattr(self, name))
-        twin.attrs = dict(self.attrs)
-        twin.seqs = dict(self.seqs)
         twin.surveys = None if self.surveys is None else dict(self.surveys)
         clocks = {id(clock): clock.clone() for clock in self.clocks}
         twin.clocks = list(clocks.values())
@@ -266,6 +268,16 @@ class Conversation:
         twin.base = None
         twin.scheduled = None
         return twin
+
+    def share_dicts(self, ctx: Context) -> None:
+        """Hold this conversation's (and its base's) attributes and numbering through `ctx`.
+
+        For conversations restored from a snapshot, whose dicts were unpickled on their own.
+        """
+        self.attrs = ctx.share_attrs(self.attrs)
+        self.seqs = ctx.share_seqs(self.seqs)
+        if self.base is not None:
+            self.base.share_dicts(ctx)
 
     # ------------------------------------------------------------------ records
 
@@ -393,6 +405,28 @@ class Conversation:
             clock.cal = policy.calendar or WALL_CLOCK
         clock.recompute()
 
+    def set_attrs(
+        self, ctx: Context, changes: tuple[tuple[str, AttrValue], ...]
+    ) -> dict[str, AttrValue]:
+        """Set attributes (None removes one) in a new dict, shared through `ctx`, and return it.
+
+        Copy-on-write: `attrs` may be held by other conversations, so it is never changed in
+        place; every change of the attributes goes through here.
+
+        Args:
+            ctx: The shared context holding the table of shared attribute dicts.
+            changes: `(key, value)` pairs applied in order.
+        """
+        attrs = dict(self.attrs)
+        for key, value in changes:
+            if value is None:
+                attrs.pop(key, None)
+            else:
+                attrs[key] = value
+        shared = ctx.share_attrs(attrs)
+        self.attrs = shared
+        return shared
+
     def _should_pause(self, clock: Clock) -> bool:
         """Return whether `clock` must not count time now (SPEC §3 `pause_when`).
 
@@ -438,8 +472,9 @@ class Conversation:
         """
         if metric not in ctx.tracked:
             return None
-        seq = self.seqs.get(metric, 0) + 1
-        self.seqs[metric] = seq
+        seqs = dict(self.seqs)
+        seq = seqs[metric] = seqs.get(metric, 0) + 1
+        self.seqs = ctx.share_seqs(seqs)
         clock = Clock(metric, max(self.cycle, 1), seq, at)
         clock.fixed_deadline = fixed_deadline
         clock.team = team
@@ -799,7 +834,9 @@ class Conversation:
         """
         if self.cycle > 0:
             # Clocks started before the first cycle opened (a promise, say) belong to cycle 1.
-            self.seqs = {m: n for m, n in self.seqs.items() if m in CONVERSATION_SCOPED}
+            self.seqs = ctx.share_seqs(
+                {m: n for m, n in self.seqs.items() if m in CONVERSATION_SCOPED}
+            )
         self.cycle += 1
         self.phase = OPEN
         self.first_inbound = False
@@ -823,7 +860,7 @@ class Conversation:
         old = self.attrs.get("status") or "open"
         if status == old:
             return
-        self.attrs["status"] = status
+        self.set_attrs(ctx, (("status", status),))
         self._reselect(ctx, at)
         self._apply_pauses(ctx, at)
 
@@ -872,7 +909,7 @@ class Conversation:
         if channel == self.channel:
             return
         self.channel = channel
-        self.attrs["channel"] = channel
+        self.set_attrs(ctx, (("channel", channel),))
         if ctx.policy_reads("channel"):
             self._reselect(ctx, at)
             self._apply_pauses(ctx, at)
@@ -975,14 +1012,8 @@ class Conversation:
         old_status = attrs.get("lead_status")
         old_conv_status = attrs.get("status")
         old_handled = attrs.get("handled_by") or "human"
-        team_set = False
-        for key, value in event.attrs:
-            if value is None:
-                attrs.pop(key, None)
-            else:
-                attrs[key] = value
-            if key == "team_id":
-                team_set = True
+        team_set = any(key == "team_id" for key, _ in event.attrs)
+        attrs = self.set_attrs(ctx, event.attrs)
         new_status = attrs.get("lead_status")
         lead_changed = new_status != old_status
         if lead_changed:
@@ -1072,7 +1103,7 @@ class Conversation:
         self._load(ctx, -1)
         self.phase = RESOLVED
         if self.attrs.get("status") == "pending":
-            self.attrs["status"] = "open"
+            self.set_attrs(ctx, (("status", "open"),))
             self._reselect(ctx, at)
         self.unanswered = None
 
@@ -1117,7 +1148,7 @@ class Conversation:
 _COPIED_AS_IS: Final = tuple(
     name
     for name in _CONVERSATION_SLOTS
-    if name not in ("attrs", "seqs", "surveys", "clocks", "res_clock", "log", "base", "scheduled")
+    if name not in ("surveys", "clocks", "res_clock", "log", "base", "scheduled")
 )
 
 #: Slot order of the pickled layout `_LAYOUT` (`Conversation.__reduce__`).

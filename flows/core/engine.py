@@ -240,6 +240,8 @@ class Engine:
         self.processed_until = max(self.processed_until, watermark)
         if watermark - self._compacted_at >= self.horizon // 24:
             self.compact(watermark - self.horizon)
+        # The caller owns the records now: the engine must not keep a batch alive until the next.
+        ctx.out = []
         return out
 
     def next_due(self) -> int | None:

@@ -1,0 +1,71 @@
+"""Open conversations share what they hold equal, and the engine keeps no batch alive."""
+
+from __future__ import annotations
+
+import pytest
+
+from flows.core.engine import Engine
+from flows.core.snapshot import dump_engine, load_engine
+from tests.enginekit import conv_event, inbound, ms, policies
+
+pytestmark = pytest.mark.unit
+
+PSET = policies(
+    """
+policies:
+  - id: p1
+    when: {priority: [P1]}
+    targets:
+      first_response: {within: 10m}
+  - id: default
+    targets:
+      first_response: {within: 30m}
+      resolution: {within: 8h}
+"""
+)
+
+
+def opened(n: int) -> Engine:
+    """Return an engine holding conversations c0..c{n-1}, each opened by one customer message."""
+    engine = Engine(PSET)
+    engine.process([inbound(i, conv=f"c{i}") for i in range(n)], ms(n))
+    return engine
+
+
+def test_conversations_with_equal_attributes_and_numbering_hold_one_dict() -> None:
+    """Three conversations opened alike hold the same `attrs` and `seqs` objects."""
+    convs = list(opened(3).conversations.values())
+    assert "channel" in convs[0].attrs
+    assert all(conv.attrs is convs[0].attrs for conv in convs)
+    assert all(conv.seqs is convs[0].seqs for conv in convs)
+
+
+def test_a_change_to_one_conversation_leaves_the_others_attributes_as_they_were() -> None:
+    """Copy-on-write: updating c0's priority gives c0 its own dict and changes nothing in c1."""
+    engine = opened(2)
+    before = dict(engine.conversations["c1"].attrs)
+    records = engine.process([conv_event(10, "updated", conv="c0", priority="P1")], ms(10))
+    c0, c1 = engine.conversations["c0"], engine.conversations["c1"]
+    assert c0.attrs["priority"] == "P1"
+    assert c1.attrs == before
+    assert "priority" not in c1.attrs
+    assert c0.attrs is not c1.attrs
+    assert {r.policy_id for r in records if r.conversation_id == "c0"} == {"p1", "default"}
+    assert c1.policy is not None
+    assert c1.policy.id == "default"
+
+
+def test_the_engine_keeps_no_record_of_a_batch_once_it_returned_them() -> None:
+    """`process` hands its records to the caller; the context's output list is left empty."""
+    engine = Engine(PSET)
+    records = engine.process([inbound(0)], ms(1))
+    assert records
+    assert engine.ctx.out == []
+
+
+def test_restored_conversations_share_their_dicts_again() -> None:
+    """After `load_engine`, conversations with equal attributes hold one dict again."""
+    restored = load_engine(dump_engine(opened(3)), PSET)
+    convs = list(restored.conversations.values())
+    assert all(conv.attrs is convs[0].attrs for conv in convs)
+    assert all(conv.seqs is convs[0].seqs for conv in convs)
