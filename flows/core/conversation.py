@@ -476,7 +476,8 @@ class Conversation:
         seq = seqs[metric] = seqs.get(metric, 0) + 1
         self.seqs = ctx.share_seqs(seqs)
         clock = Clock(metric, max(self.cycle, 1), seq, at)
-        clock.fixed_deadline = fixed_deadline
+        if fixed_deadline is not None:
+            clock.fixed_deadline = fixed_deadline
         clock.team = team
         self._bind(clock)
         self.clocks.append(clock)

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import pickle
+
 import pytest
 
+from flows.core.clock import _CLOCK_SLOTS, NO_INSTANT, Clock
 from flows.core.engine import Engine
 from flows.core.snapshot import dump_engine, load_engine
 from tests.enginekit import conv_event, inbound, ms, policies
@@ -69,3 +72,19 @@ def test_restored_conversations_share_their_dicts_again() -> None:
     convs = list(restored.conversations.values())
     assert all(conv.attrs is convs[0].attrs for conv in convs)
     assert all(conv.seqs is convs[0].seqs for conv in convs)
+
+
+def test_a_clock_pickles_its_missing_instants_as_none_and_restores_them() -> None:
+    """A paused, unmeasured clock's layout holds None (never NO_INSTANT) and loads back as such."""
+    clock = Clock("first_response", 1, 1, ms(0))
+    clock.pause(ms(5))
+    _, (layout, *values) = clock.__reduce__()  # type: ignore[misc]
+    fields = dict(zip(_CLOCK_SLOTS, values, strict=True))
+    for name in ("count_from", "deadline", "warn", "fixed_deadline", "stopped_at", "last_attempt"):
+        assert fields[name] is None, name
+    assert NO_INSTANT not in values
+    twin = pickle.loads(pickle.dumps(clock))  # noqa: S301 - our own bytes
+    assert (twin.count_from, twin.deadline, twin.warn, twin.stopped_at) == (None, None, None, None)
+    assert twin.paused
+    twin.resume(ms(7))
+    assert twin.count_from == ms(7)
