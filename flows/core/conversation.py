@@ -23,7 +23,7 @@ from typing import Final
 
 from flows.core import families
 from flows.core.calendar import WALL_CLOCK
-from flows.core.clock import Clock
+from flows.core.clock import NO_INSTANT, Clock
 from flows.core.context import Context
 from flows.core.events import (
     ActivityEvent,
@@ -104,8 +104,9 @@ class AttrChange:
         self.old_status = old_status
 
 
-#: The slots of `Conversation`, also the order of its pickled layout (a compiled class has no
-#: `__slots__` to read back).
+#: The fields of `Conversation` (instants by their public names), also the order of its pickled
+#: layout, whose instants are None when there is none (a compiled class has no `__slots__` to
+#: read back).
 _CONVERSATION_SLOTS: Final = (
     "agent",
     "agent_out",
@@ -140,6 +141,11 @@ _CONVERSATION_SLOTS: Final = (
     "surveys",
     "unanswered",
 )
+#: Instants stored as `int` with `NO_INSTANT` in a slot of the same name with a `_` (unboxed
+#: by mypyc); properties of the public names return None for it.
+_INSTANTS: Final = ("scheduled", "unanswered")
+#: The real slots of `Conversation`.
+_SLOTS: Final = tuple(f"_{name}" if name in _INSTANTS else name for name in _CONVERSATION_SLOTS)
 
 
 @mypyc_attr(allow_interpreted_subclasses=True)
@@ -158,7 +164,7 @@ class Conversation:
         ctx: The engine's shared context (its policy file selects the starting policy).
     """
 
-    __slots__ = _CONVERSATION_SLOTS
+    __slots__ = _SLOTS
 
     def __init__(self, conversation_id: str, ctx: Context) -> None:
         self.id = conversation_id
@@ -188,7 +194,8 @@ class Conversation:
         self.ca_started = False
         # After a won/lost resolve no cadence runs until lead_status next changes (SPEC §4).
         self.cadence_off = False
-        self.unanswered: int | None = None
+        # Instant of the oldest unanswered customer message of the cycle (`unanswered`).
+        self._unanswered = NO_INSTANT
         self.last_t = -(2**62)
         # Last instant at which a warning or deadline fired: an event at or before it is late,
         # since events of an instant apply before its timers.
@@ -196,7 +203,7 @@ class Conversation:
         # The log holds no event before this instant (it was compacted away).
         self.forgotten_until = -(2**62)
         # Instant of the engine's latest timer entry for this conversation.
-        self.scheduled: int | None = None
+        self._scheduled = NO_INSTANT
         # Events applied so far, in application order (time, then arrival): a late event
         # rebuilds the conversation from `base` (None: a new conversation) replaying it.
         self.log: list[Event] = []
@@ -216,6 +223,26 @@ class Conversation:
         self.recovery: Recovering | None = None
         # The open handle segment (SPEC §4 "Handle time"), None while none is open.
         self.handling: Segment | None = None
+
+    @property
+    def unanswered(self) -> int | None:
+        """Epoch ms UTC of the oldest customer message not answered yet, None when none is."""
+        at = self._unanswered
+        return None if at == NO_INSTANT else at
+
+    @unanswered.setter
+    def unanswered(self, at: int | None) -> None:
+        self._unanswered = NO_INSTANT if at is None else at
+
+    @property
+    def scheduled(self) -> int | None:
+        """Instant of the engine's latest timer entry for this conversation, None if none."""
+        at = self._scheduled
+        return None if at == NO_INSTANT else at
+
+    @scheduled.setter
+    def scheduled(self, at: int | None) -> None:
+        self._scheduled = NO_INSTANT if at is None else at
 
     def __setstate__(self, state: tuple[None, dict[str, object]]) -> None:
         """Restore a pickled conversation; older snapshots lack the newer slots' defaults.
@@ -1148,8 +1175,8 @@ class Conversation:
 # Immutable or scalar state a clone shares with its original.
 _COPIED_AS_IS: Final = tuple(
     name
-    for name in _CONVERSATION_SLOTS
-    if name not in ("surveys", "clocks", "res_clock", "log", "base", "scheduled")
+    for name in _SLOTS
+    if name not in ("surveys", "clocks", "res_clock", "log", "base", "_scheduled")
 )
 
 #: Slot order of the pickled layout `_LAYOUT` (`Conversation.__reduce__`).
