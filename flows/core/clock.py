@@ -52,16 +52,44 @@ _CLOCK_SLOTS: Final = (
     "warned",
 )
 #: The instants stored as `int` with `NO_INSTANT` in a slot of the same name with a `_`.
-_INSTANTS: Final = (
-    "count_from",
-    "deadline",
-    "fixed_deadline",
-    "last_attempt",
-    "stopped_at",
-    "warn",
-)
+_INSTANTS: Final = ("count_from", "deadline", "stopped_at", "warn")
+#: The fields only some metrics' clocks set, kept in a `_Rare` the clock allocates when one of
+#: them first leaves its default.
+_RARE: Final = ("attempts", "fixed_deadline", "last_attempt", "team")
 #: The real slots of `Clock` (a compiled class has no `__slots__` to read back).
-_SLOTS: Final = tuple(f"_{name}" if name in _INSTANTS else name for name in _CLOCK_SLOTS)
+_SLOTS: Final = (
+    *(f"_{name}" if name in _INSTANTS else name for name in _CLOCK_SLOTS if name not in _RARE),
+    "_rare",
+)
+
+
+@mypyc_attr(allow_interpreted_subclasses=True)
+class _Rare:
+    """A clock's fields that only a few metrics set (`follow_up`, `contact_attempts`, teams).
+
+    Attributes:
+        attempts: Contact attempts counted so far.
+        last_attempt: Epoch ms UTC of the last counted attempt, `NO_INSTANT` for none.
+        fixed_deadline: A promised `due_at` (epoch ms UTC), `NO_INSTANT` for none.
+        team: The team that owns the stint.
+    """
+
+    __slots__ = ("attempts", "fixed_deadline", "last_attempt", "team")
+
+    def __init__(self) -> None:
+        self.attempts = 0
+        self.last_attempt = NO_INSTANT
+        self.fixed_deadline = NO_INSTANT
+        self.team: str | None = None
+
+    def copy(self) -> _Rare:
+        """Return an independent copy."""
+        twin = _Rare()
+        twin.attempts = self.attempts
+        twin.last_attempt = self.last_attempt
+        twin.fixed_deadline = self.fixed_deadline
+        twin.team = self.team
+        return twin
 
 
 @mypyc_attr(allow_interpreted_subclasses=True)
@@ -94,7 +122,9 @@ class Clock:
         team: The team that owns the stint (`team_ownership` only), None for other metrics.
 
     The instants (`count_from`, `deadline`, `warn`, `fixed_deadline`, `stopped_at`,
-    `last_attempt`) are properties over `int` slots holding `NO_INSTANT` for None.
+    `last_attempt`) are properties over `int` slots holding `NO_INSTANT` for None; `attempts`,
+    `last_attempt`, `fixed_deadline` and `team` live in a `_Rare`, None while all four have
+    their defaults (0 and None), so the clocks of most metrics carry one slot for them.
 
     Args:
         metric: The `Metric` it measures.
@@ -118,7 +148,6 @@ class Clock:
         self.segments: list[tuple[int, int]] | None = None
         self.tgt: Target | None = None
         self.target: int | None = None
-        self._fixed_deadline = NO_INSTANT
         self.cal: BusinessTime = WALL_CLOCK
         self.policy_id: str | None = None
         self._deadline = NO_INSTANT
@@ -127,9 +156,7 @@ class Clock:
         self.breached = False
         self.done = False
         self._stopped_at = NO_INSTANT
-        self.attempts = 0
-        self._last_attempt = NO_INSTANT
-        self.team: str | None = None
+        self._rare: _Rare | None = None
 
     @property
     def count_from(self) -> int | None:
@@ -161,15 +188,47 @@ class Clock:
     def warn(self, at: int | None) -> None:
         self._warn = NO_INSTANT if at is None else at
 
+    def _rare_fields(self) -> _Rare:
+        """Return the clock's `_Rare`, allocated on first use."""
+        rare = self._rare
+        if rare is None:
+            rare = self._rare = _Rare()
+        return rare
+
     @property
     def fixed_deadline(self) -> int | None:
         """A promised `due_at` (epoch ms UTC) that is the deadline whatever is counted."""
-        at = self._fixed_deadline
-        return None if at == NO_INSTANT else at
+        rare = self._rare
+        if rare is None or rare.fixed_deadline == NO_INSTANT:
+            return None
+        return rare.fixed_deadline
 
     @fixed_deadline.setter
     def fixed_deadline(self, at: int | None) -> None:
-        self._fixed_deadline = NO_INSTANT if at is None else at
+        if at is not None or self._rare is not None:
+            self._rare_fields().fixed_deadline = NO_INSTANT if at is None else at
+
+    @property
+    def attempts(self) -> int:
+        """Contact attempts counted so far (`contact_attempts` only)."""
+        rare = self._rare
+        return 0 if rare is None else rare.attempts
+
+    @attempts.setter
+    def attempts(self, count: int) -> None:
+        if count != 0 or self._rare is not None:
+            self._rare_fields().attempts = count
+
+    @property
+    def team(self) -> str | None:
+        """The team that owns the stint (`team_ownership` only), None for other metrics."""
+        rare = self._rare
+        return None if rare is None else rare.team
+
+    @team.setter
+    def team(self, team: str | None) -> None:
+        if team is not None or self._rare is not None:
+            self._rare_fields().team = team
 
     @property
     def stopped_at(self) -> int | None:
@@ -184,12 +243,15 @@ class Clock:
     @property
     def last_attempt(self) -> int | None:
         """Epoch ms UTC of the last counted attempt (`contact_attempts` only)."""
-        at = self._last_attempt
-        return None if at == NO_INSTANT else at
+        rare = self._rare
+        if rare is None or rare.last_attempt == NO_INSTANT:
+            return None
+        return rare.last_attempt
 
     @last_attempt.setter
     def last_attempt(self, at: int | None) -> None:
-        self._last_attempt = NO_INSTANT if at is None else at
+        if at is not None or self._rare is not None:
+            self._rare_fields().last_attempt = NO_INSTANT if at is None else at
 
     def __setstate__(self, state: tuple[None, dict[str, object]]) -> None:
         """Restore a default pickle (0.1 snapshots); slots newer than it take their defaults.
@@ -199,7 +261,7 @@ class Clock:
         Args:
             state: The `(None, slots)` pair a default pickle of a slotted object produces.
         """
-        self.team = None
+        self._rare = None
         for name, value in state[1].items():
             object.__setattr__(self, name, value)
 
@@ -212,13 +274,20 @@ class Clock:
         return _restore_clock, (_LAYOUT, *[getattr(self, n) for n in _FIELDS])
 
     def clone(self) -> Clock:
-        """Return an independent copy (the paused stretches are copied, policies shared)."""
+        """Return an independent copy (paused stretches and rare fields copied, policies shared)."""
         twin = Clock.__new__(Clock)
         for name in _SLOTS:
             object.__setattr__(twin, name, getattr(self, name))
         if self.segments is not None:
             twin.segments = list(self.segments)
+        if self._rare is not None:
+            twin._rare = self._rare.copy()
         return twin
+
+    def _fixed(self) -> int:
+        """Return the fixed deadline, `NO_INSTANT` for none."""
+        rare = self._rare
+        return NO_INSTANT if rare is None else rare.fixed_deadline
 
     @property
     def measured(self) -> bool:
@@ -270,7 +339,7 @@ class Clock:
         Args:
             at: Epoch ms UTC, not before the start.
         """
-        if self.metric == "service_window" or self._fixed_deadline != NO_INSTANT:
+        if self.metric == "service_window" or self._fixed() != NO_INSTANT:
             return max(0, at - self.started_at)
         total = self.counted
         start = self._count_from
@@ -293,7 +362,7 @@ class Clock:
         if tgt is None or target is None:
             self._deadline = self._warn = NO_INSTANT
             return
-        fixed = self._fixed_deadline
+        fixed = self._fixed()
         if fixed != NO_INSTANT:
             self._deadline = fixed
             if tgt.warn_before is not None:
@@ -324,7 +393,7 @@ class Clock:
             fixed deadline.
         """
         target = self.target
-        if self._count_from != NO_INSTANT or target is None or self._fixed_deadline != NO_INSTANT:
+        if self._count_from != NO_INSTANT or target is None or self._fixed() != NO_INSTANT:
             return self.deadline
         self._count_from = at
         try:
@@ -384,7 +453,7 @@ def _restore_clock(layout: int, *values: object) -> Clock:
     Layout 1 snapshots (before team clocks) load as clocks of no team.
     """
     if layout == 1:
-        clock = restore_slots(Clock, _FIELDS_V1, layout, 1, values)
+        clock = restore_slots(Clock, _FIELDS_V1, layout, 1, values, nones=("_rare",))
         clock.team = None
         return clock
-    return restore_slots(Clock, _FIELDS, layout, _LAYOUT, values)
+    return restore_slots(Clock, _FIELDS, layout, _LAYOUT, values, nones=("_rare",))

@@ -88,3 +88,26 @@ def test_a_clock_pickles_its_missing_instants_as_none_and_restores_them() -> Non
     assert twin.paused
     twin.resume(ms(7))
     assert twin.count_from == ms(7)
+
+
+def test_a_clocks_rare_fields_survive_a_clone_and_a_pickle_apart_from_the_original() -> None:
+    """Attempts, team and a fixed deadline are copied by `clone` and pickling, not shared."""
+    clock = Clock("contact_attempts", 1, 1, ms(0))
+    fields = (clock.attempts, clock.team, clock.fixed_deadline, clock.last_attempt)
+    assert fields == (0, None, None, None)
+    clock.attempts += 1
+    clock.last_attempt = ms(3)
+    clock.team = "sales"
+    clock.fixed_deadline = ms(60)
+    twin = clock.clone()
+    twin.attempts += 1
+    twin.team = None
+    assert (clock.attempts, clock.team) == (1, "sales")
+    assert (twin.attempts, twin.team, twin.fixed_deadline) == (2, None, ms(60))
+    loaded = pickle.loads(pickle.dumps(clock))  # noqa: S301 - our own bytes
+    assert (loaded.attempts, loaded.last_attempt, loaded.team, loaded.fixed_deadline) == (
+        1,
+        ms(3),
+        "sales",
+        ms(60),
+    )
