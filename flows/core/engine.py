@@ -330,7 +330,12 @@ class Engine:
             # The log was forgotten while the conversation was quiet (no clock running, so its
             # state has not moved since): a later rebuild starts from this state.
             conv.base = conv.clone()
-        conv.log.append(event)
+        if conv.log:
+            conv.log.append(event)
+        else:
+            # A list made for its first event holds one pointer, where an append to an empty
+            # list reserves four: 24 B per conversation that has seen one event.
+            conv.log = [event]
         if isinstance(event, SurveyEvent) and conv.credit is None and event.action != "not_sent":
             # No resolved cycle to credit (yet: a late resolve rebuilds and credits it).
             self.orphan_surveys += 1
