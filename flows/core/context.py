@@ -19,8 +19,8 @@ from flows.core.native import mypyc_attr
 from flows.core.policies import select_policy
 from flows.core.records import Record
 
-#: At most this many distinct dicts are shared per table; later ones stay their holder's own.
-SHARED_MAX: Final = 65_536
+#: At most this many distinct dicts per table of shared dicts (an engine per shard has two).
+SHARED_MAX: Final = 1_024
 
 #: The slots of `Context` (a compiled class has no `__slots__` to read back).
 _CONTEXT_SLOTS: Final = (
@@ -137,8 +137,9 @@ class Context:
     def share_attrs(self, attrs: dict[str, AttrValue]) -> dict[str, AttrValue]:
         """Return the shared dict with the items of `attrs` in their order (`attrs` if it is new).
 
-        The caller gives up `attrs`: once shared it must never be changed in place. Beyond
-        `SHARED_MAX` distinct dicts, a new one is returned as is, unshared.
+        The caller gives up `attrs`: once shared it must never be changed in place. A table
+        that reaches `SHARED_MAX` distinct dicts is emptied before the next goes in, so it stays
+        bounded whatever the attributes (the dicts shared until then stay with their holders).
 
         Args:
             attrs: A conversation's attributes, freshly built.
@@ -148,8 +149,9 @@ class Context:
         shared = table.get(key)
         if shared is not None:
             return shared
-        if len(table) < SHARED_MAX:
-            table[key] = attrs
+        if len(table) >= SHARED_MAX:
+            table.clear()
+        table[key] = attrs
         return attrs
 
     def share_seqs(self, seqs: dict[str, int]) -> dict[str, int]:
@@ -165,8 +167,9 @@ class Context:
         shared = table.get(key)
         if shared is not None:
             return shared
-        if len(table) < SHARED_MAX:
-            table[key] = seqs
+        if len(table) >= SHARED_MAX:
+            table.clear()
+        table[key] = seqs
         return seqs
 
     def policy_reads(self, key: str) -> bool:

@@ -7,6 +7,7 @@ import pickle
 import pytest
 
 from flows.core.clock import _CLOCK_SLOTS, NO_INSTANT, Clock
+from flows.core.context import SHARED_MAX, Context
 from flows.core.engine import Engine
 from flows.core.snapshot import dump_engine, load_engine
 from tests.enginekit import conv_event, inbound, ms, policies
@@ -111,3 +112,13 @@ def test_a_clocks_rare_fields_survive_a_clone_and_a_pickle_apart_from_the_origin
         "sales",
         ms(60),
     )
+
+
+def test_the_tables_of_shared_dicts_stay_bounded_and_keep_sharing_after_they_fill() -> None:
+    """More distinct attribute dicts than `SHARED_MAX` never grow the table beyond it."""
+    ctx = Context(PSET)
+    held = [ctx.share_attrs({"team_id": f"t{i}"}) for i in range(SHARED_MAX * 3 + 5)]
+    assert len(ctx._shared_attrs) <= SHARED_MAX
+    assert [a["team_id"] for a in held] == [f"t{i}" for i in range(SHARED_MAX * 3 + 5)]
+    again = ctx.share_attrs({"team_id": "fresh"})
+    assert ctx.share_attrs({"team_id": "fresh"}) is again
