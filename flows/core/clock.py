@@ -22,8 +22,12 @@ from flows.core.native import mypyc_attr
 from flows.core.slots import restore_slots
 from flows.exceptions import CalendarError
 
-#: The slots of `Clock`, also the order of its pickled layout (a compiled class has no
-#: `__slots__` to read back).
+#: Stands for "no instant" in the instant slots: an `int` slot, unlike `int | None`, is stored
+#: unboxed by mypyc, where a boxed epoch-ms int would take 32 B per instant.
+NO_INSTANT: Final = -(2**61)
+
+#: The fields of `Clock` (instants by their public names), also the order of its pickled
+#: layout, whose instants are None when there is none.
 _CLOCK_SLOTS: Final = (
     "attempts",
     "breached",
@@ -47,6 +51,45 @@ _CLOCK_SLOTS: Final = (
     "warn",
     "warned",
 )
+#: The instants stored as `int` with `NO_INSTANT` in a slot of the same name with a `_`.
+_INSTANTS: Final = ("count_from", "deadline", "stopped_at", "warn")
+#: The fields only some metrics' clocks set, kept in a `_Rare` the clock allocates when one of
+#: them first leaves its default.
+_RARE: Final = ("attempts", "fixed_deadline", "last_attempt", "team")
+#: The real slots of `Clock` (a compiled class has no `__slots__` to read back).
+_SLOTS: Final = (
+    *(f"_{name}" if name in _INSTANTS else name for name in _CLOCK_SLOTS if name not in _RARE),
+    "_rare",
+)
+
+
+@mypyc_attr(allow_interpreted_subclasses=True)
+class _Rare:
+    """A clock's fields that only a few metrics set (`follow_up`, `contact_attempts`, teams).
+
+    Attributes:
+        attempts: Contact attempts counted so far.
+        last_attempt: Epoch ms UTC of the last counted attempt, `NO_INSTANT` for none.
+        fixed_deadline: A promised `due_at` (epoch ms UTC), `NO_INSTANT` for none.
+        team: The team that owns the stint.
+    """
+
+    __slots__ = ("attempts", "fixed_deadline", "last_attempt", "team")
+
+    def __init__(self) -> None:
+        self.attempts = 0
+        self.last_attempt = NO_INSTANT
+        self.fixed_deadline = NO_INSTANT
+        self.team: str | None = None
+
+    def copy(self) -> _Rare:
+        """Return an independent copy."""
+        twin = _Rare()
+        twin.attempts = self.attempts
+        twin.last_attempt = self.last_attempt
+        twin.fixed_deadline = self.fixed_deadline
+        twin.team = self.team
+        return twin
 
 
 @mypyc_attr(allow_interpreted_subclasses=True)
@@ -78,6 +121,11 @@ class Clock:
         last_attempt: Epoch ms UTC of the last counted attempt (`contact_attempts` only).
         team: The team that owns the stint (`team_ownership` only), None for other metrics.
 
+    The instants (`count_from`, `deadline`, `warn`, `fixed_deadline`, `stopped_at`,
+    `last_attempt`) are properties over `int` slots holding `NO_INSTANT` for None; `attempts`,
+    `last_attempt`, `fixed_deadline` and `team` live in a `_Rare`, None while all four have
+    their defaults (0 and None), so the clocks of most metrics carry one slot for them.
+
     Args:
         metric: The `Metric` it measures.
         cycle: The cycle it belongs to.
@@ -85,56 +133,161 @@ class Clock:
         started_at: Epoch ms UTC of its start.
     """
 
-    __slots__ = _CLOCK_SLOTS
+    __slots__ = _SLOTS
 
     def __init__(self, metric: str, cycle: int, seq: int, started_at: int) -> None:
         self.metric = metric
         self.cycle = cycle
         self.seq = seq
         self.started_at = started_at
-        # Start of the running stretch; None while paused.
-        self.count_from: int | None = started_at
+        # Start of the running stretch; NO_INSTANT while paused.
+        self._count_from = started_at
         # Counted ms in the closed stretches before `count_from`, and those stretches
         # (only allocated once the clock has been paused).
         self.counted = 0
         self.segments: list[tuple[int, int]] | None = None
         self.tgt: Target | None = None
         self.target: int | None = None
-        self.fixed_deadline: int | None = None
         self.cal: BusinessTime = WALL_CLOCK
         self.policy_id: str | None = None
-        self.deadline: int | None = None
-        self.warn: int | None = None
+        self._deadline = NO_INSTANT
+        self._warn = NO_INSTANT
         self.warned = False
         self.breached = False
         self.done = False
-        self.stopped_at: int | None = None
-        self.attempts = 0
-        self.last_attempt: int | None = None
-        self.team: str | None = None
+        self._stopped_at = NO_INSTANT
+        self._rare: _Rare | None = None
+
+    @property
+    def count_from(self) -> int | None:
+        """Start of the running stretch (epoch ms UTC), None while paused."""
+        at = self._count_from
+        return None if at == NO_INSTANT else at
+
+    @count_from.setter
+    def count_from(self, at: int | None) -> None:
+        self._count_from = NO_INSTANT if at is None else at
+
+    @property
+    def deadline(self) -> int | None:
+        """Epoch ms UTC at which it breaches; None while unmeasured or paused."""
+        at = self._deadline
+        return None if at == NO_INSTANT else at
+
+    @deadline.setter
+    def deadline(self, at: int | None) -> None:
+        self._deadline = NO_INSTANT if at is None else at
+
+    @property
+    def warn(self) -> int | None:
+        """Epoch ms UTC at which it warns; None while unmeasured or paused."""
+        at = self._warn
+        return None if at == NO_INSTANT else at
+
+    @warn.setter
+    def warn(self, at: int | None) -> None:
+        self._warn = NO_INSTANT if at is None else at
+
+    def _rare_fields(self) -> _Rare:
+        """Return the clock's `_Rare`, allocated on first use."""
+        rare = self._rare
+        if rare is None:
+            rare = self._rare = _Rare()
+        return rare
+
+    @property
+    def fixed_deadline(self) -> int | None:
+        """A promised `due_at` (epoch ms UTC) that is the deadline whatever is counted."""
+        rare = self._rare
+        if rare is None or rare.fixed_deadline == NO_INSTANT:
+            return None
+        return rare.fixed_deadline
+
+    @fixed_deadline.setter
+    def fixed_deadline(self, at: int | None) -> None:
+        if at is not None or self._rare is not None:
+            self._rare_fields().fixed_deadline = NO_INSTANT if at is None else at
+
+    @property
+    def attempts(self) -> int:
+        """Contact attempts counted so far (`contact_attempts` only)."""
+        rare = self._rare
+        return 0 if rare is None else rare.attempts
+
+    @attempts.setter
+    def attempts(self, count: int) -> None:
+        if count != 0 or self._rare is not None:
+            self._rare_fields().attempts = count
+
+    @property
+    def team(self) -> str | None:
+        """The team that owns the stint (`team_ownership` only), None for other metrics."""
+        rare = self._rare
+        return None if rare is None else rare.team
+
+    @team.setter
+    def team(self, team: str | None) -> None:
+        if team is not None or self._rare is not None:
+            self._rare_fields().team = team
+
+    @property
+    def stopped_at(self) -> int | None:
+        """Epoch ms UTC at which it ended, if it did."""
+        at = self._stopped_at
+        return None if at == NO_INSTANT else at
+
+    @stopped_at.setter
+    def stopped_at(self, at: int | None) -> None:
+        self._stopped_at = NO_INSTANT if at is None else at
+
+    @property
+    def last_attempt(self) -> int | None:
+        """Epoch ms UTC of the last counted attempt (`contact_attempts` only)."""
+        rare = self._rare
+        if rare is None or rare.last_attempt == NO_INSTANT:
+            return None
+        return rare.last_attempt
+
+    @last_attempt.setter
+    def last_attempt(self, at: int | None) -> None:
+        if at is not None or self._rare is not None:
+            self._rare_fields().last_attempt = NO_INSTANT if at is None else at
 
     def __setstate__(self, state: tuple[None, dict[str, object]]) -> None:
         """Restore a default pickle (0.1 snapshots); slots newer than it take their defaults.
 
+        Its instants are None or ints by their public names, set through the properties.
+
         Args:
             state: The `(None, slots)` pair a default pickle of a slotted object produces.
         """
-        self.team = None
+        self._rare = None
         for name, value in state[1].items():
             object.__setattr__(self, name, value)
 
     def __reduce__(self) -> tuple[object, tuple[object, ...]]:
-        """Pickle as the slot values in a fixed order (see `Conversation.__reduce__`)."""
+        """Pickle as the field values in a fixed order (see `Conversation.__reduce__`).
+
+        The layout is `_CLOCK_SLOTS`' with None for no instant, whatever the slots store, so a
+        snapshot is the same bytes on the compiled and the pure path and as before `NO_INSTANT`.
+        """
         return _restore_clock, (_LAYOUT, *[getattr(self, n) for n in _FIELDS])
 
     def clone(self) -> Clock:
-        """Return an independent copy (the paused stretches are copied, policies shared)."""
+        """Return an independent copy (paused stretches and rare fields copied, policies shared)."""
         twin = Clock.__new__(Clock)
-        for name in _CLOCK_SLOTS:
+        for name in _SLOTS:
             object.__setattr__(twin, name, getattr(self, name))
         if self.segments is not None:
             twin.segments = list(self.segments)
+        if self._rare is not None:
+            twin._rare = self._rare.copy()
         return twin
+
+    def _fixed(self) -> int:
+        """Return the fixed deadline, `NO_INSTANT` for none."""
+        rare = self._rare
+        return NO_INSTANT if rare is None else rare.fixed_deadline
 
     @property
     def measured(self) -> bool:
@@ -144,7 +297,7 @@ class Clock:
     @property
     def paused(self) -> bool:
         """Whether the clock is paused (not counting time)."""
-        return self.count_from is None
+        return self._count_from == NO_INSTANT
 
     def instant_of(self, offset: int) -> int | None:
         """Return the instant at which `offset` counted ms are reached (None: not while paused).
@@ -167,9 +320,10 @@ class Clock:
                     if offset <= length:
                         return cal.add(start, offset)
                     offset -= length
-            if self.count_from is None:
+            start = self._count_from
+            if start == NO_INSTANT:
                 return None
-            return cal.add(self.count_from, offset)
+            return cal.add(start, offset)
         except CalendarError:
             # A calendar that never opens again (only past overrides): no deadline, rather
             # than an exception that would stop the monitor.
@@ -185,11 +339,12 @@ class Clock:
         Args:
             at: Epoch ms UTC, not before the start.
         """
-        if self.metric == "service_window" or self.fixed_deadline is not None:
+        if self.metric == "service_window" or self._fixed() != NO_INSTANT:
             return max(0, at - self.started_at)
         total = self.counted
-        if self.count_from is not None and at > self.count_from:
-            total += self.cal.counted(self.count_from, at)
+        start = self._count_from
+        if start != NO_INSTANT and at > start:
+            total += self.cal.counted(start, at)
         return total
 
     def recompute(self) -> None:
@@ -205,21 +360,24 @@ class Clock:
         tgt = self.tgt
         target = self.target
         if tgt is None or target is None:
-            self.deadline = self.warn = None
+            self._deadline = self._warn = NO_INSTANT
             return
-        if self.fixed_deadline is not None:
-            self.deadline = self.fixed_deadline
+        fixed = self._fixed()
+        if fixed != NO_INSTANT:
+            self._deadline = fixed
             if tgt.warn_before is not None:
-                self.warn = self.fixed_deadline - tgt.warn_before
+                self._warn = fixed - tgt.warn_before
             else:
-                self.warn = self.started_at + round(target * tgt.warn_at)
+                self._warn = self.started_at + round(target * tgt.warn_at)
             return
-        self.deadline = self.instant_of(target)
+        deadline = self.instant_of(target)
+        self._deadline = NO_INSTANT if deadline is None else deadline
         if tgt.warn_before is not None:
             warn_offset = max(0, target - tgt.warn_before)
         else:
             warn_offset = round(target * tgt.warn_at)
-        self.warn = self.instant_of(warn_offset)
+        warn = self.instant_of(warn_offset)
+        self._warn = NO_INSTANT if warn is None else warn
 
     def deadline_if_resumed(self, at: int) -> int | None:
         """Return the deadline the clock would have if it resumed counting at `at`.
@@ -234,13 +392,14 @@ class Clock:
             Epoch ms UTC, or the current deadline when the clock is running, unmeasured or has a
             fixed deadline.
         """
-        if self.count_from is not None or self.target is None or self.fixed_deadline is not None:
+        target = self.target
+        if self._count_from != NO_INSTANT or target is None or self._fixed() != NO_INSTANT:
             return self.deadline
-        self.count_from = at
+        self._count_from = at
         try:
-            return self.instant_of(self.target)
+            return self.instant_of(target)
         finally:
-            self.count_from = None
+            self._count_from = NO_INSTANT
 
     def pause(self, at: int) -> None:
         """Stop counting at `at` (no-op while already paused).
@@ -248,19 +407,19 @@ class Clock:
         The running stretch is closed and its counted time added to `counted`; the caller then
         recomputes the instants (which become None unless reached within the closed stretches).
         """
-        start = self.count_from
-        if start is None:
+        start = self._count_from
+        if start == NO_INSTANT:
             return
         if self.segments is None:
             self.segments = []
         self.segments.append((start, at))
         self.counted += self.cal.counted(start, at)
-        self.count_from = None
+        self._count_from = NO_INSTANT
 
     def resume(self, at: int) -> None:
         """Count again from `at` (no-op while running); the caller then recomputes the instants."""
-        if self.count_from is None:
-            self.count_from = at
+        if self._count_from == NO_INSTANT:
+            self._count_from = at
 
     def next_instant(self) -> int | None:
         """Return the next instant at which the clock warns or breaches, if any.
@@ -270,14 +429,15 @@ class Clock:
             is done or breached (a breached clock has nothing more to fire), or while it has no
             instants.
         """
-        if self.done:
+        if self.done or self.breached:
             return None
-        nxt = None
-        if not self.warned and self.warn is not None and not self.breached:
-            nxt = self.warn
-        if not self.breached and self.deadline is not None and (nxt is None or self.deadline < nxt):
-            nxt = self.deadline
-        return nxt
+        warn = NO_INSTANT if self.warned else self._warn
+        deadline = self._deadline
+        if warn == NO_INSTANT:
+            return None if deadline == NO_INSTANT else deadline
+        if deadline != NO_INSTANT and deadline < warn:
+            return deadline
+        return warn
 
 
 #: Slot order of the pickled layout `_LAYOUT` (`Clock.__reduce__`).
@@ -293,7 +453,7 @@ def _restore_clock(layout: int, *values: object) -> Clock:
     Layout 1 snapshots (before team clocks) load as clocks of no team.
     """
     if layout == 1:
-        clock = restore_slots(Clock, _FIELDS_V1, layout, 1, values)
+        clock = restore_slots(Clock, _FIELDS_V1, layout, 1, values, nones=("_rare",))
         clock.team = None
         return clock
-    return restore_slots(Clock, _FIELDS, layout, _LAYOUT, values)
+    return restore_slots(Clock, _FIELDS, layout, _LAYOUT, values, nones=("_rare",))

@@ -2,8 +2,10 @@
 
 Conversations read policies through `Context.policy_for` (memoised on the attributes policies
 test), count open conversations per agent in `loads` (for the `overloaded` cause and
-reassignment) and append their records to `out`; the engine swaps `loads`, `rr` and `out` for
-its rebuilds and shares `loads` and `rr` with the other engines of a worker.
+reassignment), append their records to `out`, and hold their attribute and clock-numbering
+dicts through `share_attrs` / `share_seqs`, so conversations with equal ones hold one dict; the
+engine swaps `loads`, `rr` and `out` for its rebuilds and shares `loads` and `rr` with the other
+engines of a worker.
 """
 
 from __future__ import annotations
@@ -17,9 +19,14 @@ from flows.core.native import mypyc_attr
 from flows.core.policies import select_policy
 from flows.core.records import Record
 
+#: At most this many distinct dicts per table of shared dicts (an engine per shard has two).
+SHARED_MAX: Final = 1_024
+
 #: The slots of `Context` (a compiled class has no `__slots__` to read back).
 _CONTEXT_SLOTS: Final = (
     "_policy_cache",
+    "_shared_attrs",
+    "_shared_seqs",
     "_when_keys",
     "hooks",
     "loads",
@@ -30,6 +37,10 @@ _CONTEXT_SLOTS: Final = (
     "team_of_agent",
     "tracked",
 )
+
+
+#: Slots a snapshot leaves out (rebuilt on restore).
+_UNSAVED: Final = frozenset(("hooks", "_shared_attrs", "_shared_seqs"))
 
 
 @mypyc_attr(allow_interpreted_subclasses=True)
@@ -48,6 +59,10 @@ class Context:
             Shared by every shard of the worker; not part of a snapshot.
         rr: Per team, the index of the agent last chosen by a reassignment (round-robin ties).
         out: Records emitted since the engine last drained it, in emission order.
+
+    A dict returned by `share_attrs` or `share_seqs` may be held by many conversations: it is
+    never changed in place. A conversation that changes its attributes or numbering builds a new
+    dict and shares that instead (copy-on-write). The tables are not part of a snapshot.
     """
 
     __slots__ = _CONTEXT_SLOTS
@@ -56,15 +71,18 @@ class Context:
         self.loads: dict[str, int] = {}
         self.rr: dict[str, int] = {}
         self.out: list[Record] = []
+        self._shared_attrs: dict[tuple[tuple[str, AttrValue], ...], dict[str, AttrValue]] = {}
+        self._shared_seqs: dict[tuple[tuple[str, int], ...], dict[str, int]] = {}
         self.bind(policies)
 
     def __getstate__(self) -> dict[str, object]:
         """Return the state to snapshot, without the state shared with other engines.
 
         Agent loads, round-robin positions and the output list belong to the worker (its shards
-        share them); a restored engine counts its own conversations into the worker's again.
+        share them); a restored engine counts its own conversations into the worker's again. The
+        tables of shared dicts are rebuilt as restored conversations are shared again.
         """
-        state = {name: getattr(self, name) for name in _CONTEXT_SLOTS if name != "hooks"}
+        state = {name: getattr(self, name) for name in _CONTEXT_SLOTS if name not in _UNSAVED}
         state["loads"], state["rr"], state["out"] = {}, {}, []
         return state
 
@@ -77,9 +95,11 @@ class Context:
         """
         values = state[1] if isinstance(state, tuple) else state
         for name, value in values.items():
-            if name != "hooks":
+            if name not in _UNSAVED:
                 object.__setattr__(self, name, value)
         self.loads, self.rr, self.out = {}, {}, []
+        self._shared_attrs = {}
+        self._shared_seqs = {}
         self.hooks = Hooks(self.tracked)
 
     def bind(self, policies: PolicySet) -> None:
@@ -113,6 +133,44 @@ class Context:
             sorted({key for policy in policies.policies for key in policy.when})
         )
         self._policy_cache: dict[tuple[AttrValue, ...], Policy | None] = {}
+
+    def share_attrs(self, attrs: dict[str, AttrValue]) -> dict[str, AttrValue]:
+        """Return the shared dict with the items of `attrs` in their order (`attrs` if it is new).
+
+        The caller gives up `attrs`: once shared it must never be changed in place. A table
+        that reaches `SHARED_MAX` distinct dicts is emptied before the next goes in, so it stays
+        bounded whatever the attributes (the dicts shared until then stay with their holders).
+
+        Args:
+            attrs: A conversation's attributes, freshly built.
+        """
+        key = tuple(attrs.items())
+        table = self._shared_attrs
+        shared = table.get(key)
+        if shared is not None:
+            return shared
+        if len(table) >= SHARED_MAX:
+            table.clear()
+        table[key] = attrs
+        return attrs
+
+    def share_seqs(self, seqs: dict[str, int]) -> dict[str, int]:
+        """Return the shared dict with the items of `seqs` in their order (`seqs` if it is new).
+
+        Like `share_attrs`, for a conversation's last clock number per metric.
+
+        Args:
+            seqs: A conversation's clock numbering, freshly built.
+        """
+        key = tuple(seqs.items())
+        table = self._shared_seqs
+        shared = table.get(key)
+        if shared is not None:
+            return shared
+        if len(table) >= SHARED_MAX:
+            table.clear()
+        table[key] = seqs
+        return seqs
 
     def policy_reads(self, key: str) -> bool:
         """Return whether any policy's `when` reads this attribute.

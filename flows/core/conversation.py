@@ -23,7 +23,7 @@ from typing import Final
 
 from flows.core import families
 from flows.core.calendar import WALL_CLOCK
-from flows.core.clock import Clock
+from flows.core.clock import NO_INSTANT, Clock
 from flows.core.context import Context
 from flows.core.events import (
     ActivityEvent,
@@ -104,8 +104,9 @@ class AttrChange:
         self.old_status = old_status
 
 
-#: The slots of `Conversation`, also the order of its pickled layout (a compiled class has no
-#: `__slots__` to read back).
+#: The fields of `Conversation` (instants by their public names), also the order of its pickled
+#: layout, whose instants are None when there is none (a compiled class has no `__slots__` to
+#: read back).
 _CONVERSATION_SLOTS: Final = (
     "agent",
     "agent_out",
@@ -140,6 +141,11 @@ _CONVERSATION_SLOTS: Final = (
     "surveys",
     "unanswered",
 )
+#: Instants stored as `int` with `NO_INSTANT` in a slot of the same name with a `_` (unboxed
+#: by mypyc); properties of the public names return None for it.
+_INSTANTS: Final = ("scheduled", "unanswered")
+#: The real slots of `Conversation`.
+_SLOTS: Final = tuple(f"_{name}" if name in _INSTANTS else name for name in _CONVERSATION_SLOTS)
 
 
 @mypyc_attr(allow_interpreted_subclasses=True)
@@ -158,11 +164,13 @@ class Conversation:
         ctx: The engine's shared context (its policy file selects the starting policy).
     """
 
-    __slots__ = _CONVERSATION_SLOTS
+    __slots__ = _SLOTS
 
     def __init__(self, conversation_id: str, ctx: Context) -> None:
         self.id = conversation_id
-        self.attrs: dict[str, AttrValue] = {}
+        # Shared with every conversation of equal attributes (`Context.share_attrs`): replaced,
+        # never changed in place (`set_attrs`).
+        self.attrs: dict[str, AttrValue] = ctx.share_attrs({})
         self.policy: Policy | None = ctx.policy_for(self.attrs)
         self.agent: str | None = None
         self.assign_team: str | None = None
@@ -177,15 +185,17 @@ class Conversation:
         # a `reopened` resumes it (a rebuild from a base restores it when a late event undoes
         # that reopen).
         self.res_record: SlaRecord | None = None
-        # Last seq per metric: per cycle, except for CONVERSATION_SCOPED metrics.
-        self.seqs: dict[str, int] = {}
+        # Last seq per metric: per cycle, except for CONVERSATION_SCOPED metrics. Shared like
+        # `attrs` (`Context.share_seqs`).
+        self.seqs: dict[str, int] = ctx.share_seqs({})
         self.first_inbound = False
         self.replied = False
         self.agent_out = False
         self.ca_started = False
         # After a won/lost resolve no cadence runs until lead_status next changes (SPEC §4).
         self.cadence_off = False
-        self.unanswered: int | None = None
+        # Instant of the oldest unanswered customer message of the cycle (`unanswered`).
+        self._unanswered = NO_INSTANT
         self.last_t = -(2**62)
         # Last instant at which a warning or deadline fired: an event at or before it is late,
         # since events of an instant apply before its timers.
@@ -193,7 +203,7 @@ class Conversation:
         # The log holds no event before this instant (it was compacted away).
         self.forgotten_until = -(2**62)
         # Instant of the engine's latest timer entry for this conversation.
-        self.scheduled: int | None = None
+        self._scheduled = NO_INSTANT
         # Events applied so far, in application order (time, then arrival): a late event
         # rebuilds the conversation from `base` (None: a new conversation) replaying it.
         self.log: list[Event] = []
@@ -213,6 +223,26 @@ class Conversation:
         self.recovery: Recovering | None = None
         # The open handle segment (SPEC §4 "Handle time"), None while none is open.
         self.handling: Segment | None = None
+
+    @property
+    def unanswered(self) -> int | None:
+        """Epoch ms UTC of the oldest customer message not answered yet, None when none is."""
+        at = self._unanswered
+        return None if at == NO_INSTANT else at
+
+    @unanswered.setter
+    def unanswered(self, at: int | None) -> None:
+        self._unanswered = NO_INSTANT if at is None else at
+
+    @property
+    def scheduled(self) -> int | None:
+        """Instant of the engine's latest timer entry for this conversation, None if none."""
+        at = self._scheduled
+        return None if at == NO_INSTANT else at
+
+    @scheduled.setter
+    def scheduled(self, at: int | None) -> None:
+        self._scheduled = NO_INSTANT if at is None else at
 
     def __setstate__(self, state: tuple[None, dict[str, object]]) -> None:
         """Restore a pickled conversation; older snapshots lack the newer slots' defaults.
@@ -246,15 +276,14 @@ class Conversation:
     def clone(self) -> Conversation:
         """Return an independent copy of this state, without its log and base.
 
-        The copy shares only immutable objects (policies, targets, calendars, events), so
-        applying events to it leaves this conversation untouched. The engine keeps such a copy
+        The copy shares only immutable objects (policies, targets, calendars, events, and the
+        attribute and numbering dicts, which are replaced rather than changed), so applying
+        events to it leaves this conversation untouched. The engine keeps such a copy
         as the `base` a late event's rebuild starts from once the log before it was forgotten.
         """
         twin = Conversation.__new__(Conversation)
         for name in _COPIED_AS_IS:
             object.__setattr__(twin, name, getattr(self, name))
-        twin.attrs = dict(self.attrs)
-        twin.seqs = dict(self.seqs)
         twin.surveys = None if self.surveys is None else dict(self.surveys)
         clocks = {id(clock): clock.clone() for clock in self.clocks}
         twin.clocks = list(clocks.values())
@@ -266,6 +295,16 @@ class Conversation:
         twin.base = None
         twin.scheduled = None
         return twin
+
+    def share_dicts(self, ctx: Context) -> None:
+        """Hold this conversation's (and its base's) attributes and numbering through `ctx`.
+
+        For conversations restored from a snapshot, whose dicts were unpickled on their own.
+        """
+        self.attrs = ctx.share_attrs(self.attrs)
+        self.seqs = ctx.share_seqs(self.seqs)
+        if self.base is not None:
+            self.base.share_dicts(ctx)
 
     # ------------------------------------------------------------------ records
 
@@ -393,6 +432,28 @@ class Conversation:
             clock.cal = policy.calendar or WALL_CLOCK
         clock.recompute()
 
+    def set_attrs(
+        self, ctx: Context, changes: tuple[tuple[str, AttrValue], ...]
+    ) -> dict[str, AttrValue]:
+        """Set attributes (None removes one) in a new dict, shared through `ctx`, and return it.
+
+        Copy-on-write: `attrs` may be held by other conversations, so it is never changed in
+        place; every change of the attributes goes through here.
+
+        Args:
+            ctx: The shared context holding the table of shared attribute dicts.
+            changes: `(key, value)` pairs applied in order.
+        """
+        attrs = dict(self.attrs)
+        for key, value in changes:
+            if value is None:
+                attrs.pop(key, None)
+            else:
+                attrs[key] = value
+        shared = ctx.share_attrs(attrs)
+        self.attrs = shared
+        return shared
+
     def _should_pause(self, clock: Clock) -> bool:
         """Return whether `clock` must not count time now (SPEC §3 `pause_when`).
 
@@ -438,10 +499,12 @@ class Conversation:
         """
         if metric not in ctx.tracked:
             return None
-        seq = self.seqs.get(metric, 0) + 1
-        self.seqs[metric] = seq
+        seqs = dict(self.seqs)
+        seq = seqs[metric] = seqs.get(metric, 0) + 1
+        self.seqs = ctx.share_seqs(seqs)
         clock = Clock(metric, max(self.cycle, 1), seq, at)
-        clock.fixed_deadline = fixed_deadline
+        if fixed_deadline is not None:
+            clock.fixed_deadline = fixed_deadline
         clock.team = team
         self._bind(clock)
         self.clocks.append(clock)
@@ -799,7 +862,9 @@ class Conversation:
         """
         if self.cycle > 0:
             # Clocks started before the first cycle opened (a promise, say) belong to cycle 1.
-            self.seqs = {m: n for m, n in self.seqs.items() if m in CONVERSATION_SCOPED}
+            self.seqs = ctx.share_seqs(
+                {m: n for m, n in self.seqs.items() if m in CONVERSATION_SCOPED}
+            )
         self.cycle += 1
         self.phase = OPEN
         self.first_inbound = False
@@ -823,7 +888,7 @@ class Conversation:
         old = self.attrs.get("status") or "open"
         if status == old:
             return
-        self.attrs["status"] = status
+        self.set_attrs(ctx, (("status", status),))
         self._reselect(ctx, at)
         self._apply_pauses(ctx, at)
 
@@ -872,7 +937,7 @@ class Conversation:
         if channel == self.channel:
             return
         self.channel = channel
-        self.attrs["channel"] = channel
+        self.set_attrs(ctx, (("channel", channel),))
         if ctx.policy_reads("channel"):
             self._reselect(ctx, at)
             self._apply_pauses(ctx, at)
@@ -975,14 +1040,8 @@ class Conversation:
         old_status = attrs.get("lead_status")
         old_conv_status = attrs.get("status")
         old_handled = attrs.get("handled_by") or "human"
-        team_set = False
-        for key, value in event.attrs:
-            if value is None:
-                attrs.pop(key, None)
-            else:
-                attrs[key] = value
-            if key == "team_id":
-                team_set = True
+        team_set = any(key == "team_id" for key, _ in event.attrs)
+        attrs = self.set_attrs(ctx, event.attrs)
         new_status = attrs.get("lead_status")
         lead_changed = new_status != old_status
         if lead_changed:
@@ -1072,7 +1131,7 @@ class Conversation:
         self._load(ctx, -1)
         self.phase = RESOLVED
         if self.attrs.get("status") == "pending":
-            self.attrs["status"] = "open"
+            self.set_attrs(ctx, (("status", "open"),))
             self._reselect(ctx, at)
         self.unanswered = None
 
@@ -1116,8 +1175,8 @@ class Conversation:
 # Immutable or scalar state a clone shares with its original.
 _COPIED_AS_IS: Final = tuple(
     name
-    for name in _CONVERSATION_SLOTS
-    if name not in ("attrs", "seqs", "surveys", "clocks", "res_clock", "log", "base", "scheduled")
+    for name in _SLOTS
+    if name not in ("surveys", "clocks", "res_clock", "log", "base", "_scheduled")
 )
 
 #: Slot order of the pickled layout `_LAYOUT` (`Conversation.__reduce__`).

@@ -240,6 +240,8 @@ class Engine:
         self.processed_until = max(self.processed_until, watermark)
         if watermark - self._compacted_at >= self.horizon // 24:
             self.compact(watermark - self.horizon)
+        # The caller owns the records now: the engine must not keep a batch alive until the next.
+        ctx.out = []
         return out
 
     def next_due(self) -> int | None:
@@ -328,7 +330,12 @@ class Engine:
             # The log was forgotten while the conversation was quiet (no clock running, so its
             # state has not moved since): a later rebuild starts from this state.
             conv.base = conv.clone()
-        conv.log.append(event)
+        if conv.log:
+            conv.log.append(event)
+        else:
+            # A list made for its first event holds one pointer, where an append to an empty
+            # list reserves four: 24 B per conversation that has seen one event.
+            conv.log = [event]
         if isinstance(event, SurveyEvent) and conv.credit is None and event.action != "not_sent":
             # No resolved cycle to credit (yet: a late resolve rebuilds and credits it).
             self.orphan_surveys += 1

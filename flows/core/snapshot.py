@@ -208,4 +208,6 @@ def load_engine(data: bytes, policies: PolicySet) -> Engine:
         msg = f"snapshot holds {type(engine).__name__}, not an Engine"
         raise TypeError(msg)
     engine.ctx.bind(policies)
+    for conv in engine.conversations.values():
+        conv.share_dicts(engine.ctx)
     return engine
