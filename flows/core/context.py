@@ -10,7 +10,7 @@ engines of a worker.
 
 from __future__ import annotations
 
-from typing import Final
+from typing import Final, TypeVar
 
 from flows.core.events import AttrValue
 from flows.core.families import Hooks, handle
@@ -21,6 +21,26 @@ from flows.core.records import Record
 
 #: At most this many distinct dicts per table of shared dicts (an engine per shard has two).
 SHARED_MAX: Final = 1_024
+
+_V = TypeVar("_V")
+
+
+def _shared(
+    table: dict[tuple[tuple[str, _V], ...], dict[str, _V]], d: dict[str, _V]
+) -> dict[str, _V]:
+    """Return the dict of `table` with the items of `d` in their order, or put `d` in and return it.
+
+    A table that holds `SHARED_MAX` dicts is emptied first, so it stays bounded.
+    """
+    key = tuple(d.items())
+    shared = table.get(key)
+    if shared is not None:
+        return shared
+    if len(table) >= SHARED_MAX:
+        table.clear()
+    table[key] = d
+    return d
+
 
 #: The slots of `Context` (a compiled class has no `__slots__` to read back).
 _CONTEXT_SLOTS: Final = (
@@ -144,15 +164,7 @@ class Context:
         Args:
             attrs: A conversation's attributes, freshly built.
         """
-        key = tuple(attrs.items())
-        table = self._shared_attrs
-        shared = table.get(key)
-        if shared is not None:
-            return shared
-        if len(table) >= SHARED_MAX:
-            table.clear()
-        table[key] = attrs
-        return attrs
+        return _shared(self._shared_attrs, attrs)
 
     def share_seqs(self, seqs: dict[str, int]) -> dict[str, int]:
         """Return the shared dict with the items of `seqs` in their order (`seqs` if it is new).
@@ -162,15 +174,7 @@ class Context:
         Args:
             seqs: A conversation's clock numbering, freshly built.
         """
-        key = tuple(seqs.items())
-        table = self._shared_seqs
-        shared = table.get(key)
-        if shared is not None:
-            return shared
-        if len(table) >= SHARED_MAX:
-            table.clear()
-        table[key] = seqs
-        return seqs
+        return _shared(self._shared_seqs, seqs)
 
     def policy_reads(self, key: str) -> bool:
         """Return whether any policy's `when` reads this attribute.
