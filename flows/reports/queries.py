@@ -311,9 +311,10 @@ WALLBOARD: Final = (
             "state",
             "seconds_left",
         ),
-        # QuestDB 9.3 sorts `ORDER BY <expression of now()>, ... LIMIT n` wrongly (the top-n
-        # sort drops rows); sorting the rows of a sub-query is right.
-        "SELECT * FROM (\n"  # noqa: S608 (built from constants only)
+        # QuestDB 9.3.4's top-n sort (`ORDER BY <computed column>, ... LIMIT n`, even over a
+        # sub-query and with a constant in place of now()) drops rows: the sort runs in a
+        # sub-query of its own, without a limit, and the outer query only cuts it.
+        "SELECT * FROM (SELECT * FROM (\n"  # noqa: S608 (built from constants only)
         "  SELECT conversation_id, metric, agent_id, team_id, priority, channel,\n"
         "         CASE WHEN status = 'paused' THEN 'paused'\n"
         "              WHEN breached THEN 'breached' ELSE 'running' END AS state,\n"
@@ -323,7 +324,7 @@ WALLBOARD: Final = (
         "  WHERE open AND (deadline_at IS NOT NULL OR status = 'paused')\n"
         "    AND (NOT breached OR deadline_at >= dateadd('h', -1, now()))\n"
         f"    AND {_CHANNEL}\n"
-        ")\nORDER BY seconds_left, conversation_id, metric\nLIMIT 100",
+        ")\nORDER BY seconds_left, conversation_id, metric)\nLIMIT 100",
         "Running clocks, most urgent first (breached in the last hour on top); a paused one "
         "shows what is left of its target.",
         "s",
@@ -412,8 +413,8 @@ WALLBOARD: Final = (
             "state",
             "seconds_left",
         ),
-        # Sorted in the outer query, as `running_clocks` (QuestDB 9.3's top-n sort on now()).
-        "SELECT * FROM (\n"  # noqa: S608 (built from constants only)
+        # Sorted in a sub-query and cut outside it, as `running_clocks` (QuestDB's top-n sort).
+        "SELECT * FROM (SELECT * FROM (\n"  # noqa: S608 (built from constants only)
         "  SELECT team_id, conversation_id, seq AS stint, agent_id, priority, channel,\n"
         "         CASE WHEN status = 'paused' THEN 'paused'\n"
         "              WHEN breached THEN 'breached'\n"
@@ -422,7 +423,7 @@ WALLBOARD: Final = (
         "              ELSE (deadline_at - now()) / 1000000.0 END AS seconds_left\n"
         "  FROM {clocks}\n"
         f"  WHERE open AND {_STINT} AND {_CHANNEL}\n"
-        ")\nORDER BY seconds_left, team_id, conversation_id\nLIMIT 100",
+        ")\nORDER BY seconds_left, team_id, conversation_id)\nLIMIT 100",
         "Every team stint running now: the owning team, the conversation, which stint of the"
         " cycle it is, and the time left of the team's OLA (negative once breached; a paused"
         " one shows what is left of its target).",
