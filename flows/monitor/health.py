@@ -28,7 +28,7 @@ from typing import Any
 from bytewax.outputs import StatelessSinkPartition
 
 from flows.connectors.questdb.sink import QuestDBItem, QuestDBSink
-from flows.connectors.questdb.writer import Heartbeat, WriterStats
+from flows.connectors.questdb.status import Heartbeat, WriterStats
 from flows.exceptions import SlawatchError
 from flows.wallclock import now_ms
 

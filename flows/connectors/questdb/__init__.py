@@ -14,7 +14,8 @@ from flows.connectors.questdb.schema import (
     create_table_statements,
 )
 from flows.connectors.questdb.spill import SpillFullError
-from flows.connectors.questdb.writer import Heartbeat, QuestDBWriter, WriterStats
+from flows.connectors.questdb.status import Heartbeat, WriterStats
+from flows.connectors.questdb.writer import QuestDBWriter
 
 __all__ = [
     "DEFAULT_PREFIX",

@@ -24,7 +24,8 @@ from typing import Any
 from bytewax.outputs import DynamicSink, StatelessSinkPartition
 
 from flows.connectors.questdb.spill import spill_folders
-from flows.connectors.questdb.writer import Heartbeat, QuestDBWriter
+from flows.connectors.questdb.status import Heartbeat
+from flows.connectors.questdb.writer import QuestDBWriter
 from flows.core.records import Record
 from flows.exceptions import ConnectorError
 from flows.wallclock import now_ms
