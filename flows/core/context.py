@@ -98,12 +98,15 @@ class Context:
     def __getstate__(self) -> dict[str, object]:
         """Return the state to snapshot, without the state shared with other engines.
 
-        Agent loads, round-robin positions and the output list belong to the worker (its shards
-        share them); a restored engine counts its own conversations into the worker's again. The
-        tables of shared dicts are rebuilt as restored conversations are shared again.
+        Agent loads and the output list belong to the worker (its shards share them); a
+        restored engine counts its own conversations into the worker's again. Its round-robin
+        positions are kept, for `Engine.share_loads` to merge into the worker's. The tables of
+        shared dicts are rebuilt as restored conversations are shared again.
         """
         state = {name: getattr(self, name) for name in _CONTEXT_SLOTS if name not in _UNSAVED}
-        state["loads"], state["rr"], state["out"] = {}, {}, []
+        # The round-robin positions are kept (`Engine.share_loads` merges them into the
+        # worker's): a restart must hand the next conversation to the agent it would have.
+        state["loads"], state["rr"], state["out"] = {}, dict(self.rr), []
         return state
 
     def __setstate__(self, state: dict[str, object] | tuple[None, dict[str, object]]) -> None:
@@ -117,7 +120,9 @@ class Context:
         for name, value in values.items():
             if name not in _UNSAVED:
                 object.__setattr__(self, name, value)
-        self.loads, self.rr, self.out = {}, {}, []
+        rr = values.get("rr")
+        self.loads, self.out = {}, []
+        self.rr = dict(rr) if isinstance(rr, dict) else {}
         self._shared_attrs = {}
         self._shared_seqs = {}
         self.hooks = Hooks(self.tracked)

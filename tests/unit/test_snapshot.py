@@ -143,6 +143,24 @@ def _records_after(events: list[Event], cut: int, *, restore: bool) -> list[byte
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(scenario, st.integers(0, 2**32), st.floats(0.0, 1.0))
+# The round-robin position was not in the snapshot: after a restore, a breach reassigned to
+# the team's first agent instead of the next one (CI found it).
+@example(
+    [
+        [
+            ("inbound", 1),
+            ("hot", 1),
+            ("team_l1", 1),
+            ("resolved", 14400),
+            ("inbound", 1),
+            ("inbound", 1),
+            ("inbound", 1),
+            ("inbound", 480),
+        ]
+    ],
+    0,
+    0.5,
+)
 # A team stint restored after the 25th event came back unmeasured: its clock held the team's
 # own target, which the snapshot did not reference.
 @example(
